@@ -1,0 +1,1 @@
+"""Temporal activities: adapters over ``core`` with idempotency, heartbeats and error mapping."""

@@ -1,0 +1,107 @@
+"""RFC 9457 problem+json responses and the exception handlers that produce them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import problem_type
+
+log = structlog.get_logger(__name__)
+MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """Raise from a route to answer with a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        slug: str | None = None,
+        errors: Sequence[dict[str, str]] = (),
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.slug = slug or HTTPStatus(status).phrase.lower().replace(" ", "-")
+        self.errors = list(errors)
+        self.headers = headers
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    errors: Sequence[dict[str, str]] = (),
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """A problem+json response."""
+    body: dict[str, Any] = {
+        "type": problem_type(slug or HTTPStatus(status).phrase.lower().replace(" ", "-")),
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = list(errors)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def field_name(loc: Sequence[int | str]) -> str:
+    """``("body", "tools", 0, "name")`` → ``"tools[0].name"``."""
+    parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else list(loc)
+    name = ""
+    for part in parts:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        elif part in ("function-after[_names_to_specs()]",):
+            continue
+        else:
+            name += ("." if name else "") + str(part)
+    if loc and loc[0] in ("query", "header") and name:
+        return name
+    return name or (str(loc[0]) if loc else "body")
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    items = []
+    for error in exc.errors():
+        message = str(error.get("msg", "invalid"))
+        if message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        items.append({"field": field_name(error.get("loc", ())), "message": message})
+    return items
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error of ``app`` with problem+json."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
+        return problem_response(exc.status, exc.detail, slug=exc.slug, errors=exc.errors, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _validation_errors(exc)
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        return problem_response(422, f"invalid request — {detail}", slug="validation-error", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return problem_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", path=request.url.path)
+        return problem_response(500, "internal error; the request was logged", slug="internal-error")

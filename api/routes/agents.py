@@ -1,0 +1,77 @@
+"""``/v1/agents``: create and read versioned agents."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from api.deps import Principal, SessionDep, require
+from api.problems import ProblemError
+from api.schemas import AgentPublic, Page
+from core.agents import AgentConfig
+from core.db.models import Agent, AgentVersion
+from core.db.repos import AgentRepository, CursorError
+
+router = APIRouter(prefix="/v1/agents", tags=["agents"])
+
+
+def agent_public(agent: Agent, version: AgentVersion) -> AgentPublic:
+    """The public view of an agent at ``version``."""
+    config = AgentConfig.model_validate(version.config)
+    return AgentPublic(
+        id=agent.id,
+        version=version.version,
+        name=config.name,
+        instructions=config.instructions,
+        model=config.model,
+        tools=config.tools,
+        memory=config.memory,
+        created_at=agent.created_at,
+        updated_at=agent.updated_at,
+    )
+
+
+@router.post("", status_code=201, response_model=AgentPublic)
+async def create_agent(
+    body: AgentConfig, session: SessionDep, principal: Annotated[Principal, Depends(require("agents:write"))]
+) -> AgentPublic:
+    """Create an agent at version 1."""
+    agent, version = await AgentRepository(session, principal.tenant_id).create(body)
+    return agent_public(agent, version)
+
+
+@router.get("", response_model=Page[AgentPublic])
+async def list_agents(
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("agents:read"))],
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[AgentPublic]:
+    """Agents of the caller's tenant, newest first."""
+    repo = AgentRepository(session, principal.tenant_id)
+    try:
+        agents, next_cursor = await repo.list(limit=limit, cursor=cursor)
+    except CursorError as exc:
+        raise ProblemError(
+            422, str(exc), slug="validation-error", errors=[{"field": "cursor", "message": str(exc)}]
+        ) from exc
+    items = []
+    for agent in agents:
+        version = await repo.get_version(agent.id, agent.version)
+        if version is not None:
+            items.append(agent_public(agent, version))
+    return Page(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{agent_id}", response_model=AgentPublic)
+async def get_agent(
+    agent_id: str, session: SessionDep, principal: Annotated[Principal, Depends(require("agents:read"))]
+) -> AgentPublic:
+    """One agent at its current version."""
+    repo = AgentRepository(session, principal.tenant_id)
+    agent = await repo.get(agent_id)
+    version = await repo.get_version(agent_id, agent.version) if agent else None
+    if agent is None or version is None:
+        raise ProblemError(404, f"agent {agent_id} not found", slug="not-found")
+    return agent_public(agent, version)

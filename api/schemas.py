@@ -1,0 +1,103 @@
+"""Request and response bodies of the public API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core.agents import MemorySpec, ModelSpec, ToolSpec
+
+T = TypeVar("T")
+MAX_INPUT_CHARS = 200_000
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a list."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class AgentPublic(BaseModel):
+    """An agent at its current version."""
+
+    id: str
+    version: int
+    name: str
+    instructions: str
+    model: ModelSpec
+    tools: list[ToolSpec]
+    memory: MemorySpec
+    created_at: datetime
+    updated_at: datetime
+
+
+class RunCreate(BaseModel):
+    """``POST /v1/agents/{id}/runs``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
+    thread_id: str | None = Field(default=None, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$")
+    subject: str | None = Field(default=None, min_length=1, max_length=200)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _small(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(value) > 50 or len(str(value)) > 8_000:
+            raise ValueError("at most 50 keys and 8000 characters")
+        return value
+
+
+class StepPublic(BaseModel):
+    """One step of a run."""
+
+    id: str
+    kind: str
+    name: str
+    status: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    attempts: int
+    input: Any
+    output: Any
+    error: dict[str, Any] | None
+
+
+class UsagePublic(BaseModel):
+    """Tokens and cost."""
+
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class TemporalLink(BaseModel):
+    """Where the run lives in Temporal."""
+
+    workflow_id: str
+    run_id: str | None
+    ui_url: str
+
+
+class RunPublic(BaseModel):
+    """An agent run."""
+
+    id: str
+    agent_id: str
+    agent_version: int
+    thread_id: str
+    status: str
+    input: str
+    output: str | None
+    steps: list[StepPublic]
+    usage: UsagePublic
+    error: dict[str, Any] | None
+    subject: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    temporal: TemporalLink

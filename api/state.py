@@ -1,0 +1,23 @@
+"""Process-wide resources of the API, created in the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+from temporalio.client import Client
+
+from core.settings import Settings
+
+
+@dataclass
+class AppState:
+    """Everything a request may need, built once at startup."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    temporal: Client
+    redis: Redis

@@ -1,0 +1,1 @@
+"""The ``aimpact`` command line."""

@@ -1,0 +1,5 @@
+"""``python -m cli`` runs the ``aimpact`` command."""
+
+from cli.main import app
+
+app()

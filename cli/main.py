@@ -1,0 +1,138 @@
+"""``aimpact``: up | api | worker | migrate | seed."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from core.seed import SeedResult, credentials_file, stored_credentials
+from core.settings import Settings
+from core.telemetry.logging import configure_logging
+
+app = typer.Typer(help="AImPact: durable, multi-tenant AI agents on Temporal.", no_args_is_help=True)
+console = Console()
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, or a clear error and exit code 2."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        console.print("[bold red]Invalid configuration:[/]")
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"])
+            console.print(f"  AIMPACT_{field.upper()}: {error['msg']}")
+        raise typer.Exit(2) from None
+    fmt = settings.log_format if not sys.stderr.isatty() else "console"
+    configure_logging(fmt=fmt, level=settings.log_level)
+    return settings
+
+
+@app.command()
+def up() -> None:
+    """Start PostgreSQL, Redis, Temporal, the workers and the API; Ctrl-C stops all."""
+    from workers.embedded.supervisor import Supervisor
+
+    settings = load_settings()
+    code = Supervisor(settings, on_ready=print_ready_table).run()
+    raise typer.Exit(code)
+
+
+def print_ready_table(settings: Settings, seeded: SeedResult | None) -> None:
+    """Print where everything is and how to start a first run."""
+    creds = seeded or stored_credentials(settings)
+    table = Table(title="AImPact is up", show_header=False, title_style="bold green")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("API", settings.api_url)
+    table.add_row("API docs", f"{settings.api_url}/docs")
+    table.add_row("Temporal UI", settings.temporal_ui_base)
+    table.add_row("State", str(settings.home))
+    table.add_row("Logs", str(settings.home / "logs"))
+    if creds:
+        table.add_row("Platform admin", creds.admin_email)
+        table.add_row(
+            "Password",
+            creds.admin_password if seeded and creds.admin_password else f"see {credentials_file(settings)}",
+        )
+        table.add_row("Demo tenant", creds.tenant_id)
+        table.add_row("Demo agent", creds.agent_id)
+        table.add_row("API key", creds.api_key or f"see {credentials_file(settings)}")
+    console.print(table)
+    if creds and creds.api_key:
+        console.print("Start a demo run:")
+        console.print(
+            f"  curl -s -X POST {settings.api_url}/v1/agents/{creds.agent_id}/runs "
+            f"-H 'Authorization: Bearer {creds.api_key}' -H 'Content-Type: application/json' "
+            '-d \'{"input": "What is 12 * (3 + 4)?"}\'',
+            soft_wrap=True,
+        )
+        console.print(
+            f"Then: curl -s {settings.api_url}/v1/runs/<id> -H 'Authorization: Bearer {creds.api_key}'", soft_wrap=True
+        )
+    console.print("Press Ctrl-C to stop.")
+
+
+@app.command()
+def api() -> None:
+    """Serve the HTTP API (uvicorn)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = load_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def worker(queue: Annotated[str, typer.Option(help="Task queue to serve.")] = "agents") -> None:
+    """Run the worker of one task queue."""
+    from workers.agent_worker import run_worker
+
+    settings = load_settings()
+    if queue != "agents":
+        console.print(f"[red]unknown task queue {queue!r}[/]")
+        raise typer.Exit(2)
+    asyncio.run(run_worker(settings, settings.agents_task_queue))
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    from core.db.migrate import upgrade
+
+    settings = load_settings()
+    upgrade(settings.database_target)
+    console.print("migrations applied")
+
+
+@app.command()
+def seed() -> None:
+    """Seed the platform admin, demo tenant and demo agent on an empty database."""
+    from core.db.engine import make_engine
+    from core.seed import seed_if_empty
+
+    settings = load_settings()
+
+    async def _run() -> SeedResult | None:
+        engine = make_engine(settings.database_target, pool_size=2)
+        try:
+            return await seed_if_empty(engine, settings)
+        finally:
+            await engine.dispose()
+
+    result = asyncio.run(_run())
+    console.print("seeded" if result else "already seeded; nothing to do")

@@ -1,0 +1,101 @@
+"""Agent configuration: the validated shape of one agent version."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core.contracts.agent_run import ToolBinding
+from core.contracts.llm import ModelConfig
+from core.llm.base import AVAILABLE_PROVIDERS
+from core.tools.builtin import BUILTIN_TOOL_NAMES
+
+
+class ModelSpec(BaseModel):
+    """``model`` of an agent: provider, model name, endpoint, secret reference, params."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Literal["local", "openai", "anthropic"] = "local"
+    name: str = Field(default="local-echo", min_length=1, max_length=200)
+    base_url: str | None = Field(default=None, max_length=2000)
+    api_key_secret: str | None = Field(default=None, max_length=200)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("provider")
+    @classmethod
+    def _available(cls, value: str) -> str:
+        if value not in AVAILABLE_PROVIDERS:
+            raise ValueError(
+                f"provider {value!r} is not enabled on this server; available: {sorted(AVAILABLE_PROVIDERS)}"
+            )
+        return value
+
+    def to_contract(self) -> ModelConfig:
+        """The workflow-side model configuration (secret by reference only)."""
+        return ModelConfig(
+            provider=self.provider,
+            name=self.name,
+            base_url=self.base_url,
+            api_key_secret=self.api_key_secret,
+            params=dict(self.params),
+        )
+
+
+class ToolSpec(BaseModel):
+    """A tool attached to an agent with its options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    requires_approval: bool = False
+    approval_timeout_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    timeout_s: float | None = Field(default=None, gt=0, le=3600)
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in BUILTIN_TOOL_NAMES:
+            raise ValueError(f"unknown tool {value!r}; available: {sorted(BUILTIN_TOOL_NAMES)}")
+        return value
+
+    def to_contract(self) -> ToolBinding:
+        """The workflow-side binding."""
+        return ToolBinding(**self.model_dump())
+
+
+class MemorySpec(BaseModel):
+    """``memory`` of an agent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+
+
+class AgentConfig(BaseModel):
+    """Everything that defines one agent version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    instructions: str = Field(default="", max_length=50_000)
+    model: ModelSpec = Field(default_factory=ModelSpec)
+    tools: list[ToolSpec] = Field(default_factory=list, max_length=64)
+    memory: MemorySpec = Field(default_factory=MemorySpec)
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _names_to_specs(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": item} if isinstance(item, str) else item for item in value]
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _unique(cls, value: list[ToolSpec]) -> list[ToolSpec]:
+        names = [t.name for t in value]
+        if len(names) != len(set(names)):
+            raise ValueError("each tool may appear once")
+        return value

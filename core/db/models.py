@@ -1,0 +1,151 @@
+"""SQLModel tables. Every tenant-owned row carries ``tenant_id``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, UniqueConstraint, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _ts(**kw: Any) -> Any:
+    """A timestamp column defaulting to now, in Python and in the database."""
+    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), server_default=func.now(), **kw))
+
+
+class Tenant(SQLModel, table=True):
+    """An isolated customer of the platform."""
+
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    quotas: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonType, nullable=False))
+    created_at: datetime = _ts(nullable=False)
+
+
+class User(SQLModel, table=True):
+    """A person who signs in; platform admins have no tenant."""
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str | None = Field(default=None, foreign_key="tenant.id", index=True, max_length=40)
+    email: str = Field(max_length=320, unique=True)
+    password_hash: str
+    role: str = Field(max_length=20)
+    is_platform_admin: bool = False
+    created_at: datetime = _ts(nullable=False)
+
+
+class ApiKey(SQLModel, table=True):
+    """A service credential; only the SHA-256 of the key is stored."""
+
+    __tablename__ = "api_key"
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    user_id: str | None = Field(default=None, foreign_key="user.id", max_length=40)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=20)
+    prefix: str = Field(max_length=24)
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _ts(nullable=False)
+    last_used_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class Agent(SQLModel, table=True):
+    """An agent; its configuration lives in immutable ``agent_version`` rows."""
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    name: str = Field(max_length=200)
+    version: int = 1
+    deleted_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class AgentVersion(SQLModel, table=True):
+    """One immutable configuration of an agent."""
+
+    __tablename__ = "agent_version"
+    __table_args__ = (UniqueConstraint("agent_id", "version"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    agent_id: str = Field(foreign_key="agent.id", max_length=40)
+    version: int
+    config: dict[str, Any] = Field(sa_column=Column(JsonType, nullable=False))
+    created_at: datetime = _ts(nullable=False)
+
+
+class Run(SQLModel, table=True):
+    """Read projection of an agent run, written by the workers."""
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_run_tenant_created", "tenant_id", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
+    agent_id: str = Field(foreign_key="agent.id", index=True, max_length=40)
+    agent_version: int
+    thread_id: str = Field(max_length=40)
+    status: str = Field(max_length=24, index=True)
+    input: str
+    output: str | None = None
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    subject: str | None = Field(default=None, max_length=200)
+    metadata_: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JsonType, nullable=False))
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    workflow_id: str = Field(max_length=200)
+    workflow_run_id: str | None = Field(default=None, max_length=64)
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class RunStep(SQLModel, table=True):
+    """One step of a run; ``(run_id, step_id)`` is unique, so retried writes upsert."""
+
+    __tablename__ = "run_step"
+    __table_args__ = (UniqueConstraint("run_id", "step_id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    run_id: str = Field(foreign_key="run.id", max_length=40)
+    step_id: str = Field(max_length=40)
+    seq: int
+    kind: str = Field(max_length=16)
+    name: str = Field(max_length=200)
+    status: str = Field(max_length=24)
+    attempts: int = 1
+    input: Any = Field(default=None, sa_column=Column(JsonType))
+    output: Any = Field(default=None, sa_column=Column(JsonType))
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    started_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class StepEffect(SQLModel, table=True):
+    """Ledger of side effects keyed by workflow id + step id: each key is applied once."""
+
+    __tablename__ = "step_effect"
+
+    key: str = Field(primary_key=True, max_length=300)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    result: Any = Field(default=None, sa_column=Column(JsonType))
+    created_at: datetime = _ts(nullable=False)

@@ -1,0 +1,130 @@
+"""The read projection of runs, written by workers; every write is idempotent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db.models import AgentVersion, Run, RunStep, StepEffect, utcnow
+
+_run = Run.__table__  # type: ignore[attr-defined]
+_step = RunStep.__table__  # type: ignore[attr-defined]
+_version = AgentVersion.__table__  # type: ignore[attr-defined]
+_effect = StepEffect.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class StepRecord:
+    """A step's state as written to ``run_step``."""
+
+    step_id: str
+    seq: int
+    kind: str
+    name: str
+    status: str
+    attempts: int = 1
+    input: Any = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+
+
+@dataclass
+class LoadedRun:
+    """What a worker needs to drive a run: its input and the agent version config."""
+
+    input: str
+    config: dict[str, Any]
+
+
+class RunProjection:
+    """Writes run and step state for ``GET /v1/runs`` to read."""
+
+    def __init__(self, engine: AsyncEngine):
+        self._engine = engine
+
+    async def begin(
+        self, tenant_id: str, run_id: str, agent_id: str, version: int, workflow_run_id: str
+    ) -> LoadedRun | None:
+        """Mark the run running and load its input and agent config; ``None`` if absent."""
+        async with self._engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(_run)
+                    .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id)
+                    .values(status="running", workflow_run_id=workflow_run_id, updated_at=utcnow())
+                    .returning(_run.c.input)
+                )
+            ).first()
+            if row is None:
+                return None
+            config = (
+                await conn.execute(
+                    select(_version.c.config).where(
+                        _version.c.tenant_id == tenant_id,
+                        _version.c.agent_id == agent_id,
+                        _version.c.version == version,
+                    )
+                )
+            ).scalar_one_or_none()
+            if config is None:
+                return None
+            return LoadedRun(input=row.input, config=config)
+
+    async def record_step(self, tenant_id: str, run_id: str, step: StepRecord) -> None:
+        """Insert or update one step (keyed by run and step id)."""
+        values = {k: v for k, v in step.__dict__.items()}
+        statement = insert(_step).values(tenant_id=tenant_id, run_id=run_id, **values)
+        changed = {k: statement.excluded[k] for k in values if k not in ("step_id", "started_at")}
+        statement = statement.on_conflict_do_update(index_elements=["run_id", "step_id"], set_=changed)
+        async with self._engine.begin() as conn:
+            await conn.execute(statement)
+
+    async def finish(
+        self,
+        tenant_id: str,
+        run_id: str,
+        *,
+        status: str,
+        output: str | None,
+        error: dict[str, Any] | None,
+        input_tokens: int,
+        output_tokens: int,
+        cost_usd: float,
+    ) -> None:
+        """Write the run's final status, output or error, and usage."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(_run)
+                .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id)
+                .values(
+                    status=status,
+                    output=output,
+                    error=error,
+                    input_tokens=input_tokens,
+                    output_tokens=output_tokens,
+                    cost_usd=cost_usd,
+                    updated_at=utcnow(),
+                )
+            )
+
+    async def recorded_effect(self, key: str) -> tuple[bool, Any]:
+        """Whether the side effect ``key`` was already applied, and its stored result."""
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(_effect.c.result).where(_effect.c.key == key))).first()
+        return (row is not None, row.result if row else None)
+
+    async def record_effect(self, tenant_id: str, key: str, result: Any) -> None:
+        """Store the result of side effect ``key`` (first write wins)."""
+        statement = insert(_effect).values(key=key, tenant_id=tenant_id, result=result)
+        async with self._engine.begin() as conn:
+            await conn.execute(statement.on_conflict_do_nothing(index_elements=["key"]))

@@ -1,0 +1,72 @@
+"""The ``local`` provider: a deterministic offline stand-in for a language model.
+
+It is *not* a language model. It follows fixed rules so that demos, tests and
+benchmarks exercise the whole agent loop (tool calls, tool results, token
+accounting) without a network or model weights:
+
+* the latest user message contains arithmetic and ``calculator`` is offered
+  → it calls ``calculator`` with the expression;
+* it asks for the time or date and ``current_time`` is offered → it calls it;
+* after tool results → it answers with them;
+* otherwise → it answers ``"You said: <message>"``.
+
+``model.params.latency_ms`` adds a fixed delay per call (to simulate a slow model).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from core.contracts.llm import ChatMessage, LlmRequest, LlmResponse, ToolCall, Usage
+from core.llm.tokens import count_tokens
+
+_ARITHMETIC = re.compile(r"[-+(]*\d[\d.\s]*(?:[-+*/%^]+[\s(]*[-+]?\d[\d.\s]*\)*)+")
+_TIME_WORDS = re.compile(r"\b(time|date|today|clock)\b", re.IGNORECASE)
+
+
+class LocalProvider:
+    """Rule-based offline provider; see the module docstring for its rules."""
+
+    name = "local"
+
+    async def complete(self, request: LlmRequest) -> LlmResponse:
+        """Answer by the fixed rules, with token counts of the prompt and reply."""
+        latency_ms = float(request.model.params.get("latency_ms", 0) or 0)
+        if latency_ms > 0:
+            await asyncio.sleep(latency_ms / 1000)
+        response = self._decide(request)
+        prompt = " ".join(m.content for m in request.messages)
+        response.usage = Usage(
+            input_tokens=count_tokens(prompt),
+            output_tokens=count_tokens(response.content)
+            + sum(count_tokens(str(c.arguments)) for c in response.tool_calls),
+        )
+        return response
+
+    def _decide(self, request: LlmRequest) -> LlmResponse:
+        offered = {t.name for t in request.tools}
+        turn = _current_turn(request.messages)
+        results = [m for m in turn if m.role == "tool"]
+        if results:
+            summary = "; ".join(f"{m.name}: {m.content}" for m in results)
+            return LlmResponse(content=f"Result — {summary}")
+        question = next((m.content for m in reversed(turn) if m.role == "user"), "")
+        calls: list[ToolCall] = []
+        match = _ARITHMETIC.search(question)
+        if match and "calculator" in offered:
+            expression = match.group(0).strip().replace("^", "**")
+            calls.append(ToolCall(id=f"call_{len(turn)}_0", name="calculator", arguments={"expression": expression}))
+        if _TIME_WORDS.search(question) and "current_time" in offered:
+            calls.append(ToolCall(id=f"call_{len(turn)}_{len(calls)}", name="current_time", arguments={}))
+        if calls:
+            return LlmResponse(tool_calls=calls, finish_reason="tool_calls")
+        return LlmResponse(content=f"You said: {question}")
+
+
+def _current_turn(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """Messages after (and including) the latest user message."""
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].role == "user":
+            return messages[index:]
+    return []

@@ -1,0 +1,26 @@
+"""Prometheus metrics. Labels stay bounded: no ids, no user input."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+HTTP_REQUESTS = Counter(
+    "aimpact_http_requests_total", "HTTP requests by route template and status class.", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "aimpact_http_request_duration_seconds",
+    "HTTP request latency by route template.",
+    ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RUNS_STARTED = Counter("aimpact_runs_started_total", "Agent runs started through the API.")
+RUNS_FINISHED = Counter("aimpact_runs_finished_total", "Agent runs that reached a final status.", ["status"])
+RUN_DURATION = Histogram(
+    "aimpact_run_duration_seconds",
+    "Wall time from run start to final status.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+ACTIVITY_LATENCY = Histogram(
+    "aimpact_activity_duration_seconds", "Activity execution time by activity type.", ["activity", "outcome"]
+)
+LLM_TOKENS = Counter("aimpact_llm_tokens_total", "LLM tokens by provider and direction.", ["provider", "direction"])

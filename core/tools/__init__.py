@@ -1,0 +1,1 @@
+"""Tools an agent can call, each with JSON-schema parameters."""

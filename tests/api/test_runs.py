@@ -1,0 +1,94 @@
+"""End to end over HTTP: agent → run → completed, idempotency, listing, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.conftest import TenantCtx
+from tests.helpers import create_agent, wait_run
+
+
+async def test_run_completes_with_tool_step_and_answer(tenant: TenantCtx) -> None:
+    agent = await create_agent(tenant.http)
+    response = await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "What is 12 * (3 + 4)?"})
+    assert response.status_code == 202
+    started = response.json()
+    assert started["status"] in {"queued", "running"}
+    assert started["temporal"]["workflow_id"] == f"{tenant.id}:run:{started['id']}"
+
+    run = await wait_run(tenant.http, started["id"])
+
+    assert run["status"] == "completed", run
+    assert [(s["id"], s["kind"], s["name"], s["status"]) for s in run["steps"]] == [
+        ("s1", "llm", "local:local-echo", "completed"),
+        ("s2", "tool", "calculator", "completed"),
+        ("s3", "llm", "local:local-echo", "completed"),
+    ]
+    assert run["steps"][1]["input"] == {"expression": "12 * (3 + 4)"}
+    assert run["steps"][1]["output"] == {"expression": "12 * (3 + 4)", "value": 84}
+    assert run["output"] == "Result — calculator: 84"
+    assert run["usage"]["input_tokens"] > 0
+    assert run["usage"]["output_tokens"] > 0
+    assert run["temporal"]["run_id"]
+    assert run["temporal"]["ui_url"].endswith(f"/{run['temporal']['run_id']}/history")
+
+
+async def test_run_without_tools_answers_directly(tenant: TenantCtx) -> None:
+    agent = await create_agent(tenant.http, tools=[])
+    started = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "hello there"})).json()
+    run = await wait_run(tenant.http, started["id"])
+    assert run["status"] == "completed"
+    assert run["output"] == "You said: hello there"
+    assert [s["kind"] for s in run["steps"]] == ["llm"]
+
+
+async def test_idempotency_key_returns_the_same_run(tenant: TenantCtx) -> None:
+    agent = await create_agent(tenant.http)
+    url = f"/v1/agents/{agent['id']}/runs"
+    headers = {"Idempotency-Key": "order-42"}
+    first, second = await asyncio.gather(
+        tenant.http.post(url, json={"input": "1+1"}, headers=headers),
+        tenant.http.post(url, json={"input": "1+1"}, headers=headers),
+    )
+    third = await tenant.http.post(url, json={"input": "1+1"}, headers=headers)
+    assert first.status_code == second.status_code == third.status_code == 202
+    assert first.json()["id"] == second.json()["id"] == third.json()["id"]
+    await wait_run(tenant.http, first.json()["id"])
+    listed = (await tenant.http.get("/v1/runs", params={"agent_id": agent["id"]})).json()
+    assert [r["id"] for r in listed["items"]] == [first.json()["id"]]
+
+
+async def test_list_runs_filters_and_paginates(tenant: TenantCtx) -> None:
+    agent = await create_agent(tenant.http)
+    ids = []
+    for n in range(3):
+        started = await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": f"{n} + 1"})
+        ids.append(started.json()["id"])
+    for run_id in ids:
+        await wait_run(tenant.http, run_id)
+
+    page1 = (await tenant.http.get("/v1/runs", params={"limit": 2})).json()
+    page2 = (await tenant.http.get("/v1/runs", params={"limit": 2, "cursor": page1["next_cursor"]})).json()
+    assert [r["id"] for r in page1["items"] + page2["items"]] == list(reversed(ids))
+    assert page2["next_cursor"] is None
+    completed = (await tenant.http.get("/v1/runs", params={"status": "completed"})).json()
+    assert len(completed["items"]) == 3
+    assert all(len(r["steps"]) == 3 for r in completed["items"])
+    assert (await tenant.http.get("/v1/runs", params={"status": "failed"})).json()["items"] == []
+
+
+async def test_other_tenants_objects_answer_404(tenant: TenantCtx, other_tenant: TenantCtx) -> None:
+    agent = await create_agent(tenant.http)
+    run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "2+2"})).json()
+
+    for kind, object_id in (("agents", agent["id"]), ("runs", run["id"])):
+        response = await other_tenant.http.get(f"/v1/{kind}/{object_id}")
+        absent = await other_tenant.http.get(f"/v1/{kind}/{object_id[:4]}doesnotexist")
+        assert response.status_code == absent.status_code == 404
+        assert response.text.replace(object_id, "X") == absent.text.replace(f"{object_id[:4]}doesnotexist", "X")
+        assert tenant.id not in response.text
+    start = await other_tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "2+2"})
+    assert start.status_code == 404
+    assert (await other_tenant.http.get("/v1/runs")).json()["items"] == []
+    assert (await other_tenant.http.get("/v1/agents")).json()["items"] == []
+    await wait_run(tenant.http, run["id"])

@@ -1,0 +1,1 @@
+"""Composition root: builds clients, activities and workers; launches embedded services."""

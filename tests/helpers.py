@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
+from temporalio.client import Client
+
+HISTORIES = Path(__file__).parent / "replay" / "histories"
 
 FINAL = {"completed", "failed", "cancelled"}
 
@@ -37,3 +42,12 @@ async def wait_run(http: httpx.AsyncClient, run_id: str, timeout_s: float = 60) 
             return run
         await asyncio.sleep(0.1)
     raise AssertionError(f"run {run_id} not final after {timeout_s}s: {run['status']}")
+
+
+async def record_history(client: Client, workflow_id: str, name: str) -> None:
+    """With ``AIMPACT_RECORD_HISTORIES=1``, store the workflow's history for the replay test."""
+    if os.environ.get("AIMPACT_RECORD_HISTORIES") != "1":
+        return
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    HISTORIES.mkdir(parents=True, exist_ok=True)
+    (HISTORIES / f"{name}.json").write_text(history.to_json())

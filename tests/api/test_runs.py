@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+from temporalio.client import Client
+
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, wait_run
+from tests.helpers import create_agent, record_history, wait_run
 
 
-async def test_run_completes_with_tool_step_and_answer(tenant: TenantCtx) -> None:
+async def test_run_completes_with_tool_step_and_answer(tenant: TenantCtx, temporal_client: Client) -> None:
     agent = await create_agent(tenant.http)
     response = await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "What is 12 * (3 + 4)?"})
     assert response.status_code == 202
@@ -31,6 +33,7 @@ async def test_run_completes_with_tool_step_and_answer(tenant: TenantCtx) -> Non
     assert run["usage"]["output_tokens"] > 0
     assert run["temporal"]["run_id"]
     assert run["temporal"]["ui_url"].endswith(f"/{run['temporal']['run_id']}/history")
+    await record_history(temporal_client, run["temporal"]["workflow_id"], "http_run")
 
 
 async def test_run_without_tools_answers_directly(tenant: TenantCtx) -> None:

@@ -1,0 +1,54 @@
+"""The `local` provider's fixed rules."""
+
+from __future__ import annotations
+
+from core.contracts.llm import ChatMessage, LlmRequest, ModelConfig, ToolSchema
+from core.llm.local import LocalProvider
+
+CALC = ToolSchema(name="calculator", description="", parameters={})
+CLOCK = ToolSchema(name="current_time", description="", parameters={})
+
+
+def _request(*messages: ChatMessage, tools: list[ToolSchema] | None = None) -> LlmRequest:
+    return LlmRequest(model=ModelConfig(), messages=list(messages), tools=tools or [])
+
+
+async def test_calls_calculator_for_arithmetic_when_offered() -> None:
+    response = await LocalProvider().complete(_request(ChatMessage("user", "what's 3 * (2 + 5)?"), tools=[CALC]))
+    assert [(c.name, c.arguments) for c in response.tool_calls] == [("calculator", {"expression": "3 * (2 + 5)"})]
+    assert response.content == ""
+    assert response.usage.input_tokens == 11
+
+
+async def test_answers_without_tools_when_not_offered() -> None:
+    response = await LocalProvider().complete(_request(ChatMessage("user", "what's 3 * 2?")))
+    assert response.tool_calls == []
+    assert response.content == "You said: what's 3 * 2?"
+
+
+async def test_asks_for_time_and_summarises_tool_results() -> None:
+    first = await LocalProvider().complete(_request(ChatMessage("user", "what time is it?"), tools=[CALC, CLOCK]))
+    assert [c.name for c in first.tool_calls] == ["current_time"]
+    second = await LocalProvider().complete(
+        _request(
+            ChatMessage("user", "what time is it?"),
+            ChatMessage("assistant", tool_calls=first.tool_calls),
+            ChatMessage("tool", "12:00", tool_call_id=first.tool_calls[0].id, name="current_time"),
+            tools=[CALC, CLOCK],
+        )
+    )
+    assert second.content == "Result — current_time: 12:00"
+    assert second.usage.output_tokens > 0
+
+
+async def test_only_the_latest_turn_counts() -> None:
+    response = await LocalProvider().complete(
+        _request(
+            ChatMessage("user", "1 + 1"),
+            ChatMessage("tool", "2", name="calculator"),
+            ChatMessage("assistant", "Result — calculator: 2"),
+            ChatMessage("user", "thanks"),
+            tools=[CALC],
+        )
+    )
+    assert response.content == "You said: thanks"

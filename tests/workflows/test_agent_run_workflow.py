@@ -1,0 +1,118 @@
+"""AgentRunWorkflow on the real Temporal server with an in-process worker on its own task queue.
+
+With ``AIMPACT_RECORD_HISTORIES=1`` each test stores its workflow history under
+``tests/replay/histories/`` for the replay test.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from core.contracts.agent_run import AgentRunInput, StateQuery
+from core.db.engine import make_sessionmaker
+from core.db.models import Run
+from core.db.projection import RunProjection
+from core.db.repos import RunRepository
+from core.ids import new_id, run_workflow_id
+from tests.conftest import TenantCtx
+from tests.helpers import create_agent, record_history
+from workers.agent_worker import build_agent_activities, build_agent_worker
+from workflows.agent_run import AgentRunWorkflow
+
+
+@pytest.fixture
+async def task_queue(temporal_client: Client, engine: AsyncEngine) -> AsyncIterator[str]:
+    """A worker on a task queue of this test's own."""
+    queue = f"test-{uuid.uuid4().hex}"
+    worker: Worker = build_agent_worker(temporal_client, build_agent_activities(RunProjection(engine)), queue)
+    async with worker:
+        yield queue
+
+
+async def _insert_run(engine: AsyncEngine, tenant_id: str, agent: dict[str, object], text: str) -> Run:
+    run_id = new_id("run")
+    async with make_sessionmaker(engine)() as session:
+        run, _ = await RunRepository(session, tenant_id).create(
+            Run(
+                id=run_id,
+                tenant_id=tenant_id,
+                agent_id=str(agent["id"]),
+                agent_version=1,
+                thread_id=new_id("thr"),
+                status="queued",
+                input=text,
+                workflow_id=run_workflow_id(tenant_id, run_id),
+            )
+        )
+    return run
+
+
+async def test_tool_loop_result_and_state_query(
+    temporal_client: Client, engine: AsyncEngine, tenant: TenantCtx, task_queue: str
+) -> None:
+    agent = await create_agent(tenant.http)
+    run = await _insert_run(engine, tenant.id, agent, "what is 2 ** 10 and the time?")
+    handle = await temporal_client.start_workflow(
+        AgentRunWorkflow.run,
+        AgentRunInput(tenant.id, run.id, str(agent["id"]), 1),
+        id=run.workflow_id,
+        task_queue=task_queue,
+    )
+    result = await handle.result()
+    state = await handle.query(AgentRunWorkflow.state, StateQuery())
+    await record_history(temporal_client, handle.id, "tool_loop")
+
+    assert result.output.startswith("Result — calculator: 1024; current_time: ")
+    assert result.steps == 4
+    assert state.status == "completed"
+    assert [(s.kind, s.name, s.status) for s in state.steps] == [
+        ("llm", "local:local-echo", "completed"),
+        ("tool", "calculator", "completed"),
+        ("tool", "current_time", "completed"),
+        ("llm", "local:local-echo", "completed"),
+    ]
+    assert state.usage.input_tokens == result.usage.input_tokens > 0
+
+
+async def test_step_limit_fails_the_run_with_a_typed_error(
+    temporal_client: Client, engine: AsyncEngine, tenant: TenantCtx, task_queue: str
+) -> None:
+    agent = await create_agent(tenant.http)
+    run = await _insert_run(engine, tenant.id, agent, "1 + 1")
+    handle = await temporal_client.start_workflow(
+        AgentRunWorkflow.run,
+        AgentRunInput(tenant.id, run.id, str(agent["id"]), 1, max_steps=1),
+        id=run.workflow_id,
+        task_queue=task_queue,
+    )
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    await record_history(temporal_client, handle.id, "step_limit")
+
+    assert isinstance(failure.value.cause, ApplicationError)
+    assert failure.value.cause.type == "StepLimitReached"
+    stored = (await tenant.http.get(f"/v1/runs/{run.id}")).json()
+    assert stored["status"] == "failed"
+    assert stored["error"]["type"] == "StepLimitReached"
+
+
+async def test_missing_run_fails_without_retrying(temporal_client: Client, tenant: TenantCtx, task_queue: str) -> None:
+    run_id = new_id("run")
+    handle = await temporal_client.start_workflow(
+        AgentRunWorkflow.run,
+        AgentRunInput(tenant.id, run_id, "agt_missing", 1),
+        id=run_workflow_id(tenant.id, run_id),
+        task_queue=task_queue,
+    )
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    await record_history(temporal_client, handle.id, "missing_run")
+    assert isinstance(failure.value.cause, ApplicationError)
+    assert failure.value.cause.type == "RunNotFound"

@@ -33,7 +33,7 @@ test: lint
 	$(BIN)/pytest
 
 bench: install
-	$(BIN)/python bench/agent_runs.py
+	$(BIN)/python -m bench.agent_runs
 
 format: install
 	$(BIN)/ruff format .

@@ -32,6 +32,7 @@ from core.contracts.llm import ChatMessage, LlmRequest
 from core.db.models import utcnow
 from core.db.projection import RunProjection, StepRecord
 from core.errors import ToolError
+from core.events import RunEventLog
 from core.llm.base import ProviderError, ProviderRegistry
 from core.telemetry import metrics
 from core.tools.base import ToolContext, ToolRegistry
@@ -46,10 +47,22 @@ def _step_seq(step_id: str) -> int:
 class AgentRunActivities:
     """Activities with their dependencies injected by the worker."""
 
-    def __init__(self, *, projection: RunProjection, providers: ProviderRegistry, tools: ToolRegistry):
+    def __init__(
+        self, *, projection: RunProjection, events: RunEventLog, providers: ProviderRegistry, tools: ToolRegistry
+    ):
         self._projection = projection
+        self._events = events
         self._providers = providers
         self._tools = tools
+
+    async def _record(self, tenant_id: str, run_id: str, step: StepRecord) -> None:
+        """Write the step to the projection and announce it on the run's event stream."""
+        await self._projection.record_step(tenant_id, run_id, step)
+        event = "step.started" if step.status == "running" else "step.completed"
+        data: dict[str, Any] = {"step_id": step.step_id, "kind": step.kind, "name": step.name, "status": step.status}
+        if step.status != "running":
+            data |= {"output": step.output, "error": step.error, "attempts": step.attempts}
+        await self._events.publish(tenant_id, run_id, event, data)
 
     @activity.defn(name="agent_run.begin")
     async def begin(self, inp: BeginRunInput) -> BegunRun:
@@ -64,6 +77,7 @@ class AgentRunActivities:
                 type=errors.RUN_NOT_FOUND,
                 non_retryable=True,
             )
+        await self._events.publish(inp.tenant_id, inp.run_id, "run.started", {"status": "running"})
         config = AgentConfig.model_validate(loaded.config)
         messages = [ChatMessage(role="user", content=loaded.input)]
         if config.instructions:
@@ -96,7 +110,7 @@ class AgentRunActivities:
             input={"messages": len(inp.messages), "tools": [t.name for t in inp.tools]},
             started_at=started,
         )
-        await self._projection.record_step(inp.tenant_id, inp.run_id, step)
+        await self._record(inp.tenant_id, inp.run_id, step)
         clock = time.perf_counter()
         try:
             provider = self._providers.get(inp.model.provider)
@@ -111,7 +125,7 @@ class AgentRunActivities:
                 response = await provider.complete(LlmRequest(model=inp.model, messages=inp.messages, tools=inp.tools))
         except ProviderError as exc:
             step.status, step.error, step.ended_at = "failed", {"message": str(exc), "provider": exc.provider}, utcnow()
-            await self._projection.record_step(inp.tenant_id, inp.run_id, step)
+            await self._record(inp.tenant_id, inp.run_id, step)
             metrics.ACTIVITY_LATENCY.labels("agent_run.llm", "error").observe(time.perf_counter() - clock)
             raise ApplicationError(
                 str(exc),
@@ -130,7 +144,7 @@ class AgentRunActivities:
         }
         step.input_tokens, step.output_tokens = response.usage.input_tokens, response.usage.output_tokens
         step.cost_usd = response.usage.cost_usd
-        await self._projection.record_step(inp.tenant_id, inp.run_id, step)
+        await self._record(inp.tenant_id, inp.run_id, step)
         return LlmStepResult(response=response)
 
     @activity.defn(name="agent_run.tool")
@@ -153,7 +167,7 @@ class AgentRunActivities:
             input=inp.call.arguments,
             started_at=utcnow(),
         )
-        await self._projection.record_step(inp.tenant_id, inp.run_id, step)
+        await self._record(inp.tenant_id, inp.run_id, step)
         seen, stored = await self._projection.recorded_effect(effect_key)
         if seen:
             result = ToolStepResult(**stored)
@@ -165,7 +179,7 @@ class AgentRunActivities:
         step.output = result.data if not result.is_error else None
         step.error = {"message": result.content} if result.is_error else None
         step.ended_at = utcnow()
-        await self._projection.record_step(inp.tenant_id, inp.run_id, step)
+        await self._record(inp.tenant_id, inp.run_id, step)
         return result
 
     async def _execute(self, inp: ToolStepInput, effect_key: str) -> ToolStepResult:
@@ -196,6 +210,12 @@ class AgentRunActivities:
             input_tokens=inp.usage.input_tokens,
             output_tokens=inp.usage.output_tokens,
             cost_usd=inp.usage.cost_usd,
+        )
+        await self._events.publish(
+            inp.tenant_id,
+            inp.run_id,
+            f"run.{inp.status}",
+            {"status": inp.status, "output": inp.output, "error": inp.error, "usage": asdict(inp.usage)},
         )
         metrics.RUNS_FINISHED.labels(inp.status).inc()
         log.info("run finished", status=inp.status)

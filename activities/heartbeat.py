@@ -13,6 +13,8 @@ from temporalio import activity
 async def heartbeating() -> AsyncIterator[None]:
     """Heartbeat every third of the activity's heartbeat timeout while the body runs.
 
+    The first beat comes after one interval, so fast calls cost no extra RPC.
+
     A worker that dies mid-call stops heartbeating, so Temporal retries the
     activity elsewhere after the heartbeat timeout instead of the (long)
     start-to-close timeout.
@@ -25,8 +27,8 @@ async def heartbeating() -> AsyncIterator[None]:
 
     async def _beat() -> None:
         while True:
-            activity.heartbeat()
             await asyncio.sleep(interval)
+            activity.heartbeat()
 
     task = asyncio.create_task(_beat())
     try:

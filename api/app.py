@@ -10,9 +10,11 @@ from redis.asyncio import Redis
 
 from api.middleware import ObservabilityMiddleware
 from api.problems import install_problem_handlers
-from api.routes import agents, health, runs
+from api.routes import agents, events, health, runs
 from api.state import AppState
+from api.ttl_cache import TtlCache
 from core.db.engine import make_engine, make_sessionmaker
+from core.events import RunEventLog
 from core.settings import Settings
 from core.temporal import connect_temporal
 
@@ -27,7 +29,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redis = Redis.from_url(settings.redis_target, socket_timeout=5)
         temporal = await connect_temporal(settings)
         app.state.aimpact = AppState(
-            settings=settings, engine=engine, sessions=make_sessionmaker(engine), temporal=temporal, redis=redis
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            temporal=temporal,
+            redis=redis,
+            events=RunEventLog(redis),
+            principals=TtlCache(ttl_s=settings.credential_cache_s),
         )
         try:
             yield
@@ -46,4 +54,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(agents.router)
     app.include_router(runs.router)
+    app.include_router(events.router)
     return app

@@ -48,17 +48,28 @@ class Principal:
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-async def get_principal(request: Request, session: SessionDep) -> Principal:
-    """Authenticate the ``Authorization: Bearer <api key>`` header."""
+async def get_principal(request: Request, state: StateDep) -> Principal:
+    """Authenticate the ``Authorization: Bearer <api key>`` header.
+
+    Verified keys are cached per replica for ``AIMPACT_CREDENTIAL_CACHE_S``.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ProblemError(401, "missing bearer credentials", slug="unauthorized", headers=_UNAUTHORIZED)
-    key = await find_api_key(session, hash_api_key(token.strip()))
-    if key is None:
-        raise ProblemError(401, "invalid credentials", slug="unauthorized", headers=_UNAUTHORIZED)
-    structlog.contextvars.bind_contextvars(tenant_id=key.tenant_id)
-    return Principal(tenant_id=key.tenant_id, role=key.role, subject_id=key.id, permissions=permissions_of(key.role))
+    key_hash = hash_api_key(token.strip())
+    principal: Principal | None = state.principals.get(key_hash)
+    if principal is None:
+        async with state.sessions() as session:
+            key = await find_api_key(session, key_hash)
+        if key is None:
+            raise ProblemError(401, "invalid credentials", slug="unauthorized", headers=_UNAUTHORIZED)
+        principal = Principal(
+            tenant_id=key.tenant_id, role=key.role, subject_id=key.id, permissions=permissions_of(key.role)
+        )
+        state.principals.put(key_hash, principal)
+    structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

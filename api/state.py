@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
+from api.ttl_cache import TtlCache
+from core.events import RunEventLog
 from core.settings import Settings
 
 
@@ -21,3 +24,5 @@ class AppState:
     sessions: async_sessionmaker[AsyncSession]
     temporal: Client
     redis: Redis
+    events: RunEventLog
+    principals: TtlCache[Any]

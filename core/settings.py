@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    credential_cache_s: float = Field(
+        default=10.0, ge=0, le=300, description="How long an API replica trusts a verified API key."
+    )
     agents_task_queue: str = Field(default="agents", min_length=1, max_length=200)
     activity_heartbeat_timeout_s: float = Field(
         default=15.0, gt=0, le=600, description="How soon a crashed worker's model or tool call is retried."

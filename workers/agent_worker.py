@@ -6,12 +6,14 @@ import asyncio
 import signal
 
 import structlog
+from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.agent_run import AgentRunActivities
 from core.db.engine import make_engine
 from core.db.projection import RunProjection
+from core.events import RunEventLog
 from core.llm.base import ProviderRegistry
 from core.llm.local import LocalProvider
 from core.settings import Settings
@@ -33,10 +35,11 @@ def build_agent_worker(client: Client, activities: AgentRunActivities, task_queu
     )
 
 
-def build_agent_activities(projection: RunProjection) -> AgentRunActivities:
+def build_agent_activities(projection: RunProjection, events: RunEventLog) -> AgentRunActivities:
     """Agent-run activities wired to the configured providers and tools."""
     return AgentRunActivities(
         projection=projection,
+        events=events,
         providers=ProviderRegistry([LocalProvider()]),
         tools=builtin_registry(),
     )
@@ -46,7 +49,8 @@ async def run_worker(settings: Settings, queue: str) -> None:
     """Run the worker for ``queue`` until SIGTERM/SIGINT."""
     engine = make_engine(settings.database_target)
     client = await connect_temporal(settings)
-    activities = build_agent_activities(RunProjection(engine))
+    redis = Redis.from_url(settings.redis_target, socket_timeout=10)
+    activities = build_agent_activities(RunProjection(engine), RunEventLog(redis))
     worker = build_agent_worker(client, activities, queue)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -56,4 +60,5 @@ async def run_worker(settings: Settings, queue: str) -> None:
     async with worker:
         await stop.wait()
     await engine.dispose()
+    await redis.aclose()
     log.info("worker stopped", task_queue=queue)

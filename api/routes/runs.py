@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Annotated
 from urllib.parse import quote
@@ -21,6 +22,7 @@ from api.state import AppState
 from core.contracts.agent_run import AgentRunInput
 from core.db.models import Run, RunStep
 from core.db.repos import AgentRepository, CursorError, RunRepository
+from core.events import FINAL_EVENTS
 from core.ids import AGENT_ID, RUN_KIND, TENANT_ID, new_id, run_workflow_id
 from core.telemetry import metrics
 from workflows.agent_run import AgentRunWorkflow
@@ -28,6 +30,7 @@ from workflows.agent_run import AgentRunWorkflow
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["runs"])
 RUN_STATUSES = ("queued", "running", "waiting_approval", "completed", "failed", "cancelled")
+FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 
 def run_public(state: AppState, run: Run, steps: Sequence[RunStep]) -> RunPublic:
@@ -158,14 +161,38 @@ async def _accepted(state: AppState, runs: RunRepository, run: Run) -> JSONRespo
 
 @router.get("/v1/runs/{run_id}", response_model=RunPublic)
 async def get_run(
-    run_id: str, state: StateDep, session: SessionDep, principal: Annotated[Principal, Depends(require("runs:read"))]
-) -> RunPublic:
-    """A run with its steps, from the read projection."""
+    run_id: str,
+    state: StateDep,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("runs:read"))],
+    wait_s: Annotated[
+        float, Query(ge=0, le=60, description="Wait up to this long for the run to reach a final status.")
+    ] = 0,
+) -> JSONResponse:
+    """A run with its steps, from the read projection; ``wait_s`` long-polls for the final status."""
     runs = RunRepository(session, principal.tenant_id)
     run = await runs.get(run_id)
     if run is None:
         raise ProblemError(404, f"run {run_id} not found", slug="not-found")
-    return run_public(state, run, await runs.steps(run.id))
+    if wait_s > 0 and run.status not in FINAL_STATUSES and await _wait_final(state, run, wait_s):
+        await session.refresh(run)
+    body = run_public(state, run, await runs.steps(run.id))
+    return JSONResponse(body.model_dump(mode="json"))
+
+
+async def _wait_final(state: AppState, run: Run, wait_s: float) -> bool:
+    """Block on the run's event stream until a final event or ``wait_s``; whether one came."""
+    deadline = time.monotonic() + wait_s
+    after = "0"
+    while (remaining := deadline - time.monotonic()) > 0:
+        events = await state.events.read(
+            run.tenant_id, run.id, after=after, block_ms=max(1, int(min(remaining, 2.0) * 1000))
+        )
+        if any(e.type in FINAL_EVENTS for e in events):
+            return True
+        if events:
+            after = events[-1].id
+    return False
 
 
 @router.get("/v1/runs", response_model=Page[RunPublic])

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -36,6 +36,17 @@ class StepRecord:
     cost_usd: float = 0.0
     started_at: datetime | None = None
     ended_at: datetime | None = None
+
+
+_STEP_COLUMNS = tuple(f.name for f in fields(StepRecord))
+_step_insert = insert(_step)
+UPSERT_STEP = _step_insert.on_conflict_do_update(
+    index_elements=["run_id", "step_id"],
+    set_={name: _step_insert.excluded[name] for name in _STEP_COLUMNS if name not in ("step_id", "started_at")},
+)
+"""Built once: statement construction (``excluded`` aliasing) is costly on the hot path."""
+INSERT_EFFECT = insert(_effect).on_conflict_do_nothing(index_elements=["key"])
+SELECT_EFFECT = select(_effect.c.result).where(_effect.c.key == bindparam("key"))
 
 
 @dataclass
@@ -82,12 +93,9 @@ class RunProjection:
 
     async def record_step(self, tenant_id: str, run_id: str, step: StepRecord) -> None:
         """Insert or update one step (keyed by run and step id)."""
-        values = {k: v for k, v in step.__dict__.items()}
-        statement = insert(_step).values(tenant_id=tenant_id, run_id=run_id, **values)
-        changed = {k: statement.excluded[k] for k in values if k not in ("step_id", "started_at")}
-        statement = statement.on_conflict_do_update(index_elements=["run_id", "step_id"], set_=changed)
+        params = {name: getattr(step, name) for name in _STEP_COLUMNS} | {"tenant_id": tenant_id, "run_id": run_id}
         async with self._engine.begin() as conn:
-            await conn.execute(statement)
+            await conn.execute(UPSERT_STEP, params)
 
     async def finish(
         self,
@@ -120,11 +128,10 @@ class RunProjection:
     async def recorded_effect(self, key: str) -> tuple[bool, Any]:
         """Whether the side effect ``key`` was already applied, and its stored result."""
         async with self._engine.connect() as conn:
-            row = (await conn.execute(select(_effect.c.result).where(_effect.c.key == key))).first()
+            row = (await conn.execute(SELECT_EFFECT, {"key": key})).first()
         return (row is not None, row.result if row else None)
 
     async def record_effect(self, tenant_id: str, key: str, result: Any) -> None:
         """Store the result of side effect ``key`` (first write wins)."""
-        statement = insert(_effect).values(key=key, tenant_id=tenant_id, result=result)
         async with self._engine.begin() as conn:
-            await conn.execute(statement.on_conflict_do_nothing(index_elements=["key"]))
+            await conn.execute(INSERT_EFFECT, {"key": key, "tenant_id": tenant_id, "result": result})

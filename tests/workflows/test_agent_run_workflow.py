@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
@@ -20,20 +21,25 @@ from core.db.engine import make_sessionmaker
 from core.db.models import Run
 from core.db.projection import RunProjection
 from core.db.repos import RunRepository
+from core.events import RunEventLog
 from core.ids import new_id, run_workflow_id
 from tests.conftest import TenantCtx
 from tests.helpers import create_agent, record_history
 from workers.agent_worker import build_agent_activities, build_agent_worker
+from workers.embedded.stack import StackProcess
 from workflows.agent_run import AgentRunWorkflow
 
 
 @pytest.fixture
-async def task_queue(temporal_client: Client, engine: AsyncEngine) -> AsyncIterator[str]:
+async def task_queue(stack: StackProcess, temporal_client: Client, engine: AsyncEngine) -> AsyncIterator[str]:
     """A worker on a task queue of this test's own."""
     queue = f"test-{uuid.uuid4().hex}"
-    worker: Worker = build_agent_worker(temporal_client, build_agent_activities(RunProjection(engine)), queue)
+    redis = Redis.from_url(stack.redis_url)
+    activities = build_agent_activities(RunProjection(engine), RunEventLog(redis))
+    worker: Worker = build_agent_worker(temporal_client, activities, queue)
     async with worker:
         yield queue
+    await redis.aclose()
 
 
 async def _insert_run(engine: AsyncEngine, tenant_id: str, agent: dict[str, object], text: str) -> Run:

@@ -66,6 +66,11 @@ class StackProcess:
         """SQLAlchemy URL of the app database."""
         return f"postgresql+psycopg://postgres@/aimpact?host={self.home / 'postgres' / 'data'}&port=5432"
 
+    @property
+    def redis_url(self) -> str:
+        """Redis URL (unix socket) of the stack."""
+        return f"unix://{self.home / 'redis' / 'redis.sock'}"
+
     def start(self, timeout_s: float = 120) -> None:
         """Start ``aimpact up`` and wait until ``/readyz`` answers 200."""
         self.home.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,137 @@
+"""Agent runs through the HTTP API vs. a bare Temporal workflow, on one embedded stack.
+
+Platform: N runs of a calculator agent (local provider) started with
+``POST /v1/agents/{id}/runs`` at concurrency C and awaited with the
+long-poll ``GET /v1/runs/{id}?wait_s=30``. Its workflow executes 5 activities
+(begin, model, tool, model, finish).
+
+Baseline, in the same invocation and on the same Temporal server: a bare
+workflow with the same number of no-op activities, started with the SDK
+client and awaited, at the same concurrency.
+
+Usage: ``python -m bench.agent_runs [--runs N] [--concurrency C]`` (or ``make bench``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from bench.baseline import BaselineWorkflow, noop
+from workers.embedded.stack import StackProcess
+
+ACTIVITIES_PER_RUN = 5
+
+
+@dataclass
+class Figures:
+    """Throughput and latency of one side of the benchmark."""
+
+    name: str
+    runs: int
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.runs / self.seconds
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+    def row(self) -> str:
+        return (
+            f"{self.name:<10} {self.runs:>5} {self.rate:>9.1f} "
+            f"{self.pct(0.50):>8.0f} {self.pct(0.95):>8.0f} {self.pct(0.99):>8.0f}"
+        )
+
+
+async def _bounded(concurrency: int, count: int, one: object) -> tuple[float, list[float]]:
+    semaphore = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+
+    async def _task(index: int) -> None:
+        async with semaphore:
+            began = time.perf_counter()
+            await one(index)  # type: ignore[operator]
+            latencies.append(time.perf_counter() - began)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(_task(i) for i in range(count)))
+    return time.perf_counter() - started, latencies
+
+
+async def platform(stack: StackProcess, runs: int, concurrency: int) -> Figures:
+    """Runs through the public API, measured from POST to the long-poll seeing the final status."""
+    limits = httpx.Limits(max_connections=concurrency + 5, max_keepalive_connections=concurrency + 5)
+    headers = {"Authorization": f"Bearer {stack.api_key}"}
+    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, limits=limits, timeout=60) as http:
+        agent = (
+            await http.post(
+                "/v1/agents", json={"name": "bench", "tools": ["calculator"], "model": {"provider": "local"}}
+            )
+        ).json()
+
+        async def one(index: int) -> None:
+            run = (await http.post(f"/v1/agents/{agent['id']}/runs", json={"input": f"{index} + 1"})).json()
+            while run["status"] not in ("completed", "failed", "cancelled"):
+                run = (await http.get(f"/v1/runs/{run['id']}", params={"wait_s": 30})).json()
+            if run["status"] != "completed" or len(run["steps"]) != 3:
+                raise RuntimeError(f"unexpected run: {run['status']} {run.get('error')}")
+
+        await one(-1)  # warm up
+        seconds, latencies = await _bounded(concurrency, runs, one)
+    return Figures("platform", runs, seconds, latencies)
+
+
+async def baseline(stack: StackProcess, runs: int, concurrency: int) -> Figures:
+    """The bare workflow with the same activity count, through the SDK client."""
+    client = await Client.connect(stack.temporal_address)
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[BaselineWorkflow], activities=[noop]):
+
+        async def one(index: int) -> None:
+            await client.execute_workflow(
+                BaselineWorkflow.run, ACTIVITIES_PER_RUN, id=f"bench:{queue}:{index}", task_queue=queue
+            )
+
+        await one(-1)
+        seconds, latencies = await _bounded(concurrency, runs, one)
+    return Figures("raw", runs, seconds, latencies)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=20)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="aimpact-bench-") as home:
+        stack = StackProcess(home=Path(home))
+        stack.start()
+        try:
+            raw = await baseline(stack, args.runs, args.concurrency)
+            ours = await platform(stack, args.runs, args.concurrency)
+        finally:
+            stack.stop()
+
+    print(f"\nagent runs: N={args.runs} C={args.concurrency}, {ACTIVITIES_PER_RUN} activities per run")
+    print(f"{'':<10} {'runs':>5} {'runs/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    print(raw.row())
+    print(ours.row())
+    print(f"platform/raw throughput ratio: {ours.rate / raw.rate:.2f} (target >= 0.8)")
+    print(f"platform/raw p50 latency ratio: {ours.pct(0.5) / raw.pct(0.5):.2f}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,67 @@
+"""Per-run event log on Redis Streams: workers append, API replicas read and stream.
+
+One stream per run (``aimpact:ev:{tenant_id}:{run_id}``), capped in length and
+expiring after the retention period, so SSE clients can resume with
+``Last-Event-ID`` from any API replica, even after an API restart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+FINAL_EVENTS = frozenset({"run.completed", "run.failed", "run.cancelled"})
+MAX_EVENTS_PER_RUN = 10_000
+RETENTION_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class RunEvent:
+    """One event: its stream id (the SSE event id), type and JSON data."""
+
+    id: str
+    type: str
+    data: dict[str, Any]
+
+
+def stream_key(tenant_id: str, run_id: str) -> str:
+    """The Redis key of a run's event stream."""
+    return f"aimpact:ev:{tenant_id}:{run_id}"
+
+
+class RunEventLog:
+    """Append and read run events."""
+
+    def __init__(self, redis: Redis, *, retention_s: int = RETENTION_S):
+        self._redis = redis
+        self._retention_s = retention_s
+
+    async def publish(self, tenant_id: str, run_id: str, type_: str, data: dict[str, Any]) -> str:
+        """Append an event; return its id."""
+        key = stream_key(tenant_id, run_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xadd(key, {"type": type_, "data": json.dumps(data, default=str)}, maxlen=MAX_EVENTS_PER_RUN)
+            pipe.expire(key, self._retention_s)
+            event_id, _ = await pipe.execute()
+        return event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+
+    async def read(
+        self, tenant_id: str, run_id: str, *, after: str = "0", block_ms: int | None = None
+    ) -> list[RunEvent]:
+        """Events after ``after`` (an event id, ``"0"`` for all); block up to ``block_ms`` for new ones."""
+        key = stream_key(tenant_id, run_id)
+        rows: Any
+        if block_ms is None:
+            rows = await self._redis.xrange(key, min=f"({after}" if after != "0" else "-", max="+", count=1000)
+        else:
+            answer: Any = await self._redis.xread({key: after}, count=1000, block=block_ms)
+            rows = answer[0][1] if answer else []
+        return [_decode(event_id, fields) for event_id, fields in rows or []]
+
+
+def _decode(event_id: Any, fields: Any) -> RunEvent:
+    ident = event_id.decode() if isinstance(event_id, bytes) else str(event_id)
+    return RunEvent(id=ident, type=fields[b"type"].decode(), data=json.loads(fields[b"data"]))

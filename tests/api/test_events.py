@@ -1,0 +1,97 @@
+"""Run events over SSE (resumable with Last-Event-ID) and the long-poll on GET /v1/runs/{id}."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+
+from tests.conftest import TenantCtx
+from tests.helpers import create_agent, wait_run
+
+SLOW_MODEL = {"provider": "local", "params": {"latency_ms": 400}}
+
+
+async def _read_events(
+    http: httpx.AsyncClient, run_id: str, *, last_id: str | None = None, stop_after: int | None = None
+) -> list[dict[str, Any]]:
+    headers = {"Last-Event-ID": last_id} if last_id else {}
+    events: list[dict[str, Any]] = []
+    async with http.stream("GET", f"/v1/runs/{run_id}/events", headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        frame: dict[str, Any] = {}
+        async for line in response.aiter_lines():
+            if line.startswith("id: "):
+                frame["id"] = line[4:]
+            elif line.startswith("event: "):
+                frame["event"] = line[7:]
+            elif line.startswith("data: "):
+                frame["data"] = json.loads(line[6:])
+            elif line == "" and "id" in frame:
+                events.append(frame)
+                frame = {}
+                if stop_after is not None and len(events) == stop_after:
+                    break
+    return events
+
+
+def _names(events: list[dict[str, Any]]) -> list[str]:
+    return [f"{e['event']}:{e['data'].get('step_id', '')}" for e in events]
+
+
+async def test_full_event_stream_of_a_finished_run(tenant: TenantCtx) -> None:
+    agent = await create_agent(tenant.http)
+    run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "3 * 3"})).json()
+    await wait_run(tenant.http, run["id"])
+
+    events = await _read_events(tenant.http, run["id"])
+
+    assert _names(events) == [
+        "run.started:",
+        "step.started:s1",
+        "step.completed:s1",
+        "step.started:s2",
+        "step.completed:s2",
+        "step.started:s3",
+        "step.completed:s3",
+        "run.completed:",
+    ]
+    assert events[4]["data"]["output"] == {"expression": "3 * 3", "value": 9}
+    assert events[-1]["data"]["output"] == "Result — calculator: 9"
+
+
+async def test_reconnect_with_last_event_id_gets_every_event_once_in_order(tenant: TenantCtx) -> None:
+    agent = await create_agent(tenant.http, model=SLOW_MODEL)
+    run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "3 * 3"})).json()
+
+    first = await _read_events(tenant.http, run["id"], stop_after=2)
+    rest = await _read_events(tenant.http, run["id"], last_id=first[-1]["id"])
+
+    together = first + rest
+    ids = [e["id"] for e in together]
+    assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
+    assert len(set(ids)) == len(ids)
+    assert _names(together)[0] == "run.started:"
+    assert _names(together)[-1] == "run.completed:"
+    assert len(together) == 8
+
+
+async def test_events_of_another_tenant_are_404(tenant: TenantCtx, other_tenant: TenantCtx) -> None:
+    agent = await create_agent(tenant.http)
+    run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "1"})).json()
+    assert (await other_tenant.http.get(f"/v1/runs/{run['id']}/events")).status_code == 404
+    bad = await tenant.http.get(f"/v1/runs/{run['id']}/events", headers={"Last-Event-ID": "drop table"})
+    assert bad.status_code == 422
+    await wait_run(tenant.http, run["id"])
+
+
+async def test_long_poll_returns_the_final_run(tenant: TenantCtx) -> None:
+    agent = await create_agent(tenant.http, model=SLOW_MODEL)
+    run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "4 * 4"})).json()
+    waited = await tenant.http.get(f"/v1/runs/{run['id']}", params={"wait_s": 20})
+    assert waited.status_code == 200
+    assert waited.json()["status"] == "completed"
+    assert waited.json()["output"] == "Result — calculator: 16"
+    assert (await tenant.http.get(f"/v1/runs/{run['id']}", params={"wait_s": 61})).status_code == 422

@@ -5,18 +5,33 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
+from temporalio.converter import PayloadCodec
 
 from api.middleware import ObservabilityMiddleware
 from api.problems import install_problem_handlers
-from api.routes import agents, events, health, runs
+from api.routes import agents, api_keys, audit, auth, codec_auth, events, health, runs, secrets, tenants, users
+from api.routes.codec import codec_router
 from api.state import AppState
 from api.ttl_cache import TtlCache
+from core.auth.jwt_keys import JwtService
+from core.auth.refresh import RefreshTokens
+from core.auth.throttle import LoginThrottle
+from core.codec import EncryptionCodec
+from core.crypto import Keyring
 from core.db.engine import make_engine, make_sessionmaker
 from core.events import RunEventLog
+from core.quotas import RequestRateLimiter
 from core.settings import Settings
 from core.temporal import connect_temporal
+
+
+def _codec(request: Request) -> PayloadCodec:
+    """The payload codec of this deployment (the platform keyring)."""
+    state: AppState = request.app.state.aimpact
+    return EncryptionCodec(state.keyring)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keyring = Keyring.from_setting(settings.encryption_keyring)
         engine = make_engine(settings.database_target, pool_size=20)
         redis = Redis.from_url(settings.redis_target, socket_timeout=5)
         temporal = await connect_temporal(settings)
@@ -36,6 +52,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             redis=redis,
             events=RunEventLog(redis),
             principals=TtlCache(ttl_s=settings.credential_cache_s),
+            jwt=JwtService(settings),
+            refresh_tokens=RefreshTokens(ttl_s=settings.refresh_token_ttl_s),
+            login_throttle=LoginThrottle(
+                redis,
+                max_per_account=settings.login_max_failures_per_account,
+                max_per_ip=settings.login_max_failures_per_ip,
+                window_s=settings.login_window_s,
+            ),
+            rate_limiter=RequestRateLimiter(redis),
+            keyring=keyring,
         )
         try:
             yield
@@ -52,6 +78,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(ObservabilityMiddleware)
     app.include_router(health.router)
+    app.include_router(auth.router)
+    app.include_router(tenants.router)
+    app.include_router(users.router)
+    app.include_router(api_keys.router)
+    app.include_router(secrets.router)
+    app.include_router(audit.router)
+    app.include_router(codec_auth.router)
+    app.include_router(codec_router(_codec, codec_auth.authorize_codec))
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=[settings.temporal_ui_base.rstrip("/")],
+        allow_credentials=True,
+        allow_methods=["POST"],
+        allow_headers=["authorization", "content-type", "x-namespace"],
+    )
     app.include_router(agents.router)
     app.include_router(runs.router)
     app.include_router(events.router)

@@ -1,20 +1,27 @@
-"""Dependencies: state, database session, authenticated principal, permissions."""
+"""Dependencies: state, database session, authenticated principal, permissions, quotas."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import structlog
 from fastapi import Depends, Request
+from sqlalchemy import update
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.problems import ProblemError
 from api.state import AppState
+from core.auth.jwt_keys import TokenError
+from core.db.models import ApiKey, Tenant, User, utcnow
 from core.db.repos import find_api_key
-from core.roles import permissions_of
-from core.security import hash_api_key
+from core.quotas import QuotaExceededError, Quotas
+from core.roles import PLATFORM_ADMIN, PLATFORM_TENANT, permissions_of
+from core.security import API_KEY_PREFIX, hash_api_key
+
+log = structlog.get_logger(__name__)
 
 
 def get_state(request: Request) -> AppState:
@@ -37,38 +44,122 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: always bound to exactly one tenant by verified credentials."""
+    """Who is calling: bound to exactly one tenant (or the platform) by verified credentials."""
 
     tenant_id: str
     role: str
     subject_id: str
+    kind: Literal["user", "api_key"]
     permissions: frozenset[str]
+    email: str | None = None
+
+    @property
+    def is_platform_admin(self) -> bool:
+        """Platform administrators manage tenants and see no tenant's data."""
+        return self.role == PLATFORM_ADMIN
 
 
 _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
-async def get_principal(request: Request, state: StateDep) -> Principal:
-    """Authenticate the ``Authorization: Bearer <api key>`` header.
+def _unauthorized(detail: str = "invalid credentials") -> ProblemError:
+    return ProblemError(401, detail, slug="unauthorized", headers=_UNAUTHORIZED)
 
-    Verified keys are cached per replica for ``AIMPACT_CREDENTIAL_CACHE_S``.
-    """
+
+async def _principal_from_api_key(state: AppState, token: str) -> Principal:
+    key_hash = hash_api_key(token)
+    cached: Principal | None = state.principals.get(key_hash)
+    if cached is not None:
+        return cached
+    async with state.sessions() as session:
+        key = await find_api_key(session, key_hash)
+        if key is None:
+            raise _unauthorized()
+        await session.exec(update(ApiKey).where(col(ApiKey.id) == key.id).values(last_used_at=utcnow()))
+        await session.commit()
+    principal = Principal(
+        tenant_id=key.tenant_id,
+        role=key.role,
+        subject_id=key.id,
+        kind="api_key",
+        permissions=permissions_of(key.role),
+    )
+    state.principals.put(key_hash, principal)
+    return principal
+
+
+async def _principal_from_jwt(state: AppState, token: str) -> Principal:
+    try:
+        claims = state.jwt.verify(token)
+    except TokenError as exc:
+        log.info("token rejected", reason=str(exc))
+        raise _unauthorized() from None
+    cache_key = f"user:{claims['sub']}"
+    user: User | None = state.principals.get(cache_key)
+    if user is None:
+        async with state.sessions() as session:
+            user = await session.get(User, claims["sub"])
+        if user is None:
+            raise _unauthorized()
+        state.principals.put(cache_key, user)
+    if user.is_platform_admin:
+        if claims["tid"] != PLATFORM_TENANT:
+            raise _unauthorized()
+        return Principal(
+            tenant_id=PLATFORM_TENANT,
+            role=PLATFORM_ADMIN,
+            subject_id=user.id,
+            kind="user",
+            permissions=permissions_of(PLATFORM_ADMIN),
+            email=user.email,
+        )
+    if user.tenant_id is None or claims["tid"] != user.tenant_id:
+        raise _unauthorized()
+    return Principal(
+        tenant_id=user.tenant_id,
+        role=user.role,
+        subject_id=user.id,
+        kind="user",
+        permissions=permissions_of(user.role),
+        email=user.email,
+    )
+
+
+async def tenant_quotas(state: AppState, tenant_id: str) -> Quotas:
+    """Effective quotas of a tenant (cached per replica like credentials)."""
+    cache_key = f"quotas:{tenant_id}"
+    quotas: Quotas | None = state.principals.get(cache_key)
+    if quotas is None:
+        async with state.sessions() as session:
+            tenant = await session.get(Tenant, tenant_id)
+        quotas = Quotas.of(tenant.quotas if tenant else {}, state.settings)
+        state.principals.put(cache_key, quotas)
+    return quotas
+
+
+def too_many_requests(exc: QuotaExceededError) -> ProblemError:
+    """The 429 problem for a quota error."""
+    return ProblemError(429, str(exc), slug="quota-exceeded", headers={"Retry-After": str(exc.retry_after_s)})
+
+
+async def get_principal(request: Request, state: StateDep) -> Principal:
+    """Authenticate ``Authorization: Bearer <jwt | api key>`` and count the request against quotas."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise ProblemError(401, "missing bearer credentials", slug="unauthorized", headers=_UNAUTHORIZED)
-    key_hash = hash_api_key(token.strip())
-    principal: Principal | None = state.principals.get(key_hash)
-    if principal is None:
-        async with state.sessions() as session:
-            key = await find_api_key(session, key_hash)
-        if key is None:
-            raise ProblemError(401, "invalid credentials", slug="unauthorized", headers=_UNAUTHORIZED)
-        principal = Principal(
-            tenant_id=key.tenant_id, role=key.role, subject_id=key.id, permissions=permissions_of(key.role)
-        )
-        state.principals.put(key_hash, principal)
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise _unauthorized("missing bearer credentials")
+    if token.startswith(API_KEY_PREFIX):
+        principal = await _principal_from_api_key(state, token)
+    else:
+        principal = await _principal_from_jwt(state, token)
     structlog.contextvars.bind_contextvars(tenant_id=principal.tenant_id)
+    if not principal.is_platform_admin:
+        quotas = await tenant_quotas(state, principal.tenant_id)
+        try:
+            await state.rate_limiter.hit(principal.tenant_id, quotas.requests_per_minute)
+        except QuotaExceededError as exc:
+            raise too_many_requests(exc) from None
     return principal
 
 
@@ -76,7 +167,11 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def require(permission: str) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
-    """Dependency that admits principals holding ``permission`` (403 otherwise)."""
+    """Dependency that admits principals holding ``permission`` (403 otherwise).
+
+    The permission is attached to the dependency so that tests can read every
+    route's declared permission from the app's route table.
+    """
 
     async def _check(principal: PrincipalDep) -> Principal:
         if permission not in principal.permissions:

@@ -38,6 +38,11 @@ class ProblemError(Exception):
         self.headers = headers
 
 
+def invalid_cursor(exc: Exception) -> ProblemError:
+    """422 for a pagination cursor this server did not issue."""
+    return ProblemError(422, str(exc), slug="validation-error", errors=[{"field": "cursor", "message": str(exc)}])
+
+
 def problem_response(
     status: int,
     detail: str,

@@ -11,7 +11,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
 from api.ttl_cache import TtlCache
+from core.auth.jwt_keys import JwtService
+from core.auth.refresh import RefreshTokens
+from core.auth.throttle import LoginThrottle
+from core.crypto import Keyring
 from core.events import RunEventLog
+from core.quotas import RequestRateLimiter
 from core.settings import Settings
 
 
@@ -26,3 +31,8 @@ class AppState:
     redis: Redis
     events: RunEventLog
     principals: TtlCache[Any]
+    jwt: JwtService
+    refresh_tokens: RefreshTokens
+    login_throttle: LoginThrottle
+    rate_limiter: RequestRateLimiter
+    keyring: Keyring

@@ -25,6 +25,7 @@ async def issue_api_key(
     role: str,
     user_id: str | None = None,
     key: NewApiKey | None = None,
+    commit: bool = True,
 ) -> tuple[ApiKey, NewApiKey]:
     """Store a new API key for ``tenant_id``; the returned ``NewApiKey.key`` is shown once."""
     minted = key or mint_api_key()
@@ -38,5 +39,6 @@ async def issue_api_key(
         key_hash=minted.key_hash,
     )
     session.add(row)
-    await session.commit()
+    if commit:
+        await session.commit()
     return row, minted

@@ -6,8 +6,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_JWT_SECRET = "aimpact-dev-only-jwt-secret-do-not-use-in-production"  # noqa: S105 - refused outside dev
+DEV_ENCRYPTION_KEY = "dev:ZGV2LW9ubHktMzItYnl0ZS1rZXktZm9yLWFpbXBhY3Q="
+"""Dev keyring (32 bytes, public): refused outside dev, like the JWT secret."""
 
 TaskQueue = Literal["agents"]
 """Task queues that have workers today (voice and optimizer join as they land)."""
@@ -40,6 +44,34 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = None
     bootstrap_api_key: SecretStr | None = None
 
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(DEV_JWT_SECRET), description="HS256 signing secret (at least 32 bytes outside dev)."
+    )
+    jwt_previous_secrets: list[SecretStr] = Field(
+        default_factory=list, description="Earlier HS256 secrets: tokens they signed stay valid until expiry."
+    )
+    jwt_signing_keys: str | None = Field(
+        default=None,
+        description="Asymmetric keys 'kid:path.pem,...' (Ed25519 or RSA private keys); the first signs.",
+    )
+    jwt_issuer: str = "aimpact"
+    jwt_audience: str = "aimpact-api"
+    access_token_ttl_s: int = Field(default=900, ge=60, le=86_400)
+    refresh_token_ttl_s: int = Field(default=30 * 86_400, ge=3600, le=365 * 86_400)
+    login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_ip: int = Field(default=30, ge=1)
+    login_window_s: int = Field(default=900, ge=1)
+    encryption_keys: SecretStr | None = Field(
+        default=None,
+        description="AES-256-GCM keyring 'kid:base64key,...' for secrets and payloads; the first encrypts.",
+    )
+    payload_encryption: bool | None = Field(
+        default=None, description="Encrypt Temporal payloads (default: on outside dev)."
+    )
+    default_requests_per_minute: int = Field(default=1200, ge=1)
+    default_concurrent_runs: int = Field(default=100, ge=1)
+    default_tokens_per_day: int = Field(default=10_000_000, ge=1)
+
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -52,6 +84,21 @@ class Settings(BaseSettings):
     )
     agent_max_steps: int = Field(default=12, ge=1, le=100)
     worker_queues: list[TaskQueue] = Field(default_factory=lambda: list[TaskQueue](["agents"]))
+
+    @model_validator(mode="after")
+    def _no_default_secrets_outside_dev(self) -> Settings:
+        if self.env != "dev":
+            secret = self.jwt_secret.get_secret_value()
+            if not self.jwt_signing_keys and (secret == DEV_JWT_SECRET or len(secret.encode()) < 32):
+                raise ValueError("jwt_secret must be set to at least 32 random bytes outside dev")
+            if self.encryption_keys is None:
+                raise ValueError("encryption_keys must be set outside dev")
+        return self
+
+    @property
+    def encrypt_payloads(self) -> bool:
+        """Whether Temporal payloads are encrypted."""
+        return self.payload_encryption if self.payload_encryption is not None else self.env != "dev"
 
     @field_validator("home")
     @classmethod
@@ -103,3 +150,8 @@ class Settings(BaseSettings):
         if self.redis_url:
             return self.redis_url
         return f"unix://{self.embedded_redis_dir / 'redis.sock'}"
+
+    @property
+    def encryption_keyring(self) -> str:
+        """The keyring setting in force (the public dev key only in dev)."""
+        return self.encryption_keys.get_secret_value() if self.encryption_keys else DEV_ENCRYPTION_KEY

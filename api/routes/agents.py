@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from api.deps import Principal, SessionDep, require
-from api.problems import ProblemError
+from api.problems import ProblemError, invalid_cursor
 from api.schemas import AgentPublic, Page
 from core.agents import AgentConfig
+from core.audit import record_audit
 from core.db.models import Agent, AgentVersion
 from core.db.repos import AgentRepository, CursorError
 
@@ -38,6 +39,17 @@ async def create_agent(
 ) -> AgentPublic:
     """Create an agent at version 1."""
     agent, version = await AgentRepository(session, principal.tenant_id).create(body)
+    record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.subject_id,
+        actor_kind=principal.kind,
+        action="agent.created",
+        target_type="agent",
+        target_id=agent.id,
+        data={"version": version.version},
+    )
+    await session.commit()
     return agent_public(agent, version)
 
 
@@ -53,9 +65,7 @@ async def list_agents(
     try:
         agents, next_cursor = await repo.list(limit=limit, cursor=cursor)
     except CursorError as exc:
-        raise ProblemError(
-            422, str(exc), slug="validation-error", errors=[{"field": "cursor", "message": str(exc)}]
-        ) from exc
+        raise invalid_cursor(exc) from exc
     items = []
     for agent in agents:
         version = await repo.get_version(agent.id, agent.version)

@@ -15,8 +15,8 @@ from temporalio.client import WorkflowHandle
 from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from api.deps import Principal, SessionDep, StateDep, require
-from api.problems import ProblemError
+from api.deps import Principal, SessionDep, StateDep, require, tenant_quotas, too_many_requests
+from api.problems import ProblemError, invalid_cursor
 from api.schemas import Page, RunCreate, RunPublic, StepPublic, TemporalLink, UsagePublic
 from api.state import AppState
 from core.contracts.agent_run import AgentRunInput
@@ -24,6 +24,7 @@ from core.db.models import Run, RunStep
 from core.db.repos import AgentRepository, CursorError, RunRepository
 from core.events import FINAL_EVENTS
 from core.ids import AGENT_ID, RUN_KIND, TENANT_ID, new_id, run_workflow_id
+from core.quotas import QuotaExceededError, check_run_quotas
 from core.telemetry import metrics
 from workflows.agent_run import AgentRunWorkflow
 
@@ -122,6 +123,10 @@ async def start_run(
     agent = await AgentRepository(session, tenant).get(agent_id)
     if agent is None:
         raise ProblemError(404, f"agent {agent_id} not found", slug="not-found")
+    try:
+        await check_run_quotas(session, tenant, await tenant_quotas(state, tenant))
+    except QuotaExceededError as exc:
+        raise too_many_requests(exc) from None
     run_id = new_id("run")
     run, created = await runs.create(
         Run(
@@ -210,9 +215,7 @@ async def list_runs(
     try:
         page, next_cursor = await runs.list(limit=limit, cursor=cursor, agent_id=agent_id, status=status)
     except CursorError as exc:
-        raise ProblemError(
-            422, str(exc), slug="validation-error", errors=[{"field": "cursor", "message": str(exc)}]
-        ) from exc
+        raise invalid_cursor(exc) from exc
     steps_by_run: dict[str, list[RunStep]] = {r.id: [] for r in page}
     if page:
         rows = await session.exec(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, UniqueConstraint, func
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, LargeBinary, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -28,6 +28,9 @@ class Tenant(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=40)
     name: str = Field(max_length=200)
     quotas: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonType, nullable=False))
+    egress_allowlist: list[str] = Field(
+        default_factory=list, sa_column=Column(JsonType, nullable=False, server_default="[]")
+    )
     created_at: datetime = _ts(nullable=False)
 
 
@@ -149,3 +152,49 @@ class StepEffect(SQLModel, table=True):
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
     result: Any = Field(default=None, sa_column=Column(JsonType))
     created_at: datetime = _ts(nullable=False)
+
+
+class RefreshToken(SQLModel, table=True):
+    """An opaque refresh token (hash only); rotated on use, revoked as a family on reuse."""
+
+    __tablename__ = "refresh_token"
+
+    id: str = Field(primary_key=True, max_length=40)
+    user_id: str = Field(foreign_key="user.id", index=True, max_length=40)
+    tenant_id: str | None = Field(default=None, foreign_key="tenant.id", index=True, max_length=40)
+    family_id: str = Field(index=True, max_length=40)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = _ts(nullable=False)
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    revoked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who changed what: agents, keys, users, roles, quotas, secrets, tenants."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_tenant_created", "tenant_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str | None = Field(default=None, foreign_key="tenant.id", max_length=40)
+    actor_id: str = Field(max_length=40)
+    actor_kind: str = Field(max_length=16)
+    action: str = Field(max_length=64)
+    target_type: str = Field(max_length=32)
+    target_id: str = Field(max_length=200)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonType, nullable=False))
+    created_at: datetime = _ts(nullable=False)
+
+
+class Secret(SQLModel, table=True):
+    """A tenant secret, AES-GCM encrypted; the plaintext never leaves the workers' resolvers."""
+
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    name: str = Field(max_length=100)
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)

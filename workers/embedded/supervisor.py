@@ -97,6 +97,7 @@ class Supervisor:
                     http_port=s.temporal_http_port,
                     metrics_port=s.temporal_metrics_port,
                     namespace=s.temporal_namespace,
+                    ui_codec_endpoint=f"{s.api_url}/codec" if s.encrypt_payloads else None,
                 )
             )
         upgrade(s.database_target)

@@ -1,0 +1,105 @@
+"""``/v1/api-keys``: service credentials with a role, shown once, stored hashed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+from sqlmodel import col, select
+
+from api.deps import Principal, SessionDep, StateDep, require
+from api.identity_schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
+from api.problems import ProblemError
+from api.schemas import Page
+from core.audit import record_audit
+from core.db.models import ApiKey, utcnow
+from core.provisioning import issue_api_key
+from core.roles import may_grant
+
+router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
+
+
+def _public(key: ApiKey) -> ApiKeyPublic:
+    return ApiKeyPublic(
+        id=key.id,
+        name=key.name,
+        role=key.role,
+        prefix=key.prefix,
+        created_at=key.created_at,
+        last_used_at=key.last_used_at,
+    )
+
+
+@router.post("", status_code=201, response_model=ApiKeyCreated)
+async def create_api_key(
+    body: ApiKeyCreate, session: SessionDep, principal: Annotated[Principal, Depends(require("keys:manage"))]
+) -> ApiKeyCreated:
+    """Mint a key; ``key`` is in this response only."""
+    if not may_grant(principal.role, body.role):
+        raise ProblemError(403, f"role {principal.role!r} cannot grant {body.role!r}", slug="forbidden")
+    row, minted = await issue_api_key(
+        session,
+        principal.tenant_id,
+        name=body.name,
+        role=body.role,
+        user_id=principal.subject_id if principal.kind == "user" else None,
+        commit=False,
+    )
+    record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.subject_id,
+        actor_kind=principal.kind,
+        action="api_key.created",
+        target_type="api_key",
+        target_id=row.id,
+        data={"name": body.name, "role": body.role},
+    )
+    await session.commit()
+    return ApiKeyCreated(**_public(row).model_dump(), key=minted.key)
+
+
+@router.get("", response_model=Page[ApiKeyPublic])
+async def list_api_keys(
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("keys:manage"))],
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> Page[ApiKeyPublic]:
+    """The tenant's live keys (prefix only)."""
+    query = (
+        select(ApiKey)
+        .where(ApiKey.tenant_id == principal.tenant_id, col(ApiKey.revoked_at).is_(None))
+        .order_by(col(ApiKey.id))
+    )
+    if cursor:
+        query = query.where(ApiKey.id > cursor)
+    rows = (await session.exec(query.limit(limit + 1))).all()
+    more = len(rows) > limit
+    return Page(items=[_public(k) for k in rows[:limit]], next_cursor=rows[limit - 1].id if more else None)
+
+
+@router.delete("/{key_id}", status_code=204, response_class=Response)
+async def revoke_api_key(
+    key_id: str, state: StateDep, session: SessionDep, principal: Annotated[Principal, Depends(require("keys:manage"))]
+) -> Response:
+    """Revoke a key (it stops working on every replica within the credential cache time)."""
+    key = await session.get(ApiKey, key_id)
+    if key is None or key.tenant_id != principal.tenant_id or key.revoked_at is not None:
+        raise ProblemError(404, f"api key {key_id} not found", slug="not-found")
+    if not may_grant(principal.role, key.role):
+        raise ProblemError(403, f"role {principal.role!r} cannot revoke a {key.role!r} key", slug="forbidden")
+    key.revoked_at = utcnow()
+    session.add(key)
+    record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.subject_id,
+        actor_kind=principal.kind,
+        action="api_key.revoked",
+        target_type="api_key",
+        target_id=key.id,
+    )
+    await session.commit()
+    state.principals.clear()
+    return Response(status_code=204)

@@ -1,0 +1,74 @@
+"""``/v1/secrets``: write-only tenant secrets (values are never returned)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response
+
+from api.deps import Principal, SessionDep, StateDep, require
+from api.identity_schemas import SecretCreate, SecretPublic
+from api.problems import ProblemError
+from api.schemas import Page
+from core.audit import record_audit
+from core.secrets import SecretStore
+
+router = APIRouter(prefix="/v1/secrets", tags=["secrets"])
+
+
+def _public(name: str, created_at: object, updated_at: object) -> SecretPublic:
+    return SecretPublic.model_validate({"name": name, "created_at": created_at, "updated_at": updated_at})
+
+
+@router.post("", status_code=201, response_model=SecretPublic)
+async def put_secret(
+    body: SecretCreate,
+    state: StateDep,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("secrets:write"))],
+) -> SecretPublic:
+    """Store (or replace) a secret, encrypted with the platform keyring."""
+    row = await SecretStore(session, principal.tenant_id, state.keyring).put(body.name, body.value)
+    record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.subject_id,
+        actor_kind=principal.kind,
+        action="secret.written",
+        target_type="secret",
+        target_id=body.name,
+    )
+    await session.commit()
+    return _public(row.name, row.created_at, row.updated_at)
+
+
+@router.get("", response_model=Page[SecretPublic])
+async def list_secrets(
+    state: StateDep, session: SessionDep, principal: Annotated[Principal, Depends(require("secrets:read"))]
+) -> Page[SecretPublic]:
+    """Names and dates of the tenant's secrets."""
+    rows = await SecretStore(session, principal.tenant_id, state.keyring).list()
+    return Page(items=[_public(r.name, r.created_at, r.updated_at) for r in rows])
+
+
+@router.delete("/{name}", status_code=204, response_class=Response)
+async def delete_secret(
+    name: Annotated[str, Path(max_length=100)],
+    state: StateDep,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("secrets:write"))],
+) -> Response:
+    """Delete a secret."""
+    if not await SecretStore(session, principal.tenant_id, state.keyring).delete(name):
+        raise ProblemError(404, f"secret {name} not found", slug="not-found")
+    record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.subject_id,
+        actor_kind=principal.kind,
+        action="secret.deleted",
+        target_type="secret",
+        target_id=name,
+    )
+    await session.commit()
+    return Response(status_code=204)

@@ -1,0 +1,113 @@
+"""``/v1/tenants``: platform administrators create tenants and set quotas and egress allowlists."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from sqlalchemy.exc import IntegrityError
+
+from api.deps import Principal, SessionDep, StateDep, require
+from api.identity_schemas import TenantCreate, TenantPublic, TenantUpdate
+from api.problems import ProblemError
+from core.audit import record_audit
+from core.db.models import Tenant, User, utcnow
+from core.ids import new_id
+from core.security import hash_password
+
+router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
+
+
+def tenant_public(tenant: Tenant) -> TenantPublic:
+    """Public view of a tenant."""
+    return TenantPublic(
+        id=tenant.id,
+        name=tenant.name,
+        quotas=tenant.quotas,
+        egress_allowlist=tenant.egress_allowlist,
+        created_at=tenant.created_at,
+    )
+
+
+@router.post("", status_code=201, response_model=TenantPublic)
+async def create_tenant(
+    body: TenantCreate, session: SessionDep, principal: Annotated[Principal, Depends(require("platform:tenants"))]
+) -> TenantPublic:
+    """Create a tenant and its owner."""
+    tenant = Tenant(id=new_id("ten"), name=body.name)
+    owner = User(
+        id=new_id("usr"),
+        tenant_id=tenant.id,
+        email=body.owner_email.lower(),
+        password_hash=hash_password(body.owner_password),
+        role="owner",
+    )
+    session.add(tenant)
+    await session.flush()
+    session.add(owner)
+    record_audit(
+        session,
+        tenant_id=tenant.id,
+        actor_id=principal.subject_id,
+        actor_kind=principal.kind,
+        action="tenant.created",
+        target_type="tenant",
+        target_id=tenant.id,
+        data={"name": body.name, "owner_id": owner.id},
+    )
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise ProblemError(
+            409, "a user with this email exists", slug="conflict", errors=[{"field": "owner_email", "message": "taken"}]
+        ) from None
+    return tenant_public(tenant)
+
+
+async def _visible_tenant(session: SessionDep, principal: Principal, tenant_id: str) -> Tenant:
+    tenant = await session.get(Tenant, tenant_id)
+    if tenant is None or (not principal.is_platform_admin and tenant.id != principal.tenant_id):
+        raise ProblemError(404, f"tenant {tenant_id} not found", slug="not-found")
+    return tenant
+
+
+@router.get("/{tenant_id}", response_model=TenantPublic)
+async def get_tenant(
+    tenant_id: str, session: SessionDep, principal: Annotated[Principal, Depends(require("tenant:read"))]
+) -> TenantPublic:
+    """A tenant: platform admins see any, members only their own."""
+    return tenant_public(await _visible_tenant(session, principal, tenant_id))
+
+
+@router.patch("/{tenant_id}", response_model=TenantPublic)
+async def update_tenant(
+    tenant_id: str,
+    body: TenantUpdate,
+    state: StateDep,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("platform:tenants"))],
+) -> TenantPublic:
+    """Change name, quotas or egress allowlist."""
+    tenant = await _visible_tenant(session, principal, tenant_id)
+    changes = body.model_dump(exclude_unset=True, mode="json")
+    if body.name is not None:
+        tenant.name = body.name
+    if body.quotas is not None:
+        tenant.quotas = body.quotas.model_dump(exclude_none=True)
+    if body.egress_allowlist is not None:
+        tenant.egress_allowlist = body.egress_allowlist
+    session.add(tenant)
+    record_audit(
+        session,
+        tenant_id=tenant.id,
+        actor_id=principal.subject_id,
+        actor_kind=principal.kind,
+        action="tenant.updated",
+        target_type="tenant",
+        target_id=tenant.id,
+        data=changes | {"at": utcnow().isoformat()},
+    )
+    await session.commit()
+    state.principals.clear()
+    return tenant_public(tenant)

@@ -1,0 +1,148 @@
+"""``/v1/users``: a tenant's people and their roles."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from api.deps import Principal, SessionDep, StateDep, require
+from api.identity_schemas import UserCreate, UserPublic, UserUpdate
+from api.problems import ProblemError
+from api.schemas import Page
+from core.audit import record_audit
+from core.db.models import ApiKey, User, utcnow
+from core.ids import new_id
+from core.roles import may_grant
+from core.security import hash_password
+
+router = APIRouter(prefix="/v1/users", tags=["users"])
+
+
+def _public(user: User) -> UserPublic:
+    return UserPublic(id=user.id, email=user.email, role=user.role, created_at=user.created_at)
+
+
+def _forbid_escalation(principal: Principal, role: str) -> None:
+    if not may_grant(principal.role, role):
+        raise ProblemError(403, f"role {principal.role!r} cannot grant {role!r}", slug="forbidden")
+
+
+async def _member(session: SessionDep, principal: Principal, user_id: str) -> User:
+    user = await session.get(User, user_id)
+    if user is None or user.tenant_id != principal.tenant_id:
+        raise ProblemError(404, f"user {user_id} not found", slug="not-found")
+    return user
+
+
+@router.post("", status_code=201, response_model=UserPublic)
+async def create_user(
+    body: UserCreate, session: SessionDep, principal: Annotated[Principal, Depends(require("users:manage"))]
+) -> UserPublic:
+    """Add a user to the caller's tenant (never with a role above the caller's)."""
+    _forbid_escalation(principal, body.role)
+    user = User(
+        id=new_id("usr"),
+        tenant_id=principal.tenant_id,
+        email=body.email.lower(),
+        password_hash=hash_password(body.password),
+        role=body.role,
+    )
+    session.add(user)
+    record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.subject_id,
+        actor_kind=principal.kind,
+        action="user.created",
+        target_type="user",
+        target_id=user.id,
+        data={"role": body.role},
+    )
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise ProblemError(
+            409, "a user with this email exists", slug="conflict", errors=[{"field": "email", "message": "taken"}]
+        ) from None
+    return _public(user)
+
+
+@router.get("", response_model=Page[UserPublic])
+async def list_users(
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("users:read"))],
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=40)] = None,
+) -> Page[UserPublic]:
+    """Users of the caller's tenant, by id."""
+    query = select(User).where(User.tenant_id == principal.tenant_id).order_by(col(User.id))
+    if cursor:
+        query = query.where(User.id > cursor)
+    rows = (await session.exec(query.limit(limit + 1))).all()
+    more = len(rows) > limit
+    return Page(items=[_public(u) for u in rows[:limit]], next_cursor=rows[limit - 1].id if more else None)
+
+
+@router.patch("/{user_id}", response_model=UserPublic)
+async def update_user(
+    user_id: str,
+    body: UserUpdate,
+    state: StateDep,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("users:manage"))],
+) -> UserPublic:
+    """Change a user's role; their refresh tokens are revoked."""
+    user = await _member(session, principal, user_id)
+    _forbid_escalation(principal, user.role)
+    _forbid_escalation(principal, body.role)
+    previous, user.role = user.role, body.role
+    session.add(user)
+    await state.refresh_tokens.revoke_user(session, user.id)
+    record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.subject_id,
+        actor_kind=principal.kind,
+        action="user.role_changed",
+        target_type="user",
+        target_id=user.id,
+        data={"from": previous, "to": body.role},
+    )
+    await session.commit()
+    state.principals.clear()
+    return _public(user)
+
+
+@router.delete("/{user_id}", status_code=204, response_class=Response)
+async def delete_user(
+    user_id: str,
+    state: StateDep,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("users:manage"))],
+) -> Response:
+    """Remove a user: their tokens and API keys stop working."""
+    user = await _member(session, principal, user_id)
+    _forbid_escalation(principal, user.role)
+    if user.id == principal.subject_id:
+        raise ProblemError(409, "you cannot delete yourself", slug="conflict")
+    await state.refresh_tokens.forget_user(session, user.id)
+    await session.exec(update(ApiKey).where(col(ApiKey.user_id) == user.id).values(user_id=None, revoked_at=utcnow()))
+    record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.subject_id,
+        actor_kind=principal.kind,
+        action="user.deleted",
+        target_type="user",
+        target_id=user.id,
+        data={"email_domain": user.email.split("@")[-1]},
+    )
+    await session.delete(user)
+    await session.commit()
+    state.principals.clear()
+    return Response(status_code=204)

@@ -1,0 +1,1 @@
+"""Authentication: JWT access tokens, refresh tokens, login throttling."""

@@ -1,0 +1,102 @@
+"""Per-tenant quotas: requests per minute (Redis), concurrent runs and tokens per day (database)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import time as dtime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from redis.asyncio import Redis
+from sqlalchemy import func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.db.models import Run, utcnow
+from core.settings import Settings
+
+ACTIVE_STATUSES = ("queued", "running", "waiting_approval")
+
+
+class QuotaSpec(BaseModel):
+    """Quotas as stored on the tenant and edited by the platform admin."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    concurrent_runs: int | None = Field(default=None, ge=1, le=100_000)
+    tokens_per_day: int | None = Field(default=None, ge=1, le=10**12)
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """Effective quotas of a tenant (stored values over platform defaults)."""
+
+    requests_per_minute: int
+    concurrent_runs: int
+    tokens_per_day: int
+
+    @classmethod
+    def of(cls, stored: dict[str, Any], settings: Settings) -> Quotas:
+        """Stored quotas, each falling back to the platform default."""
+        spec = QuotaSpec.model_validate(stored or {})
+        return cls(
+            requests_per_minute=spec.requests_per_minute or settings.default_requests_per_minute,
+            concurrent_runs=spec.concurrent_runs or settings.default_concurrent_runs,
+            tokens_per_day=spec.tokens_per_day or settings.default_tokens_per_day,
+        )
+
+
+class QuotaExceededError(Exception):
+    """Over quota; ``retry_after_s`` goes into the ``Retry-After`` header."""
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RequestRateLimiter:
+    """Fixed one-minute windows per tenant, counted in Redis across API replicas."""
+
+    def __init__(self, redis: Redis):
+        self._redis = redis
+
+    async def hit(self, tenant_id: str, limit: int) -> None:
+        """Count a request; ``QuotaExceededError`` when over ``limit`` in this minute."""
+        now = time.time()
+        window = int(now // 60)
+        key = f"aimpact:rl:{tenant_id}:{window}"
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 120)
+            count, _ = await pipe.execute()
+        if int(count) > limit:
+            raise QuotaExceededError(
+                f"over the quota of {limit} requests per minute", retry_after_s=max(1, 60 - int(now % 60))
+            )
+
+
+async def check_run_quotas(session: AsyncSession, tenant_id: str, quotas: Quotas) -> None:
+    """``QuotaExceededError`` if the tenant is at its concurrent-run or daily-token quota."""
+    active = (
+        await session.exec(
+            select(func.count())
+            .select_from(Run)
+            .where(Run.tenant_id == tenant_id, col(Run.status).in_(ACTIVE_STATUSES))
+        )
+    ).one()
+    if active >= quotas.concurrent_runs:
+        raise QuotaExceededError(f"{active} runs active; quota is {quotas.concurrent_runs}", retry_after_s=5)
+    midnight = datetime.combine(utcnow().date(), dtime.min, tzinfo=utcnow().tzinfo)
+    used = (
+        await session.exec(
+            select(func.coalesce(func.sum(Run.input_tokens + Run.output_tokens), 0)).where(
+                Run.tenant_id == tenant_id, Run.created_at >= midnight
+            )
+        )
+    ).one()
+    if used >= quotas.tokens_per_day:
+        seconds_left = int(86_400 - (utcnow() - midnight).total_seconds())
+        raise QuotaExceededError(f"{used} tokens used today; quota is {quotas.tokens_per_day}", seconds_left)

@@ -1,0 +1,82 @@
+"""Tenant A's credentials on tenant B's objects: every route that takes an id answers 404."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.roles import PERMISSIONS
+from tests.api.routes_table import api_routes
+from tests.api.test_auth import make_user
+from tests.conftest import TenantCtx
+from tests.helpers import create_agent, wait_run
+
+BODIES = {
+    ("POST", "/v1/agents/{agent_id}/runs"): {"input": "1 + 1"},
+    ("PATCH", "/v1/users/{user_id}"): {"role": "viewer"},
+}
+
+
+async def _objects_of(tenant: TenantCtx, engine: AsyncEngine) -> dict[str, str]:
+    agent = await create_agent(tenant.http)
+    run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "2 + 2"})).json()
+    await wait_run(tenant.http, run["id"])
+    await make_user(engine, tenant.id, "viewer")
+    users = (await tenant.http.get("/v1/users")).json()["items"]
+    key = (await tenant.http.post("/v1/api-keys", json={"name": "ci", "role": "viewer"})).json()
+    await tenant.http.post("/v1/secrets", json={"name": "B_SECRET", "value": "b-value"})
+    return {
+        "agent_id": agent["id"],
+        "run_id": run["id"],
+        "user_id": users[0]["id"],
+        "key_id": key["id"],
+        "name": "B_SECRET",
+        "tenant_id": tenant.id,
+        "step_id": "s1",
+    }
+
+
+async def test_every_id_route_answers_404_across_tenants(
+    tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine
+) -> None:
+    theirs = await _objects_of(other_tenant, engine)
+    owner = PERMISSIONS["owner"] | {"authenticated"}
+    checked, leaks = [], []
+    for route in api_routes():
+        params = re.findall(r"\{(\w+)\}", route.path)
+        if not params or route.permission not in owner:
+            continue
+        assert set(params) <= theirs.keys(), f"add ids for {route.path} to this test"
+        body = BODIES.get((route.method, route.path), {}) if route.method != "GET" else None
+        response = await tenant.http.request(route.method, route.url(**theirs), json=body)
+        checked.append(f"{route.method} {route.path}")
+        echoed = response.text
+        for param in params:  # the requested id may be echoed back, nothing else of B's
+            echoed = echoed.replace(theirs[param], "X")
+        if response.status_code != 404:
+            leaks.append(f"{route.method} {route.path}: {response.status_code} {response.text[:200]}")
+        elif any(value in echoed for value in (*theirs.values(), "b-value") if len(value) > 6):
+            leaks.append(f"{route.method} {route.path}: body shows the other tenant's data: {echoed[:200]}")
+    assert leaks == []
+    assert len(checked) >= 9
+
+    # tenant B's objects are all still there and unchanged
+    assert (await other_tenant.http.get(f"/v1/agents/{theirs['agent_id']}")).status_code == 200
+    assert (await other_tenant.http.get(f"/v1/runs/{theirs['run_id']}")).json()["status"] == "completed"
+    assert [s["name"] for s in (await other_tenant.http.get("/v1/secrets")).json()["items"]] == ["B_SECRET"]
+    users = (await other_tenant.http.get("/v1/users")).json()["items"]
+    assert {u["id"]: u["role"] for u in users}[theirs["user_id"]] == "viewer"
+    keys = (await other_tenant.http.get("/v1/api-keys")).json()["items"]
+    assert theirs["key_id"] in {k["id"] for k in keys}
+
+
+async def test_lists_never_show_other_tenants(tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine) -> None:
+    await _objects_of(other_tenant, engine)
+    for path in ("/v1/agents", "/v1/runs", "/v1/secrets", "/v1/audit-events"):
+        items = (await tenant.http.get(path)).json()["items"]
+        assert items == [], path
+    keys = (await tenant.http.get("/v1/api-keys")).json()["items"]
+    assert all(k["name"] == "owner" for k in keys)
+    users = (await tenant.http.get("/v1/users")).json()["items"]
+    assert users == []

@@ -5,27 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from core.quotas import QuotaSpec
 from core.roles import Role
+from core.validation import CleanModel
 
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}$"
 NAME = Field(min_length=1, max_length=200)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TokenRequest(_Strict):
+class TokenRequest(CleanModel):
     """``POST /v1/auth/token``."""
 
     email: str = Field(pattern=EMAIL_PATTERN, max_length=320)
     password: str = Field(min_length=1, max_length=1024)
 
 
-class RefreshRequest(_Strict):
+class RefreshRequest(CleanModel):
     """``POST /v1/auth/refresh`` and ``/logout``."""
 
     refresh_token: str = Field(min_length=1, max_length=200)
@@ -51,7 +48,7 @@ class Me(BaseModel):
     permissions: list[str]
 
 
-class TenantCreate(_Strict):
+class TenantCreate(CleanModel):
     """``POST /v1/tenants``."""
 
     name: str = NAME
@@ -59,7 +56,7 @@ class TenantCreate(_Strict):
     owner_password: str = Field(min_length=12, max_length=1024)
 
 
-class TenantUpdate(_Strict):
+class TenantUpdate(CleanModel):
     """``PATCH /v1/tenants/{id}`` (platform admin)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -85,7 +82,7 @@ class TenantPublic(BaseModel):
     created_at: datetime
 
 
-class UserCreate(_Strict):
+class UserCreate(CleanModel):
     """``POST /v1/users``."""
 
     email: str = Field(pattern=EMAIL_PATTERN, max_length=320)
@@ -93,7 +90,7 @@ class UserCreate(_Strict):
     role: Role
 
 
-class UserUpdate(_Strict):
+class UserUpdate(CleanModel):
     """``PATCH /v1/users/{id}``."""
 
     role: Role
@@ -108,7 +105,7 @@ class UserPublic(BaseModel):
     created_at: datetime
 
 
-class ApiKeyCreate(_Strict):
+class ApiKeyCreate(CleanModel):
     """``POST /v1/api-keys``."""
 
     name: str = NAME
@@ -132,7 +129,7 @@ class ApiKeyCreated(ApiKeyPublic):
     key: str
 
 
-class SecretCreate(_Strict):
+class SecretCreate(CleanModel):
     """``POST /v1/secrets``."""
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")

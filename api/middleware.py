@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import time
 import uuid
+from urllib.parse import unquote
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.problems import problem_response
 from core.telemetry import metrics
+from core.validation import text_problem
 
 log = structlog.get_logger("api.access")
+
+
+def _unusable_url_part(scope: Scope) -> str | None:
+    """``"path"`` or ``"query"`` if that part holds NUL or undecodable text."""
+    if text_problem(scope.get("path", "")):
+        return "path"
+    try:
+        query = unquote(scope.get("query_string", b"").decode("latin-1"), errors="strict")
+    except UnicodeDecodeError:
+        return "query"
+    return "query" if text_problem(query) else None
 
 
 class ObservabilityMiddleware:
@@ -37,6 +51,16 @@ class ObservabilityMiddleware:
             await send(message)
 
         try:
+            unusable = _unusable_url_part(scope)
+            if unusable:
+                response = problem_response(
+                    422,
+                    f"the request {unusable} contains characters that cannot be stored",
+                    slug="validation-error",
+                    errors=[{"field": unusable, "message": "must not contain NUL or invalid UTF-8"}],
+                )
+                await response(scope, receive, _send)
+                return
             await self.app(scope, receive, _send)
         finally:
             route = scope.get("route")

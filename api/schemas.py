@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from core.agents import MemorySpec, ModelSpec, ToolSpec
+from core.validation import CleanModel
 
 T = TypeVar("T")
 MAX_INPUT_CHARS = 200_000
@@ -34,10 +35,8 @@ class AgentPublic(BaseModel):
     updated_at: datetime
 
 
-class RunCreate(BaseModel):
+class RunCreate(CleanModel):
     """``POST /v1/agents/{id}/runs``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     input: str = Field(min_length=1, max_length=MAX_INPUT_CHARS)
     thread_id: str | None = Field(default=None, min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_\-]+$")

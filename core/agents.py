@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from core.contracts.agent_run import ToolBinding
 from core.contracts.llm import ModelConfig
 from core.llm.base import AVAILABLE_PROVIDERS
 from core.tools.builtin import BUILTIN_TOOL_NAMES
+from core.validation import CleanModel
 
 
-class ModelSpec(BaseModel):
+class ModelSpec(CleanModel):
     """``model`` of an agent: provider, model name, endpoint, secret reference, params."""
-
-    model_config = ConfigDict(extra="forbid")
 
     provider: Literal["local", "openai", "anthropic"] = "local"
     name: str = Field(default="local-echo", min_length=1, max_length=200)
@@ -43,10 +42,8 @@ class ModelSpec(BaseModel):
         )
 
 
-class ToolSpec(BaseModel):
+class ToolSpec(CleanModel):
     """A tool attached to an agent with its options."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
     requires_approval: bool = False
@@ -66,18 +63,14 @@ class ToolSpec(BaseModel):
         return ToolBinding(**self.model_dump())
 
 
-class MemorySpec(BaseModel):
+class MemorySpec(CleanModel):
     """``memory`` of an agent."""
-
-    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
 
 
-class AgentConfig(BaseModel):
+class AgentConfig(CleanModel):
     """Everything that defines one agent version."""
-
-    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
     instructions: str = Field(default="", max_length=50_000)

@@ -8,7 +8,7 @@ from datetime import datetime
 from datetime import time as dtime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from redis.asyncio import Redis
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -16,14 +16,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db.models import Run, utcnow
 from core.settings import Settings
+from core.validation import CleanModel
 
 ACTIVE_STATUSES = ("queued", "running", "waiting_approval")
 
 
-class QuotaSpec(BaseModel):
+class QuotaSpec(CleanModel):
     """Quotas as stored on the tenant and edited by the platform admin."""
-
-    model_config = ConfigDict(extra="forbid")
 
     requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
     concurrent_runs: int | None = Field(default=None, ge=1, le=100_000)

@@ -67,11 +67,14 @@ class Usage:
 
 @dataclass
 class LlmRequest:
-    """What a provider is asked to complete."""
+    """What a provider is asked to complete (built inside activities; never a workflow payload)."""
 
     model: ModelConfig
     messages: list[ChatMessage]
     tools: list[ToolSchema] = field(default_factory=list)
+    api_key: str | None = None
+    response_format: dict[str, Any] | None = None
+    """``{"type": "json_object"}`` or ``{"type": "json_schema", "json_schema": {...}}`` where supported."""
 
 
 @dataclass

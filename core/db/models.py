@@ -114,6 +114,7 @@ class Run(SQLModel, table=True):
     cost_usd: float = 0.0
     workflow_id: str = Field(max_length=200)
     workflow_run_id: str | None = Field(default=None, max_length=64)
+    parent_run_id: str | None = Field(default=None, max_length=40, index=True)
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
 
@@ -198,3 +199,94 @@ class Secret(SQLModel, table=True):
     ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
+
+
+class TenantTool(SQLModel, table=True):
+    """A tenant-defined HTTP tool: JSON-schema parameters, URL template, headers with secret references."""
+
+    __tablename__ = "tenant_tool"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    name: str = Field(max_length=64)
+    description: str = Field(default="", max_length=2000)
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonType, nullable=False))
+    method: str = Field(max_length=8)
+    url: str = Field(max_length=2000)
+    headers: dict[str, str] = Field(default_factory=dict, sa_column=Column(JsonType, nullable=False))
+    side_effects: bool = True
+    timeout_s: float = 30.0
+    created_at: datetime = _ts(nullable=False)
+
+
+class Webhook(SQLModel, table=True):
+    """A tenant's subscription to run events; the signing secret is stored encrypted."""
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    url: str = Field(max_length=2000)
+    events: list[str] = Field(default_factory=list, sa_column=Column(JsonType, nullable=False))
+    secret_ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = _ts(nullable=False)
+    deleted_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event sent (or being sent) to one webhook, with its attempts."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("webhook_id", "event_id"),
+        Index("ix_delivery_webhook_created", "webhook_id", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    webhook_id: str = Field(foreign_key="webhook.id", max_length=40)
+    event_id: str = Field(max_length=200)
+    event_type: str = Field(max_length=64)
+    status: str = Field(max_length=16)
+    attempts: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, max_length=2000)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JsonType, nullable=False))
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+    delivered_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class ThreadMessage(SQLModel, table=True):
+    """One message of a conversation thread; workflows carry references, not this text."""
+
+    __tablename__ = "thread_message"
+    __table_args__ = (
+        UniqueConstraint("thread_id", "seq"),
+        Index("ix_thread_message_tenant_thread", "tenant_id", "thread_id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
+    thread_id: str = Field(max_length=40)
+    run_id: str | None = Field(default=None, max_length=40)
+    seq: int
+    role: str = Field(max_length=16)
+    content: str = ""
+    tool_calls: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JsonType, nullable=False))
+    tool_call_id: str | None = Field(default=None, max_length=200)
+    name: str | None = Field(default=None, max_length=200)
+    kind: str = Field(default="message", max_length=16)
+    subject: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _ts(nullable=False)
+
+
+class PayloadBlob(SQLModel, table=True):
+    """A large value (over the inline limit) kept out of workflow history, passed by reference."""
+
+    __tablename__ = "payload_blob"
+
+    id: str = Field(primary_key=True, max_length=64)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size: int
+    created_at: datetime = _ts(nullable=False)

@@ -19,6 +19,7 @@ import asyncio
 import re
 
 from core.contracts.llm import ChatMessage, LlmRequest, LlmResponse, ToolCall, Usage
+from core.llm.base import DeltaCallback
 from core.llm.tokens import count_tokens
 
 _ARITHMETIC = re.compile(r"[-+(]*\d[\d.\s]*(?:[-+*/%^]+[\s(]*[-+]?\d[\d.\s]*\)*)+")
@@ -30,13 +31,16 @@ class LocalProvider:
 
     name = "local"
 
-    async def complete(self, request: LlmRequest) -> LlmResponse:
-        """Answer by the fixed rules, with token counts of the prompt and reply."""
+    async def complete(self, request: LlmRequest, *, on_delta: DeltaCallback | None = None) -> LlmResponse:
+        """Answer by the fixed rules, with token counts of the prompt and reply; streams the answer by word."""
         latency_ms = float(request.model.params.get("latency_ms", 0) or 0)
         if latency_ms > 0:
             await asyncio.sleep(latency_ms / 1000)
         response = self._decide(request)
         prompt = " ".join(m.content for m in request.messages)
+        if on_delta is not None and response.content:
+            for index, word in enumerate(response.content.split(" ")):
+                await on_delta(word if index == 0 else " " + word)
         response.usage = Usage(
             input_tokens=count_tokens(prompt),
             output_tokens=count_tokens(response.content)

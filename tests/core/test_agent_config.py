@@ -22,7 +22,7 @@ def test_tool_names_and_objects_are_accepted() -> None:
     [
         ({"name": "a", "tools": ["nope"]}, ("tools", 0, "name")),
         ({"name": "a", "tools": ["calculator", "calculator"]}, ("tools",)),
-        ({"name": "a", "model": {"provider": "openai"}}, ("model", "provider")),
+        ({"name": "a", "model": {"provider": "skynet"}}, ("model", "provider")),
         ({"name": "a", "model": {"provider": "local", "api_key": "sk-x"}}, ("model", "api_key")),
         ({"name": ""}, ("name",)),
         ({"name": "a", "tenant_id": "ten_other"}, ("tenant_id",)),

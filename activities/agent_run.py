@@ -1,8 +1,8 @@
-"""Activities of ``AgentRunWorkflow``: load, model step, tool step, finish.
+"""Activities of ``AgentRunWorkflow``: begin, turns, model steps, tool steps, approvals, finish.
 
-Each activity writes its part of the run's read projection, keyed so that a
-retry or a replay after a worker crash updates the same rows instead of adding
-new ones.
+Each activity writes its part of the run's read projection and appends to the
+conversation thread with keyed, idempotent writes, so a retry or a replay after
+a worker crash updates the same rows instead of adding new ones.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict
-from typing import Any
+from datetime import timedelta
+from typing import Any, Protocol
 
 import structlog
 from temporalio import activity
@@ -19,12 +20,17 @@ from temporalio.exceptions import ApplicationError
 from activities.heartbeat import heartbeating
 from core import errors
 from core.agents import AgentConfig
+from core.blobs import BlobStore
 from core.contracts.agent_run import (
+    INLINE_LIMIT_BYTES,
+    ApprovalInput,
     BeginRunInput,
     BegunRun,
     FinishRunInput,
+    FinishRunResult,
     LlmStepInput,
     LlmStepResult,
+    StartTurnInput,
     ToolStepInput,
     ToolStepResult,
 )
@@ -32,44 +38,80 @@ from core.contracts.llm import ChatMessage, LlmRequest
 from core.db.models import utcnow
 from core.db.projection import RunProjection, StepRecord
 from core.errors import ToolError
-from core.events import RunEventLog
+from core.events import RunEventLog, TokenBuffer
 from core.llm.base import ProviderError, ProviderRegistry
 from core.telemetry import metrics
-from core.tools.base import ToolContext, ToolRegistry
+from core.threads import ThreadStore
+from core.tools.base import ToolContext, ToolResolver
+from core.tools.schema import argument_errors
 
 log = structlog.get_logger(__name__)
+PREVIEW_CHARS = 2000
+MAX_TOOL_OUTPUT_BYTES = 8 * 1024 * 1024
 
 
 def _step_seq(step_id: str) -> int:
     return int(step_id.lstrip("s").split("-", 1)[0])
 
 
+class SecretResolver(Protocol):
+    """Resolves a tenant secret by name (the only place its plaintext exists, in memory)."""
+
+    async def reveal(self, tenant_id: str, name: str) -> str | None:
+        """The secret's value, or ``None``."""
+        ...
+
+
 class AgentRunActivities:
     """Activities with their dependencies injected by the worker."""
 
     def __init__(
-        self, *, projection: RunProjection, events: RunEventLog, providers: ProviderRegistry, tools: ToolRegistry
+        self,
+        *,
+        projection: RunProjection,
+        events: RunEventLog,
+        providers: ProviderRegistry,
+        tools: ToolResolver,
+        threads: ThreadStore,
+        blobs: BlobStore,
+        secrets: SecretResolver | None = None,
     ):
         self._projection = projection
         self._events = events
         self._providers = providers
         self._tools = tools
+        self._threads = threads
+        self._blobs = blobs
+        self._secrets = secrets
+        self._configs: dict[tuple[str, str, int], AgentConfig] = {}
 
     async def _record(self, tenant_id: str, run_id: str, step: StepRecord) -> None:
         """Write the step to the projection and announce it on the run's event stream."""
         await self._projection.record_step(tenant_id, run_id, step)
-        event = "step.started" if step.status == "running" else "step.completed"
+        event = "step.started" if step.status in ("running", "waiting") else "step.completed"
         data: dict[str, Any] = {"step_id": step.step_id, "kind": step.kind, "name": step.name, "status": step.status}
-        if step.status != "running":
-            data |= {"output": step.output, "error": step.error, "attempts": step.attempts}
+        if event == "step.completed":
+            data |= {"output": _preview(step.output), "error": step.error, "attempts": step.attempts}
         await self._events.publish(tenant_id, run_id, event, data)
+
+    async def _config(self, tenant_id: str, agent_id: str, version: int) -> AgentConfig:
+        key = (tenant_id, agent_id, version)
+        if key not in self._configs:  # versions are immutable: cache them
+            raw = await self._projection.agent_config(tenant_id, agent_id, version)
+            if raw is None:
+                raise ApplicationError(
+                    f"agent {agent_id} v{version} not found", type=errors.AGENT_NOT_FOUND, non_retryable=True
+                )
+            self._configs[key] = AgentConfig.model_validate(raw)
+        return self._configs[key]
 
     @activity.defn(name="agent_run.begin")
     async def begin(self, inp: BeginRunInput) -> BegunRun:
-        """Mark the run running; return the model, tools and opening messages."""
+        """Mark the run running, append its input to the thread, return the loop configuration."""
         structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
+        info = activity.info()
         loaded = await self._projection.begin(
-            inp.tenant_id, inp.run_id, inp.agent_id, inp.agent_version, activity.info().workflow_run_id or ""
+            inp.tenant_id, inp.run_id, inp.agent_id, inp.agent_version, info.workflow_run_id or ""
         )
         if loaded is None:
             raise ApplicationError(
@@ -77,29 +119,66 @@ class AgentRunActivities:
                 type=errors.RUN_NOT_FOUND,
                 non_retryable=True,
             )
-        await self._events.publish(inp.tenant_id, inp.run_id, "run.started", {"status": "running"})
         config = AgentConfig.model_validate(loaded.config)
-        messages = [ChatMessage(role="user", content=loaded.input)]
-        if config.instructions:
-            messages.insert(0, ChatMessage(role="system", content=config.instructions))
-        tools = []
-        for spec in config.tools:
-            tool = self._tools.get(spec.name)
-            if tool is not None:
-                tools.append(tool.schema)
+        self._configs[(inp.tenant_id, inp.agent_id, inp.agent_version)] = config
+        await self._threads.append(
+            tenant_id=inp.tenant_id,
+            thread_id=loaded.thread_id,
+            run_id=inp.run_id,
+            key=f"{info.workflow_id}:input",
+            message=ChatMessage(role="user", content=loaded.input),
+            subject=loaded.subject,
+        )
+        await self._events.publish(inp.tenant_id, inp.run_id, "run.started", {"status": "running", "turn": 1})
+        names = [spec.name for spec in config.tools]
         return BegunRun(
             model=config.model.to_contract(),
-            messages=messages,
-            tools=tools,
+            tools=await self._tools.schemas(inp.tenant_id, names),
             bindings=[t.to_contract() for t in config.tools],
+            double_texting=config.double_texting,
+            thread_id=loaded.thread_id,
+        )
+
+    @activity.defn(name="agent_run.start_turn")
+    async def start_turn(self, inp: StartTurnInput) -> None:
+        """Append the turn's user messages to the thread and mark the run running."""
+        structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
+        info = activity.info()
+        if inp.interrupted_step_id:
+            await self._record(
+                inp.tenant_id,
+                inp.run_id,
+                StepRecord(
+                    step_id=inp.interrupted_step_id,
+                    seq=_step_seq(inp.interrupted_step_id),
+                    kind="llm",
+                    name="interrupted",
+                    status="cancelled",
+                    error={"message": "interrupted by a new message"},
+                    ended_at=utcnow(),
+                ),
+            )
+        for message in inp.messages:
+            await self._threads.append(
+                tenant_id=inp.tenant_id,
+                thread_id=inp.thread_id,
+                run_id=inp.run_id,
+                key=f"{info.workflow_id}:msg:{message.id}",
+                message=ChatMessage(role="user", content=message.text),
+            )
+        await self._projection.set_status(inp.tenant_id, inp.run_id, "running")
+        await self._events.publish(
+            inp.tenant_id,
+            inp.run_id,
+            "run.started",
+            {"status": "running", "turn": inp.turn, "messages": len(inp.messages)},
         )
 
     @activity.defn(name="agent_run.llm")
     async def llm(self, inp: LlmStepInput) -> LlmStepResult:
-        """Call the agent's model once and record the step."""
+        """Call the agent's model once on the thread so far; stream deltas; record the step."""
         structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
         info = activity.info()
-        started = utcnow()
         step = StepRecord(
             step_id=inp.step_id,
             seq=_step_seq(inp.step_id),
@@ -107,56 +186,90 @@ class AgentRunActivities:
             name=f"{inp.model.provider}:{inp.model.name}",
             status="running",
             attempts=info.attempt,
-            input={"messages": len(inp.messages), "tools": [t.name for t in inp.tools]},
-            started_at=started,
+            input={"tools": [t.name for t in inp.tools]},
+            started_at=utcnow(),
         )
         await self._record(inp.tenant_id, inp.run_id, step)
-        clock = time.perf_counter()
+        request = await self._request(inp)
+        step.input = {"messages": len(request.messages), "tools": [t.name for t in inp.tools]}
         try:
             provider = self._providers.get(inp.model.provider)
         except KeyError:
             raise ApplicationError(
-                f"provider {inp.model.provider!r} is not configured",
+                f"provider {inp.model.provider!r} is not configured on this worker",
                 type=errors.PROVIDER_REJECTED,
                 non_retryable=True,
             ) from None
+        clock = time.perf_counter()
+        tokens = TokenBuffer(self._events, inp.tenant_id, inp.run_id, inp.step_id)
         try:
             async with heartbeating():
-                response = await provider.complete(LlmRequest(model=inp.model, messages=inp.messages, tools=inp.tools))
+                response = await provider.complete(request, on_delta=tokens.add)
+            await tokens.flush()
         except ProviderError as exc:
-            step.status, step.error, step.ended_at = "failed", {"message": str(exc), "provider": exc.provider}, utcnow()
+            step.status, step.ended_at = "failed", utcnow()
+            step.error = {"message": str(exc), "provider": exc.provider, "status": exc.status}
             await self._record(inp.tenant_id, inp.run_id, step)
             metrics.ACTIVITY_LATENCY.labels("agent_run.llm", "error").observe(time.perf_counter() - clock)
             raise ApplicationError(
-                str(exc),
+                f"{exc.provider}: {exc}",
                 {"provider": exc.provider, "status": exc.status},
                 type=errors.PROVIDER_UNAVAILABLE if exc.retryable else errors.PROVIDER_REJECTED,
                 non_retryable=not exc.retryable,
+                next_retry_delay=_delay(exc.retry_after_s),
             ) from exc
         metrics.ACTIVITY_LATENCY.labels("agent_run.llm", "ok").observe(time.perf_counter() - clock)
         metrics.LLM_TOKENS.labels(inp.model.provider, "input").inc(response.usage.input_tokens)
         metrics.LLM_TOKENS.labels(inp.model.provider, "output").inc(response.usage.output_tokens)
         step.status, step.ended_at = "completed", utcnow()
         step.output = {
-            "content": response.content,
+            "content": response.content[:PREVIEW_CHARS],
             "tool_calls": [asdict(c) for c in response.tool_calls],
             "finish_reason": response.finish_reason,
         }
         step.input_tokens, step.output_tokens = response.usage.input_tokens, response.usage.output_tokens
         step.cost_usd = response.usage.cost_usd
         await self._record(inp.tenant_id, inp.run_id, step)
-        return LlmStepResult(response=response)
+        content_ref = None
+        if len(response.content.encode()) > INLINE_LIMIT_BYTES:
+            content_ref = await self._blobs.put(inp.tenant_id, response.content.encode())
+            response.content = ""
+        return LlmStepResult(response=response, content_ref=content_ref)
+
+    async def _request(self, inp: LlmStepInput) -> LlmRequest:
+        config = await self._config(inp.tenant_id, inp.agent_id, inp.agent_version) if inp.agent_id else None
+        messages = await self._threads.load(inp.tenant_id, inp.thread_id) if inp.thread_id else list(inp.messages)
+        if config is not None and config.instructions:
+            messages.insert(0, ChatMessage(role="system", content=config.instructions))
+        api_key = None
+        if inp.model.api_key_secret and self._secrets is not None:
+            api_key = await self._secrets.reveal(inp.tenant_id, inp.model.api_key_secret)
+            if api_key is None:
+                raise ApplicationError(
+                    f"secret {inp.model.api_key_secret!r} named by the agent does not exist",
+                    type=errors.PROVIDER_REJECTED,
+                    non_retryable=True,
+                )
+        return LlmRequest(model=inp.model, messages=messages, tools=inp.tools, api_key=api_key)
 
     @activity.defn(name="agent_run.tool")
     async def tool(self, inp: ToolStepInput) -> ToolStepResult:
-        """Run one tool call at most once per (workflow, step) and record the step.
+        """Run one tool call at most once per (workflow, step); append call and result to the thread.
 
-        A tool failure the model can act on (bad arguments, unknown tool) is
-        returned as an error result rather than failing the activity.
+        A failure the model can act on (bad arguments, unknown tool, rejection)
+        becomes an error result for the model rather than a failed activity.
         """
         structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
         info = activity.info()
         effect_key = f"{info.workflow_id}:{inp.step_id}"
+        if inp.assistant is not None and inp.thread_id:
+            await self._threads.append(
+                tenant_id=inp.tenant_id,
+                thread_id=inp.thread_id,
+                run_id=inp.run_id,
+                key=inp.assistant_key or f"{info.workflow_id}:{inp.step_id}:assistant",
+                message=inp.assistant,
+            )
         step = StepRecord(
             step_id=inp.step_id,
             seq=_step_seq(inp.step_id),
@@ -171,10 +284,19 @@ class AgentRunActivities:
         seen, stored = await self._projection.recorded_effect(effect_key)
         if seen:
             result = ToolStepResult(**stored)
+            full = result.content
         else:
             async with heartbeating():
-                result = await self._execute(inp, effect_key)
+                full, result = await self._execute(inp, effect_key)
             await self._projection.record_effect(inp.tenant_id, effect_key, asdict(result))
+        if inp.thread_id:
+            await self._threads.append(
+                tenant_id=inp.tenant_id,
+                thread_id=inp.thread_id,
+                run_id=inp.run_id,
+                key=f"{effect_key}:result",
+                message=ChatMessage(role="tool", content=full, tool_call_id=inp.call.id, name=inp.call.name),
+            )
         step.status = "failed" if result.is_error else "completed"
         step.output = result.data if not result.is_error else None
         step.error = {"message": result.content} if result.is_error else None
@@ -182,30 +304,95 @@ class AgentRunActivities:
         await self._record(inp.tenant_id, inp.run_id, step)
         return result
 
-    async def _execute(self, inp: ToolStepInput, effect_key: str) -> ToolStepResult:
-        tool = self._tools.get(inp.call.name) if inp.permitted else None
+    async def _execute(self, inp: ToolStepInput, effect_key: str) -> tuple[str, ToolStepResult]:
+        """Full text for the thread, and the (bounded) result for the workflow."""
+        if inp.rejection is not None:
+            text = f"error: the call was rejected: {inp.rejection}"
+            return text, ToolStepResult(content=text, is_error=True)
+        tool = await self._tools.get(inp.tenant_id, inp.call.name) if inp.permitted else None
         if tool is None:
-            return ToolStepResult(content=f"unknown tool {inp.call.name!r}", is_error=True)
+            text = f"error: unknown tool {inp.call.name!r}; use one of the tools offered"
+            return text, ToolStepResult(content=text, is_error=True)
+        problems = argument_errors(tool.schema, inp.call.arguments)
+        if problems:
+            text = f"error: invalid arguments for {inp.call.name}: {'; '.join(problems)}"
+            return text, ToolStepResult(content=text, is_error=True)
         clock = time.perf_counter()
         context = ToolContext(tenant_id=inp.tenant_id, run_id=inp.run_id, idempotency_key=effect_key)
         try:
             data: Any = await tool.call(inp.call.arguments, context)
         except ToolError as exc:
             metrics.ACTIVITY_LATENCY.labels("agent_run.tool", "error").observe(time.perf_counter() - clock)
-            return ToolStepResult(content=f"error: {exc}", is_error=True)
+            text = f"error: {exc}"
+            return text, ToolStepResult(content=text, is_error=True)
         metrics.ACTIVITY_LATENCY.labels("agent_run.tool", "ok").observe(time.perf_counter() - clock)
-        content = data.get("value") if isinstance(data, dict) and "value" in data else data
-        return ToolStepResult(content=content if isinstance(content, str) else json.dumps(content), data=data)
+        value = data.get("value") if isinstance(data, dict) and "value" in data else data
+        full = value if isinstance(value, str) else json.dumps(value, default=str)
+        if len(full.encode()) > MAX_TOOL_OUTPUT_BYTES:
+            full = full[:MAX_TOOL_OUTPUT_BYTES] + "\n[truncated]"
+        inline = len(full.encode()) <= INLINE_LIMIT_BYTES
+        return full, ToolStepResult(
+            content=full if inline else full[:PREVIEW_CHARS] + f"… [{len(full)} characters in the thread]",
+            data=data if inline else {"preview": full[:PREVIEW_CHARS], "size": len(full)},
+        )
+
+    @activity.defn(name="agent_run.approval")
+    async def approval(self, inp: ApprovalInput) -> None:
+        """Record that a tool call awaits a human (status ``waiting_approval``), or the decision."""
+        structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
+        info = activity.info()
+        waiting = inp.decision is None
+        step = StepRecord(
+            step_id=inp.step_id,
+            seq=_step_seq(inp.step_id),
+            kind="approval",
+            name=inp.call.name,
+            status="waiting" if waiting else ("completed" if inp.decision == "approve" else "rejected"),
+            input={"tool_step_id": inp.tool_step_id, "arguments": inp.call.arguments, "deadline_s": inp.deadline_s},
+            output=None
+            if waiting
+            else {
+                "decision": inp.decision,
+                "decided_by": inp.decided_by,
+                "comment": inp.comment,
+                "at": utcnow().isoformat(),
+            },
+            started_at=utcnow() if waiting else None,
+            ended_at=None if waiting else utcnow(),
+        )
+        await self._record(inp.tenant_id, inp.run_id, step)
+        await self._projection.set_status(inp.tenant_id, inp.run_id, "waiting_approval" if waiting else "running")
+        if info.attempt == 1:
+            metrics.APPROVALS_WAITING.inc() if waiting else metrics.APPROVALS_WAITING.dec()
+        if waiting:
+            await self._events.publish(
+                inp.tenant_id,
+                inp.run_id,
+                "approval.requested",
+                {"step_id": inp.step_id, "tool": inp.call.name, "arguments": inp.call.arguments},
+            )
 
     @activity.defn(name="agent_run.finish")
-    async def finish(self, inp: FinishRunInput) -> None:
-        """Write the run's final status, output/error and usage."""
+    async def finish(self, inp: FinishRunInput) -> FinishRunResult:
+        """Append the answer to the thread; write the status, output/error and usage; announce it."""
         structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
-        await self._projection.finish(
+        output = inp.output
+        if inp.output_ref:
+            output = (await self._blobs.get(inp.tenant_id, inp.output_ref)).decode()
+        if inp.answer is not None and inp.thread_id:
+            answer = ChatMessage(role="assistant", content=output or "", tool_calls=inp.answer.tool_calls)
+            await self._threads.append(
+                tenant_id=inp.tenant_id,
+                thread_id=inp.thread_id,
+                run_id=inp.run_id,
+                key=inp.answer_key or f"{activity.info().workflow_id}:answer:{inp.turn}",
+                message=answer,
+            )
+        created_at = await self._projection.finish(
             inp.tenant_id,
             inp.run_id,
             status=inp.status,
-            output=inp.output,
+            output=output,
             error=inp.error,
             input_tokens=inp.usage.input_tokens,
             output_tokens=inp.usage.output_tokens,
@@ -215,7 +402,26 @@ class AgentRunActivities:
             inp.tenant_id,
             inp.run_id,
             f"run.{inp.status}",
-            {"status": inp.status, "output": inp.output, "error": inp.error, "usage": asdict(inp.usage)},
+            {
+                "status": inp.status,
+                "output": _preview(output),
+                "error": inp.error,
+                "usage": asdict(inp.usage),
+                "turn": inp.turn,
+            },
         )
         metrics.RUNS_FINISHED.labels(inp.status).inc()
-        log.info("run finished", status=inp.status)
+        if created_at is not None:
+            metrics.RUN_DURATION.observe(max(0.0, (utcnow() - created_at).total_seconds()))
+        log.info("run finished", status=inp.status, turn=inp.turn)
+        return FinishRunResult()
+
+
+def _preview(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > PREVIEW_CHARS:
+        return value[:PREVIEW_CHARS] + "…"
+    return value
+
+
+def _delay(seconds: float | None) -> timedelta | None:
+    return timedelta(seconds=seconds) if seconds else None

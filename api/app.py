@@ -12,7 +12,20 @@ from temporalio.converter import PayloadCodec
 
 from api.middleware import ObservabilityMiddleware
 from api.problems import install_problem_handlers
-from api.routes import agents, api_keys, audit, auth, codec_auth, events, health, runs, secrets, tenants, users
+from api.routes import (
+    agents,
+    api_keys,
+    audit,
+    auth,
+    codec_auth,
+    events,
+    health,
+    run_control,
+    runs,
+    secrets,
+    tenants,
+    users,
+)
 from api.routes.codec import codec_router
 from api.state import AppState
 from api.ttl_cache import TtlCache
@@ -25,6 +38,7 @@ from core.db.engine import make_engine, make_sessionmaker
 from core.events import RunEventLog
 from core.quotas import RequestRateLimiter
 from core.settings import Settings
+from core.telemetry.tracing import configure_tracing, instrument_fastapi, temporal_interceptors
 from core.temporal import connect_temporal
 
 
@@ -37,13 +51,14 @@ def _codec(request: Request) -> PayloadCodec:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API; resources are created in the lifespan, not at import."""
     settings = settings or Settings()
+    tracer_provider = configure_tracing("aimpact-api")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         keyring = Keyring.from_setting(settings.encryption_keyring)
         engine = make_engine(settings.database_target, pool_size=20)
         redis = Redis.from_url(settings.redis_target, socket_timeout=5)
-        temporal = await connect_temporal(settings)
+        temporal = await connect_temporal(settings, interceptors=temporal_interceptors(tracer_provider))
         app.state.aimpact = AppState(
             settings=settings,
             engine=engine,
@@ -68,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await redis.aclose()
             await engine.dispose()
+            if tracer_provider is not None:
+                tracer_provider.shutdown()
 
     app = FastAPI(
         title="AImPact",
@@ -76,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    instrument_fastapi(app, tracer_provider)
     app.add_middleware(ObservabilityMiddleware)
     app.include_router(health.router)
     app.include_router(auth.router)
@@ -96,4 +114,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(agents.router)
     app.include_router(runs.router)
     app.include_router(events.router)
+    app.include_router(run_control.router)
     return app

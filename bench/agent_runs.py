@@ -2,8 +2,9 @@
 
 Platform: N runs of a calculator agent (local provider) started with
 ``POST /v1/agents/{id}/runs`` at concurrency C and awaited with the
-long-poll ``GET /v1/runs/{id}?wait_s=30``. Its workflow executes 5 activities
-(begin, model, tool, model, finish).
+long-poll ``GET /v1/runs/{id}?wait_s=30``, for two scenarios: one tool call
+(begin, model, tool, model, finish = 5 activities) and three tool calls
+(7 activities). Then the time from ``POST`` to the first SSE event.
 
 Baseline, in the same invocation and on the same Temporal server: a bare
 workflow with the same number of no-op activities, started with the SDK
@@ -28,8 +29,6 @@ from temporalio.worker import Worker
 
 from bench.baseline import BaselineWorkflow, noop
 from workers.embedded.stack import StackProcess
-
-ACTIVITIES_PER_RUN = 5
 
 
 @dataclass
@@ -71,7 +70,23 @@ async def _bounded(concurrency: int, count: int, one: object) -> tuple[float, li
     return time.perf_counter() - started, latencies
 
 
-async def platform(stack: StackProcess, runs: int, concurrency: int) -> Figures:
+@dataclass(frozen=True)
+class Scenario:
+    """A kind of run: what the agent is asked, and how much work that is."""
+
+    name: str
+    prompt: str
+    steps: int
+    activities: int
+
+
+SCENARIOS = (
+    Scenario("1 tool call", "{i} + 1", steps=3, activities=5),
+    Scenario("3 tool calls", "{i} + 1, 2 * {i} and {i} - 3?", steps=5, activities=7),
+)
+
+
+async def platform(stack: StackProcess, scenario: Scenario, runs: int, concurrency: int) -> Figures:
     """Runs through the public API, measured from POST to the long-poll seeing the final status."""
     limits = httpx.Limits(max_connections=concurrency + 5, max_keepalive_connections=concurrency + 5)
     headers = {"Authorization": f"Bearer {stack.api_key}"}
@@ -83,18 +98,19 @@ async def platform(stack: StackProcess, runs: int, concurrency: int) -> Figures:
         ).json()
 
         async def one(index: int) -> None:
-            run = (await http.post(f"/v1/agents/{agent['id']}/runs", json={"input": f"{index} + 1"})).json()
+            body = {"input": scenario.prompt.format(i=index)}
+            run = (await http.post(f"/v1/agents/{agent['id']}/runs", json=body)).json()
             while run["status"] not in ("completed", "failed", "cancelled"):
                 run = (await http.get(f"/v1/runs/{run['id']}", params={"wait_s": 30})).json()
-            if run["status"] != "completed" or len(run["steps"]) != 3:
-                raise RuntimeError(f"unexpected run: {run['status']} {run.get('error')}")
+            if run["status"] != "completed" or len(run["steps"]) != scenario.steps:
+                raise RuntimeError(f"unexpected run: {run['status']} {run.get('error')} {len(run['steps'])} steps")
 
-        await one(-1)  # warm up
+        await one(1)  # warm up
         seconds, latencies = await _bounded(concurrency, runs, one)
     return Figures("platform", runs, seconds, latencies)
 
 
-async def baseline(stack: StackProcess, runs: int, concurrency: int) -> Figures:
+async def baseline(stack: StackProcess, activities: int, runs: int, concurrency: int) -> Figures:
     """The bare workflow with the same activity count, through the SDK client."""
     client = await Client.connect(stack.temporal_address)
     queue = f"bench-{uuid.uuid4().hex[:8]}"
@@ -102,7 +118,7 @@ async def baseline(stack: StackProcess, runs: int, concurrency: int) -> Figures:
 
         async def one(index: int) -> None:
             await client.execute_workflow(
-                BaselineWorkflow.run, ACTIVITIES_PER_RUN, id=f"bench:{queue}:{index}", task_queue=queue
+                BaselineWorkflow.run, activities, id=f"bench:{queue}:{index}", task_queue=queue
             )
 
         await one(-1)
@@ -110,27 +126,58 @@ async def baseline(stack: StackProcess, runs: int, concurrency: int) -> Figures:
     return Figures("raw", runs, seconds, latencies)
 
 
+async def time_to_first_event(stack: StackProcess, runs: int) -> list[float]:
+    """Seconds from ``POST …/runs`` to the first SSE event of that run, one run at a time."""
+    headers = {"Authorization": f"Bearer {stack.api_key}"}
+    samples = []
+    async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as http:
+        agent = (await http.post("/v1/agents", json={"name": "ttfe", "tools": ["calculator"]})).json()
+        for index in range(runs):
+            began = time.perf_counter()
+            run = (await http.post(f"/v1/agents/{agent['id']}/runs", json={"input": f"{index} * 2"})).json()
+            async with http.stream("GET", f"/v1/runs/{run['id']}/events") as stream:
+                async for line in stream.aiter_lines():
+                    if line.startswith("event: "):
+                        samples.append(time.perf_counter() - began)
+                        break
+    return samples
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--ttfe-runs", type=int, default=50)
     args = parser.parse_args()
 
+    results: list[tuple[Scenario, Figures, Figures]] = []
     with tempfile.TemporaryDirectory(prefix="aimpact-bench-") as home:
-        stack = StackProcess(home=Path(home))
+        stack = StackProcess(
+            home=Path(home),
+            extra_env={"AIMPACT_THREAD_IDLE_S": "0", "AIMPACT_DEFAULT_REQUESTS_PER_MINUTE": "1000000"},
+        )
         stack.start()
         try:
-            raw = await baseline(stack, args.runs, args.concurrency)
-            ours = await platform(stack, args.runs, args.concurrency)
+            for scenario in SCENARIOS:
+                raw = await baseline(stack, scenario.activities, args.runs, args.concurrency)
+                ours = await platform(stack, scenario, args.runs, args.concurrency)
+                results.append((scenario, raw, ours))
+            ttfe = await time_to_first_event(stack, args.ttfe_runs)
         finally:
             stack.stop()
 
-    print(f"\nagent runs: N={args.runs} C={args.concurrency}, {ACTIVITIES_PER_RUN} activities per run")
-    print(f"{'':<10} {'runs':>5} {'runs/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
-    print(raw.row())
-    print(ours.row())
-    print(f"platform/raw throughput ratio: {ours.rate / raw.rate:.2f} (target >= 0.8)")
-    print(f"platform/raw p50 latency ratio: {ours.pct(0.5) / raw.pct(0.5):.2f}")
+    for scenario, raw, ours in results:
+        print(f"\n{scenario.name}: N={args.runs} C={args.concurrency}, {scenario.activities} activities per run")
+        print(f"{'':<10} {'runs':>5} {'runs/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+        print(raw.row())
+        print(ours.row())
+        print(f"platform/raw throughput ratio: {ours.rate / raw.rate:.2f} (target >= 0.8)")
+        print(f"platform/raw p50 latency ratio: {ours.pct(0.5) / raw.pct(0.5):.2f}")
+    first = Figures("ttfe", len(ttfe), 1.0, ttfe)
+    print(f"\ntime to first SSE event (POST run → first event), {len(ttfe)} runs one at a time:")
+    print(
+        f"p50 {first.pct(0.5):.0f} ms, p95 {first.pct(0.95):.0f} ms, p99 {first.pct(0.99):.0f} ms (target p50 < 100 ms)"
+    )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import sys
 from typing import Annotated
 
@@ -107,6 +109,10 @@ def worker(queue: Annotated[str, typer.Option(help="Task queue to serve.")] = "a
         console.print(f"[red]unknown task queue {queue!r}[/]")
         raise typer.Exit(2)
     asyncio.run(run_worker(settings, settings.agents_task_queue))
+    # The SDK's metrics runtime can crash the interpreter during finalisation
+    # (temporalio/sdk-python#300); everything is flushed and stopped by now.
+    logging.shutdown()
+    os._exit(0)
 
 
 @app.command()

@@ -77,6 +77,9 @@ class AgentConfig(CleanModel):
     model: ModelSpec = Field(default_factory=ModelSpec)
     tools: list[ToolSpec] = Field(default_factory=list, max_length=64)
     memory: MemorySpec = Field(default_factory=MemorySpec)
+    double_texting: Literal["reject", "enqueue", "interrupt"] = Field(
+        default="enqueue", description="What a message sent while a turn is running does."
+    )
 
     @field_validator("tools", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ expiring after the retention period, so SSE clients can resume with
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,3 +66,29 @@ class RunEventLog:
 def _decode(event_id: Any, fields: Any) -> RunEvent:
     ident = event_id.decode() if isinstance(event_id, bytes) else str(event_id)
     return RunEvent(id=ident, type=fields[b"type"].decode(), data=json.loads(fields[b"data"]))
+
+
+class TokenBuffer:
+    """Batches streamed model text into ``token.delta`` events (every 64 characters or 50 ms)."""
+
+    def __init__(self, events: RunEventLog, tenant_id: str, run_id: str, step_id: str):
+        self._events = events
+        self._key = (tenant_id, run_id)
+        self._step_id = step_id
+        self._parts: list[str] = []
+        self._size = 0
+        self._last = time.monotonic()
+
+    async def add(self, text: str) -> None:
+        """Take one delta; publish when the batch is big or old enough."""
+        self._parts.append(text)
+        self._size += len(text)
+        if self._size >= 64 or time.monotonic() - self._last >= 0.05:
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Publish what is buffered."""
+        if not self._parts:
+            return
+        text, self._parts, self._size, self._last = "".join(self._parts), [], 0, time.monotonic()
+        await self._events.publish(*self._key, "token.delta", {"step_id": self._step_id, "text": text})

@@ -40,6 +40,19 @@ TOOL_RETRY = RetryPolicy(
 """Tool calls: a few retries; business failures are returned to the model."""
 
 
+def llm_retry(max_attempts: int | None) -> RetryPolicy:
+    """The model policy with an attempt cap from the agent's ``model.params.max_attempts``."""
+    if not max_attempts:
+        return LLM_RETRY
+    return RetryPolicy(
+        initial_interval=LLM_RETRY.initial_interval,
+        backoff_coefficient=LLM_RETRY.backoff_coefficient,
+        maximum_interval=LLM_RETRY.maximum_interval,
+        maximum_attempts=max_attempts,
+        non_retryable_error_types=LLM_RETRY.non_retryable_error_types,
+    )
+
+
 def tool_retry(max_attempts: int | None) -> RetryPolicy:
     """The tool policy with a per-tool attempt cap."""
     if max_attempts is None:

@@ -10,10 +10,12 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.crypto import Keyring
+from core.db.engine import make_sessionmaker
 from core.db.models import Secret, utcnow
 from core.ids import new_id
 
@@ -79,3 +81,16 @@ class SecretStore:
             delete(Secret).where(col(Secret.tenant_id) == self._tenant_id, col(Secret.name) == name)
         )
         return bool(result.rowcount)
+
+
+class SecretReader:
+    """Resolves secrets by reference for workers (a session per lookup)."""
+
+    def __init__(self, engine: AsyncEngine, keyring: Keyring):
+        self._sessions = make_sessionmaker(engine)
+        self._keyring = keyring
+
+    async def reveal(self, tenant_id: str, name: str) -> str | None:
+        """The plaintext of the tenant's secret ``name``, or ``None``."""
+        async with self._sessions() as session:
+            return await SecretStore(session, tenant_id, self._keyring).reveal(name)

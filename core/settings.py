@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     credential_cache_s: float = Field(
         default=10.0, ge=0, le=300, description="How long an API replica trusts a verified API key."
     )
+    model_prices: str | None = Field(
+        default=None,
+        description='JSON {"model-prefix": {"input": usd_per_1m, "output": usd_per_1m}} over the built-in list prices.',
+    )
+    thread_idle_s: float = Field(
+        default=300.0, ge=0, le=7 * 86_400, description="How long a run waits for the next message after a turn."
+    )
+    retry_window_s: float = Field(
+        default=3600.0, ge=0, le=30 * 86_400, description="How long a failed run can be retried from its failed step."
+    )
     agents_task_queue: str = Field(default="agents", min_length=1, max_length=200)
     activity_heartbeat_timeout_s: float = Field(
         default=15.0, gt=0, le=600, description="How soon a crashed worker's model or tool call is retried."

@@ -3,25 +3,67 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.agent_run import AgentRunActivities
+from core.blobs import BlobStore
+from core.crypto import Keyring
 from core.db.engine import make_engine
 from core.db.projection import RunProjection
 from core.events import RunEventLog
+from core.llm.anthropic_provider import AnthropicProvider
 from core.llm.base import ProviderRegistry
 from core.llm.local import LocalProvider
+from core.llm.openai_provider import OpenAIProvider
+from core.llm.pricing import PriceTable
+from core.secrets import SecretReader
 from core.settings import Settings
+from core.telemetry.tracing import configure_tracing, temporal_interceptors
 from core.temporal import connect_temporal
+from core.threads import ThreadStore
 from core.tools.builtin import builtin_registry
+from workers.health import (
+    DEFAULT_METRICS_PORT,
+    DEFAULT_SDK_METRICS_PORT,
+    METRICS_HOST_ENV,
+    METRICS_PORT_ENV,
+    SDK_METRICS_PORT_ENV,
+    Check,
+    port_from_env,
+    start_probe_server,
+    temporal_runtime,
+)
 from workflows.agent_run import AgentRunWorkflow
 
 log = structlog.get_logger(__name__)
+
+
+PASSTHROUGH_MODULES = (
+    "redis",
+    "sqlalchemy",
+    "sqlmodel",
+    "psycopg",
+    "pydantic",
+    "structlog",
+    "prometheus_client",
+    "jsonschema",
+    "httpx",
+    "openai",
+    "anthropic",
+    "cryptography",
+)
+"""Libraries that activities use: loaded once outside the workflow sandbox (workflows never call them)."""
 
 
 def build_agent_worker(client: Client, activities: AgentRunActivities, task_queue: str) -> Worker:
@@ -30,35 +72,120 @@ def build_agent_worker(client: Client, activities: AgentRunActivities, task_queu
         client,
         task_queue=task_queue,
         workflows=[AgentRunWorkflow],
-        activities=[activities.begin, activities.llm, activities.tool, activities.finish],
+        activities=[
+            activities.begin,
+            activities.start_turn,
+            activities.llm,
+            activities.tool,
+            activities.approval,
+            activities.finish,
+        ],
         max_concurrent_activities=200,
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+        ),
     )
 
 
-def build_agent_activities(projection: RunProjection, events: RunEventLog) -> AgentRunActivities:
-    """Agent-run activities wired to the configured providers and tools."""
+def build_agent_activities(
+    projection: RunProjection, events: RunEventLog, *, keyring: Keyring | None = None
+) -> AgentRunActivities:
+    """Agent-run activities wired to the configured providers, tools, threads and secrets."""
+    settings = Settings()
+    keyring = keyring or Keyring.from_setting(settings.encryption_keyring)
+    prices = PriceTable.from_json(settings.model_prices) if settings.model_prices else PriceTable()
     return AgentRunActivities(
         projection=projection,
         events=events,
-        providers=ProviderRegistry([LocalProvider()]),
+        providers=ProviderRegistry([LocalProvider(), OpenAIProvider(prices=prices), AnthropicProvider(prices=prices)]),
         tools=builtin_registry(),
+        threads=ThreadStore(projection.engine),
+        blobs=BlobStore(projection.engine),
+        secrets=SecretReader(projection.engine, keyring),
     )
 
 
-async def run_worker(settings: Settings, queue: str) -> None:
-    """Run the worker for ``queue`` until SIGTERM/SIGINT."""
-    engine = make_engine(settings.database_target)
-    client = await connect_temporal(settings)
-    redis = Redis.from_url(settings.redis_target, socket_timeout=10)
-    activities = build_agent_activities(RunProjection(engine), RunEventLog(redis))
-    worker = build_agent_worker(client, activities, queue)
+@dataclass
+class _Readiness:
+    """What ``/readyz`` checks; filled in as the worker comes up."""
+
+    engine: AsyncEngine
+    redis: Redis
+    client: Client | None = None
+    worker: Worker | None = None
+
+    async def database(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("select 1"))
+
+    async def redis_ping(self) -> None:
+        await self.redis.ping()
+
+    async def temporal(self) -> None:
+        if self.client is None:
+            raise ConnectionError("not connected to Temporal yet")
+        await self.client.service_client.check_health()
+
+    async def polling(self) -> None:
+        if self.worker is None or not self.worker.is_running:
+            raise RuntimeError("worker not running")
+
+    def checks(self) -> dict[str, Check]:
+        return {"database": self.database, "redis": self.redis_ping, "temporal": self.temporal, "worker": self.polling}
+
+
+async def run_worker(
+    settings: Settings,
+    queue: str,
+    *,
+    metrics_port: int | None = None,
+    sdk_metrics_port: int | None = None,
+    metrics_host: str | None = None,
+) -> None:
+    """Run the worker for ``queue`` until SIGTERM/SIGINT.
+
+    ``metrics_port`` serves ``/metrics``, ``/healthz`` and ``/readyz``; ``sdk_metrics_port``
+    the Temporal SDK's metrics. ``None`` reads ``AIMPACT_WORKER_METRICS_PORT`` (9464) and
+    ``AIMPACT_WORKER_SDK_METRICS_PORT`` (9465); 0 disables. Both bind ``metrics_host``
+    (default ``AIMPACT_WORKER_METRICS_HOST``, else the API host setting).
+    """
+    host = metrics_host or os.environ.get(METRICS_HOST_ENV) or settings.api_host
+    port = port_from_env(METRICS_PORT_ENV, DEFAULT_METRICS_PORT) if metrics_port is None else metrics_port
+    sdk_port = (
+        port_from_env(SDK_METRICS_PORT_ENV, DEFAULT_SDK_METRICS_PORT) if sdk_metrics_port is None else sdk_metrics_port
+    )
+    tracer_provider = configure_tracing(f"aimpact-worker-{queue}")  # fails fast on unsupported OTEL_* values
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("worker started", task_queue=queue)
-    async with worker:
-        await stop.wait()
-    await engine.dispose()
-    await redis.aclose()
+
+    engine = make_engine(settings.database_target)
+    redis = Redis.from_url(settings.redis_target, socket_timeout=10)
+    readiness = _Readiness(engine=engine, redis=redis)
+    probes = await start_probe_server(host, port, readiness.checks())
+    try:
+        runtime = temporal_runtime(host, sdk_port)
+        if runtime is not None:
+            # One runtime per process: nothing else may create the default one beside it.
+            Runtime.set_default(runtime, error_if_already_set=False)
+        readiness.client = await connect_temporal(
+            settings, runtime=runtime, interceptors=temporal_interceptors(tracer_provider)
+        )
+        activities = build_agent_activities(
+            RunProjection(engine), RunEventLog(redis), keyring=Keyring.from_setting(settings.encryption_keyring)
+        )
+        readiness.worker = build_agent_worker(readiness.client, activities, queue)
+        log.info("worker started", task_queue=queue)
+        async with readiness.worker:
+            await stop.wait()
+            if probes is not None:
+                probes.draining = True
+    finally:
+        if probes is not None:
+            await probes.stop()
+        if tracer_provider is not None:
+            tracer_provider.shutdown()
+        await engine.dispose()
+        await redis.aclose()
     log.info("worker stopped", task_queue=queue)

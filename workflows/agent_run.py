@@ -1,8 +1,11 @@
-"""``AgentRunWorkflow``: one agent conversation driven by retriable activities.
+"""``AgentRunWorkflow``: one durable, multi-turn agent conversation.
 
-Loop: load the agent version → model step → tool steps → model step … →
-answer. Every step is an activity with a named retry policy; the run's read
-projection is written by those activities.
+A turn: model step → tool steps (each possibly waiting for a human approval) →
+model step … → answer. Every step is an activity with a named retry policy; the
+conversation lives in PostgreSQL (``thread_message``) and the workflow passes
+references. Between turns the run waits for ``send_message``; a failed turn
+waits for ``retry`` and then continues from the step that failed. Long
+conversations continue-as-new between turns.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent_run import AgentRunActivities
@@ -20,17 +25,41 @@ with workflow.unsafe.imports_passed_through():
     from core.contracts.agent_run import (
         AgentRunInput,
         AgentRunResult,
+        ApprovalDecision,
+        ApprovalInput,
         BeginRunInput,
         BegunRun,
+        CarryOver,
         FinishRunInput,
         LlmStepInput,
+        LlmStepResult,
+        MessageAccepted,
+        RetryRequest,
         RunStateView,
+        SendMessage,
+        StartTurnInput,
         StateQuery,
         StepView,
         ToolBinding,
         ToolStepInput,
+        UserMessage,
     )
     from core.contracts.llm import ChatMessage, ToolCall, Usage
+
+FINAL = ("completed", "failed", "cancelled")
+
+
+class _Interrupted(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """A new message interrupted the model step in flight."""
+
+
+@dataclass
+class _Plan:
+    """Tool calls of the latest model answer that still have to run (resumable after a failure)."""
+
+    assistant: ChatMessage
+    assistant_key: str
+    calls: list[ToolCall] = field(default_factory=list)
 
 
 @dataclass
@@ -42,110 +71,393 @@ class _Loop:
     steps: list[StepView] = field(default_factory=list)
     output: str | None = None
     usage: Usage = field(default_factory=Usage)
+    turn: int = 1
+    step_offset: int = 0
 
     def next_step_id(self) -> str:
-        return f"s{len(self.steps) + 1}"
+        return f"s{self.step_offset + len(self.steps) + 1}"
 
 
 @workflow.defn
 class AgentRunWorkflow:
-    """A durable agent run."""
+    """A durable agent conversation."""
 
     def __init__(self) -> None:
         self._loop = _Loop()
+        self._pending: list[UserMessage] = []
+        self._decisions: dict[str, ApprovalDecision] = {}
+        self._waiting: list[str] = []
+        self._policy = "enqueue"
+        self._in_turn = False
+        self._interrupt = False
+        self._retry = False
+        self._closed = False
+        self._plan: _Plan | None = None
+        self._received = 0
+
+    # -- queries and updates ----------------------------------------------------------------
 
     @workflow.query
     def state(self, query: StateQuery) -> RunStateView:
-        """Status, steps, output and usage so far."""
+        """Status, steps, output, usage, turn, approvals waiting and queued messages."""
         return RunStateView(
             run_id=self._loop.run_id,
             status=self._loop.status,
             steps=list(self._loop.steps) if query.include_steps else [],
             output=self._loop.output,
             usage=self._loop.usage,
+            turn=self._loop.turn,
+            waiting_approval=list(self._waiting),
+            pending_messages=len(self._pending),
         )
+
+    @workflow.update
+    def send_message(self, message: SendMessage) -> MessageAccepted:
+        """Add a user message: the next turn, or — while a turn runs — per the agent's double-texting policy."""
+        self._received += 1
+        message_id = message.message_id or f"m{self._received}"
+        self._pending.append(UserMessage(id=message_id, text=message.text))
+        if self._in_turn and self._policy == "interrupt":
+            self._interrupt = True
+        return MessageAccepted(message_id=message_id, turn=self._loop.turn + 1, policy=self._policy)
+
+    @send_message.validator
+    def _validate_message(self, message: SendMessage) -> None:
+        if self._closed or self._loop.status in ("failed", "cancelled"):
+            raise ApplicationError(f"run is {self._loop.status if not self._closed else 'closed'}", type="RunClosed")
+        if self._in_turn and self._policy == "reject":
+            raise ApplicationError("a turn is running and this agent rejects messages meanwhile", type="TurnRunning")
+        if not message.text:
+            raise ApplicationError("empty message", type="InvalidMessage")
+
+    @workflow.update
+    def decide_approval(self, decision: ApprovalDecision) -> str:
+        """Approve or reject a tool call that waits for a human."""
+        self._decisions[decision.step_id] = decision
+        return decision.decision
+
+    @decide_approval.validator
+    def _validate_decision(self, decision: ApprovalDecision) -> None:
+        if decision.step_id not in self._waiting or decision.step_id in self._decisions:
+            raise ApplicationError(f"step {decision.step_id} is not waiting for approval", type="NotWaiting")
+        if decision.decision not in ("approve", "reject"):
+            raise ApplicationError("decision must be approve or reject", type="InvalidDecision")
+
+    @workflow.update
+    def retry(self, request: RetryRequest) -> str:
+        """Continue a failed run from the step that failed."""
+        self._retry = True
+        return "retrying"
+
+    @retry.validator
+    def _validate_retry(self, request: RetryRequest) -> None:
+        if self._closed or self._loop.status != "failed":
+            raise ApplicationError(f"run is {self._loop.status}, not failed", type="NotFailed")
+
+    # -- the run --------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, inp: AgentRunInput) -> AgentRunResult:
-        """Drive the run to an answer, recording a final status in every case."""
-        self._loop.run_id = inp.run_id
+        """Drive turns until the conversation goes idle (or fails for good, or is cancelled)."""
+        carry = inp.carry or CarryOver()
+        self._loop = _Loop(run_id=inp.run_id, usage=carry.usage, turn=max(carry.turn, 1), step_offset=carry.steps)
+        self._pending = list(carry.pending)
         try:
-            output = await self._converse(inp)
-        except (ActivityError, ApplicationError) as exc:
-            await self._finish(inp, "failed", error=_error_of(exc))
-            raise ApplicationError(
-                f"run failed: {_error_of(exc)['message']}", type=_error_of(exc)["type"], non_retryable=True
-            ) from exc
+            try:
+                begun = carry.begun or await self._begin(inp)
+            except ActivityError as exc:
+                error = _error_of(exc)
+                raise ApplicationError(error["message"], type=error["type"], non_retryable=True) from exc
+            self._policy = begun.double_texting
+            inp.thread_id = inp.thread_id or begun.thread_id
+            executed_turns = 0
+            needs_start = inp.carry is not None
+            while True:
+                if needs_start:
+                    await self._start_turn(inp)
+                needs_start = True
+                answer = await self._turn_with_retries(inp, begun)
+                await self._finish(inp, "completed", answer=answer)
+                executed_turns += 1
+                if not self._pending and not await self._wait_for_message(inp.idle_timeout_s):
+                    break
+                self._loop.turn += 1
+                if executed_turns >= inp.max_turns_per_execution or workflow.info().is_continue_as_new_suggested():
+                    await workflow.wait_condition(workflow.all_handlers_finished)
+                    workflow.continue_as_new(self._carry(inp, begun))
         except asyncio.CancelledError:
             await self._finish(inp, "cancelled")
             raise
-        await self._finish(inp, "completed", output=output)
-        return AgentRunResult(run_id=inp.run_id, output=output, usage=self._loop.usage, steps=len(self._loop.steps))
+        finally:
+            self._closed = True
+        return AgentRunResult(
+            run_id=inp.run_id,
+            output=self._loop.output or "",
+            usage=self._loop.usage,
+            steps=self._loop.step_offset + len(self._loop.steps),
+            turns=self._loop.turn,
+        )
 
-    async def _converse(self, inp: AgentRunInput) -> str:
+    def _carry(self, inp: AgentRunInput, begun: BegunRun) -> AgentRunInput:
+        carry = CarryOver(
+            turn=self._loop.turn,
+            steps=self._loop.step_offset + len(self._loop.steps),
+            usage=self._loop.usage,
+            pending=list(self._pending),
+            begun=begun,
+        )
+        return AgentRunInput(
+            tenant_id=inp.tenant_id,
+            run_id=inp.run_id,
+            agent_id=inp.agent_id,
+            agent_version=inp.agent_version,
+            max_steps=inp.max_steps,
+            heartbeat_timeout_s=inp.heartbeat_timeout_s,
+            thread_id=inp.thread_id,
+            idle_timeout_s=inp.idle_timeout_s,
+            retry_window_s=inp.retry_window_s,
+            max_turns_per_execution=inp.max_turns_per_execution,
+            carry=carry,
+        )
+
+    async def _wait_for_message(self, timeout_s: float) -> bool:
+        if timeout_s <= 0:
+            return False
+        try:
+            await workflow.wait_condition(lambda: bool(self._pending), timeout=timedelta(seconds=timeout_s))
+        except TimeoutError:
+            return False
+        return True
+
+    async def _begin(self, inp: AgentRunInput) -> BegunRun:
         begun: BegunRun = await workflow.execute_activity_method(
             AgentRunActivities.begin,
-            BeginRunInput(inp.tenant_id, inp.run_id, inp.agent_id, inp.agent_version),
+            BeginRunInput(inp.tenant_id, inp.run_id, inp.agent_id, inp.agent_version, thread_id=inp.thread_id),
             start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
             retry_policy=policies.DB_RETRY,
         )
         self._loop.status = "running"
-        messages = list(begun.messages)
-        bindings = {b.name: b for b in begun.bindings}
-        for _ in range(inp.max_steps):
-            step_id = self._begin_step("llm", f"{begun.model.provider}:{begun.model.name}")
-            result = await workflow.execute_activity_method(
-                AgentRunActivities.llm,
-                LlmStepInput(inp.tenant_id, inp.run_id, step_id, begun.model, messages, begun.tools),
-                start_to_close_timeout=policies.LLM_TIMEOUT,
-                heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
-                retry_policy=policies.LLM_RETRY,
-            )
-            self._end_step(step_id)
-            response = result.response
-            self._loop.usage = self._loop.usage.add(response.usage)
-            messages.append(ChatMessage(role="assistant", content=response.content, tool_calls=response.tool_calls))
-            if not response.tool_calls:
-                return response.content
-            for call in response.tool_calls:
-                messages.append(await self._call_tool(inp, call, bindings.get(call.name)))
-        raise ApplicationError(
-            f"no answer within {inp.max_steps} model steps", type=errors.STEP_LIMIT, non_retryable=True
-        )
+        return begun
 
-    async def _call_tool(self, inp: AgentRunInput, call: ToolCall, binding: ToolBinding | None) -> ChatMessage:
-        step_id = self._begin_step("tool", call.name)
-        timeout = binding.timeout_s if binding and binding.timeout_s else None
-        result = await workflow.execute_activity_method(
-            AgentRunActivities.tool,
-            ToolStepInput(inp.tenant_id, inp.run_id, step_id, call, permitted=binding is not None),
-            start_to_close_timeout=timedelta(seconds=timeout) if timeout else policies.TOOL_TIMEOUT,
-            heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
-            retry_policy=policies.tool_retry(binding.max_attempts if binding else None),
-        )
-        self._end_step(step_id, failed=result.is_error)
-        return ChatMessage(role="tool", content=result.content, tool_call_id=call.id, name=call.name)
-
-    async def _finish(
-        self, inp: AgentRunInput, status: str, *, output: str | None = None, error: dict[str, str] | None = None
-    ) -> None:
-        self._loop.status, self._loop.output = status, output
+    async def _start_turn(self, inp: AgentRunInput, *, interrupted: str | None = None) -> None:
+        messages, self._pending = self._pending, []
+        self._loop.status = "running"
         await workflow.execute_activity_method(
-            AgentRunActivities.finish,
-            FinishRunInput(inp.tenant_id, inp.run_id, status, output=output, error=error, usage=self._loop.usage),
+            AgentRunActivities.start_turn,
+            StartTurnInput(
+                inp.tenant_id,
+                inp.run_id,
+                inp.thread_id,
+                self._loop.turn,
+                messages=messages,
+                interrupted_step_id=interrupted,
+            ),
             start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
             retry_policy=policies.DB_RETRY,
         )
 
-    def _begin_step(self, kind: str, name: str) -> str:
+    async def _turn_with_retries(self, inp: AgentRunInput, begun: BegunRun) -> LlmStepResult:
+        """One turn; after a failure, wait for ``retry`` and continue from the failed step."""
+        while True:
+            try:
+                return await self._turn(inp, begun)
+            except (ActivityError, ApplicationError) as exc:
+                error = _error_of(exc)
+                await self._finish(inp, "failed", error=error)
+                if not await self._wait_for_retry(inp.retry_window_s):
+                    raise ApplicationError(
+                        f"run failed: {error['message']}", type=error["type"], non_retryable=True
+                    ) from exc
+                self._retry = False
+                await self._start_turn(inp)
+
+    async def _wait_for_retry(self, window_s: float) -> bool:
+        if window_s <= 0:
+            return False
+        try:
+            await workflow.wait_condition(lambda: self._retry, timeout=timedelta(seconds=window_s))
+        except TimeoutError:
+            return False
+        return True
+
+    async def _turn(self, inp: AgentRunInput, begun: BegunRun) -> LlmStepResult:
+        self._in_turn = True
+        try:
+            for _ in range(inp.max_steps):
+                if self._plan is not None:
+                    await self._run_plan(inp, begun)
+                try:
+                    result = await self._model_step(inp, begun)
+                except _Interrupted as interrupted:
+                    self._interrupt = False
+                    await self._start_turn(inp, interrupted=str(interrupted))
+                    continue
+                response = result.response
+                self._loop.usage = self._loop.usage.add(response.usage)
+                if not response.tool_calls:
+                    return result
+                step_key = f"{workflow.info().workflow_id}:{self._loop.steps[-1].id}:assistant"
+                self._plan = _Plan(
+                    assistant=ChatMessage(role="assistant", content=response.content, tool_calls=response.tool_calls),
+                    assistant_key=step_key,
+                    calls=list(response.tool_calls),
+                )
+            raise ApplicationError(
+                f"no answer within {inp.max_steps} model steps", type=errors.STEP_LIMIT, non_retryable=True
+            )
+        finally:
+            self._in_turn = False
+
+    async def _model_step(self, inp: AgentRunInput, begun: BegunRun) -> LlmStepResult:
+        step_id = self._begin_step("llm", f"{begun.model.provider}:{begun.model.name}")
+        call = workflow.execute_activity_method(
+            AgentRunActivities.llm,
+            LlmStepInput(
+                inp.tenant_id,
+                inp.run_id,
+                step_id,
+                begun.model,
+                tools=begun.tools,
+                thread_id=inp.thread_id,
+                agent_id=inp.agent_id,
+                agent_version=inp.agent_version,
+            ),
+            start_to_close_timeout=policies.LLM_TIMEOUT,
+            heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
+            retry_policy=policies.llm_retry(_int_param(begun.model.params.get("max_attempts"))),
+            cancellation_type=ActivityCancellationType.TRY_CANCEL,
+        )
+        task = asyncio.ensure_future(call)
+        await workflow.wait_condition(lambda: task.done() or self._interrupt)
+        if not task.done():
+            task.cancel()
+            self._end_step(step_id, status="cancelled")
+            raise _Interrupted(step_id)
+        try:
+            result: LlmStepResult = task.result()
+        except BaseException:
+            self._end_step(step_id, status="failed")
+            raise
+        self._end_step(step_id)
+        return result
+
+    async def _run_plan(self, inp: AgentRunInput, begun: BegunRun) -> None:
+        plan = self._plan
+        assert plan is not None
+        bindings = {b.name: b for b in begun.bindings}
+        while plan.calls:
+            call = plan.calls[0]
+            await self._call_tool(inp, call, bindings.get(call.name), plan)
+            plan.calls.pop(0)
+        self._plan = None
+
+    async def _call_tool(self, inp: AgentRunInput, call: ToolCall, binding: ToolBinding | None, plan: _Plan) -> None:
+        rejection = None
+        if binding is not None and binding.requires_approval:
+            rejection = await self._approval(inp, call, binding)
+        step_id = self._begin_step("tool", call.name)
+        timeout = binding.timeout_s if binding and binding.timeout_s else None
+        try:
+            result = await workflow.execute_activity_method(
+                AgentRunActivities.tool,
+                ToolStepInput(
+                    inp.tenant_id,
+                    inp.run_id,
+                    step_id,
+                    call,
+                    permitted=binding is not None,
+                    thread_id=inp.thread_id,
+                    assistant=plan.assistant,
+                    assistant_key=plan.assistant_key,
+                    rejection=rejection,
+                ),
+                start_to_close_timeout=timedelta(seconds=timeout) if timeout else policies.TOOL_TIMEOUT,
+                heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
+                retry_policy=policies.tool_retry(binding.max_attempts if binding else None),
+            )
+        except BaseException:
+            self._end_step(step_id, status="failed")
+            raise
+        self._end_step(step_id, status="failed" if result.is_error else "completed")
+
+    async def _approval(self, inp: AgentRunInput, call: ToolCall, binding: ToolBinding) -> str | None:
+        """Wait for a human decision on ``call``; the rejection reason, or ``None`` when approved."""
+        step_id = self._begin_step("approval", call.name, status="waiting")
+        request = ApprovalInput(
+            inp.tenant_id, inp.run_id, step_id, tool_step_id="", call=call, deadline_s=binding.approval_timeout_s
+        )
+        await self._record_approval(request)
+        self._waiting.append(step_id)
+        self._loop.status = "waiting_approval"
+        timeout = timedelta(seconds=binding.approval_timeout_s) if binding.approval_timeout_s else None
+        try:
+            await workflow.wait_condition(lambda: step_id in self._decisions, timeout=timeout)
+            decision = self._decisions[step_id]
+        except TimeoutError:
+            decision = ApprovalDecision(
+                step_id, "reject", "deadline", f"no decision within {binding.approval_timeout_s} s"
+            )
+        self._waiting.remove(step_id)
+        self._loop.status = "running"
+        request.decision, request.decided_by, request.comment = decision.decision, decision.decided_by, decision.comment
+        await self._record_approval(request)
+        self._end_step(step_id, status="completed" if decision.decision == "approve" else "rejected")
+        if decision.decision == "approve":
+            return None
+        return decision.comment or f"rejected by {decision.decided_by}"
+
+    async def _record_approval(self, request: ApprovalInput) -> None:
+        await workflow.execute_activity_method(
+            AgentRunActivities.approval,
+            request,
+            start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+            retry_policy=policies.DB_RETRY,
+        )
+
+    async def _finish(
+        self,
+        inp: AgentRunInput,
+        status: str,
+        *,
+        answer: LlmStepResult | None = None,
+        error: dict[str, str] | None = None,
+    ) -> None:
+        output = answer.response.content if answer else None
+        self._loop.status, self._loop.output = status, output if answer else self._loop.output
+        await workflow.execute_activity_method(
+            AgentRunActivities.finish,
+            FinishRunInput(
+                inp.tenant_id,
+                inp.run_id,
+                status,
+                output=output,
+                error=error,
+                usage=self._loop.usage,
+                thread_id=inp.thread_id,
+                turn=self._loop.turn,
+                answer=ChatMessage(role="assistant") if answer else None,
+                answer_key=f"{workflow.info().workflow_id}:answer:{self._loop.turn}" if answer else None,
+                output_ref=answer.content_ref if answer else None,
+            ),
+            start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+            retry_policy=RetryPolicy(
+                initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
+            ),
+        )
+
+    def _begin_step(self, kind: str, name: str, *, status: str = "running") -> str:
         step_id = self._loop.next_step_id()
-        self._loop.steps.append(StepView(id=step_id, kind=kind, name=name, status="running"))
+        self._loop.steps.append(StepView(id=step_id, kind=kind, name=name, status=status))
         return step_id
 
-    def _end_step(self, step_id: str, *, failed: bool = False) -> None:
+    def _end_step(self, step_id: str, *, status: str = "completed") -> None:
         for step in self._loop.steps:
             if step.id == step_id:
-                step.status = "failed" if failed else "completed"
+                step.status = status
+
+
+def _int_param(value: object) -> int | None:
+    return value if isinstance(value, int) and 0 < value <= 20 else None
 
 
 def _error_of(exc: BaseException) -> dict[str, str]:

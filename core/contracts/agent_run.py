@@ -1,4 +1,9 @@
-"""Contracts of ``AgentRunWorkflow`` and its activities."""
+"""Contracts of ``AgentRunWorkflow`` and its activities.
+
+Workflow payloads carry references and small values: the conversation itself
+lives in ``thread_message`` rows and large values in ``payload_blob`` rows.
+New fields always get defaults so that recorded histories keep decoding.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.contracts.llm import ChatMessage, LlmResponse, ModelConfig, ToolCall, ToolSchema, Usage
+
+INLINE_LIMIT_BYTES = 64 * 1024
+"""Values above this size are stored in PostgreSQL and passed by reference."""
+
+
+@dataclass
+class CarryOver:
+    """State handed to the next run of the workflow after continue-as-new."""
+
+    turn: int = 0
+    steps: int = 0
+    usage: Usage = field(default_factory=Usage)
+    pending: list[UserMessage] = field(default_factory=list)
+    begun: BegunRun | None = None
 
 
 @dataclass
@@ -18,6 +37,13 @@ class AgentRunInput:
     agent_version: int
     max_steps: int = 12
     heartbeat_timeout_s: float = 15.0
+    thread_id: str = ""
+    idle_timeout_s: float = 0.0
+    """How long a completed turn waits for the next message before the run closes."""
+    retry_window_s: float = 0.0
+    """How long a failed run waits for ``POST /v1/runs/{id}/retry`` before it closes."""
+    max_turns_per_execution: int = 50
+    carry: CarryOver | None = None
 
 
 @dataclass
@@ -33,41 +59,70 @@ class ToolBinding:
 
 @dataclass
 class BeginRunInput:
-    """Marks a run as running and loads what the loop needs."""
+    """Marks a run as running, loads what the loop needs, appends the first user message."""
 
     tenant_id: str
     run_id: str
     agent_id: str
     agent_version: int
+    thread_id: str = ""
 
 
 @dataclass
 class BegunRun:
-    """The agent version's loop configuration and the opening conversation."""
+    """The agent version's loop configuration."""
 
     model: ModelConfig
-    messages: list[ChatMessage]
+    messages: list[ChatMessage] = field(default_factory=list)
+    """Unused since conversations live in the thread; kept so old histories decode."""
     tools: list[ToolSchema] = field(default_factory=list)
     bindings: list[ToolBinding] = field(default_factory=list)
+    double_texting: str = "enqueue"
+    thread_id: str = ""
+
+
+@dataclass
+class UserMessage:
+    """A message sent to a running conversation (``POST /v1/runs/{id}/messages``)."""
+
+    id: str
+    text: str
+
+
+@dataclass
+class StartTurnInput:
+    """Appends the turn's user messages to the thread and marks the run running."""
+
+    tenant_id: str
+    run_id: str
+    thread_id: str
+    turn: int
+    messages: list[UserMessage] = field(default_factory=list)
+    interrupted_step_id: str | None = None
 
 
 @dataclass
 class LlmStepInput:
-    """One model call, recorded as step ``step_id`` of the run."""
+    """One model call, recorded as step ``step_id`` of the run; the prompt is read from the thread."""
 
     tenant_id: str
     run_id: str
     step_id: str
     model: ModelConfig
-    messages: list[ChatMessage]
+    messages: list[ChatMessage] = field(default_factory=list)
+    """Unused since conversations live in the thread; kept so old histories decode."""
     tools: list[ToolSchema] = field(default_factory=list)
+    thread_id: str = ""
+    agent_id: str = ""
+    agent_version: int = 0
 
 
 @dataclass
 class LlmStepResult:
-    """The model's answer for a step."""
+    """The model's answer for a step (content over the inline limit is in ``content_ref``)."""
 
     response: LlmResponse
+    content_ref: str | None = None
 
 
 @dataclass
@@ -79,11 +134,17 @@ class ToolStepInput:
     step_id: str
     call: ToolCall
     permitted: bool = True
+    thread_id: str = ""
+    assistant: ChatMessage | None = None
+    """The model message that asked for this call, appended to the thread first (once)."""
+    assistant_key: str | None = None
+    rejection: str | None = None
+    """Set when a human rejected the call: the tool is not run and the model is told why."""
 
 
 @dataclass
 class ToolStepResult:
-    """What the tool returned, as text for the model; ``is_error`` if it failed."""
+    """What the tool returned (a preview for the workflow; the full text is in the thread)."""
 
     content: str
     is_error: bool = False
@@ -91,8 +152,33 @@ class ToolStepResult:
 
 
 @dataclass
+class ApprovalInput:
+    """Records an approval step: requested (``decision`` unset) or decided."""
+
+    tenant_id: str
+    run_id: str
+    step_id: str
+    tool_step_id: str
+    call: ToolCall
+    decision: str | None = None
+    decided_by: str | None = None
+    comment: str | None = None
+    deadline_s: float | None = None
+
+
+@dataclass
+class ApprovalDecision:
+    """Argument of the ``decide_approval`` update."""
+
+    step_id: str
+    decision: str
+    decided_by: str
+    comment: str | None = None
+
+
+@dataclass
 class FinishRunInput:
-    """Final projection write: completed with output, or failed with an error."""
+    """Final projection write of a turn or run: completed with output, failed or cancelled."""
 
     tenant_id: str
     run_id: str
@@ -100,6 +186,42 @@ class FinishRunInput:
     output: str | None = None
     error: dict[str, Any] | None = None
     usage: Usage = field(default_factory=Usage)
+    thread_id: str = ""
+    turn: int = 0
+    answer: ChatMessage | None = None
+    answer_key: str | None = None
+    output_ref: str | None = None
+
+
+@dataclass
+class FinishRunResult:
+    """Webhook deliveries to start for the event this finish produced."""
+
+    delivery_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SendMessage:
+    """Argument of the ``send_message`` update."""
+
+    text: str
+    message_id: str = ""
+
+
+@dataclass
+class MessageAccepted:
+    """Answer of the ``send_message`` update."""
+
+    message_id: str
+    turn: int
+    policy: str
+
+
+@dataclass
+class RetryRequest:
+    """Argument of the ``retry`` update."""
+
+    requested_by: str = ""
 
 
 @dataclass
@@ -121,20 +243,24 @@ class RunStateView:
     steps: list[StepView] = field(default_factory=list)
     output: str | None = None
     usage: Usage = field(default_factory=Usage)
+    turn: int = 0
+    waiting_approval: list[str] = field(default_factory=list)
+    pending_messages: int = 0
 
 
 @dataclass
 class AgentRunResult:
-    """Result of a completed ``AgentRunWorkflow``."""
+    """Result of a finished ``AgentRunWorkflow``."""
 
     run_id: str
     output: str
     usage: Usage = field(default_factory=Usage)
     steps: int = 0
+    turns: int = 1
 
 
 @dataclass
 class StateQuery:
-    """Argument of the ``state`` query (none needed today)."""
+    """Argument of the ``state`` query."""
 
     include_steps: bool = True

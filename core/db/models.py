@@ -269,6 +269,8 @@ class ThreadMessage(SQLModel, table=True):
     tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
     thread_id: str = Field(max_length=40)
     run_id: str | None = Field(default=None, max_length=40)
+    message_key: str = Field(max_length=300, unique=True)
+    """Idempotency key (workflow id + step id + part): a retried write adds nothing."""
     seq: int
     role: str = Field(max_length=16)
     content: str = ""

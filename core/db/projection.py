@@ -55,6 +55,8 @@ class LoadedRun:
 
     input: str
     config: dict[str, Any]
+    thread_id: str = ""
+    subject: str | None = None
 
 
 class RunProjection:
@@ -62,6 +64,11 @@ class RunProjection:
 
     def __init__(self, engine: AsyncEngine):
         self._engine = engine
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine the projection writes with."""
+        return self._engine
 
     async def begin(
         self, tenant_id: str, run_id: str, agent_id: str, version: int, workflow_run_id: str
@@ -73,7 +80,7 @@ class RunProjection:
                     update(_run)
                     .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id)
                     .values(status="running", workflow_run_id=workflow_run_id, updated_at=utcnow())
-                    .returning(_run.c.input)
+                    .returning(_run.c.input, _run.c.thread_id, _run.c.subject)
                 )
             ).first()
             if row is None:
@@ -89,7 +96,30 @@ class RunProjection:
             ).scalar_one_or_none()
             if config is None:
                 return None
-            return LoadedRun(input=row.input, config=config)
+            return LoadedRun(input=row.input, config=config, thread_id=row.thread_id, subject=row.subject)
+
+    async def agent_config(self, tenant_id: str, agent_id: str, version: int) -> dict[str, Any] | None:
+        """The configuration of one agent version."""
+        async with self._engine.connect() as conn:
+            config: dict[str, Any] | None = (
+                await conn.execute(
+                    select(_version.c.config).where(
+                        _version.c.tenant_id == tenant_id,
+                        _version.c.agent_id == agent_id,
+                        _version.c.version == version,
+                    )
+                )
+            ).scalar_one_or_none()
+        return config
+
+    async def set_status(self, tenant_id: str, run_id: str, status: str) -> None:
+        """Change a run's status (running, waiting_approval, …)."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(_run)
+                .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id)
+                .values(status=status, updated_at=utcnow())
+            )
 
     async def record_step(self, tenant_id: str, run_id: str, step: StepRecord) -> None:
         """Insert or update one step (keyed by run and step id)."""
@@ -108,22 +138,26 @@ class RunProjection:
         input_tokens: int,
         output_tokens: int,
         cost_usd: float,
-    ) -> None:
-        """Write the run's final status, output or error, and usage."""
+    ) -> datetime | None:
+        """Write the run's final status, output or error, and usage; return when the run was created."""
         async with self._engine.begin() as conn:
-            await conn.execute(
-                update(_run)
-                .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id)
-                .values(
-                    status=status,
-                    output=output,
-                    error=error,
-                    input_tokens=input_tokens,
-                    output_tokens=output_tokens,
-                    cost_usd=cost_usd,
-                    updated_at=utcnow(),
+            created: datetime | None = (
+                await conn.execute(
+                    update(_run)
+                    .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id)
+                    .values(
+                        status=status,
+                        output=output,
+                        error=error,
+                        input_tokens=input_tokens,
+                        output_tokens=output_tokens,
+                        cost_usd=cost_usd,
+                        updated_at=utcnow(),
+                    )
+                    .returning(_run.c.created_at)
                 )
-            )
+            ).scalar_one_or_none()
+        return created
 
     async def recorded_effect(self, key: str) -> tuple[bool, Any]:
         """Whether the side effect ``key`` was already applied, and its stored result."""

@@ -5,7 +5,7 @@ benchmarks exercise the whole agent loop (tool calls, tool results, token
 accounting) without a network or model weights:
 
 * the latest user message contains arithmetic and ``calculator`` is offered
-  → it calls ``calculator`` with the expression;
+  → it calls ``calculator`` once per expression (up to three, in one step);
 * it asks for the time or date and ``current_time`` is offered → it calls it;
 * after tool results → it answers with them;
 * otherwise → it answers ``"You said: <message>"``.
@@ -24,6 +24,7 @@ from core.llm.tokens import count_tokens
 
 _ARITHMETIC = re.compile(r"[-+(]*\d[\d.\s]*(?:[-+*/%^]+[\s(]*[-+]?\d[\d.\s]*\)*)+")
 _TIME_WORDS = re.compile(r"\b(time|date|today|clock)\b", re.IGNORECASE)
+MAX_CALLS = 3
 
 
 class LocalProvider:
@@ -57,10 +58,14 @@ class LocalProvider:
             return LlmResponse(content=f"Result — {summary}")
         question = next((m.content for m in reversed(turn) if m.role == "user"), "")
         calls: list[ToolCall] = []
-        match = _ARITHMETIC.search(question)
-        if match and "calculator" in offered:
-            expression = match.group(0).strip().replace("^", "**")
-            calls.append(ToolCall(id=f"call_{len(turn)}_0", name="calculator", arguments={"expression": expression}))
+        if "calculator" in offered:
+            for match in list(_ARITHMETIC.finditer(question))[:MAX_CALLS]:
+                expression = match.group(0).strip().replace("^", "**")
+                calls.append(
+                    ToolCall(
+                        id=f"call_{len(turn)}_{len(calls)}", name="calculator", arguments={"expression": expression}
+                    )
+                )
         if _TIME_WORDS.search(question) and "current_time" in offered:
             calls.append(ToolCall(id=f"call_{len(turn)}_{len(calls)}", name="current_time", arguments={}))
         if calls:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
     "aimpact_http_requests_total", "HTTP requests by route template and status class.", ["method", "route", "status"]
@@ -24,3 +24,7 @@ ACTIVITY_LATENCY = Histogram(
     "aimpact_activity_duration_seconds", "Activity execution time by activity type.", ["activity", "outcome"]
 )
 LLM_TOKENS = Counter("aimpact_llm_tokens_total", "LLM tokens by provider and direction.", ["provider", "direction"])
+APPROVALS_WAITING = Gauge(
+    "aimpact_approvals_waiting",
+    "Human approvals requested by runs and not yet decided (set by the process that tracks approvals).",
+)

@@ -28,8 +28,20 @@ class Tool(Protocol):
         ...
 
 
+class ToolResolver(Protocol):
+    """Finds the tools an agent may call: built-ins and the tenant's own."""
+
+    async def get(self, tenant_id: str, name: str) -> Tool | None:
+        """The tool ``name`` as seen by ``tenant_id``."""
+        ...
+
+    async def schemas(self, tenant_id: str, names: list[str]) -> list[ToolSchema]:
+        """Schemas of the named tools that exist, in order."""
+        ...
+
+
 class ToolRegistry:
-    """Tools by name."""
+    """Tools by name (the built-ins); also a ``ToolResolver`` that ignores the tenant."""
 
     def __init__(self, tools: list[Tool]):
         self._tools = {t.schema.name: t for t in tools}
@@ -38,6 +50,14 @@ class ToolRegistry:
         """Registered tool names."""
         return sorted(self._tools)
 
-    def get(self, name: str) -> Tool | None:
+    def lookup(self, name: str) -> Tool | None:
         """The tool called ``name``, or ``None``."""
         return self._tools.get(name)
+
+    async def get(self, tenant_id: str, name: str) -> Tool | None:
+        """The tool called ``name`` (the same for every tenant)."""
+        return self._tools.get(name)
+
+    async def schemas(self, tenant_id: str, names: list[str]) -> list[ToolSchema]:
+        """Schemas of the named tools that exist, in order."""
+        return [self._tools[n].schema for n in names if n in self._tools]

@@ -55,6 +55,7 @@ async def test_full_event_stream_of_a_finished_run(tenant: TenantCtx) -> None:
         "step.started:s2",
         "step.completed:s2",
         "step.started:s3",
+        "token.delta:s3",
         "step.completed:s3",
         "run.completed:",
     ]
@@ -75,7 +76,8 @@ async def test_reconnect_with_last_event_id_gets_every_event_once_in_order(tenan
     assert len(set(ids)) == len(ids)
     assert _names(together)[0] == "run.started:"
     assert _names(together)[-1] == "run.completed:"
-    assert len(together) == 8
+    assert len([e for e in together if e["event"] != "token.delta"]) == 8
+    assert "".join(e["data"]["text"] for e in together if e["event"] == "token.delta") == "Result — calculator: 9"
 
 
 async def test_events_of_another_tenant_are_404(tenant: TenantCtx, other_tenant: TenantCtx) -> None:

@@ -15,6 +15,8 @@ from tests.helpers import create_agent, wait_run
 BODIES = {
     ("POST", "/v1/agents/{agent_id}/runs"): {"input": "1 + 1"},
     ("PATCH", "/v1/users/{user_id}"): {"role": "viewer"},
+    ("POST", "/v1/runs/{run_id}/messages"): {"input": "hello"},
+    ("POST", "/v1/runs/{run_id}/approvals/{step_id}"): {"decision": "approve"},
 }
 
 
@@ -34,6 +36,7 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine) -> dict[str, str]:
         "name": "B_SECRET",
         "tenant_id": tenant.id,
         "step_id": "s1",
+        "thread_id": run["thread_id"],
     }
 
 

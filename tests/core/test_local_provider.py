@@ -52,3 +52,9 @@ async def test_only_the_latest_turn_counts() -> None:
         )
     )
     assert response.content == "You said: thanks"
+
+
+async def test_several_expressions_become_parallel_calls() -> None:
+    response = await LocalProvider().complete(_request(ChatMessage("user", "1+1, 2*3 and 10-4?"), tools=[CALC]))
+    assert [c.arguments["expression"] for c in response.tool_calls] == ["1+1", "2*3", "10-4"]
+    assert len({c.id for c in response.tool_calls}) == 3

@@ -15,7 +15,18 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
 def test_histories_exist() -> None:
-    assert {p.stem for p in HISTORIES} >= {"tool_loop", "step_limit", "missing_run", "http_run", "crash_recovery"}
+    assert {p.stem for p in HISTORIES} >= {
+        "tool_loop",
+        "step_limit",
+        "missing_run",
+        "http_run",
+        "crash_recovery",
+        "continue_as_new",
+        "two_turns",
+        "approval",
+        "retry_after_failure",
+        "interrupt",
+    }
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)

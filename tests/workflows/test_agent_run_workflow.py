@@ -6,6 +6,7 @@ With ``AIMPACT_RECORD_HISTORIES=1`` each test stores its workflow history under
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
@@ -16,7 +17,7 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from core.contracts.agent_run import AgentRunInput, StateQuery
+from core.contracts.agent_run import AgentRunInput, SendMessage, StateQuery
 from core.db.engine import make_sessionmaker
 from core.db.models import Run
 from core.db.projection import RunProjection
@@ -122,3 +123,32 @@ async def test_missing_run_fails_without_retrying(temporal_client: Client, tenan
     await record_history(temporal_client, handle.id, "missing_run")
     assert isinstance(failure.value.cause, ApplicationError)
     assert failure.value.cause.type == "RunNotFound"
+
+
+async def test_continue_as_new_between_turns_keeps_the_conversation(
+    temporal_client: Client, engine: AsyncEngine, tenant: TenantCtx, task_queue: str
+) -> None:
+    agent = await create_agent(tenant.http)
+    run = await _insert_run(engine, tenant.id, agent, "2 + 2")
+    handle = await temporal_client.start_workflow(
+        AgentRunWorkflow.run,
+        AgentRunInput(tenant.id, run.id, str(agent["id"]), 1, idle_timeout_s=1.5, max_turns_per_execution=1),
+        id=run.workflow_id,
+        task_queue=task_queue,
+    )
+    for _ in range(100):
+        if (await handle.query(AgentRunWorkflow.state, StateQuery())).status == "completed":
+            break
+        await asyncio.sleep(0.1)
+    accepted = await handle.execute_update(AgentRunWorkflow.send_message, SendMessage(text="3 * 3"))
+    assert accepted.turn == 2
+    result = await handle.result()
+    await record_history(temporal_client, handle.id, "continue_as_new")
+
+    assert result.turns == 2
+    assert result.output == "Result — calculator: 9"
+    assert result.steps == 6
+    description = await handle.describe()
+    assert description.run_id != handle.first_execution_run_id, "the second turn ran in a new execution"
+    thread = (await tenant.http.get(f"/v1/threads/{run.thread_id}/messages")).json()["items"]
+    assert [m["role"] for m in thread] == ["user", "assistant", "tool", "assistant"] * 2

@@ -19,7 +19,7 @@ _PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _die_with_parent(sig: int) -> Callable[[], None]:
+def die_with_parent(sig: int) -> Callable[[], None]:
     """``preexec_fn`` that makes the child receive ``sig`` when the supervisor dies."""
 
     def _apply() -> None:
@@ -77,7 +77,7 @@ class ManagedProcess:
                 env=self.spec.env,
                 cwd=self.spec.cwd,
                 user=self.spec.user,
-                preexec_fn=_die_with_parent(self.spec.stop_signal),
+                preexec_fn=die_with_parent(self.spec.stop_signal),
             )
         self.started_at = time.monotonic()
         log.info("service started", service=self.spec.name, pid=self.proc.pid)

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 from workers.embedded.ports import free_port
+from workers.embedded.process import die_with_parent
 
 
 @dataclass
@@ -76,7 +77,11 @@ class StackProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         log = open(self.home / "up.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "up"], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "cli", "up"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent(signal.SIGTERM),  # a killed test run leaves no stack behind
         )
         log.close()
         deadline = time.monotonic() + timeout_s

@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-25 01:37:44.084150
+Create Date: 2026-11-25 01:40:18.637589
 """
 
 from collections.abc import Sequence
@@ -52,6 +52,7 @@ def upgrade() -> None:
     sa.Column('tenant_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('thread_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
     sa.Column('run_id', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('message_key', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=False),
     sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('content', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -63,6 +64,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenant.id'], ),
     sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('message_key'),
     sa.UniqueConstraint('thread_id', 'seq')
     )
     op.create_index('ix_thread_message_tenant_thread', 'thread_message', ['tenant_id', 'thread_id'], unique=False)

@@ -1,0 +1,105 @@
+"""Conversation threads in PostgreSQL: ordered, idempotent appends and prompt loading."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.contracts.llm import ChatMessage, ToolCall
+from core.db.models import ThreadMessage
+
+_message = ThreadMessage.__table__  # type: ignore[attr-defined]
+
+
+def to_chat(row: Any) -> ChatMessage:
+    """A stored message as a provider-neutral ``ChatMessage``."""
+    return ChatMessage(
+        role=row.role,
+        content=row.content,
+        tool_calls=[ToolCall(**c) for c in row.tool_calls or []],
+        tool_call_id=row.tool_call_id,
+        name=row.name,
+    )
+
+
+class ThreadStore:
+    """Append to and read threads; every append is keyed, so retries add nothing."""
+
+    def __init__(self, engine: AsyncEngine):
+        self._engine = engine
+
+    async def append(
+        self,
+        *,
+        tenant_id: str,
+        thread_id: str,
+        run_id: str | None,
+        key: str,
+        message: ChatMessage,
+        subject: str | None = None,
+        kind: str = "message",
+    ) -> None:
+        """Append ``message`` once per ``key`` at the end of the thread."""
+        values: dict[str, Any] = {
+            "tenant_id": tenant_id,
+            "thread_id": thread_id,
+            "run_id": run_id,
+            "message_key": key,
+            "role": message.role,
+            "content": message.content,
+            "tool_calls": [asdict(c) for c in message.tool_calls],
+            "tool_call_id": message.tool_call_id,
+            "name": message.name,
+            "kind": kind,
+            "subject": subject,
+        }
+        for _ in range(20):  # another writer may take the same seq; try the next one
+            try:
+                async with self._engine.begin() as conn:
+                    seq = (
+                        await conn.execute(
+                            select(func.coalesce(func.max(_message.c.seq), 0) + 1).where(
+                                _message.c.thread_id == thread_id
+                            )
+                        )
+                    ).scalar_one()
+                    statement = insert(_message).values(seq=seq, **values)
+                    await conn.execute(statement.on_conflict_do_nothing(index_elements=["message_key"]))
+                return
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"could not append to thread {thread_id}")
+
+    async def load(self, tenant_id: str, thread_id: str) -> list[ChatMessage]:
+        """The thread's messages in order."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(_message)
+                    .where(_message.c.tenant_id == tenant_id, _message.c.thread_id == thread_id)
+                    .order_by(_message.c.seq)
+                )
+            ).all()
+        return [to_chat(r) for r in rows]
+
+    async def rows(self, tenant_id: str, thread_id: str, *, limit: int, after_seq: int = 0) -> Sequence[Any]:
+        """Raw rows of a thread for the API, in order."""
+        async with self._engine.connect() as conn:
+            return (
+                await conn.execute(
+                    select(_message)
+                    .where(
+                        _message.c.tenant_id == tenant_id,
+                        _message.c.thread_id == thread_id,
+                        _message.c.seq > after_seq,
+                    )
+                    .order_by(_message.c.seq)
+                    .limit(limit)
+                )
+            ).all()

@@ -1,0 +1,172 @@
+"""Threads and turns, double-texting, approvals with deadlines, cancel, retry from the failed step, usage."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+
+from tests.conftest import TenantCtx
+from tests.helpers import create_agent, record_history, wait_run
+
+SLOW = {"provider": "local", "params": {"latency_ms": 1500}}
+
+
+async def wait_for(
+    tenant: TenantCtx, run_id: str, predicate: Callable[[dict[str, Any]], bool], timeout_s: float = 30
+) -> dict[str, Any]:
+    """Poll the run until ``predicate`` holds."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        run: dict[str, Any] = (await tenant.http.get(f"/v1/runs/{run_id}")).json()
+        if predicate(run):
+            return run
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"condition not met: {run}")
+
+
+async def test_second_turn_continues_the_thread(tenant: TenantCtx, temporal_client: Client) -> None:
+    agent = await create_agent(tenant.http)
+    run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "1 + 1"})).json()
+    await wait_run(tenant.http, run["id"])
+    sent = await tenant.http.post(f"/v1/runs/{run['id']}/messages", json={"input": "and 2 * 3?"})
+    assert sent.status_code == 202
+    done = await wait_for(tenant, run["id"], lambda r: r["output"] == "Result — calculator: 6")
+    assert done["status"] == "completed"
+    assert [s["kind"] for s in done["steps"]] == ["llm", "tool", "llm", "llm", "tool", "llm"]
+    thread = (await tenant.http.get(f"/v1/threads/{run['thread_id']}/messages")).json()["items"]
+    assert [m["role"] for m in thread] == ["user", "assistant", "tool", "assistant"] * 2
+    assert thread[4]["content"] == "and 2 * 3?"
+    assert thread[1]["tool_calls"][0]["arguments"] == {"expression": "1 + 1"}
+    assert (await tenant.http.get("/v1/threads/thr_unknown/messages")).status_code == 404
+    await record_history(temporal_client, done["temporal"]["workflow_id"], "two_turns")
+
+
+async def test_double_texting_reject_and_enqueue(tenant: TenantCtx) -> None:
+    rejecting = await create_agent(tenant.http, model=SLOW, double_texting="reject")
+    run = (await tenant.http.post(f"/v1/agents/{rejecting['id']}/runs", json={"input": "hello"})).json()
+    await wait_for(tenant, run["id"], lambda r: r["status"] == "running")
+    refused = await tenant.http.post(f"/v1/runs/{run['id']}/messages", json={"input": "again"})
+    assert refused.status_code == 409
+    await wait_run(tenant.http, run["id"])
+
+    queueing = await create_agent(tenant.http, model=SLOW, double_texting="enqueue")
+    run = (await tenant.http.post(f"/v1/agents/{queueing['id']}/runs", json={"input": "first"})).json()
+    await wait_for(tenant, run["id"], lambda r: r["status"] == "running")
+    assert (await tenant.http.post(f"/v1/runs/{run['id']}/messages", json={"input": "second"})).status_code == 202
+    done = await wait_for(tenant, run["id"], lambda r: r["output"] == "You said: second")
+    assert [s["status"] for s in done["steps"]] == ["completed", "completed"]
+
+
+async def test_interrupt_cancels_the_model_step_and_answers_both(tenant: TenantCtx, temporal_client: Client) -> None:
+    agent = await create_agent(
+        tenant.http, model={"provider": "local", "params": {"latency_ms": 3000}}, double_texting="interrupt"
+    )
+    run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "first"})).json()
+    await wait_for(tenant, run["id"], lambda r: any(s["status"] == "running" for s in r["steps"]))
+    assert (
+        await tenant.http.post(f"/v1/runs/{run['id']}/messages", json={"input": "actually this"})
+    ).status_code == 202
+    done = await wait_for(tenant, run["id"], lambda r: r["output"] is not None, timeout_s=30)
+    assert done["output"] == "You said: actually this"
+    assert [s["status"] for s in done["steps"]] == ["cancelled", "completed"]
+    thread = (await tenant.http.get(f"/v1/threads/{run['thread_id']}/messages")).json()["items"]
+    assert [(m["role"], m["content"]) for m in thread] == [
+        ("user", "first"),
+        ("user", "actually this"),
+        ("assistant", "You said: actually this"),
+    ]
+    await record_history(temporal_client, done["temporal"]["workflow_id"], "interrupt")
+
+
+async def test_approval_by_operator_then_deadline_rejects(
+    tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client
+) -> None:
+    agent = await create_agent(tenant.http, tools=[{"name": "calculator", "requires_approval": True}])
+    run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "6 * 7"})).json()
+    waiting = await wait_for(tenant, run["id"], lambda r: r["status"] == "waiting_approval")
+    approval = next(s for s in waiting["steps"] if s["kind"] == "approval")
+    assert approval["status"] == "waiting"
+    url = f"/v1/runs/{run['id']}/approvals/{approval['id']}"
+    viewer = {"Authorization": f"Bearer {await tenant.key_for(engine, 'viewer')}"}
+    operator = {"Authorization": f"Bearer {await tenant.key_for(engine, 'operator')}"}
+    assert (await tenant.http.post(url, json={"decision": "approve"}, headers=viewer)).status_code == 403
+    not_waiting = await tenant.http.post(
+        f"/v1/runs/{run['id']}/approvals/s1", json={"decision": "approve"}, headers=operator
+    )
+    assert not_waiting.status_code == 409
+    approved = await tenant.http.post(url, json={"decision": "approve", "comment": "ok"}, headers=operator)
+    assert approved.status_code == 202
+    done = await wait_run(tenant.http, run["id"])
+    assert done["output"] == "Result — calculator: 42"
+    decided = next(s for s in done["steps"] if s["kind"] == "approval")
+    assert decided["status"] == "completed"
+    assert decided["output"]["decision"] == "approve"
+    assert decided["output"]["comment"] == "ok"
+    assert decided["output"]["decided_by"].startswith("key_")
+    assert (await tenant.http.post(url, json={"decision": "approve"}, headers=operator)).status_code == 409
+    await record_history(temporal_client, done["temporal"]["workflow_id"], "approval")
+
+    timed = await create_agent(
+        tenant.http, tools=[{"name": "calculator", "requires_approval": True, "approval_timeout_s": 2}]
+    )
+    run = (await tenant.http.post(f"/v1/agents/{timed['id']}/runs", json={"input": "6 * 7"})).json()
+    began = time.monotonic()
+    done = await wait_for(tenant, run["id"], lambda r: r["status"] == "completed")
+    assert time.monotonic() - began >= 1.5
+    assert "rejected" in done["output"]
+    decided = next(s for s in done["steps"] if s["kind"] == "approval")
+    assert (decided["status"], decided["output"]["decided_by"]) == ("rejected", "deadline")
+    assert next(s for s in done["steps"] if s["kind"] == "tool")["status"] == "failed"
+
+
+async def test_cancel(tenant: TenantCtx) -> None:
+    agent = await create_agent(tenant.http, model=SLOW)
+    run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "long job"})).json()
+    await wait_for(tenant, run["id"], lambda r: r["status"] == "running")
+    assert (await tenant.http.post(f"/v1/runs/{run['id']}/cancel")).status_code == 202
+    done = await wait_run(tenant.http, run["id"])
+    assert done["status"] == "cancelled"
+    assert (await tenant.http.post(f"/v1/runs/{run['id']}/cancel")).status_code == 409
+    assert (await tenant.http.post(f"/v1/runs/{run['id']}/messages", json={"input": "x"})).status_code == 409
+
+
+async def test_retry_continues_from_the_failed_step(tenant: TenantCtx, temporal_client: Client) -> None:
+    agent = await create_agent(tenant.http, model={"provider": "local", "api_key_secret": "LATER"})
+    run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "9 * 9"})).json()
+    failed = await wait_run(tenant.http, run["id"])
+    assert failed["status"] == "failed"
+    assert failed["error"]["type"] == "ProviderRejected"
+    assert "LATER" in failed["error"]["message"]
+    assert (await tenant.http.post(f"/v1/runs/{run['id']}/messages", json={"input": "x"})).status_code == 409
+    await tenant.http.post("/v1/secrets", json={"name": "LATER", "value": "now-it-exists"})
+    retried = await tenant.http.post(f"/v1/runs/{run['id']}/retry")
+    assert retried.status_code == 202
+    done = await wait_for(tenant, run["id"], lambda r: r["status"] == "completed")
+    assert done["output"] == "Result — calculator: 81"
+    assert done["error"] is None
+    assert (await tenant.http.post(f"/v1/runs/{run['id']}/retry")).status_code == 409
+    await record_history(temporal_client, done["temporal"]["workflow_id"], "retry_after_failure")
+
+
+async def test_usage_per_agent(tenant: TenantCtx) -> None:
+    first = await create_agent(tenant.http, name="first")
+    second = await create_agent(tenant.http, name="second")
+    for agent, n in ((first, 2), (second, 1)):
+        for _ in range(n):
+            run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "3 + 4"})).json()
+            await wait_run(tenant.http, run["id"])
+    usage = (await tenant.http.get("/v1/usage", params={"from": "2020-01-01T00:00:00Z"})).json()
+    rows = {row["agent_name"]: row for row in usage["agents"]}
+    assert rows["first"]["runs"] == 2
+    assert rows["second"]["runs"] == 1
+    assert rows["first"]["input_tokens"] == 2 * rows["second"]["input_tokens"] > 0
+    assert usage["runs"] == 3
+    assert usage["input_tokens"] == sum(r["input_tokens"] for r in rows.values())
+    empty = (await tenant.http.get("/v1/usage", params={"to": "2020-01-01T00:00:00Z"})).json()
+    assert empty["runs"] == 0
+    assert (await tenant.http.get("/v1/usage", params={"from": "yesterday"})).status_code == 422

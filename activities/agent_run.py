@@ -37,6 +37,7 @@ from core.contracts.agent_run import (
 from core.contracts.llm import ChatMessage, LlmRequest
 from core.db.models import utcnow
 from core.db.projection import RunProjection, StepRecord
+from core.egress import EgressDenied
 from core.errors import ToolError
 from core.events import RunEventLog, TokenBuffer
 from core.llm.base import ProviderError, ProviderRegistry
@@ -62,6 +63,18 @@ class SecretResolver(Protocol):
         ...
 
 
+class EventNotifier(Protocol):
+    """Queues webhook deliveries for a run event; returns the deliveries to start."""
+
+    async def __call__(self, tenant_id: str, event_id: str, event_type: str, data: dict[str, Any]) -> list[str]: ...
+
+
+class EgressCheck(Protocol):
+    """Refuses (``EgressDenied``) a URL the tenant may not reach."""
+
+    async def __call__(self, tenant_id: str, url: str) -> None: ...
+
+
 class AgentRunActivities:
     """Activities with their dependencies injected by the worker."""
 
@@ -75,6 +88,8 @@ class AgentRunActivities:
         threads: ThreadStore,
         blobs: BlobStore,
         secrets: SecretResolver | None = None,
+        notify: EventNotifier | None = None,
+        egress: EgressCheck | None = None,
     ):
         self._projection = projection
         self._events = events
@@ -83,6 +98,8 @@ class AgentRunActivities:
         self._threads = threads
         self._blobs = blobs
         self._secrets = secrets
+        self._notify = notify
+        self._egress = egress
         self._configs: dict[tuple[str, str, int], AgentConfig] = {}
 
     async def _record(self, tenant_id: str, run_id: str, step: StepRecord) -> None:
@@ -241,6 +258,15 @@ class AgentRunActivities:
         messages = await self._threads.load(inp.tenant_id, inp.thread_id) if inp.thread_id else list(inp.messages)
         if config is not None and config.instructions:
             messages.insert(0, ChatMessage(role="system", content=config.instructions))
+        if inp.model.base_url and self._egress is not None:
+            try:
+                await self._egress(inp.tenant_id, inp.model.base_url)
+            except EgressDenied as exc:
+                raise ApplicationError(
+                    f"{inp.model.provider}: base_url refused by the egress policy: {exc.reason}",
+                    type=errors.PROVIDER_REJECTED,
+                    non_retryable=True,
+                ) from None
         api_key = None
         if inp.model.api_key_secret and self._secrets is not None:
             api_key = await self._secrets.reveal(inp.tenant_id, inp.model.api_key_secret)
@@ -336,8 +362,15 @@ class AgentRunActivities:
             data=data if inline else {"preview": full[:PREVIEW_CHARS], "size": len(full)},
         )
 
+    async def _deliveries(
+        self, tenant_id: str, run_id: str, event_type: str, key: str, data: dict[str, Any]
+    ) -> list[str]:
+        if self._notify is None:
+            return []
+        return await self._notify(tenant_id, f"{run_id}:{event_type}:{key}", event_type, {"run_id": run_id} | data)
+
     @activity.defn(name="agent_run.approval")
-    async def approval(self, inp: ApprovalInput) -> None:
+    async def approval(self, inp: ApprovalInput) -> FinishRunResult:
         """Record that a tool call awaits a human (status ``waiting_approval``), or the decision."""
         structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
         info = activity.info()
@@ -364,13 +397,13 @@ class AgentRunActivities:
         await self._projection.set_status(inp.tenant_id, inp.run_id, "waiting_approval" if waiting else "running")
         if info.attempt == 1:
             metrics.APPROVALS_WAITING.inc() if waiting else metrics.APPROVALS_WAITING.dec()
-        if waiting:
-            await self._events.publish(
-                inp.tenant_id,
-                inp.run_id,
-                "approval.requested",
-                {"step_id": inp.step_id, "tool": inp.call.name, "arguments": inp.call.arguments},
-            )
+        if not waiting:
+            return FinishRunResult()
+        data = {"step_id": inp.step_id, "tool": inp.call.name, "arguments": inp.call.arguments}
+        await self._events.publish(inp.tenant_id, inp.run_id, "approval.requested", data)
+        return FinishRunResult(
+            delivery_ids=await self._deliveries(inp.tenant_id, inp.run_id, "run.waiting_approval", inp.step_id, data)
+        )
 
     @activity.defn(name="agent_run.finish")
     async def finish(self, inp: FinishRunInput) -> FinishRunResult:
@@ -410,11 +443,15 @@ class AgentRunActivities:
                 "turn": inp.turn,
             },
         )
+        deliveries: list[str] = []
+        if inp.status in ("completed", "failed"):
+            summary = {"status": inp.status, "output": _preview(output), "error": inp.error, "turn": inp.turn}
+            deliveries = await self._deliveries(inp.tenant_id, inp.run_id, f"run.{inp.status}", str(inp.turn), summary)
         metrics.RUNS_FINISHED.labels(inp.status).inc()
         if created_at is not None:
             metrics.RUN_DURATION.observe(max(0.0, (utcnow() - created_at).total_seconds()))
         log.info("run finished", status=inp.status, turn=inp.turn)
-        return FinishRunResult()
+        return FinishRunResult(delivery_ids=deliveries)
 
 
 def _preview(value: Any) -> Any:

@@ -24,7 +24,9 @@ from api.routes import (
     runs,
     secrets,
     tenants,
+    tools,
     users,
+    webhooks,
 )
 from api.routes.codec import codec_router
 from api.state import AppState
@@ -115,4 +117,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(events.router)
     app.include_router(run_control.router)
+    app.include_router(tools.router)
+    app.include_router(webhooks.router)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -11,6 +12,8 @@ from core.contracts.llm import ModelConfig
 from core.llm.base import AVAILABLE_PROVIDERS
 from core.tools.builtin import BUILTIN_TOOL_NAMES
 from core.validation import CleanModel
+
+TOOL_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]{0,63}")
 
 
 class ModelSpec(CleanModel):
@@ -53,9 +56,9 @@ class ToolSpec(CleanModel):
 
     @field_validator("name")
     @classmethod
-    def _known(cls, value: str) -> str:
-        if value not in BUILTIN_TOOL_NAMES:
-            raise ValueError(f"unknown tool {value!r}; available: {sorted(BUILTIN_TOOL_NAMES)}")
+    def _tool_name(cls, value: str) -> str:
+        if value not in BUILTIN_TOOL_NAMES and not TOOL_NAME.fullmatch(value):
+            raise ValueError(f"not a tool name: {value!r}")
         return value
 
     def to_contract(self) -> ToolBinding:

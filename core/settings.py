@@ -82,6 +82,9 @@ class Settings(BaseSettings):
         default=None,
         description='JSON {"model-prefix": {"input": usd_per_1m, "output": usd_per_1m}} over the built-in list prices.',
     )
+    egress_allowlist: str = Field(
+        default="", description="Hosts, *.suffixes, IPs and CIDRs every tenant may reach: 'host,10.0.0.0/8'."
+    )
     thread_idle_s: float = Field(
         default=300.0, ge=0, le=7 * 86_400, description="How long a run waits for the next message after a turn."
     )

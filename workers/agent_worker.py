@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -17,10 +18,12 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.agent_run import AgentRunActivities
+from activities.webhooks import WebhookActivities
 from core.blobs import BlobStore
 from core.crypto import Keyring
-from core.db.engine import make_engine
+from core.db.engine import make_engine, make_sessionmaker
 from core.db.projection import RunProjection
+from core.egress import check_url, parse_allowlist, tenant_allowlist_loader
 from core.events import RunEventLog
 from core.llm.anthropic_provider import AnthropicProvider
 from core.llm.base import ProviderRegistry
@@ -32,7 +35,11 @@ from core.settings import Settings
 from core.telemetry.tracing import configure_tracing, temporal_interceptors
 from core.temporal import connect_temporal
 from core.threads import ThreadStore
-from core.tools.builtin import builtin_registry
+from core.tools.base import ToolRegistry
+from core.tools.builtin import builtin_tools
+from core.tools.http_request import HttpRequestTool
+from core.tools.tenant_http import LayeredToolResolver, TenantToolRegistry
+from core.webhooks import WebhookStore
 from workers.health import (
     DEFAULT_METRICS_PORT,
     DEFAULT_SDK_METRICS_PORT,
@@ -45,6 +52,7 @@ from workers.health import (
     temporal_runtime,
 )
 from workflows.agent_run import AgentRunWorkflow
+from workflows.webhook_delivery import webhook_workflows_and_activities
 
 log = structlog.get_logger(__name__)
 
@@ -66,12 +74,15 @@ PASSTHROUGH_MODULES = (
 """Libraries that activities use: loaded once outside the workflow sandbox (workflows never call them)."""
 
 
-def build_agent_worker(client: Client, activities: AgentRunActivities, task_queue: str) -> Worker:
-    """A worker for ``AgentRunWorkflow`` and its activities on ``task_queue``."""
+def build_agent_worker(
+    client: Client, activities: AgentRunActivities, task_queue: str, *, webhooks: WebhookActivities | None = None
+) -> Worker:
+    """A worker for ``AgentRunWorkflow`` (and webhook deliveries, when given) on ``task_queue``."""
+    webhook_workflows, webhook_activities = webhook_workflows_and_activities(webhooks) if webhooks else ([], [])
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[AgentRunWorkflow],
+        workflows=[AgentRunWorkflow, *webhook_workflows],
         activities=[
             activities.begin,
             activities.start_turn,
@@ -79,6 +90,7 @@ def build_agent_worker(client: Client, activities: AgentRunActivities, task_queu
             activities.tool,
             activities.approval,
             activities.finish,
+            *webhook_activities,
         ],
         max_concurrent_activities=200,
         workflow_runner=SandboxedWorkflowRunner(
@@ -90,19 +102,45 @@ def build_agent_worker(client: Client, activities: AgentRunActivities, task_queu
 def build_agent_activities(
     projection: RunProjection, events: RunEventLog, *, keyring: Keyring | None = None
 ) -> AgentRunActivities:
-    """Agent-run activities wired to the configured providers, tools, threads and secrets."""
+    """Agent-run activities wired to the configured providers, tools, threads, secrets and webhooks."""
     settings = Settings()
     keyring = keyring or Keyring.from_setting(settings.encryption_keyring)
     prices = PriceTable.from_json(settings.model_prices) if settings.model_prices else PriceTable()
+    engine = projection.engine
+    sessions = make_sessionmaker(engine)
+    platform = parse_allowlist(settings.egress_allowlist)
+    http_request = HttpRequestTool(allowlist_for=tenant_allowlist_loader(sessions), platform_allowlist=platform)
+
+    allowlist_for = tenant_allowlist_loader(sessions)
+
+    async def egress(tenant_id: str, url: str) -> None:
+        await check_url(url, allowlist=[*platform, *await allowlist_for(tenant_id)])
+
+    async def notify(tenant_id: str, event_id: str, event_type: str, data: dict[str, Any]) -> list[str]:
+        async with sessions() as session:
+            ids = await WebhookStore(session, tenant_id).enqueue(event_id, event_type, data)
+            await session.commit()
+        return list(ids)
+
     return AgentRunActivities(
         projection=projection,
         events=events,
         providers=ProviderRegistry([LocalProvider(), OpenAIProvider(prices=prices), AnthropicProvider(prices=prices)]),
-        tools=builtin_registry(),
-        threads=ThreadStore(projection.engine),
-        blobs=BlobStore(projection.engine),
-        secrets=SecretReader(projection.engine, keyring),
+        tools=LayeredToolResolver(
+            ToolRegistry([*builtin_tools(), http_request]),
+            TenantToolRegistry(sessions, keyring, platform_allowlist=platform),
+        ),
+        threads=ThreadStore(engine),
+        blobs=BlobStore(engine),
+        secrets=SecretReader(engine, keyring),
+        notify=notify,
+        egress=egress,
     )
+
+
+def build_webhook_activities(engine: AsyncEngine, keyring: Keyring, settings: Settings) -> WebhookActivities:
+    """Signed, egress-guarded webhook deliveries."""
+    return WebhookActivities(make_sessionmaker(engine), keyring, parse_allowlist(settings.egress_allowlist))
 
 
 @dataclass
@@ -172,10 +210,10 @@ async def run_worker(
         readiness.client = await connect_temporal(
             settings, runtime=runtime, interceptors=temporal_interceptors(tracer_provider)
         )
-        activities = build_agent_activities(
-            RunProjection(engine), RunEventLog(redis), keyring=Keyring.from_setting(settings.encryption_keyring)
-        )
-        readiness.worker = build_agent_worker(readiness.client, activities, queue)
+        keyring = Keyring.from_setting(settings.encryption_keyring)
+        activities = build_agent_activities(RunProjection(engine), RunEventLog(redis), keyring=keyring)
+        webhooks = build_webhook_activities(engine, keyring, settings)
+        readiness.worker = build_agent_worker(readiness.client, activities, queue, webhooks=webhooks)
         log.info("worker started", task_queue=queue)
         async with readiness.worker:
             await stop.wait()

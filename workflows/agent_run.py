@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.workflow import ActivityCancellationType
+from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent_run import AgentRunActivities
@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         BegunRun,
         CarryOver,
         FinishRunInput,
+        FinishRunResult,
         LlmStepInput,
         LlmStepResult,
         MessageAccepted,
@@ -45,6 +46,9 @@ with workflow.unsafe.imports_passed_through():
         UserMessage,
     )
     from core.contracts.llm import ChatMessage, ToolCall, Usage
+    from core.ids import RUN_KIND, TENANT_ID
+    from core.webhooks import WebhookDeliveryInput, delivery_workflow_id
+    from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 FINAL = ("completed", "failed", "cancelled")
 
@@ -407,12 +411,26 @@ class AgentRunWorkflow:
         return decision.comment or f"rejected by {decision.decided_by}"
 
     async def _record_approval(self, request: ApprovalInput) -> None:
-        await workflow.execute_activity_method(
+        result: FinishRunResult | None = await workflow.execute_activity_method(
             AgentRunActivities.approval,
             request,
             start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
             retry_policy=policies.DB_RETRY,
         )
+        await self._deliver(request.tenant_id, result)
+
+    async def _deliver(self, tenant_id: str, result: FinishRunResult | None) -> None:
+        """Start one durable delivery workflow per queued webhook delivery (they outlive this run)."""
+        for delivery_id in result.delivery_ids if result else []:
+            await workflow.start_child_workflow(
+                WebhookDeliveryWorkflow.run,
+                WebhookDeliveryInput(tenant_id=tenant_id, webhook_id="", delivery_id=delivery_id),
+                id=delivery_workflow_id(tenant_id, delivery_id),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(TENANT_ID, tenant_id), SearchAttributePair(RUN_KIND, "webhook")]
+                ),
+            )
 
     async def _finish(
         self,
@@ -424,7 +442,7 @@ class AgentRunWorkflow:
     ) -> None:
         output = answer.response.content if answer else None
         self._loop.status, self._loop.output = status, output if answer else self._loop.output
-        await workflow.execute_activity_method(
+        result: FinishRunResult | None = await workflow.execute_activity_method(
             AgentRunActivities.finish,
             FinishRunInput(
                 inp.tenant_id,
@@ -444,6 +462,7 @@ class AgentRunWorkflow:
                 initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10)
             ),
         )
+        await self._deliver(inp.tenant_id, result)
 
     def _begin_step(self, kind: str, name: str, *, status: str = "running") -> str:
         step_id = self._loop.next_step_id()

@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from sqlmodel import col, select
 
 from api.deps import Principal, SessionDep, require
 from api.problems import ProblemError, invalid_cursor
 from api.schemas import AgentPublic, Page
 from core.agents import AgentConfig
 from core.audit import record_audit
-from core.db.models import Agent, AgentVersion
+from core.db.models import Agent, AgentVersion, TenantTool
 from core.db.repos import AgentRepository, CursorError
+from core.tools.builtin import BUILTIN_TOOL_NAMES
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
@@ -33,11 +35,30 @@ def agent_public(agent: Agent, version: AgentVersion) -> AgentPublic:
     )
 
 
+async def _check_tools_exist(session: SessionDep, tenant_id: str, config: AgentConfig) -> None:
+    """422 naming each tool that is neither built in nor one of the tenant's tools."""
+    names = [t.name for t in config.tools if t.name not in BUILTIN_TOOL_NAMES]
+    if not names:
+        return
+    rows = await session.exec(
+        select(TenantTool.name).where(TenantTool.tenant_id == tenant_id, col(TenantTool.name).in_(names))
+    )
+    found = set(rows.all())
+    errors = [
+        {"field": f"tools[{i}].name", "message": f"unknown tool {t.name!r}; define it with POST /v1/tools"}
+        for i, t in enumerate(config.tools)
+        if t.name not in BUILTIN_TOOL_NAMES and t.name not in found
+    ]
+    if errors:
+        raise ProblemError(422, errors[0]["message"], slug="validation-error", errors=errors)
+
+
 @router.post("", status_code=201, response_model=AgentPublic)
 async def create_agent(
     body: AgentConfig, session: SessionDep, principal: Annotated[Principal, Depends(require("agents:write"))]
 ) -> AgentPublic:
     """Create an agent at version 1."""
+    await _check_tools_exist(session, principal.tenant_id, body)
     agent, version = await AgentRepository(session, principal.tenant_id).create(body)
     record_audit(
         session,

@@ -7,6 +7,8 @@ accounting) without a network or model weights:
 * the latest user message contains arithmetic and ``calculator`` is offered
   → it calls ``calculator`` once per expression (up to three, in one step);
 * it asks for the time or date and ``current_time`` is offered → it calls it;
+* it says ``use <tool> [with key=value ...]`` for an offered tool → it calls that tool
+  with those (string) arguments;
 * after tool results → it answers with them;
 * otherwise → it answers ``"You said: <message>"``.
 
@@ -25,6 +27,8 @@ from core.llm.tokens import count_tokens
 _ARITHMETIC = re.compile(r"[-+(]*\d[\d.\s]*(?:[-+*/%^]+[\s(]*[-+]?\d[\d.\s]*\)*)+")
 _TIME_WORDS = re.compile(r"\b(time|date|today|clock)\b", re.IGNORECASE)
 MAX_CALLS = 3
+_USE_TOOL = re.compile(r"\buse (\w+)(?: with (.*))?", re.IGNORECASE)
+_ARGUMENT = re.compile(r"(\w+)=(\S+)")
 
 
 class LocalProvider:
@@ -68,6 +72,10 @@ class LocalProvider:
                 )
         if _TIME_WORDS.search(question) and "current_time" in offered:
             calls.append(ToolCall(id=f"call_{len(turn)}_{len(calls)}", name="current_time", arguments={}))
+        named = _USE_TOOL.search(question)
+        if named and named.group(1) in offered and not calls:
+            arguments = dict(_ARGUMENT.findall(named.group(2) or ""))
+            calls.append(ToolCall(id=f"call_{len(turn)}_0", name=named.group(1), arguments=arguments))
         if calls:
             return LlmResponse(tool_calls=calls, finish_reason="tool_calls")
         return LlmResponse(content=f"You said: {question}")

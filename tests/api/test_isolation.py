@@ -18,6 +18,13 @@ BODIES = {
     ("POST", "/v1/runs/{run_id}/messages"): {"input": "hello"},
     ("POST", "/v1/runs/{run_id}/approvals/{step_id}"): {"decision": "approve"},
 }
+TOOL = {
+    "name": "b_shared",
+    "description": "tenant B's tool",
+    "parameters": {"type": "object", "properties": {}},
+    "method": "GET",
+    "url": "https://api.example.com/b",
+}
 
 
 async def _objects_of(tenant: TenantCtx, engine: AsyncEngine) -> dict[str, str]:
@@ -27,16 +34,22 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine) -> dict[str, str]:
     await make_user(engine, tenant.id, "viewer")
     users = (await tenant.http.get("/v1/users")).json()["items"]
     key = (await tenant.http.post("/v1/api-keys", json={"name": "ci", "role": "viewer"})).json()
-    await tenant.http.post("/v1/secrets", json={"name": "B_SECRET", "value": "b-value"})
+    await tenant.http.post("/v1/secrets", json={"name": "b_shared", "value": "b-value"})
+    assert (await tenant.http.post("/v1/tools", json=TOOL)).status_code == 201
+    hook = await tenant.http.post(
+        "/v1/webhooks", json={"url": "https://hooks.example.com/b", "events": ["run.completed"]}
+    )
+    assert hook.status_code == 201
     return {
         "agent_id": agent["id"],
         "run_id": run["id"],
         "user_id": users[0]["id"],
         "key_id": key["id"],
-        "name": "B_SECRET",
+        "name": "b_shared",
         "tenant_id": tenant.id,
         "step_id": "s1",
         "thread_id": run["thread_id"],
+        "webhook_id": hook.json()["id"],
     }
 
 
@@ -67,7 +80,7 @@ async def test_every_id_route_answers_404_across_tenants(
     # tenant B's objects are all still there and unchanged
     assert (await other_tenant.http.get(f"/v1/agents/{theirs['agent_id']}")).status_code == 200
     assert (await other_tenant.http.get(f"/v1/runs/{theirs['run_id']}")).json()["status"] == "completed"
-    assert [s["name"] for s in (await other_tenant.http.get("/v1/secrets")).json()["items"]] == ["B_SECRET"]
+    assert [s["name"] for s in (await other_tenant.http.get("/v1/secrets")).json()["items"]] == ["b_shared"]
     users = (await other_tenant.http.get("/v1/users")).json()["items"]
     assert {u["id"]: u["role"] for u in users}[theirs["user_id"]] == "viewer"
     keys = (await other_tenant.http.get("/v1/api-keys")).json()["items"]

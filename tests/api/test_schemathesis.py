@@ -38,6 +38,10 @@ async def test_schemathesis_finds_no_server_errors(stack: StackProcess, tenant: 
             "15",
             "--exclude-path-regex",
             "/events$",  # text/event-stream, not JSON
+            # the coverage phase crashes inside CPython on our larger schemas ("AST constructor
+            # recursion depth mismatch"); the other phases still generate and fuzz every operation
+            "--phases",
+            "examples,fuzzing,stateful",
         ],
         capture_output=True,
         text=True,

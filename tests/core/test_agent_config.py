@@ -20,7 +20,7 @@ def test_tool_names_and_objects_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("body", "location"),
     [
-        ({"name": "a", "tools": ["nope"]}, ("tools", 0, "name")),
+        ({"name": "a", "tools": ["no spaces allowed"]}, ("tools", 0, "name")),
         ({"name": "a", "tools": ["calculator", "calculator"]}, ("tools",)),
         ({"name": "a", "model": {"provider": "skynet"}}, ("model", "provider")),
         ({"name": "a", "model": {"provider": "local", "api_key": "sk-x"}}, ("model", "api_key")),

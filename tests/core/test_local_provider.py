@@ -58,3 +58,13 @@ async def test_several_expressions_become_parallel_calls() -> None:
     response = await LocalProvider().complete(_request(ChatMessage("user", "1+1, 2*3 and 10-4?"), tools=[CALC]))
     assert [c.arguments["expression"] for c in response.tool_calls] == ["1+1", "2*3", "10-4"]
     assert len({c.id for c in response.tool_calls}) == 3
+
+
+async def test_use_names_any_offered_tool_with_arguments() -> None:
+    tool = ToolSchema(name="record", description="", parameters={})
+    response = await LocalProvider().complete(
+        _request(ChatMessage("user", "please use record with note=hello id=7"), tools=[tool])
+    )
+    assert [(c.name, c.arguments) for c in response.tool_calls] == [("record", {"note": "hello", "id": "7"})]
+    ignored = await LocalProvider().complete(_request(ChatMessage("user", "use rm_rf with x=1"), tools=[tool]))
+    assert ignored.tool_calls == []

@@ -1,0 +1,192 @@
+"""``/v1/tools``: tenant-defined HTTP tools, listed together with the built-in tools."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from api.deps import Principal, SessionDep, require
+from api.problems import ProblemError
+from api.schemas import Page
+from api.tool_schemas import ToolCreate, ToolPublic
+from core.audit import record_audit
+from core.crypto import decode_base64
+from core.db.models import TenantTool
+from core.ids import new_id
+from core.tools.base import Tool
+from core.tools.builtin import builtin_tools
+from core.tools.http_request import HttpRequestTool
+
+router = APIRouter(prefix="/v1/tools", tags=["tools"])
+
+ToolName = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+def _builtin_public() -> list[ToolPublic]:
+    tools: list[Tool] = [*builtin_tools()]
+    items = [
+        ToolPublic(
+            name=t.schema.name,
+            description=t.schema.description,
+            parameters=t.schema.parameters,
+            builtin=True,
+            side_effects=t.side_effects,
+        )
+        for t in tools
+    ]
+    items.append(
+        ToolPublic(
+            name=HttpRequestTool.schema.name,
+            description=HttpRequestTool.schema.description,
+            parameters=HttpRequestTool.schema.parameters,
+            builtin=True,
+            side_effects=HttpRequestTool.side_effects,
+        )
+    )
+    return sorted(items, key=lambda t: t.name)
+
+
+def _public(row: TenantTool) -> ToolPublic:
+    return ToolPublic(
+        name=row.name,
+        description=row.description,
+        parameters=row.parameters,
+        builtin=False,
+        method=row.method,
+        url=row.url,
+        headers=row.headers,
+        side_effects=row.side_effects,
+        timeout_s=row.timeout_s,
+        created_at=row.created_at,
+    )
+
+
+def _encode(name: str) -> str:
+    return base64.urlsafe_b64encode(name.encode()).decode()
+
+
+def _decode(cursor: str) -> str:
+    try:
+        name = decode_base64(cursor).decode()
+    except (ValueError, UnicodeDecodeError):
+        name = ""
+    if not name:
+        raise ProblemError(
+            422, "malformed cursor", slug="validation-error", errors=[{"field": "cursor", "message": "malformed"}]
+        )
+    return name
+
+
+async def _get(session: SessionDep, tenant_id: str, name: str) -> TenantTool | None:
+    result = await session.exec(select(TenantTool).where(TenantTool.tenant_id == tenant_id, TenantTool.name == name))
+    return result.first()
+
+
+@router.post("", status_code=201, response_model=ToolPublic)
+async def create_tool(
+    body: ToolCreate,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("tools:write"))],
+) -> ToolPublic:
+    """Define an HTTP tool; header values keep their ``{{secret:NAME}}`` references as given."""
+    row = TenantTool(
+        id=new_id("tool"),
+        tenant_id=principal.tenant_id,
+        name=body.name,
+        description=body.description,
+        parameters=body.parameters,
+        method=body.method,
+        url=body.url,
+        headers=body.headers,
+        side_effects=body.side_effects if body.side_effects is not None else body.method != "GET",
+        timeout_s=body.timeout_s,
+    )
+    session.add(row)
+    record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.subject_id,
+        actor_kind=principal.kind,
+        action="tool.created",
+        target_type="tool",
+        target_id=body.name,
+        data={"method": body.method},
+    )
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise ProblemError(
+            409,
+            f"a tool named {body.name} already exists",
+            slug="conflict",
+            errors=[{"field": "name", "message": "already exists"}],
+        ) from None
+    return _public(row)
+
+
+@router.get("", response_model=Page[ToolPublic])
+async def list_tools(
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("tools:read"))],
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[ToolPublic]:
+    """Built-in tools (``builtin: true``) and the tenant's tools, by name."""
+    after = _decode(cursor) if cursor else None
+    query = select(TenantTool).where(TenantTool.tenant_id == principal.tenant_id)
+    if after is not None:
+        query = query.where(col(TenantTool.name) > after)
+    rows = (await session.exec(query.order_by(col(TenantTool.name)).limit(limit + 1))).all()
+    builtins = [t for t in _builtin_public() if after is None or t.name > after]
+    merged = sorted([*builtins, *(_public(r) for r in rows)], key=lambda t: t.name)
+    if len(merged) <= limit:
+        return Page(items=merged)
+    page = merged[:limit]
+    return Page(items=page, next_cursor=_encode(page[-1].name))
+
+
+@router.get("/{name}", response_model=ToolPublic)
+async def get_tool(
+    name: ToolName,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("tools:read"))],
+) -> ToolPublic:
+    """A built-in or tenant tool."""
+    builtin = next((t for t in _builtin_public() if t.name == name), None)
+    if builtin is not None:
+        return builtin
+    row = await _get(session, principal.tenant_id, name)
+    if row is None:
+        raise ProblemError(404, f"tool {name} not found", slug="not-found")
+    return _public(row)
+
+
+@router.delete("/{name}", status_code=204, response_class=Response)
+async def delete_tool(
+    name: ToolName,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("tools:write"))],
+) -> Response:
+    """Delete a tenant tool (agents naming it no longer get it)."""
+    result = await session.exec(
+        delete(TenantTool).where(col(TenantTool.tenant_id) == principal.tenant_id, col(TenantTool.name) == name)
+    )
+    if not result.rowcount:
+        raise ProblemError(404, f"tool {name} not found", slug="not-found")
+    record_audit(
+        session,
+        tenant_id=principal.tenant_id,
+        actor_id=principal.subject_id,
+        actor_kind=principal.kind,
+        action="tool.deleted",
+        target_type="tool",
+        target_id=name,
+    )
+    await session.commit()
+    return Response(status_code=204)

@@ -1,0 +1,85 @@
+"""``WebhookDeliveryWorkflow``: deliver one event to one webhook, retrying with backoff.
+
+Started (one per webhook and event) with the id ``"{tenant_id}:webhook:{delivery_id}"``,
+usually as an abandoned child of the agent run that produced the event. The
+``webhooks.deliver`` activity is retried on 5xx, 408, 429 and network errors
+(1 s, 2 s, 4 s … up to 60 s, 8 attempts by default) and not retried on other
+4xx answers or refused URLs; when it gives up, the delivery is marked failed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.webhooks import WebhookActivities
+    from core import policies
+    from core.webhooks import (
+        WEBHOOK_DELIVERY_FAILED,
+        WEBHOOK_EGRESS_DENIED,
+        WEBHOOK_GONE,
+        WEBHOOK_REJECTED,
+        DeliverWebhookInput,
+        DeliveryOutcome,
+        MarkDeliveryFailedInput,
+        WebhookDeliveryInput,
+    )
+
+DELIVER_TIMEOUT = timedelta(seconds=30)
+
+
+def _cause(exc: BaseException) -> str:
+    cause: BaseException | None = exc
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message
+    return str(cause)
+
+
+@workflow.defn
+class WebhookDeliveryWorkflow:
+    """Delivery of one event to one webhook."""
+
+    @workflow.run
+    async def run(self, inp: WebhookDeliveryInput) -> DeliveryOutcome:
+        """Deliver, or mark the delivery failed and fail with ``WebhookDeliveryFailed``."""
+        retry = RetryPolicy(
+            initial_interval=timedelta(seconds=inp.retry_initial_interval_s),
+            backoff_coefficient=2.0,
+            maximum_interval=timedelta(seconds=inp.retry_maximum_interval_s),
+            maximum_attempts=inp.max_attempts,
+            non_retryable_error_types=[WEBHOOK_REJECTED, WEBHOOK_EGRESS_DENIED, WEBHOOK_GONE],
+        )
+        try:
+            outcome: DeliveryOutcome = await workflow.execute_activity_method(
+                WebhookActivities.deliver,
+                DeliverWebhookInput(inp.tenant_id, inp.webhook_id, inp.delivery_id),
+                start_to_close_timeout=DELIVER_TIMEOUT,
+                retry_policy=retry,
+            )
+        except ActivityError as exc:
+            message = _cause(exc)
+            await workflow.execute_activity_method(
+                WebhookActivities.mark_failed,
+                MarkDeliveryFailedInput(inp.tenant_id, inp.delivery_id, message),
+                start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+                retry_policy=policies.DB_RETRY,
+            )
+            raise ApplicationError(
+                f"webhook delivery failed: {message}", type=WEBHOOK_DELIVERY_FAILED, non_retryable=True
+            ) from exc
+        return outcome
+
+
+def webhook_workflows_and_activities(
+    activities: WebhookActivities,
+) -> tuple[list[type[Any]], list[Callable[..., Any]]]:
+    """Workflows and activities a worker registers for webhook delivery."""
+    return [WebhookDeliveryWorkflow], [activities.enqueue, activities.deliver, activities.mark_failed]

@@ -59,18 +59,18 @@ class ThreadStore:
             "kind": kind,
             "subject": subject,
         }
-        for _ in range(20):  # another writer may take the same seq; try the next one
+        next_seq = (
+            select(func.coalesce(func.max(_message.c.seq), 0) + 1)
+            .where(_message.c.thread_id == thread_id)
+            .scalar_subquery()
+        )
+        statement = (
+            insert(_message).values(seq=next_seq, **values).on_conflict_do_nothing(index_elements=["message_key"])
+        )
+        for _ in range(20):  # a concurrent writer may take the same seq; try the next one
             try:
                 async with self._engine.begin() as conn:
-                    seq = (
-                        await conn.execute(
-                            select(func.coalesce(func.max(_message.c.seq), 0) + 1).where(
-                                _message.c.thread_id == thread_id
-                            )
-                        )
-                    ).scalar_one()
-                    statement = insert(_message).values(seq=seq, **values)
-                    await conn.execute(statement.on_conflict_do_nothing(index_elements=["message_key"]))
+                    await conn.execute(statement)
                 return
             except IntegrityError:
                 continue

@@ -148,6 +148,7 @@ async def start_run(
     )
     if created:
         metrics.RUNS_STARTED.inc()
+        await state.events.publish(tenant, run.id, "run.queued", {"status": "queued", "agent_id": agent.id})
     return await _accepted(state, runs, run)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import jwt
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db.engine import make_sessionmaker
@@ -117,3 +118,43 @@ async def test_platform_admin_creates_tenant_whose_owner_signs_in(stack: StackPr
 async def test_jwks_is_public_and_empty_for_hs256(stack: StackProcess) -> None:
     async with httpx.AsyncClient(base_url=stack.api_url) as client:
         assert (await client.get("/.well-known/jwks.json")).json() == {"keys": []}
+
+
+async def test_validly_signed_token_with_another_tenants_tid_is_401(
+    stack: StackProcess, tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine
+) -> None:
+    from core.auth.jwt_keys import JwtService
+    from core.settings import Settings
+
+    email = await make_user(engine, tenant.id)
+    me = (await login(stack, email)).json()
+    user_id = jwt.decode(me["access_token"], options={"verify_signature": False})["sub"]
+    signer = JwtService(Settings())  # the stack runs with the dev secret: this signature is valid
+    forged = signer.issue(subject=user_id, tenant_id=other_tenant.id)
+    genuine = signer.issue(subject=user_id, tenant_id=tenant.id)
+    async with httpx.AsyncClient(base_url=stack.api_url) as client:
+        assert (await client.get("/v1/runs", headers={"Authorization": f"Bearer {forged}"})).status_code == 401
+        assert (await client.get("/v1/runs", headers={"Authorization": f"Bearer {genuine}"})).status_code == 200
+        unknown = signer.issue(subject="usr_nobody", tenant_id=tenant.id)
+        assert (await client.get("/v1/runs", headers={"Authorization": f"Bearer {unknown}"})).status_code == 401
+        expired = pyjwt_expired(user_id, tenant.id, signer)
+        assert (await client.get("/v1/runs", headers={"Authorization": f"Bearer {expired}"})).status_code == 401
+
+
+def pyjwt_expired(user_id: str, tenant_id: str, signer: object) -> str:
+    """A token signed with the stack's key that expired a minute ago."""
+    import time
+
+    from core.settings import DEV_JWT_SECRET
+
+    kid = jwt.get_unverified_header(signer.issue(subject="x", tenant_id="y"))["kid"]  # type: ignore[attr-defined]
+    now = int(time.time())
+    claims = {
+        "iss": "aimpact",
+        "aud": "aimpact-api",
+        "iat": now - 120,
+        "exp": now - 60,
+        "sub": user_id,
+        "tid": tenant_id,
+    }
+    return jwt.encode(claims, DEV_JWT_SECRET, algorithm="HS256", headers={"kid": kid})

@@ -49,6 +49,7 @@ async def test_full_event_stream_of_a_finished_run(tenant: TenantCtx) -> None:
     events = await _read_events(tenant.http, run["id"])
 
     assert _names(events) == [
+        "run.queued:",
         "run.started:",
         "step.started:s1",
         "step.completed:s1",
@@ -59,7 +60,7 @@ async def test_full_event_stream_of_a_finished_run(tenant: TenantCtx) -> None:
         "step.completed:s3",
         "run.completed:",
     ]
-    assert events[4]["data"]["output"] == {"expression": "3 * 3", "value": 9}
+    assert events[5]["data"]["output"] == {"expression": "3 * 3", "value": 9}
     assert events[-1]["data"]["output"] == "Result — calculator: 9"
 
 
@@ -74,9 +75,9 @@ async def test_reconnect_with_last_event_id_gets_every_event_once_in_order(tenan
     ids = [e["id"] for e in together]
     assert ids == sorted(ids, key=lambda i: tuple(map(int, i.split("-"))))
     assert len(set(ids)) == len(ids)
-    assert _names(together)[0] == "run.started:"
+    assert _names(together)[:2] == ["run.queued:", "run.started:"]
     assert _names(together)[-1] == "run.completed:"
-    assert len([e for e in together if e["event"] != "token.delta"]) == 8
+    assert len([e for e in together if e["event"] != "token.delta"]) == 9
     assert "".join(e["data"]["text"] for e in together if e["event"] == "token.delta") == "Result — calculator: 9"
 
 

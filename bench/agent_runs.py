@@ -126,21 +126,23 @@ async def baseline(stack: StackProcess, activities: int, runs: int, concurrency:
     return Figures("raw", runs, seconds, latencies)
 
 
-async def time_to_first_event(stack: StackProcess, runs: int) -> list[float]:
-    """Seconds from ``POST …/runs`` to the first SSE event of that run, one run at a time."""
+async def time_to_first_event(stack: StackProcess, runs: int) -> tuple[list[float], list[float]]:
+    """Seconds to a run's first SSE event, one run at a time: from ``POST …/runs``, and from opening the stream."""
     headers = {"Authorization": f"Bearer {stack.api_key}"}
-    samples = []
+    samples, from_open = [], []
     async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=30) as http:
         agent = (await http.post("/v1/agents", json={"name": "ttfe", "tools": ["calculator"]})).json()
         for index in range(runs):
             began = time.perf_counter()
             run = (await http.post(f"/v1/agents/{agent['id']}/runs", json={"input": f"{index} * 2"})).json()
+            opened = time.perf_counter()
             async with http.stream("GET", f"/v1/runs/{run['id']}/events") as stream:
                 async for line in stream.aiter_lines():
                     if line.startswith("event: "):
                         samples.append(time.perf_counter() - began)
+                        from_open.append(time.perf_counter() - opened)
                         break
-    return samples
+    return samples, from_open
 
 
 async def main() -> None:
@@ -148,6 +150,7 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--ttfe-runs", type=int, default=50)
+    parser.add_argument("--only-ttfe", action="store_true", help="skip the throughput scenarios")
     args = parser.parse_args()
 
     results: list[tuple[Scenario, Figures, Figures]] = []
@@ -158,11 +161,11 @@ async def main() -> None:
         )
         stack.start()
         try:
-            for scenario in SCENARIOS:
+            for scenario in () if args.only_ttfe else SCENARIOS:
                 raw = await baseline(stack, scenario.activities, args.runs, args.concurrency)
                 ours = await platform(stack, scenario, args.runs, args.concurrency)
                 results.append((scenario, raw, ours))
-            ttfe = await time_to_first_event(stack, args.ttfe_runs)
+            ttfe, from_open = await time_to_first_event(stack, args.ttfe_runs)
         finally:
             stack.stop()
 
@@ -173,11 +176,13 @@ async def main() -> None:
         print(ours.row())
         print(f"platform/raw throughput ratio: {ours.rate / raw.rate:.2f} (target >= 0.8)")
         print(f"platform/raw p50 latency ratio: {ours.pct(0.5) / raw.pct(0.5):.2f}")
-    first = Figures("ttfe", len(ttfe), 1.0, ttfe)
-    print(f"\ntime to first SSE event (POST run → first event), {len(ttfe)} runs one at a time:")
-    print(
-        f"p50 {first.pct(0.5):.0f} ms, p95 {first.pct(0.95):.0f} ms, p99 {first.pct(0.99):.0f} ms (target p50 < 100 ms)"
-    )
+    for label, values in (("opening the stream", from_open), ("POST …/runs (includes starting the workflow)", ttfe)):
+        first = Figures("ttfe", len(values), 1.0, values)
+        print(f"\ntime to first SSE event from {label}, {len(values)} runs one at a time:")
+        print(
+            f"p50 {first.pct(0.5):.0f} ms, p95 {first.pct(0.95):.0f} ms, p99 {first.pct(0.99):.0f} ms"
+            " (target p50 < 100 ms)"
+        )
 
 
 if __name__ == "__main__":

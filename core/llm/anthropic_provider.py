@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -25,6 +24,7 @@ from anthropic.types import (
 from core.contracts.llm import ChatMessage, LlmRequest, LlmResponse, ToolCall, Usage
 from core.llm import errors
 from core.llm.base import DeltaCallback, ProviderError
+from core.llm.clients import ClientCache
 from core.llm.pricing import PriceTable, estimate_usage
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -44,8 +44,6 @@ FINISH_REASONS = {
     "model_context_window_exceeded": "length",
 }
 """Anthropic ``stop_reason`` → provider-neutral ``finish_reason`` (others pass through)."""
-
-_MAX_CLIENTS = 64
 
 
 class AnthropicProvider:
@@ -75,7 +73,11 @@ class AnthropicProvider:
         """
         self._prices = prices or PriceTable()
         self._timeout_s = timeout_s
-        self._clients: OrderedDict[tuple[str, str], anthropic.AsyncAnthropic] = OrderedDict()
+        self._clients: ClientCache[anthropic.AsyncAnthropic] = ClientCache(
+            lambda base_url, api_key: anthropic.AsyncAnthropic(
+                api_key=api_key, base_url=base_url, max_retries=0, timeout=self._timeout_s
+            )
+        )
 
     async def complete(self, request: LlmRequest, *, on_delta: DeltaCallback | None = None) -> LlmResponse:
         """Stream a message for ``request``; text deltas go to ``on_delta``.
@@ -127,22 +129,10 @@ class AnthropicProvider:
 
     async def aclose(self) -> None:
         """Close the cached HTTP clients."""
-        clients, self._clients = list(self._clients.values()), OrderedDict()
-        for client in clients:
-            await client.close()
+        await self._clients.aclose()
 
     def _client(self, base_url: str, api_key: str) -> anthropic.AsyncAnthropic:
-        key = (base_url, api_key)
-        client = self._clients.get(key)
-        if client is None:
-            client = anthropic.AsyncAnthropic(
-                api_key=api_key, base_url=base_url, max_retries=0, timeout=self._timeout_s
-            )
-            self._clients[key] = client
-            if len(self._clients) > _MAX_CLIENTS:
-                self._clients.popitem(last=False)  # dropped, not closed: a request may still use it
-        self._clients.move_to_end(key)
-        return client
+        return self._clients.get(base_url, api_key)
 
     def _response(self, request: LlmRequest, stream: _Accumulator) -> LlmResponse:
         if stream.stop_reason == "refusal":

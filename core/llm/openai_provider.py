@@ -9,7 +9,6 @@ Ollama (``http://host:11434/v1``), llama.cpp server and LM Studio. Set
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -19,6 +18,7 @@ from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam, C
 from core.contracts.llm import ChatMessage, LlmRequest, LlmResponse, ToolCall, Usage
 from core.llm import errors
 from core.llm.base import DeltaCallback, ProviderError
+from core.llm.clients import ClientCache
 from core.llm.pricing import PriceTable, estimate_usage
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -47,8 +47,6 @@ PASSTHROUGH_PARAMS = frozenset(
 TOOL_PARAMS = frozenset({"tool_choice", "parallel_tool_calls"})
 """Params sent only when tools are offered."""
 
-_MAX_CLIENTS = 64
-
 
 class OpenAIProvider:
     """Chat Completions provider with streaming and tool calling.
@@ -74,7 +72,11 @@ class OpenAIProvider:
         """
         self._prices = prices or PriceTable()
         self._timeout_s = timeout_s
-        self._clients: OrderedDict[tuple[str, str], openai.AsyncOpenAI] = OrderedDict()
+        self._clients: ClientCache[openai.AsyncOpenAI] = ClientCache(
+            lambda base_url, api_key: openai.AsyncOpenAI(
+                api_key=api_key, base_url=base_url, max_retries=0, timeout=self._timeout_s
+            )
+        )
 
     async def complete(self, request: LlmRequest, *, on_delta: DeltaCallback | None = None) -> LlmResponse:
         """Stream a chat completion for ``request``; text deltas go to ``on_delta``.
@@ -122,20 +124,10 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         """Close the cached HTTP clients."""
-        clients, self._clients = list(self._clients.values()), OrderedDict()
-        for client in clients:
-            await client.close()
+        await self._clients.aclose()
 
     def _client(self, base_url: str, api_key: str) -> openai.AsyncOpenAI:
-        key = (base_url, api_key)
-        client = self._clients.get(key)
-        if client is None:
-            client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=self._timeout_s)
-            self._clients[key] = client
-            if len(self._clients) > _MAX_CLIENTS:
-                self._clients.popitem(last=False)  # dropped, not closed: a request may still use it
-        self._clients.move_to_end(key)
-        return client
+        return self._clients.get(base_url, api_key)
 
     def _response(self, request: LlmRequest, stream: _Accumulator) -> LlmResponse:
         if stream.finish_reason == "content_filter":

@@ -63,7 +63,7 @@ def print_ready_table(settings: Settings, seeded: SeedResult | None) -> None:
             "Password",
             creds.admin_password if seeded and creds.admin_password else f"see {credentials_file(settings)}",
         )
-        table.add_row("Demo tenant owner", f"{creds.demo_owner_email} (same password)")
+        table.add_row("Demo owner", f"{creds.demo_owner_email} (same password)")
         table.add_row("Demo tenant", creds.tenant_id)
         table.add_row("Demo agent", creds.agent_id)
         table.add_row("API key", creds.api_key or f"see {credentials_file(settings)}")

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlmodel import col, select
 
+from api.audit import audit
 from api.deps import Principal, SessionDep, require
 from api.problems import ProblemError, invalid_cursor
 from api.schemas import AgentPublic, Page
 from core.agents import AgentConfig
-from core.audit import record_audit
 from core.db.models import Agent, AgentVersion, TenantTool
 from core.db.repos import AgentRepository, CursorError
 from core.tools.builtin import BUILTIN_TOOL_NAMES
@@ -60,11 +60,9 @@ async def create_agent(
     """Create an agent at version 1."""
     await _check_tools_exist(session, principal.tenant_id, body)
     agent, version = await AgentRepository(session, principal.tenant_id).create(body)
-    record_audit(
+    audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.subject_id,
-        actor_kind=principal.kind,
+        principal,
         action="agent.created",
         target_type="agent",
         target_id=agent.id,

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response
 from sqlmodel import col, select
 
+from api.audit import audit
 from api.deps import Principal, SessionDep, StateDep, require
 from api.identity_schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from api.problems import ProblemError
 from api.schemas import Page
-from core.audit import record_audit
 from core.db.models import ApiKey, utcnow
 from core.provisioning import issue_api_key
 from core.roles import may_grant
@@ -45,11 +45,9 @@ async def create_api_key(
         user_id=principal.subject_id if principal.kind == "user" else None,
         commit=False,
     )
-    record_audit(
+    audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.subject_id,
-        actor_kind=principal.kind,
+        principal,
         action="api_key.created",
         target_type="api_key",
         target_id=row.id,
@@ -91,11 +89,9 @@ async def revoke_api_key(
         raise ProblemError(403, f"role {principal.role!r} cannot revoke a {key.role!r} key", slug="forbidden")
     key.revoked_at = utcnow()
     session.add(key)
-    record_audit(
+    audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.subject_id,
-        actor_kind=principal.kind,
+        principal,
         action="api_key.revoked",
         target_type="api_key",
         target_id=key.id,

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
 
+from api.audit import audit
 from api.deps import Principal, SessionDep, StateDep, require
 from api.identity_schemas import SecretCreate, SecretPublic
 from api.problems import ProblemError
 from api.schemas import Page
-from core.audit import record_audit
 from core.secrets import SecretStore
 
 router = APIRouter(prefix="/v1/secrets", tags=["secrets"])
@@ -29,11 +29,9 @@ async def put_secret(
 ) -> SecretPublic:
     """Store (or replace) a secret, encrypted with the platform keyring."""
     row = await SecretStore(session, principal.tenant_id, state.keyring).put(body.name, body.value)
-    record_audit(
+    audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.subject_id,
-        actor_kind=principal.kind,
+        principal,
         action="secret.written",
         target_type="secret",
         target_id=body.name,
@@ -61,11 +59,9 @@ async def delete_secret(
     """Delete a secret."""
     if not await SecretStore(session, principal.tenant_id, state.keyring).delete(name):
         raise ProblemError(404, f"secret {name} not found", slug="not-found")
-    record_audit(
+    audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.subject_id,
-        actor_kind=principal.kind,
+        principal,
         action="secret.deleted",
         target_type="secret",
         target_id=name,

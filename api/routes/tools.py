@@ -10,11 +10,11 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from api.audit import audit
 from api.deps import Principal, SessionDep, require
 from api.problems import ProblemError
 from api.schemas import Page
 from api.tool_schemas import ToolCreate, ToolPublic
-from core.audit import record_audit
 from core.crypto import decode_base64
 from core.db.models import TenantTool
 from core.ids import new_id
@@ -107,11 +107,9 @@ async def create_tool(
         timeout_s=body.timeout_s,
     )
     session.add(row)
-    record_audit(
+    audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.subject_id,
-        actor_kind=principal.kind,
+        principal,
         action="tool.created",
         target_type="tool",
         target_id=body.name,
@@ -179,11 +177,9 @@ async def delete_tool(
     )
     if not result.rowcount:
         raise ProblemError(404, f"tool {name} not found", slug="not-found")
-    record_audit(
+    audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.subject_id,
-        actor_kind=principal.kind,
+        principal,
         action="tool.deleted",
         target_type="tool",
         target_id=name,

@@ -9,11 +9,11 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from api.audit import audit
 from api.deps import Principal, SessionDep, StateDep, require
 from api.identity_schemas import UserCreate, UserPublic, UserUpdate
 from api.problems import ProblemError
 from api.schemas import Page
-from core.audit import record_audit
 from core.db.models import ApiKey, User, utcnow
 from core.ids import new_id
 from core.roles import may_grant
@@ -52,11 +52,9 @@ async def create_user(
         role=body.role,
     )
     session.add(user)
-    record_audit(
+    audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.subject_id,
-        actor_kind=principal.kind,
+        principal,
         action="user.created",
         target_type="user",
         target_id=user.id,
@@ -103,11 +101,9 @@ async def update_user(
     previous, user.role = user.role, body.role
     session.add(user)
     await state.refresh_tokens.revoke_user(session, user.id)
-    record_audit(
+    audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.subject_id,
-        actor_kind=principal.kind,
+        principal,
         action="user.role_changed",
         target_type="user",
         target_id=user.id,
@@ -132,11 +128,9 @@ async def delete_user(
         raise ProblemError(409, "you cannot delete yourself", slug="conflict")
     await state.refresh_tokens.forget_user(session, user.id)
     await session.exec(update(ApiKey).where(col(ApiKey.user_id) == user.id).values(user_id=None, revoked_at=utcnow()))
-    record_audit(
+    audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.subject_id,
-        actor_kind=principal.kind,
+        principal,
         action="user.deleted",
         target_type="user",
         target_id=user.id,

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
+from api.audit import audit
 from api.deps import Principal, SessionDep, StateDep, require
 from api.problems import ProblemError, invalid_cursor
 from api.schemas import Page
 from api.tool_schemas import DeliveryPublic, WebhookCreate, WebhookCreated, WebhookPublic
-from core.audit import record_audit
 from core.db.models import Webhook, WebhookDelivery
 from core.db.repos import CursorError
 from core.webhooks import WebhookStore
@@ -54,11 +54,9 @@ async def create_webhook(
     The URL's address is checked against the egress policy when each delivery is made.
     """
     row, secret = await WebhookStore(session, principal.tenant_id, state.keyring).create(body.url, body.events)
-    record_audit(
+    audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.subject_id,
-        actor_kind=principal.kind,
+        principal,
         action="webhook.created",
         target_type="webhook",
         target_id=row.id,
@@ -94,11 +92,9 @@ async def delete_webhook(webhook_id: WebhookId, session: SessionDep, principal: 
     """Stop sending events to a webhook; pending deliveries give up at their next attempt."""
     if not await WebhookStore(session, principal.tenant_id).delete(webhook_id):
         raise _not_found(webhook_id)
-    record_audit(
+    audit(
         session,
-        tenant_id=principal.tenant_id,
-        actor_id=principal.subject_id,
-        actor_kind=principal.kind,
+        principal,
         action="webhook.deleted",
         target_type="webhook",
         target_id=webhook_id,

@@ -7,6 +7,7 @@ a worker crash updates the same rows instead of adding new ones.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict
@@ -26,6 +27,8 @@ from core.contracts.agent_run import (
     ApprovalInput,
     BeginRunInput,
     BegunRun,
+    ChildRun,
+    ChildRunInput,
     FinishRunInput,
     FinishRunResult,
     LlmStepInput,
@@ -40,6 +43,7 @@ from core.db.projection import RunProjection, StepRecord
 from core.egress import EgressDenied
 from core.errors import ToolError
 from core.events import RunEventLog, TokenBuffer
+from core.ids import run_workflow_id
 from core.llm.base import ProviderError, ProviderRegistry
 from core.telemetry import metrics
 from core.threads import ThreadStore
@@ -308,12 +312,16 @@ class AgentRunActivities:
         )
         await self._record(inp.tenant_id, inp.run_id, step)
         seen, stored = await self._projection.recorded_effect(effect_key)
-        if seen:
+        if inp.outcome is not None:
+            result, full = inp.outcome, inp.outcome.content
+        elif seen:
             result = ToolStepResult(**stored)
             full = result.content
         else:
             async with heartbeating():
                 full, result = await self._execute(inp, effect_key)
+            await self._projection.record_effect(inp.tenant_id, effect_key, asdict(result))
+        if inp.outcome is not None and not seen:
             await self._projection.record_effect(inp.tenant_id, effect_key, asdict(result))
         if inp.thread_id:
             await self._threads.append(
@@ -368,6 +376,25 @@ class AgentRunActivities:
         if self._notify is None:
             return []
         return await self._notify(tenant_id, f"{run_id}:{event_type}:{key}", event_type, {"run_id": run_id} | data)
+
+    @activity.defn(name="agent_run.child")
+    async def child(self, inp: ChildRunInput) -> ChildRun:
+        """Create (once) the run of the agent a ``run_agent`` call names, in the same tenant."""
+        structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.parent_run_id)
+        key = f"{activity.info().workflow_id}:{inp.step_id}"
+        created = await self._projection.create_child_run(
+            inp.tenant_id, inp.parent_run_id, inp.agent_id, inp.input, child_run_id(key)
+        )
+        if created is None:
+            return ChildRun(error=f"no agent {inp.agent_id!r} in this workspace")
+        run_id, version, thread_id = created
+        return ChildRun(
+            run_id=run_id,
+            agent_id=inp.agent_id,
+            agent_version=version,
+            thread_id=thread_id,
+            workflow_id=run_workflow_id(inp.tenant_id, run_id),
+        )
 
     @activity.defn(name="agent_run.approval")
     async def approval(self, inp: ApprovalInput) -> FinishRunResult:
@@ -452,6 +479,11 @@ class AgentRunActivities:
             metrics.RUN_DURATION.observe(max(0.0, (utcnow() - created_at).total_seconds()))
         log.info("run finished", status=inp.status, turn=inp.turn)
         return FinishRunResult(delivery_ids=deliveries)
+
+
+def child_run_id(key: str) -> str:
+    """A stable run id for the child run a step asks for (retries create nothing new)."""
+    return "run_" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def _preview(value: Any) -> Any:

@@ -89,6 +89,7 @@ def build_agent_worker(
             activities.llm,
             activities.tool,
             activities.approval,
+            activities.child,
             activities.finish,
             *webhook_activities,
         ],

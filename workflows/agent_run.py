@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -30,6 +30,8 @@ with workflow.unsafe.imports_passed_through():
         BeginRunInput,
         BegunRun,
         CarryOver,
+        ChildRun,
+        ChildRunInput,
         FinishRunInput,
         FinishRunResult,
         LlmStepInput,
@@ -43,10 +45,12 @@ with workflow.unsafe.imports_passed_through():
         StepView,
         ToolBinding,
         ToolStepInput,
+        ToolStepResult,
         UserMessage,
     )
     from core.contracts.llm import ChatMessage, ToolCall, Usage
-    from core.ids import RUN_KIND, TENANT_ID
+    from core.ids import AGENT_ID, RUN_KIND, TENANT_ID
+    from core.tools.run_agent import RUN_AGENT
     from core.webhooks import WebhookDeliveryInput, delivery_workflow_id
     from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
@@ -360,6 +364,9 @@ class AgentRunWorkflow:
         if binding is not None and binding.requires_approval:
             rejection = await self._approval(inp, call, binding)
         step_id = self._begin_step("tool", call.name)
+        outcome = None
+        if binding is not None and call.name == RUN_AGENT and rejection is None:
+            outcome = await self._run_child(inp, step_id, call)
         timeout = binding.timeout_s if binding and binding.timeout_s else None
         try:
             result = await workflow.execute_activity_method(
@@ -374,6 +381,7 @@ class AgentRunWorkflow:
                     assistant=plan.assistant,
                     assistant_key=plan.assistant_key,
                     rejection=rejection,
+                    outcome=outcome,
                 ),
                 start_to_close_timeout=timedelta(seconds=timeout) if timeout else policies.TOOL_TIMEOUT,
                 heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
@@ -383,6 +391,45 @@ class AgentRunWorkflow:
             self._end_step(step_id, status="failed")
             raise
         self._end_step(step_id, status="failed" if result.is_error else "completed")
+
+    async def _run_child(self, inp: AgentRunInput, step_id: str, call: ToolCall) -> ToolStepResult:
+        """Run another agent of the tenant as a child workflow; its usage rolls up into this run."""
+        agent_id, text = str(call.arguments.get("agent_id", "")), str(call.arguments.get("input", ""))
+        if not agent_id or not text:
+            return ToolStepResult(content="error: run_agent needs agent_id and input", is_error=True)
+        child: ChildRun = await workflow.execute_activity_method(
+            AgentRunActivities.child,
+            ChildRunInput(inp.tenant_id, inp.run_id, step_id, agent_id, text),
+            start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+            retry_policy=policies.DB_RETRY,
+        )
+        if child.error:
+            return ToolStepResult(content=f"error: {child.error}", is_error=True)
+        try:
+            result: AgentRunResult = await workflow.execute_child_workflow(
+                AgentRunWorkflow.run,
+                AgentRunInput(
+                    inp.tenant_id,
+                    child.run_id,
+                    child.agent_id,
+                    child.agent_version,
+                    max_steps=inp.max_steps,
+                    heartbeat_timeout_s=inp.heartbeat_timeout_s,
+                    thread_id=child.thread_id,
+                ),
+                id=child.workflow_id,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(TENANT_ID, inp.tenant_id),
+                        SearchAttributePair(AGENT_ID, child.agent_id),
+                        SearchAttributePair(RUN_KIND, "agent_run"),
+                    ]
+                ),
+            )
+        except ChildWorkflowError as exc:
+            return ToolStepResult(content=f"error: the agent failed: {_error_of(exc)['message']}", is_error=True)
+        self._loop.usage = self._loop.usage.add(result.usage)
+        return ToolStepResult(content=result.output, data={"run_id": child.run_id, "output": result.output})
 
     async def _approval(self, inp: AgentRunInput, call: ToolCall, binding: ToolBinding) -> str | None:
         """Wait for a human decision on ``call``; the rejection reason, or ``None`` when approved."""
@@ -482,7 +529,7 @@ def _int_param(value: object) -> int | None:
 def _error_of(exc: BaseException) -> dict[str, str]:
     """The innermost application error's type and message."""
     cause: BaseException | None = exc
-    while isinstance(cause, ActivityError) and cause.cause is not None:
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
         cause = cause.cause
     if isinstance(cause, ApplicationError):
         return {"type": cause.type or "ApplicationError", "message": cause.message}

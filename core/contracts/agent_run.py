@@ -140,6 +140,8 @@ class ToolStepInput:
     assistant_key: str | None = None
     rejection: str | None = None
     """Set when a human rejected the call: the tool is not run and the model is told why."""
+    outcome: ToolStepResult | None = None
+    """Set when the workflow already ran the call (``run_agent``): only record it."""
 
 
 @dataclass
@@ -149,6 +151,29 @@ class ToolStepResult:
     content: str
     is_error: bool = False
     data: Any = None
+
+
+@dataclass
+class ChildRunInput:
+    """Creates (once) the run of another agent that a ``run_agent`` call asked for."""
+
+    tenant_id: str
+    parent_run_id: str
+    step_id: str
+    agent_id: str
+    input: str
+
+
+@dataclass
+class ChildRun:
+    """The child run to start, or why it cannot be."""
+
+    run_id: str = ""
+    agent_id: str = ""
+    agent_version: int = 0
+    thread_id: str = ""
+    workflow_id: str = ""
+    error: str | None = None
 
 
 @dataclass

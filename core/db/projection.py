@@ -10,12 +10,14 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db.models import AgentVersion, Run, RunStep, StepEffect, utcnow
+from core.db.models import Agent, AgentVersion, Run, RunStep, StepEffect, utcnow
+from core.ids import run_workflow_id
 
 _run = Run.__table__  # type: ignore[attr-defined]
 _step = RunStep.__table__  # type: ignore[attr-defined]
 _version = AgentVersion.__table__  # type: ignore[attr-defined]
 _effect = StepEffect.__table__  # type: ignore[attr-defined]
+_agent = Agent.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -111,6 +113,36 @@ class RunProjection:
                 )
             ).scalar_one_or_none()
         return config
+
+    async def create_child_run(
+        self, tenant_id: str, parent_run_id: str, agent_id: str, text: str, run_id: str
+    ) -> tuple[str, int, str] | None:
+        """Insert (once) a child run of ``agent_id``; ``(run id, agent version, thread id)`` or ``None``."""
+        async with self._engine.begin() as conn:
+            version = (
+                await conn.execute(
+                    select(_agent.c.version).where(
+                        _agent.c.id == agent_id, _agent.c.tenant_id == tenant_id, _agent.c.deleted_at.is_(None)
+                    )
+                )
+            ).scalar_one_or_none()
+            if version is None:
+                return None
+            statement = insert(_run).values(
+                id=run_id,
+                tenant_id=tenant_id,
+                agent_id=agent_id,
+                agent_version=version,
+                thread_id=f"thr_{run_id.removeprefix('run_')}",
+                status="queued",
+                input=text,
+                metadata={},
+                workflow_id=run_workflow_id(tenant_id, run_id),
+                parent_run_id=parent_run_id,
+            )
+            await conn.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
+            row = (await conn.execute(select(_run.c.agent_version, _run.c.thread_id).where(_run.c.id == run_id))).one()
+        return run_id, row.agent_version, row.thread_id
 
     async def set_status(self, tenant_id: str, run_id: str, status: str) -> None:
         """Change a run's status (running, waiting_approval, …)."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 from core.tools.base import Tool, ToolRegistry
 from core.tools.calculator import CalculatorTool
 from core.tools.clock import CurrentTimeTool
+from core.tools.run_agent import RunAgentTool
 
 
 def builtin_tools() -> list[Tool]:
     """Fresh instances of every built-in tool."""
-    return [CalculatorTool(), CurrentTimeTool()]
+    return [CalculatorTool(), CurrentTimeTool(), RunAgentTool()]
 
 
 def builtin_registry() -> ToolRegistry:

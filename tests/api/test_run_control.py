@@ -170,3 +170,39 @@ async def test_usage_per_agent(tenant: TenantCtx) -> None:
     empty = (await tenant.http.get("/v1/usage", params={"to": "2020-01-01T00:00:00Z"})).json()
     assert empty["runs"] == 0
     assert (await tenant.http.get("/v1/usage", params={"from": "yesterday"})).status_code == 422
+
+
+async def test_run_agent_runs_a_child_agent_and_rolls_up_its_usage(
+    tenant: TenantCtx, other_tenant: TenantCtx, temporal_client: Client
+) -> None:
+    child = await create_agent(tenant.http, name="child")
+    parent = await create_agent(tenant.http, name="parent", tools=["run_agent"])
+    run = (
+        await tenant.http.post(
+            f"/v1/agents/{parent['id']}/runs", json={"input": f"use run_agent with agent_id={child['id']} input=6*7"}
+        )
+    ).json()
+    done = await wait_run(tenant.http, run["id"], timeout_s=60)
+    assert done["status"] == "completed", done
+    assert done["output"] == "Result — run_agent: Result — calculator: 42"
+    tool_step = next(s for s in done["steps"] if s["kind"] == "tool")
+    child_run = (await tenant.http.get(f"/v1/runs/{tool_step['output']['run_id']}")).json()
+    assert child_run["agent_id"] == child["id"]
+    assert child_run["status"] == "completed"
+    assert child_run["output"] == "Result — calculator: 42"
+    assert done["usage"]["input_tokens"] > child_run["usage"]["input_tokens"] > 0
+    usage = (await tenant.http.get("/v1/usage")).json()
+    assert {row["agent_name"]: row["runs"] for row in usage["agents"]} == {"parent": 1}
+    assert usage["input_tokens"] == done["usage"]["input_tokens"], "child usage is counted once, in the parent"
+    await record_history(temporal_client, done["temporal"]["workflow_id"], "run_agent")
+
+    foreign = await create_agent(other_tenant.http, name="foreign")
+    run = (
+        await tenant.http.post(
+            f"/v1/agents/{parent['id']}/runs", json={"input": f"use run_agent with agent_id={foreign['id']} input=1+1"}
+        )
+    ).json()
+    done = await wait_run(tenant.http, run["id"], timeout_s=60)
+    assert done["status"] == "completed"
+    assert "no agent" in done["output"]
+    assert (await other_tenant.http.get("/v1/runs")).json()["items"] == []

@@ -239,7 +239,7 @@ async def test_list_pages_through_builtins_and_tenant_tools(api: httpx.AsyncClie
         cursor = page["next_cursor"]
         if cursor is None:
             break
-    assert names == sorted(["alpha", "calculator", "current_time", "delta", "http_request", "zulu"])
+    assert names == sorted(["alpha", "calculator", "current_time", "delta", "http_request", "run_agent", "zulu"])
     assert (await api.get("/v1/tools", params={"cursor": "%%%"})).status_code == 422
 
 

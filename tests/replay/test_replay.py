@@ -26,6 +26,7 @@ def test_histories_exist() -> None:
         "approval",
         "retry_after_failure",
         "interrupt",
+        "run_agent",
     }
 
 

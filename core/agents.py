@@ -34,6 +34,17 @@ class ModelSpec(CleanModel):
             )
         return value
 
+    @field_validator("params")
+    @classmethod
+    def _bounded_params(cls, value: dict[str, Any]) -> dict[str, Any]:
+        latency = value.get("latency_ms")
+        if latency is not None and (not isinstance(latency, int | float) or not 0 <= latency <= 60_000):
+            raise ValueError("latency_ms must be a number from 0 to 60000")
+        attempts = value.get("max_attempts")
+        if attempts is not None and (not isinstance(attempts, int) or not 1 <= attempts <= 20):
+            raise ValueError("max_attempts must be an integer from 1 to 20")
+        return value
+
     def to_contract(self) -> ModelConfig:
         """The workflow-side model configuration (secret by reference only)."""
         return ModelConfig(

@@ -35,7 +35,7 @@ async def test_schemathesis_finds_no_server_errors(stack: StackProcess, tenant: 
             "--seed",
             "20261125",
             "--request-timeout",
-            "15",
+            "65",  # GET /v1/runs/{id}?wait_s= long-polls for up to 60 s by design
             "--exclude-path-regex",
             "/events$",  # text/event-stream, not JSON
             # the coverage phase crashes inside CPython on our larger schemas ("AST constructor

@@ -25,6 +25,8 @@ def test_tool_names_and_objects_are_accepted() -> None:
         ({"name": "a", "model": {"provider": "skynet"}}, ("model", "provider")),
         ({"name": "a", "model": {"provider": "local", "api_key": "sk-x"}}, ("model", "api_key")),
         ({"name": ""}, ("name",)),
+        ({"name": "a", "model": {"params": {"latency_ms": 10**9}}}, ("model", "params")),
+        ({"name": "a", "model": {"params": {"max_attempts": 0}}}, ("model", "params")),
         ({"name": "a", "tenant_id": "ten_other"}, ("tenant_id",)),
     ],
 )

@@ -19,11 +19,16 @@ def audit(
     target_type: str,
     target_id: str,
     data: dict[str, Any] | None = None,
+    tenant_id: str | None = None,
 ) -> AuditEvent:
-    """Add an audit event in the principal's tenant (committed with the change it describes)."""
+    """Add an audit event (committed with the change it describes).
+
+    It belongs to the principal's tenant unless ``tenant_id`` names another one
+    (a platform admin acting on a tenant).
+    """
     return record_audit(
         session,
-        tenant_id=principal.tenant_id,
+        tenant_id=tenant_id or principal.tenant_id,
         actor_id=principal.subject_id,
         actor_kind=principal.kind,
         action=action,

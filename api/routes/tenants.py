@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from sqlalchemy.exc import IntegrityError
 
+from api.audit import audit
 from api.deps import Principal, SessionDep, StateDep, require
 from api.identity_schemas import TenantCreate, TenantPublic, TenantUpdate
 from api.problems import ProblemError
-from core.audit import record_audit
 from core.db.models import Tenant, User, utcnow
 from core.ids import new_id
 from core.security import hash_password
@@ -45,11 +45,10 @@ async def create_tenant(
     session.add(tenant)
     await session.flush()
     session.add(owner)
-    record_audit(
+    audit(
         session,
+        principal,
         tenant_id=tenant.id,
-        actor_id=principal.subject_id,
-        actor_kind=principal.kind,
         action="tenant.created",
         target_type="tenant",
         target_id=tenant.id,
@@ -98,11 +97,10 @@ async def update_tenant(
     if body.egress_allowlist is not None:
         tenant.egress_allowlist = body.egress_allowlist
     session.add(tenant)
-    record_audit(
+    audit(
         session,
+        principal,
         tenant_id=tenant.id,
-        actor_id=principal.subject_id,
-        actor_kind=principal.kind,
         action="tenant.updated",
         target_type="tenant",
         target_id=tenant.id,

@@ -39,14 +39,18 @@ from core.contracts.agent_run import (
 )
 from core.contracts.llm import ChatMessage, LlmRequest
 from core.db.models import utcnow
-from core.db.projection import RunProjection, StepRecord
+from core.db.projection import RunIdentity, RunProjection, StepRecord
 from core.egress import EgressDenied
 from core.errors import ToolError
 from core.events import RunEventLog, TokenBuffer
 from core.ids import run_workflow_id
-from core.llm.base import ProviderError, ProviderRegistry
+from core.llm.base import LlmProvider, ProviderError, ProviderRegistry
+from core.memory.context import ExtractiveSummarizer, Summarizer, ThreadContext, memory_block
+from core.memory.extraction import ModelSummarizer, extract_facts
+from core.memory.service import MemoryService, memory_id_for
+from core.memory.store import NewMemory
 from core.telemetry import metrics
-from core.threads import ThreadStore
+from core.threads import ThreadStore, to_chat
 from core.tools.base import ToolContext, ToolResolver
 from core.tools.schema import argument_errors
 
@@ -94,6 +98,8 @@ class AgentRunActivities:
         secrets: SecretResolver | None = None,
         notify: EventNotifier | None = None,
         egress: EgressCheck | None = None,
+        context: ThreadContext | None = None,
+        memory: MemoryService | None = None,
     ):
         self._projection = projection
         self._events = events
@@ -104,7 +110,21 @@ class AgentRunActivities:
         self._secrets = secrets
         self._notify = notify
         self._egress = egress
+        self._context = context or ThreadContext(projection.engine)
+        self._memory = memory
         self._configs: dict[tuple[str, str, int], AgentConfig] = {}
+        self._identities: dict[str, RunIdentity | None] = {}
+
+    async def _identity(self, tenant_id: str, run_id: str) -> RunIdentity | None:
+        if run_id not in self._identities:  # a run's subject and agent version never change
+            if len(self._identities) > 10_000:
+                self._identities.clear()
+            self._identities[run_id] = await self._projection.identity(tenant_id, run_id)
+        return self._identities[run_id]
+
+    async def _subject(self, tenant_id: str, run_id: str) -> str | None:
+        identity = await self._identity(tenant_id, run_id)
+        return identity.subject if identity is not None else None
 
     async def _record(self, tenant_id: str, run_id: str, step: StepRecord) -> None:
         """Write the step to the projection and announce it on the run's event stream."""
@@ -211,16 +231,12 @@ class AgentRunActivities:
             started_at=utcnow(),
         )
         await self._record(inp.tenant_id, inp.run_id, step)
-        request = await self._request(inp)
+        provider = self._provider(inp.model.provider)
+        async with heartbeating():
+            request, recalled = await self._request(inp, provider)
         step.input = {"messages": len(request.messages), "tools": [t.name for t in inp.tools]}
-        try:
-            provider = self._providers.get(inp.model.provider)
-        except KeyError:
-            raise ApplicationError(
-                f"provider {inp.model.provider!r} is not configured on this worker",
-                type=errors.PROVIDER_REJECTED,
-                non_retryable=True,
-            ) from None
+        if recalled:
+            step.input["memories"] = recalled
         clock = time.perf_counter()
         tokens = TokenBuffer(self._events, inp.tenant_id, inp.run_id, inp.step_id)
         try:
@@ -257,11 +273,79 @@ class AgentRunActivities:
             response.content = ""
         return LlmStepResult(response=response, content_ref=content_ref)
 
-    async def _request(self, inp: LlmStepInput) -> LlmRequest:
+    def _provider(self, name: str) -> LlmProvider:
+        try:
+            return self._providers.get(name)
+        except KeyError:
+            raise ApplicationError(
+                f"provider {name!r} is not configured on this worker",
+                type=errors.PROVIDER_REJECTED,
+                non_retryable=True,
+            ) from None
+
+    async def _request(self, inp: LlmStepInput, provider: LlmProvider) -> tuple[LlmRequest, list[str]]:
+        """The model request (thread context, recalled memories, instructions) and the recalled memory ids."""
         config = await self._config(inp.tenant_id, inp.agent_id, inp.agent_version) if inp.agent_id else None
-        messages = await self._threads.load(inp.tenant_id, inp.thread_id) if inp.thread_id else list(inp.messages)
+        api_key = await self._api_key(inp)
+        recalled: list[str] = []
+        if inp.thread_id:
+            subject = await self._subject(inp.tenant_id, inp.run_id)
+            summarizer: Summarizer = (
+                ExtractiveSummarizer()
+                if provider.name == "local"
+                else ModelSummarizer(provider, inp.model, api_key=api_key)
+            )
+            assembled = await self._context.assemble(
+                inp.tenant_id,
+                inp.thread_id,
+                budget_tokens=config.memory.context_tokens if config else 16_000,
+                summarizer=summarizer,
+                run_id=inp.run_id,
+                subject=subject,
+            )
+            messages = assembled.messages
+            if assembled.compaction is not None:
+                made = assembled.compaction
+                await self._events.publish(
+                    inp.tenant_id,
+                    inp.run_id,
+                    "context.compacted",
+                    {
+                        "step_id": inp.step_id,
+                        "upto_seq": made.upto_seq,
+                        "messages": made.messages,
+                        "tokens_before": made.tokens_before,
+                        "tokens_after": made.tokens_after,
+                        "method": made.method,
+                    },
+                )
+            if config is not None and config.memory.enabled and subject and self._memory is not None:
+                block, recalled = await self._recall(inp.tenant_id, subject, messages, config)
+                if block:
+                    messages.insert(0, ChatMessage(role="system", content=block))
+        else:
+            messages = list(inp.messages)
         if config is not None and config.instructions:
             messages.insert(0, ChatMessage(role="system", content=config.instructions))
+        return LlmRequest(model=inp.model, messages=messages, tools=inp.tools, api_key=api_key), recalled
+
+    async def _recall(
+        self, tenant_id: str, subject: str, messages: list[ChatMessage], config: AgentConfig
+    ) -> tuple[str | None, list[str]]:
+        """Memories relevant to the latest user message, as a prompt block; a failing embedder recalls none."""
+        assert self._memory is not None
+        query = next((m.content for m in reversed(messages) if m.role == "user" and m.content.strip()), "")
+        if not query:
+            return None, []
+        try:
+            hits = await self._memory.search(tenant_id, subject, query[:2000], k=config.memory.recall_k)
+        except Exception:  # recall is best effort: the step goes on without memories
+            log.warning("memory recall failed", exc_info=True)
+            return None, []
+        block, used = memory_block(hits, config.memory.recall_tokens)
+        return block, used
+
+    async def _api_key(self, inp: LlmStepInput) -> str | None:
         if inp.model.base_url and self._egress is not None:
             try:
                 await self._egress(inp.tenant_id, inp.model.base_url)
@@ -280,7 +364,7 @@ class AgentRunActivities:
                     type=errors.PROVIDER_REJECTED,
                     non_retryable=True,
                 )
-        return LlmRequest(model=inp.model, messages=messages, tools=inp.tools, api_key=api_key)
+        return api_key
 
     @activity.defn(name="agent_run.tool")
     async def tool(self, inp: ToolStepInput) -> ToolStepResult:
@@ -352,7 +436,12 @@ class AgentRunActivities:
             text = f"error: invalid arguments for {inp.call.name}: {'; '.join(problems)}"
             return text, ToolStepResult(content=text, is_error=True)
         clock = time.perf_counter()
-        context = ToolContext(tenant_id=inp.tenant_id, run_id=inp.run_id, idempotency_key=effect_key)
+        context = ToolContext(
+            tenant_id=inp.tenant_id,
+            run_id=inp.run_id,
+            idempotency_key=effect_key,
+            subject=await self._subject(inp.tenant_id, inp.run_id),
+        )
         try:
             data: Any = await tool.call(inp.call.arguments, context)
         except ToolError as exc:
@@ -474,11 +563,52 @@ class AgentRunActivities:
         if inp.status in ("completed", "failed"):
             summary = {"status": inp.status, "output": _preview(output), "error": inp.error, "turn": inp.turn}
             deliveries = await self._deliveries(inp.tenant_id, inp.run_id, f"run.{inp.status}", str(inp.turn), summary)
+        if inp.status == "completed" and inp.thread_id:
+            await self._extract_memories(inp)
         metrics.RUNS_FINISHED.labels(inp.status).inc()
         if created_at is not None:
             metrics.RUN_DURATION.observe(max(0.0, (utcnow() - created_at).total_seconds()))
         log.info("run finished", status=inp.status, turn=inp.turn)
         return FinishRunResult(delivery_ids=deliveries)
+
+    async def _extract_memories(self, inp: FinishRunInput) -> None:
+        """Remember the salient facts of the turn (agents with memory enabled, runs with a subject)."""
+        identity = await self._identity(inp.tenant_id, inp.run_id)
+        if self._memory is None or identity is None or not identity.subject:
+            return
+        config = await self._config(inp.tenant_id, identity.agent_id, identity.agent_version)
+        if not (config.memory.enabled and config.memory.extract):
+            return
+        rows = await self._threads.rows(inp.tenant_id, inp.thread_id, limit=10_000)
+        turn = _latest_turn([to_chat(r) for r in rows if r.run_id == inp.run_id])
+        model = config.model.to_contract()
+        try:
+            facts, method = await extract_facts(self._provider(model.provider), model, turn)
+        except ProviderError:
+            log.warning("memory extraction failed", exc_info=True)
+            return
+        memories = [
+            NewMemory(
+                id=memory_id_for(f"{inp.tenant_id}:{identity.subject}:{' '.join(fact.lower().split())}"),
+                subject=identity.subject,
+                text=fact,
+                metadata={"source": "extraction", "method": method},
+                source_run_id=inp.run_id,
+                source_step_id=f"turn-{inp.turn}",
+            )
+            for fact in facts
+        ]
+        if memories:
+            ids, _ = await self._memory.remember(inp.tenant_id, memories)
+            await self._events.publish(inp.tenant_id, inp.run_id, "memory.written", {"ids": ids, "method": method})
+
+
+def _latest_turn(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """The messages of the latest turn: from the user messages after the previous answer to the end."""
+    end = len(messages)
+    answers = [i for i, m in enumerate(messages) if m.role == "assistant" and not m.tool_calls]
+    previous = answers[-2] if len(answers) >= 2 else -1
+    return messages[previous + 1 : end]
 
 
 def child_run_id(key: str) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
+from temporalio.client import Client
 from temporalio.converter import PayloadCodec
 
 from api.middleware import ObservabilityMiddleware
@@ -20,6 +22,7 @@ from api.routes import (
     codec_auth,
     events,
     health,
+    memories,
     run_control,
     runs,
     secrets,
@@ -38,6 +41,9 @@ from core.codec import EncryptionCodec
 from core.crypto import Keyring
 from core.db.engine import make_engine, make_sessionmaker
 from core.events import RunEventLog
+from core.memory.embedders import MiniLMEmbedder, embedder_from_settings
+from core.memory.service import MemoryService
+from core.memory.store import MemoryStore
 from core.quotas import RequestRateLimiter
 from core.settings import Settings
 from core.telemetry.tracing import configure_tracing, instrument_fastapi, temporal_interceptors
@@ -61,6 +67,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.database_target, pool_size=20)
         redis = Redis.from_url(settings.redis_target, socket_timeout=5)
         temporal = await connect_temporal(settings, interceptors=temporal_interceptors(tracer_provider))
+        embedder = embedder_from_settings(settings)
+        warming = asyncio.create_task(embedder.warm()) if isinstance(embedder, MiniLMEmbedder) else None
+
+        async def client() -> Client:
+            return temporal
+
         app.state.aimpact = AppState(
             settings=settings,
             engine=engine,
@@ -79,10 +91,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
             rate_limiter=RequestRateLimiter(redis),
             keyring=keyring,
+            memory=MemoryService(MemoryStore(engine), embedder, client, settings.agents_task_queue),
         )
         try:
             yield
         finally:
+            if warming is not None:
+                warming.cancel()
             await redis.aclose()
             await engine.dispose()
             if tracer_provider is not None:
@@ -119,4 +134,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(run_control.router)
     app.include_router(tools.router)
     app.include_router(webhooks.router)
+    app.include_router(memories.router)
     return app

@@ -16,6 +16,7 @@ from core.auth.refresh import RefreshTokens
 from core.auth.throttle import LoginThrottle
 from core.crypto import Keyring
 from core.events import RunEventLog
+from core.memory.service import MemoryService
 from core.quotas import RequestRateLimiter
 from core.settings import Settings
 
@@ -36,3 +37,4 @@ class AppState:
     login_throttle: LoginThrottle
     rate_limiter: RequestRateLimiter
     keyring: Keyring
+    memory: MemoryService

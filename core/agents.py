@@ -78,9 +78,17 @@ class ToolSpec(CleanModel):
 
 
 class MemorySpec(CleanModel):
-    """``memory`` of an agent."""
+    """``memory`` of an agent: its thread-context budget and its long-term memory."""
 
-    enabled: bool = False
+    enabled: bool = Field(
+        default=False, description="Long-term memory: recall before each model step, extraction after each turn."
+    )
+    context_tokens: int = Field(
+        default=16_000, ge=256, le=2_000_000, description="Prompt budget of the thread; older turns are compacted."
+    )
+    recall_k: int = Field(default=5, ge=1, le=20, description="Memories recalled into the prompt per model step.")
+    recall_tokens: int = Field(default=400, ge=16, le=8000, description="Cap on the recalled memories' tokens.")
+    extract: bool = Field(default=True, description="Extract facts after each completed turn (when enabled).")
 
 
 class AgentConfig(CleanModel):

@@ -13,6 +13,8 @@ PROVIDER_REJECTED = "ProviderRejected"
 TOOL_NOT_FOUND = "ToolNotFound"
 TOOL_FAILED = "ToolFailed"
 STEP_LIMIT = "StepLimitReached"
+EMBEDDER_UNAVAILABLE = "EmbedderUnavailable"
+EMBEDDER_REJECTED = "EmbedderRejected"
 
 NON_RETRYABLE_TYPES: tuple[str, ...] = (
     AGENT_NOT_FOUND,

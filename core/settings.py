@@ -98,6 +98,28 @@ class Settings(BaseSettings):
     agent_max_steps: int = Field(default=12, ge=1, le=100)
     worker_queues: list[TaskQueue] = Field(default_factory=lambda: list[TaskQueue](["agents"]))
 
+    embedder: Literal["minilm", "openai", "hash"] = Field(
+        default="minilm",
+        description="Memory embeddings: all-MiniLM-L6-v2 offline, an OpenAI-compatible endpoint, or lexical hashing.",
+    )
+    embedder_url: str | None = Field(default=None, description="Base URL of an OpenAI-compatible /v1/embeddings API.")
+    embedder_model: str = Field(default="text-embedding-3-small", min_length=1, max_length=200)
+    embedder_api_key: SecretStr | None = None
+    embedder_threads: int = Field(default=2, ge=1, le=64, description="CPU threads of the minilm embedder.")
+    memory_max_text_chars: int = Field(default=4000, ge=1, le=100_000, description="Longest memory text accepted.")
+    memory_subject_cap: int = Field(
+        default=1000, ge=1, le=1_000_000, description="Memories kept per subject by consolidation."
+    )
+    memory_duplicate_similarity: float = Field(
+        default=0.92, gt=0, le=1, description="Cosine similarity at which consolidation merges two memories."
+    )
+    memory_consolidation_interval_s: float = Field(
+        default=3600.0, ge=1, le=30 * 86_400, description="How often the consolidation schedule runs."
+    )
+    memory_write_wait_s: float = Field(
+        default=5.0, ge=0, le=60, description="How long POST /v1/memories waits for the embedding before 202."
+    )
+
     @model_validator(mode="after")
     def _no_default_secrets_outside_dev(self) -> Settings:
         if self.env != "dev":

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.contracts.llm import ChatMessage, ToolCall
 from core.db.models import ThreadMessage
+from core.memory.context import bump_version
 
 _message = ThreadMessage.__table__  # type: ignore[attr-defined]
 
@@ -31,8 +33,9 @@ def to_chat(row: Any) -> ChatMessage:
 class ThreadStore:
     """Append to and read threads; every append is keyed, so retries add nothing."""
 
-    def __init__(self, engine: AsyncEngine):
+    def __init__(self, engine: AsyncEngine, redis: Redis | None = None):
         self._engine = engine
+        self._redis = redis
 
     async def append(
         self,
@@ -71,6 +74,8 @@ class ThreadStore:
             try:
                 async with self._engine.begin() as conn:
                     await conn.execute(statement)
+                if self._redis is not None:
+                    await bump_version(self._redis, tenant_id, thread_id)
                 return
             except IntegrityError:
                 continue

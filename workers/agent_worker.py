@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.agent_run import AgentRunActivities
+from activities.memory import MemoryActivities
 from activities.webhooks import WebhookActivities
 from core.blobs import BlobStore
 from core.crypto import Keyring
@@ -30,6 +31,11 @@ from core.llm.base import ProviderRegistry
 from core.llm.local import LocalProvider
 from core.llm.openai_provider import OpenAIProvider
 from core.llm.pricing import PriceTable
+from core.memory.context import ThreadContext
+from core.memory.embedders import Embedder, MiniLMEmbedder, embedder_from_settings
+from core.memory.schedule import ensure_consolidation_schedule
+from core.memory.service import MemoryService
+from core.memory.store import MemoryStore
 from core.secrets import SecretReader
 from core.settings import Settings
 from core.telemetry.tracing import configure_tracing, temporal_interceptors
@@ -38,6 +44,7 @@ from core.threads import ThreadStore
 from core.tools.base import ToolRegistry
 from core.tools.builtin import builtin_tools
 from core.tools.http_request import HttpRequestTool
+from core.tools.memory import MemorySearchTool, MemoryWriteTool
 from core.tools.tenant_http import LayeredToolResolver, TenantToolRegistry
 from core.webhooks import WebhookStore
 from workers.health import (
@@ -52,9 +59,11 @@ from workers.health import (
     temporal_runtime,
 )
 from workflows.agent_run import AgentRunWorkflow
+from workflows.memory import MemoryConsolidationWorkflow, MemoryIngestWorkflow
 from workflows.webhook_delivery import webhook_workflows_and_activities
 
 log = structlog.get_logger(__name__)
+_BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 PASSTHROUGH_MODULES = (
@@ -70,19 +79,28 @@ PASSTHROUGH_MODULES = (
     "openai",
     "anthropic",
     "cryptography",
+    "numpy",
+    "pgvector",
 )
 """Libraries that activities use: loaded once outside the workflow sandbox (workflows never call them)."""
 
 
 def build_agent_worker(
-    client: Client, activities: AgentRunActivities, task_queue: str, *, webhooks: WebhookActivities | None = None
+    client: Client,
+    activities: AgentRunActivities,
+    task_queue: str,
+    *,
+    webhooks: WebhookActivities | None = None,
+    memory: MemoryActivities | None = None,
 ) -> Worker:
-    """A worker for ``AgentRunWorkflow`` (and webhook deliveries, when given) on ``task_queue``."""
+    """A worker for ``AgentRunWorkflow`` (and webhook deliveries and memory workflows, when given)."""
     webhook_workflows, webhook_activities = webhook_workflows_and_activities(webhooks) if webhooks else ([], [])
+    memory_workflows: list[type] = [MemoryIngestWorkflow, MemoryConsolidationWorkflow] if memory else []
+    memory_activities: list[Any] = [memory.embed, memory.tenants, memory.consolidate] if memory else []
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[AgentRunWorkflow, *webhook_workflows],
+        workflows=[AgentRunWorkflow, *webhook_workflows, *memory_workflows],
         activities=[
             activities.begin,
             activities.start_turn,
@@ -92,6 +110,7 @@ def build_agent_worker(
             activities.child,
             activities.finish,
             *webhook_activities,
+            *memory_activities,
         ],
         max_concurrent_activities=200,
         workflow_runner=SandboxedWorkflowRunner(
@@ -100,10 +119,24 @@ def build_agent_worker(
     )
 
 
+def build_memory_service(engine: AsyncEngine, client: Client, settings: Settings, embedder: Embedder) -> MemoryService:
+    """The memory service: the store, the configured embedder, ingestion on the agents queue."""
+
+    async def connected() -> Client:
+        return client
+
+    return MemoryService(MemoryStore(engine), embedder, connected, settings.agents_task_queue)
+
+
 def build_agent_activities(
-    projection: RunProjection, events: RunEventLog, *, keyring: Keyring | None = None
+    projection: RunProjection,
+    events: RunEventLog,
+    *,
+    keyring: Keyring | None = None,
+    memory: MemoryService | None = None,
+    redis: Redis | None = None,
 ) -> AgentRunActivities:
-    """Agent-run activities wired to the configured providers, tools, threads, secrets and webhooks."""
+    """Agent-run activities wired to the configured providers, tools, threads, memory, secrets and webhooks."""
     settings = Settings()
     keyring = keyring or Keyring.from_setting(settings.encryption_keyring)
     prices = PriceTable.from_json(settings.model_prices) if settings.model_prices else PriceTable()
@@ -113,6 +146,7 @@ def build_agent_activities(
     http_request = HttpRequestTool(allowlist_for=tenant_allowlist_loader(sessions), platform_allowlist=platform)
 
     allowlist_for = tenant_allowlist_loader(sessions)
+    memory_tools: list[Any] = [MemorySearchTool(memory), MemoryWriteTool(memory)] if memory else []
 
     async def egress(tenant_id: str, url: str) -> None:
         await check_url(url, allowlist=[*platform, *await allowlist_for(tenant_id)])
@@ -128,10 +162,12 @@ def build_agent_activities(
         events=events,
         providers=ProviderRegistry([LocalProvider(), OpenAIProvider(prices=prices), AnthropicProvider(prices=prices)]),
         tools=LayeredToolResolver(
-            ToolRegistry([*builtin_tools(), http_request]),
+            ToolRegistry([*builtin_tools(), http_request, *memory_tools]),
             TenantToolRegistry(sessions, keyring, platform_allowlist=platform),
         ),
-        threads=ThreadStore(engine),
+        threads=ThreadStore(engine, redis),
+        context=ThreadContext(engine, redis),
+        memory=memory,
         blobs=BlobStore(engine),
         secrets=SecretReader(engine, keyring),
         notify=notify,
@@ -212,9 +248,24 @@ async def run_worker(
             settings, runtime=runtime, interceptors=temporal_interceptors(tracer_provider)
         )
         keyring = Keyring.from_setting(settings.encryption_keyring)
-        activities = build_agent_activities(RunProjection(engine), RunEventLog(redis), keyring=keyring)
+        embedder = embedder_from_settings(settings)
+        if isinstance(embedder, MiniLMEmbedder):
+            _BACKGROUND.add(asyncio.create_task(embedder.warm()))  # load the model off the first request's path
+        memory = build_memory_service(engine, readiness.client, settings, embedder)
+        activities = build_agent_activities(
+            RunProjection(engine), RunEventLog(redis), keyring=keyring, memory=memory, redis=redis
+        )
         webhooks = build_webhook_activities(engine, keyring, settings)
-        readiness.worker = build_agent_worker(readiness.client, activities, queue, webhooks=webhooks)
+        memory_activities = MemoryActivities(
+            engine,
+            embedder,
+            duplicate_similarity=settings.memory_duplicate_similarity,
+            subject_cap=settings.memory_subject_cap,
+        )
+        readiness.worker = build_agent_worker(
+            readiness.client, activities, queue, webhooks=webhooks, memory=memory_activities
+        )
+        await ensure_consolidation_schedule(readiness.client, settings)
         log.info("worker started", task_queue=queue)
         async with readiness.worker:
             await stop.wait()

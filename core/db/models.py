@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pgvector.sqlalchemy import Vector
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, LargeBinary, UniqueConstraint, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
+EMBEDDING_DIM = 384
+"""Dimension of every stored embedding (all-MiniLM-L6-v2; other embedders are asked for 384)."""
 
 
 def utcnow() -> datetime:
@@ -95,6 +98,7 @@ class Run(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key"),
         Index("ix_run_tenant_created", "tenant_id", "created_at"),
+        Index("ix_run_tenant_subject", "tenant_id", "subject"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -263,6 +267,7 @@ class ThreadMessage(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("thread_id", "seq"),
         Index("ix_thread_message_tenant_thread", "tenant_id", "thread_id"),
+        Index("ix_thread_message_tenant_subject", "tenant_id", "subject"),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
@@ -291,4 +296,57 @@ class PayloadBlob(SQLModel, table=True):
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     size: int
+    created_at: datetime = _ts(nullable=False)
+
+
+class Memory(SQLModel, table=True):
+    """A long-term fact about a subject, with its embedding (``NULL`` until embedded)."""
+
+    __tablename__ = "memory"
+    __table_args__ = (
+        Index("ix_memory_tenant_subject", "tenant_id", "subject", "created_at"),
+        Index(
+            "ix_memory_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
+    subject: str = Field(max_length=200)
+    text: str
+    meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JsonType, nullable=False))
+    embedding: Any = Field(default=None, sa_column=Column(Vector(EMBEDDING_DIM), nullable=True))
+    embedder: str | None = Field(default=None, max_length=40)
+    status: str = Field(default="pending", max_length=16)
+    """``pending`` (queued for embedding) or ``ready``."""
+    importance: float = 0.5
+    use_count: int = 0
+    source_run_id: str | None = Field(default=None, max_length=40)
+    source_step_id: str | None = Field(default=None, max_length=40)
+    created_at: datetime = _ts(nullable=False)
+    last_used_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+class ThreadCompaction(SQLModel, table=True):
+    """A summary that replaced a thread's older messages in the prompt (the messages stay stored)."""
+
+    __tablename__ = "thread_compaction"
+    __table_args__ = (UniqueConstraint("thread_id", "upto_seq"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    thread_id: str = Field(max_length=40, index=True)
+    subject: str | None = Field(default=None, max_length=200)
+    run_id: str | None = Field(default=None, max_length=40)
+    upto_seq: int
+    """Messages with ``seq <= upto_seq`` are represented by ``summary``."""
+    summary: str
+    method: str = Field(max_length=40)
+    messages: int
+    tokens_before: int
+    tokens_after: int
     created_at: datetime = _ts(nullable=False)

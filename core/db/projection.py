@@ -61,6 +61,15 @@ class LoadedRun:
     subject: str | None = None
 
 
+@dataclass(frozen=True)
+class RunIdentity:
+    """Who a run is about and which agent version runs it."""
+
+    subject: str | None
+    agent_id: str
+    agent_version: int
+
+
 class RunProjection:
     """Writes run and step state for ``GET /v1/runs`` to read."""
 
@@ -99,6 +108,18 @@ class RunProjection:
             if config is None:
                 return None
             return LoadedRun(input=row.input, config=config, thread_id=row.thread_id, subject=row.subject)
+
+    async def identity(self, tenant_id: str, run_id: str) -> RunIdentity | None:
+        """Subject and agent version of a run (they never change), or ``None``."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(_run.c.subject, _run.c.agent_id, _run.c.agent_version).where(
+                        _run.c.tenant_id == tenant_id, _run.c.id == run_id
+                    )
+                )
+            ).first()
+        return RunIdentity(row.subject, row.agent_id, row.agent_version) if row is not None else None
 
     async def agent_config(self, tenant_id: str, agent_id: str, version: int) -> dict[str, Any] | None:
         """The configuration of one agent version."""

@@ -10,6 +10,8 @@ accounting) without a network or model weights:
 * it says ``use <tool> [with key=value ...]`` for an offered tool → it calls that tool
   with those (string) arguments;
 * after tool results → it answers with them;
+* it asks a question and the prompt holds recalled memories → it answers with the
+  memory sharing the most words with the question (``"From memory: <memory>"``);
 * otherwise → it answers ``"You said: <message>"``.
 
 ``model.params.latency_ms`` adds a fixed delay per call (to simulate a slow model).
@@ -23,12 +25,17 @@ import re
 from core.contracts.llm import ChatMessage, LlmRequest, LlmResponse, ToolCall, Usage
 from core.llm.base import DeltaCallback
 from core.llm.tokens import count_tokens
+from core.memory.context import MEMORY_HEADER
 
 _ARITHMETIC = re.compile(r"[-+(]*\d[\d.\s]*(?:[-+*/%^]+[\s(]*[-+]?\d[\d.\s]*\)*)+")
 _TIME_WORDS = re.compile(r"\b(time|date|today|clock)\b", re.IGNORECASE)
 MAX_CALLS = 3
 _USE_TOOL = re.compile(r"\buse (\w+)(?: with (.*))?", re.IGNORECASE)
 _ARGUMENT = re.compile(r"(\w+)=(\S+)")
+_WORD = re.compile(r"[a-z0-9]+")
+_QUESTION = re.compile(r"\?\s*$|^\s*(what|where|who|when|which|how|do|does|did|is|am|are|can)\b", re.IGNORECASE)
+_FILLER_WORDS = "a an the is are am was do does did i me my you your what where who when which how of in to"
+_FILLER = frozenset(_FILLER_WORDS.split())
 
 
 class LocalProvider:
@@ -78,7 +85,24 @@ class LocalProvider:
             calls.append(ToolCall(id=f"call_{len(turn)}_0", name=named.group(1), arguments=arguments))
         if calls:
             return LlmResponse(tool_calls=calls, finish_reason="tool_calls")
+        recalled = _best_memory(question, request.messages) if _QUESTION.search(question) else None
+        if recalled:
+            return LlmResponse(content=f"From memory: {recalled}")
         return LlmResponse(content=f"You said: {question}")
+
+
+def _words(text: str) -> set[str]:
+    return {w.rstrip("s") for w in _WORD.findall(text.lower()) if w not in _FILLER}
+
+
+def _best_memory(question: str, messages: list[ChatMessage]) -> str | None:
+    """The recalled memory sharing the most words with ``question``, if any shares one."""
+    block = next((m.content for m in messages if m.role == "system" and m.content.startswith(MEMORY_HEADER)), "")
+    memories = [line[2:] for line in block.splitlines()[1:] if line.startswith("- ")]
+    wanted = _words(question)
+    scored = [(len(wanted & _words(memory)), -index, memory) for index, memory in enumerate(memories)]
+    best = max(scored, default=None)
+    return best[2] if best is not None and best[0] > 0 else None
 
 
 def _current_turn(messages: list[ChatMessage]) -> list[ChatMessage]:

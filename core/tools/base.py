@@ -15,6 +15,8 @@ class ToolContext:
     tenant_id: str
     run_id: str
     idempotency_key: str
+    subject: str | None = None
+    """The end user the run is about (memory tools are scoped to it)."""
 
 
 class Tool(Protocol):

@@ -18,5 +18,7 @@ def builtin_registry() -> ToolRegistry:
     return ToolRegistry(builtin_tools())
 
 
-BUILTIN_TOOL_NAMES: frozenset[str] = frozenset([*(t.schema.name for t in builtin_tools()), "http_request"])
-"""Tools every agent may name (``http_request`` needs the worker's egress policy, so it is built there)."""
+BUILTIN_TOOL_NAMES: frozenset[str] = frozenset(
+    [*(t.schema.name for t in builtin_tools()), "http_request", "memory_search", "memory_write"]
+)
+"""Tools every agent may name (``http_request`` and the memory tools need the worker's services: built there)."""

@@ -1,0 +1,1 @@
+"""Memory: thread context under a budget, long-term semantic memory, consolidation, erasure."""

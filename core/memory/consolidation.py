@@ -1,0 +1,140 @@
+"""Consolidation of a tenant's memories: merge near-duplicates, decay unused ones, cap each subject."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import and_, delete, distinct, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from core.db.models import Memory, utcnow
+
+_memory = Memory.__table__  # type: ignore[attr-defined]
+MIN_IMPORTANCE = 0.05
+
+
+@dataclass
+class SubjectChanges:
+    """Counts of one subject's consolidation."""
+
+    merged: int = 0
+    decayed: int = 0
+    evicted: int = 0
+
+
+def _keep_order(row: Any) -> tuple[float, int, float]:
+    """Which of two duplicates survives: more used, more important, newer."""
+    return (row.use_count, row.importance, row.created_at.timestamp())
+
+
+async def _merge_duplicates(conn: AsyncConnection, tenant_id: str, subject: str, threshold: float) -> int:
+    rows = (
+        await conn.execute(
+            select(
+                _memory.c.id,
+                _memory.c.embedding,
+                _memory.c.embedder,
+                _memory.c.importance,
+                _memory.c.use_count,
+                _memory.c.created_at,
+                _memory.c.metadata,
+            ).where(_memory.c.tenant_id == tenant_id, _memory.c.subject == subject, _memory.c.status == "ready")
+        )
+    ).all()
+    merged = 0
+    by_embedder: dict[str, list[Any]] = {}
+    for row in rows:
+        by_embedder.setdefault(row.embedder, []).append(row)
+    for group in by_embedder.values():
+        group.sort(key=_keep_order, reverse=True)  # survivors first
+        vectors = np.array([np.asarray(r.embedding, dtype=np.float32) for r in group])
+        similarity = vectors @ vectors.T
+        gone: set[int] = set()
+        for i, keeper in enumerate(group):
+            if i in gone:
+                continue
+            twins = [j for j in range(i + 1, len(group)) if j not in gone and similarity[i, j] >= threshold]
+            if not twins:
+                continue
+            gone.update(twins)
+            absorbed = [group[j] for j in twins]
+            merged_from = list(keeper.metadata.get("merged_from", [])) + [r.id for r in absorbed]
+            await conn.execute(
+                update(_memory)
+                .where(_memory.c.id == keeper.id)
+                .values(
+                    importance=min(1.0, max([keeper.importance, *(r.importance for r in absorbed)]) + 0.05),
+                    use_count=keeper.use_count + sum(r.use_count for r in absorbed),
+                    metadata=keeper.metadata | {"merged_from": merged_from},
+                )
+            )
+            await conn.execute(delete(_memory).where(_memory.c.id.in_([r.id for r in absorbed])))
+            merged += len(absorbed)
+    return merged
+
+
+async def _decay_unused(
+    conn: AsyncConnection, tenant_id: str, subject: str, decay_after_s: float, factor: float
+) -> int:
+    cutoff = utcnow() - timedelta(seconds=decay_after_s)
+    result = await conn.execute(
+        update(_memory)
+        .where(
+            _memory.c.tenant_id == tenant_id,
+            _memory.c.subject == subject,
+            _memory.c.use_count == 0,
+            _memory.c.created_at <= cutoff,
+            _memory.c.importance > MIN_IMPORTANCE,
+        )
+        .values(importance=func.greatest(MIN_IMPORTANCE, _memory.c.importance * factor))
+    )
+    return int(result.rowcount)
+
+
+async def _evict_over_cap(conn: AsyncConnection, tenant_id: str, subject: str, cap: int) -> int:
+    ranked = (
+        select(_memory.c.id)
+        .where(_memory.c.tenant_id == tenant_id, _memory.c.subject == subject)
+        .order_by(
+            _memory.c.importance.desc(),
+            func.coalesce(_memory.c.last_used_at, _memory.c.created_at).desc(),
+            _memory.c.id.desc(),
+        )
+        .offset(cap)
+    )
+    result = await conn.execute(
+        delete(_memory).where(and_(_memory.c.tenant_id == tenant_id, _memory.c.id.in_(ranked.scalar_subquery())))
+    )
+    return int(result.rowcount)
+
+
+async def tenants_with_memories(engine: AsyncEngine) -> list[str]:
+    """Tenant ids that hold at least one memory."""
+    async with engine.connect() as conn:
+        return list((await conn.scalars(select(distinct(_memory.c.tenant_id)).order_by(_memory.c.tenant_id))).all())
+
+
+async def consolidate_tenant(
+    engine: AsyncEngine,
+    tenant_id: str,
+    *,
+    duplicate_similarity: float,
+    subject_cap: int,
+    decay_after_s: float,
+    decay_factor: float,
+) -> dict[str, int]:
+    """Consolidate every subject of the tenant, one transaction per subject; returns counts."""
+    async with engine.connect() as conn:
+        subjects = list(
+            (await conn.scalars(select(distinct(_memory.c.subject)).where(_memory.c.tenant_id == tenant_id))).all()
+        )
+    totals = {"subjects": len(subjects), "merged": 0, "decayed": 0, "evicted": 0}
+    for subject in subjects:
+        async with engine.begin() as conn:
+            totals["merged"] += await _merge_duplicates(conn, tenant_id, subject, duplicate_similarity)
+            totals["decayed"] += await _decay_unused(conn, tenant_id, subject, decay_after_s, decay_factor)
+            totals["evicted"] += await _evict_over_cap(conn, tenant_id, subject, subject_cap)
+    return totals

@@ -1,0 +1,58 @@
+"""The Temporal Schedule that runs memory consolidation over every tenant."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+
+from core.contracts.memory import ConsolidationInput
+from core.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+SCHEDULE_ID = "platform:memory-consolidation"
+WORKFLOW_ID = "platform:memory-consolidation"
+WORKFLOW_TYPE = "MemoryConsolidationWorkflow"
+
+
+def consolidation_schedule(settings: Settings) -> Schedule:
+    """Every ``memory_consolidation_interval_s``, one pass over all tenants; passes never overlap."""
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            WORKFLOW_TYPE,
+            ConsolidationInput(),
+            id=WORKFLOW_ID,
+            task_queue=settings.agents_task_queue,
+        ),
+        spec=ScheduleSpec(
+            intervals=[ScheduleIntervalSpec(every=timedelta(seconds=settings.memory_consolidation_interval_s))]
+        ),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
+    )
+
+
+async def ensure_consolidation_schedule(client: Client, settings: Settings) -> None:
+    """Create the schedule, or bring an existing one to the configured interval (idempotent)."""
+    schedule = consolidation_schedule(settings)
+    try:
+        await client.create_schedule(SCHEDULE_ID, schedule)
+        log.info("memory consolidation scheduled", every_s=settings.memory_consolidation_interval_s)
+    except ScheduleAlreadyRunningError:
+
+        async def _update(_: ScheduleUpdateInput) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await client.get_schedule_handle(SCHEDULE_ID).update(_update)

@@ -31,6 +31,7 @@ from core.memory.embedders import EmbedderRejected, EmbedderUnavailable
 from core.memory.erasure import erase_subject
 from core.memory.service import memory_id_for, new_memory_id
 from core.memory.store import NewMemory
+from core.threads import ThreadStore
 
 router = APIRouter(tags=["memory"])
 Subject = Annotated[str, Query(min_length=1, max_length=200, pattern=SUBJECT_PATTERN)]
@@ -197,5 +198,7 @@ async def thread_compactions(
     thread_id: str, state: StateDep, principal: Annotated[Principal, Depends(require("runs:read"))]
 ) -> Page[CompactionPublic]:
     """Where the thread was compacted to fit its agent's context budget, with the summaries used."""
+    if not await ThreadStore(state.engine).rows(principal.tenant_id, thread_id, limit=1):
+        raise ProblemError(404, f"thread {thread_id} not found", slug="not-found")
     rows = await ThreadContext(state.engine).compactions(principal.tenant_id, thread_id)
     return Page(items=[CompactionPublic.model_validate(r) for r in rows])

@@ -40,6 +40,8 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine) -> dict[str, str]:
         "/v1/webhooks", json={"url": "https://hooks.example.com/b", "events": ["run.completed"]}
     )
     assert hook.status_code == 201
+    memory = await tenant.http.post("/v1/memories", json={"subject": "b-user", "text": "B's home is in Lisbon"})
+    assert memory.status_code in (201, 202), memory.text
     return {
         "agent_id": agent["id"],
         "run_id": run["id"],
@@ -50,6 +52,7 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine) -> dict[str, str]:
         "step_id": "s1",
         "thread_id": run["thread_id"],
         "webhook_id": hook.json()["id"],
+        "memory_id": memory.json()["id"],
     }
 
 
@@ -85,6 +88,7 @@ async def test_every_id_route_answers_404_across_tenants(
     assert {u["id"]: u["role"] for u in users}[theirs["user_id"]] == "viewer"
     keys = (await other_tenant.http.get("/v1/api-keys")).json()["items"]
     assert theirs["key_id"] in {k["id"] for k in keys}
+    assert (await other_tenant.http.get(f"/v1/memories/{theirs['memory_id']}")).status_code == 200
 
 
 async def test_lists_never_show_other_tenants(tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine) -> None:

@@ -100,14 +100,14 @@ class ExtractiveSummarizer:
         body = previous.split("\n", 1)[1] if previous and "\n" in previous else ""
         kept = list(lines)
         budget_chars = max_tokens * 4
+        if len(body) > budget_chars // 2:  # the earlier summary keeps at most half, cut at a line break
+            body = "\n".join(body[-(budget_chars // 2) :].split("\n")[1:])
         for priority in (2, 1, 0):  # drop tool lines first, then assistant, then the oldest user lines
             while kept and len("\n".join([head, body, *(t for _, t in kept)])) > budget_chars:
                 drop = next((i for i, (p, _) in enumerate(kept) if p == priority), None)
                 if drop is None:
                     break
                 kept.pop(drop)
-        if len(body) > budget_chars // 2:
-            body = body[-(budget_chars // 2) :]
         return "\n".join(part for part in [head, body, *(t for _, t in kept)] if part)
 
 

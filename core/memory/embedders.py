@@ -68,7 +68,12 @@ class HashEmbedder:
     def vector(self, text: str) -> Vector:
         """The embedding of one text."""
         buckets = [0.0] * EMBEDDING_DIM
-        words = [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+        every = _WORD.findall(text.lower())
+        words = [w for w in every if w not in _STOP] or every  # a text of stop words only still has its words
+        if not words:  # no letters or digits at all: one bucket chosen by the text itself (still a unit vector)
+            digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+            buckets[int.from_bytes(digest[:4], "little") % EMBEDDING_DIM] = 1.0
+            return buckets
         features = [(f"w:{w}", 1.0) for w in words]
         for word in words:
             padded = f"#{word}#"

@@ -20,7 +20,8 @@ MAX_FACTS = 10
 MAX_FACT_CHARS = 500
 
 _RULES = [
-    re.compile(r"\bremember(?: that)?\s+(?P<fact>[^.!?\n]+)", re.IGNORECASE),
+    # a request to remember ("remember that …", "please remember …"), not "do you remember …"
+    re.compile(r"(?:^|[.!?]\s+|\bplease\s+)remember(?: that)?\s+(?P<fact>[^.!?\n]+)", re.IGNORECASE),
     re.compile(r"\b(?P<fact>my name is [^.!?,\n]+)", re.IGNORECASE),
     re.compile(r"\b(?P<fact>i live in [^.!?,\n]+)", re.IGNORECASE),
     re.compile(r"\b(?P<fact>i (?:like|love|prefer|hate|work at|work as|am allergic to) [^.!?\n]+)", re.IGNORECASE),

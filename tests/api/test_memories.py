@@ -14,8 +14,9 @@ from temporalio.client import Client, ScheduleIntervalSpec
 from core.contracts.memory import ConsolidationInput, ConsolidationResult
 from core.memory.context import SUMMARY_PREFIX, cache_key
 from core.memory.schedule import SCHEDULE_ID
+from core.memory.service import ingest_workflow_id
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, wait_run
+from tests.helpers import create_agent, record_history, wait_run
 from workers.embedded.stack import StackProcess
 
 MEMORY_AGENT: dict[str, Any] = {"name": "companion", "tools": [], "memory": {"enabled": True}}
@@ -46,8 +47,9 @@ async def wait_memories(tenant: TenantCtx, subject: str, count: int, timeout_s: 
     raise AssertionError(f"{subject}: expected {count} ready memories, have {items}")
 
 
-async def test_write_search_list_get_delete(tenant: TenantCtx) -> None:
+async def test_write_search_list_get_delete(tenant: TenantCtx, temporal_client: Client) -> None:
     home = await remember(tenant, "ana", "My home is in Lisbon")
+    await record_history(temporal_client, ingest_workflow_id(tenant.id, [home["id"]]), "memory_ingest")
     await remember(tenant, "ana", "I am allergic to peanuts")
     await remember(tenant, "ana", "My sister is called Marta")
     found = await tenant.http.get("/v1/memories/search", params={"q": "where do I live", "subject": "ana", "k": 2})
@@ -298,6 +300,7 @@ async def test_consolidation_merges_decays_and_caps(tenant: TenantCtx, temporal_
     assert cats in {m["id"] for m in left}
     merged = next(m for m in left if m["text"].startswith("My home"))
     assert len(merged["metadata"]["merged_from"]) == 1
+    await record_history(temporal_client, f"{tenant.id}:memory-consolidation:test", "memory_consolidation")
 
     schedule = await temporal_client.get_schedule_handle(SCHEDULE_ID).describe()
     [interval] = schedule.schedule.spec.intervals

@@ -10,6 +10,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from workflows.agent_run import AgentRunWorkflow
+from workflows.memory import MemoryConsolidationWorkflow, MemoryIngestWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -27,11 +28,15 @@ def test_histories_exist() -> None:
         "retry_after_failure",
         "interrupt",
         "run_agent",
+        "memory_ingest",
+        "memory_consolidation",
     }
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
-    result = await Replayer(workflows=[AgentRunWorkflow]).replay_workflow(history, raise_on_replay_failure=False)
+    result = await Replayer(
+        workflows=[AgentRunWorkflow, MemoryIngestWorkflow, MemoryConsolidationWorkflow]
+    ).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

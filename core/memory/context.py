@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -173,16 +173,12 @@ class ThreadContext:
                 entry = json.loads(cached)
                 if entry["version"] == (int(version) if version is not None else 0):
                     return entry["compaction"], entry["rows"]
-        async with self._engine.connect() as conn:
-            latest = (
-                await conn.execute(
-                    select(_compaction.c.upto_seq, _compaction.c.summary)
-                    .where(_compaction.c.tenant_id == tenant_id, _compaction.c.thread_id == thread_id)
-                    .order_by(_compaction.c.upto_seq.desc())
-                    .limit(1)
-                )
-            ).first()
-            after = latest.upto_seq if latest is not None else 0
+        upto = (
+            select(func.coalesce(func.max(_compaction.c.upto_seq), 0))
+            .where(_compaction.c.tenant_id == tenant_id, _compaction.c.thread_id == thread_id)
+            .scalar_subquery()
+        )
+        async with self._engine.connect() as conn:  # one round trip unless the thread was compacted
             rows = (
                 await conn.execute(
                     select(
@@ -192,17 +188,30 @@ class ThreadContext:
                         _message.c.tool_calls,
                         _message.c.tool_call_id,
                         _message.c.name,
+                        upto.label("upto"),
                     )
                     .where(
                         _message.c.tenant_id == tenant_id,
                         _message.c.thread_id == thread_id,
-                        _message.c.seq > after,
+                        _message.c.seq > upto,
                     )
                     .order_by(_message.c.seq)
                 )
             ).all()
-        compaction = {"upto_seq": latest.upto_seq, "summary": latest.summary} if latest is not None else None
-        loaded = [dict(r._mapping) for r in rows]
+            after = rows[0].upto if rows else 0
+            compaction = None
+            if after or not rows:
+                latest = (
+                    await conn.execute(
+                        select(_compaction.c.upto_seq, _compaction.c.summary)
+                        .where(_compaction.c.tenant_id == tenant_id, _compaction.c.thread_id == thread_id)
+                        .order_by(_compaction.c.upto_seq.desc())
+                        .limit(1)
+                    )
+                ).first()
+                if latest is not None:
+                    compaction = {"upto_seq": latest.upto_seq, "summary": latest.summary}
+        loaded = [{k: v for k, v in r._mapping.items() if k != "upto"} for r in rows]
         if self._redis is not None and sum(len(r["content"]) for r in loaded) <= CACHE_MAX_CHARS:
             entry = {"version": int(version) if version is not None else 0, "compaction": compaction, "rows": loaded}
             await self._redis.set(cache_key(tenant_id, thread_id), json.dumps(entry), ex=CACHE_TTL_S)

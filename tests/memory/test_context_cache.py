@@ -1,0 +1,55 @@
+"""Hot thread context in Redis: served from the cache until a write to the thread invalidates it."""
+
+from __future__ import annotations
+
+import uuid
+
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.contracts.llm import ChatMessage
+from core.memory.context import ExtractiveSummarizer, ThreadContext, cache_key
+from core.threads import ThreadStore
+from tests.conftest import TenantCtx
+from workers.embedded.stack import StackProcess
+
+
+async def test_cache_is_used_then_invalidated_by_an_append(
+    tenant: TenantCtx, engine: AsyncEngine, stack: StackProcess
+) -> None:
+    redis = Redis.from_url(stack.redis_url)
+    thread_id = f"thr_{uuid.uuid4().hex[:12]}"
+    threads, context = ThreadStore(engine, redis), ThreadContext(engine, redis)
+    try:
+        await threads.append(
+            tenant_id=tenant.id,
+            thread_id=thread_id,
+            run_id=None,
+            key=f"{thread_id}:1",
+            message=ChatMessage(role="user", content="first"),
+        )
+        first = await context.assemble(tenant.id, thread_id, budget_tokens=1000, summarizer=ExtractiveSummarizer())
+        assert [m.content for m in first.messages] == ["first"]
+        assert await redis.exists(cache_key(tenant.id, thread_id)) == 1
+
+        # a change behind the cache's back is not seen: the cache answers
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("update thread_message set content = 'edited' where thread_id = :t"), {"t": thread_id}
+            )
+        cached = await context.assemble(tenant.id, thread_id, budget_tokens=1000, summarizer=ExtractiveSummarizer())
+        assert [m.content for m in cached.messages] == ["first"]
+
+        # an append bumps the thread's version: the next read goes to PostgreSQL
+        await threads.append(
+            tenant_id=tenant.id,
+            thread_id=thread_id,
+            run_id=None,
+            key=f"{thread_id}:2",
+            message=ChatMessage(role="assistant", content="second"),
+        )
+        fresh = await context.assemble(tenant.id, thread_id, budget_tokens=1000, summarizer=ExtractiveSummarizer())
+        assert [m.content for m in fresh.messages] == ["edited", "second"]
+    finally:
+        await redis.aclose()

@@ -129,6 +129,10 @@ class AgentRunActivities:
     async def _record(self, tenant_id: str, run_id: str, step: StepRecord) -> None:
         """Write the step to the projection and announce it on the run's event stream."""
         await self._projection.record_step(tenant_id, run_id, step)
+        await self._announce(tenant_id, run_id, step)
+
+    async def _announce(self, tenant_id: str, run_id: str, step: StepRecord) -> None:
+        """Publish the step's start or end on the run's event stream."""
         event = "step.started" if step.status in ("running", "waiting") else "step.completed"
         data: dict[str, Any] = {"step_id": step.step_id, "kind": step.kind, "name": step.name, "status": step.status}
         if event == "step.completed":
@@ -151,25 +155,28 @@ class AgentRunActivities:
         """Mark the run running, append its input to the thread, return the loop configuration."""
         structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
         info = activity.info()
-        loaded = await self._projection.begin(
-            inp.tenant_id, inp.run_id, inp.agent_id, inp.agent_version, info.workflow_run_id or ""
-        )
-        if loaded is None:
-            raise ApplicationError(
-                f"run {inp.run_id} or agent {inp.agent_id} v{inp.agent_version} not found",
-                type=errors.RUN_NOT_FOUND,
-                non_retryable=True,
+        async with self._projection.engine.begin() as conn:
+            loaded = await self._projection.begin(
+                inp.tenant_id, inp.run_id, inp.agent_id, inp.agent_version, info.workflow_run_id or "", conn=conn
             )
-        config = AgentConfig.model_validate(loaded.config)
+            if loaded is None:
+                raise ApplicationError(
+                    f"run {inp.run_id} or agent {inp.agent_id} v{inp.agent_version} not found",
+                    type=errors.RUN_NOT_FOUND,
+                    non_retryable=True,
+                )
+            config = AgentConfig.model_validate(loaded.config)
+            await self._threads.append(
+                tenant_id=inp.tenant_id,
+                thread_id=loaded.thread_id,
+                run_id=inp.run_id,
+                key=f"{info.workflow_id}:input",
+                message=ChatMessage(role="user", content=loaded.input),
+                subject=loaded.subject,
+                conn=conn,
+            )
+        await self._threads.invalidate(inp.tenant_id, loaded.thread_id)
         self._configs[(inp.tenant_id, inp.agent_id, inp.agent_version)] = config
-        await self._threads.append(
-            tenant_id=inp.tenant_id,
-            thread_id=loaded.thread_id,
-            run_id=inp.run_id,
-            key=f"{info.workflow_id}:input",
-            message=ChatMessage(role="user", content=loaded.input),
-            subject=loaded.subject,
-        )
         await self._events.publish(inp.tenant_id, inp.run_id, "run.started", {"status": "running", "turn": 1})
         names = [spec.name for spec in config.tools]
         return BegunRun(
@@ -376,14 +383,6 @@ class AgentRunActivities:
         structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
         info = activity.info()
         effect_key = f"{info.workflow_id}:{inp.step_id}"
-        if inp.assistant is not None and inp.thread_id:
-            await self._threads.append(
-                tenant_id=inp.tenant_id,
-                thread_id=inp.thread_id,
-                run_id=inp.run_id,
-                key=inp.assistant_key or f"{info.workflow_id}:{inp.step_id}:assistant",
-                message=inp.assistant,
-            )
         step = StepRecord(
             step_id=inp.step_id,
             seq=_step_seq(inp.step_id),
@@ -394,8 +393,22 @@ class AgentRunActivities:
             input=inp.call.arguments,
             started_at=utcnow(),
         )
-        await self._record(inp.tenant_id, inp.run_id, step)
-        seen, stored = await self._projection.recorded_effect(effect_key)
+        # One transaction before the call (assistant message, step, effect check) and one after it.
+        async with self._projection.engine.begin() as conn:
+            if inp.assistant is not None and inp.thread_id:
+                await self._threads.append(
+                    tenant_id=inp.tenant_id,
+                    thread_id=inp.thread_id,
+                    run_id=inp.run_id,
+                    key=inp.assistant_key or f"{info.workflow_id}:{inp.step_id}:assistant",
+                    message=inp.assistant,
+                    conn=conn,
+                )
+            await self._projection.record_step(inp.tenant_id, inp.run_id, step, conn=conn)
+            seen, stored = await self._projection.recorded_effect(effect_key, conn=conn)
+        if inp.assistant is not None and inp.thread_id:
+            await self._threads.invalidate(inp.tenant_id, inp.thread_id)
+        await self._announce(inp.tenant_id, inp.run_id, step)
         if inp.outcome is not None:
             result, full = inp.outcome, inp.outcome.content
         elif seen:
@@ -404,22 +417,26 @@ class AgentRunActivities:
         else:
             async with heartbeating():
                 full, result = await self._execute(inp, effect_key)
-            await self._projection.record_effect(inp.tenant_id, effect_key, asdict(result))
-        if inp.outcome is not None and not seen:
-            await self._projection.record_effect(inp.tenant_id, effect_key, asdict(result))
-        if inp.thread_id:
-            await self._threads.append(
-                tenant_id=inp.tenant_id,
-                thread_id=inp.thread_id,
-                run_id=inp.run_id,
-                key=f"{effect_key}:result",
-                message=ChatMessage(role="tool", content=full, tool_call_id=inp.call.id, name=inp.call.name),
-            )
         step.status = "failed" if result.is_error else "completed"
         step.output = result.data if not result.is_error else None
         step.error = {"message": result.content} if result.is_error else None
         step.ended_at = utcnow()
-        await self._record(inp.tenant_id, inp.run_id, step)
+        async with self._projection.engine.begin() as conn:
+            if not seen:
+                await self._projection.record_effect(inp.tenant_id, effect_key, asdict(result), conn=conn)
+            if inp.thread_id:
+                await self._threads.append(
+                    tenant_id=inp.tenant_id,
+                    thread_id=inp.thread_id,
+                    run_id=inp.run_id,
+                    key=f"{effect_key}:result",
+                    message=ChatMessage(role="tool", content=full, tool_call_id=inp.call.id, name=inp.call.name),
+                    conn=conn,
+                )
+            await self._projection.record_step(inp.tenant_id, inp.run_id, step, conn=conn)
+        if inp.thread_id:
+            await self._threads.invalidate(inp.tenant_id, inp.thread_id)
+        await self._announce(inp.tenant_id, inp.run_id, step)
         return result
 
     async def _execute(self, inp: ToolStepInput, effect_key: str) -> tuple[str, ToolStepResult]:
@@ -528,25 +545,31 @@ class AgentRunActivities:
         output = inp.output
         if inp.output_ref:
             output = (await self._blobs.get(inp.tenant_id, inp.output_ref)).decode()
-        if inp.answer is not None and inp.thread_id:
-            answer = ChatMessage(role="assistant", content=output or "", tool_calls=inp.answer.tool_calls)
-            await self._threads.append(
-                tenant_id=inp.tenant_id,
-                thread_id=inp.thread_id,
-                run_id=inp.run_id,
-                key=inp.answer_key or f"{activity.info().workflow_id}:answer:{inp.turn}",
-                message=answer,
+        appended = inp.answer is not None and bool(inp.thread_id)
+        async with self._projection.engine.begin() as conn:
+            if inp.answer is not None and inp.thread_id:
+                answer = ChatMessage(role="assistant", content=output or "", tool_calls=inp.answer.tool_calls)
+                await self._threads.append(
+                    tenant_id=inp.tenant_id,
+                    thread_id=inp.thread_id,
+                    run_id=inp.run_id,
+                    key=inp.answer_key or f"{activity.info().workflow_id}:answer:{inp.turn}",
+                    message=answer,
+                    conn=conn,
+                )
+            created_at = await self._projection.finish(
+                inp.tenant_id,
+                inp.run_id,
+                status=inp.status,
+                output=output,
+                error=inp.error,
+                input_tokens=inp.usage.input_tokens,
+                output_tokens=inp.usage.output_tokens,
+                cost_usd=inp.usage.cost_usd,
+                conn=conn,
             )
-        created_at = await self._projection.finish(
-            inp.tenant_id,
-            inp.run_id,
-            status=inp.status,
-            output=output,
-            error=inp.error,
-            input_tokens=inp.usage.input_tokens,
-            output_tokens=inp.usage.output_tokens,
-            cost_usd=inp.usage.cost_usd,
-        )
+        if appended:
+            await self._threads.invalidate(inp.tenant_id, inp.thread_id)
         await self._events.publish(
             inp.tenant_id,
             inp.run_id,

@@ -9,10 +9,10 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.contracts.llm import ChatMessage, ToolCall
+from core.db.engine import transaction
 from core.db.models import ThreadMessage
 from core.memory.context import bump_version
 
@@ -47,8 +47,13 @@ class ThreadStore:
         message: ChatMessage,
         subject: str | None = None,
         kind: str = "message",
+        conn: AsyncConnection | None = None,
     ) -> None:
-        """Append ``message`` once per ``key`` at the end of the thread."""
+        """Append ``message`` once per ``key`` at the end of the thread.
+
+        With ``conn`` the append joins the caller's transaction, and the caller calls
+        ``invalidate`` after committing it.
+        """
         values: dict[str, Any] = {
             "tenant_id": tenant_id,
             "thread_id": thread_id,
@@ -67,19 +72,24 @@ class ThreadStore:
             .where(_message.c.thread_id == thread_id)
             .scalar_subquery()
         )
-        statement = (
-            insert(_message).values(seq=next_seq, **values).on_conflict_do_nothing(index_elements=["message_key"])
-        )
-        for _ in range(20):  # a concurrent writer may take the same seq; try the next one
-            try:
-                async with self._engine.begin() as conn:
-                    await conn.execute(statement)
-                if self._redis is not None:
-                    await bump_version(self._redis, tenant_id, thread_id)
-                return
-            except IntegrityError:
-                continue
-        raise RuntimeError(f"could not append to thread {thread_id}")
+        # Any conflict is skipped rather than raised (so a shared transaction survives it):
+        # a conflict on the key means the message is already there; on the seq, a concurrent
+        # writer took it and the next statement sees the new end of the thread.
+        statement = insert(_message).values(seq=next_seq, **values).on_conflict_do_nothing().returning(_message.c.id)
+        already = select(_message.c.id).where(_message.c.message_key == key)
+        async with transaction(self._engine, conn) as tx:
+            for _ in range(50):
+                if (await tx.execute(statement)).first() is not None or (await tx.execute(already)).first():
+                    break
+            else:
+                raise RuntimeError(f"could not append to thread {thread_id}")
+        if conn is None:
+            await self.invalidate(tenant_id, thread_id)
+
+    async def invalidate(self, tenant_id: str, thread_id: str) -> None:
+        """Drop the thread's cached context (after a committed write)."""
+        if self._redis is not None:
+            await bump_version(self._redis, tenant_id, thread_id)
 
     async def load(self, tenant_id: str, thread_id: str) -> list[ChatMessage]:
         """The thread's messages in order."""

@@ -97,7 +97,9 @@ async def test_three_megabyte_tool_output_stays_out_of_history(
     agent = await create_agent(tenant.http, tools=[])
     async with engine.begin() as conn:  # give the stored agent version the test tool
         await conn.execute(
-            text("""update agent_version set config = jsonb_set(config, '{tools}', '[{"name": "big_output"}]')
+            # and a context budget that lets the whole output reach the model (the default truncates it)
+            text("""update agent_version set config = jsonb_set(
+                        jsonb_set(config, '{tools}', '[{"name": "big_output"}]'), '{memory,context_tokens}', '2000000')
                     where agent_id = :a"""),
             {"a": agent["id"]},
         )

@@ -235,7 +235,7 @@ async def run_worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    engine = make_engine(settings.database_target)
+    engine = make_engine(settings.database_target, pre_ping=False)  # failed activities are retried
     redis = Redis.from_url(settings.redis_target, socket_timeout=10)
     readiness = _Readiness(engine=engine, redis=redis)
     probes = await start_probe_server(host, port, readiness.checks())

@@ -8,8 +8,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.db.engine import transaction
 from core.db.models import Agent, AgentVersion, Run, RunStep, StepEffect, utcnow
 from core.ids import run_workflow_id
 
@@ -82,12 +83,19 @@ class RunProjection:
         return self._engine
 
     async def begin(
-        self, tenant_id: str, run_id: str, agent_id: str, version: int, workflow_run_id: str
+        self,
+        tenant_id: str,
+        run_id: str,
+        agent_id: str,
+        version: int,
+        workflow_run_id: str,
+        *,
+        conn: AsyncConnection | None = None,
     ) -> LoadedRun | None:
         """Mark the run running and load its input and agent config; ``None`` if absent."""
-        async with self._engine.begin() as conn:
+        async with transaction(self._engine, conn) as tx:
             row = (
-                await conn.execute(
+                await tx.execute(
                     update(_run)
                     .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id)
                     .values(status="running", workflow_run_id=workflow_run_id, updated_at=utcnow())
@@ -97,7 +105,7 @@ class RunProjection:
             if row is None:
                 return None
             config = (
-                await conn.execute(
+                await tx.execute(
                     select(_version.c.config).where(
                         _version.c.tenant_id == tenant_id,
                         _version.c.agent_id == agent_id,
@@ -174,11 +182,13 @@ class RunProjection:
                 .values(status=status, updated_at=utcnow())
             )
 
-    async def record_step(self, tenant_id: str, run_id: str, step: StepRecord) -> None:
-        """Insert or update one step (keyed by run and step id)."""
+    async def record_step(
+        self, tenant_id: str, run_id: str, step: StepRecord, *, conn: AsyncConnection | None = None
+    ) -> None:
+        """Insert or update one step (keyed by run and step id), in ``conn``'s transaction if given."""
         params = {name: getattr(step, name) for name in _STEP_COLUMNS} | {"tenant_id": tenant_id, "run_id": run_id}
-        async with self._engine.begin() as conn:
-            await conn.execute(UPSERT_STEP, params)
+        async with transaction(self._engine, conn) as tx:
+            await tx.execute(UPSERT_STEP, params)
 
     async def finish(
         self,
@@ -191,11 +201,12 @@ class RunProjection:
         input_tokens: int,
         output_tokens: int,
         cost_usd: float,
+        conn: AsyncConnection | None = None,
     ) -> datetime | None:
         """Write the run's final status, output or error, and usage; return when the run was created."""
-        async with self._engine.begin() as conn:
+        async with transaction(self._engine, conn) as tx:
             created: datetime | None = (
-                await conn.execute(
+                await tx.execute(
                     update(_run)
                     .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id)
                     .values(
@@ -212,13 +223,15 @@ class RunProjection:
             ).scalar_one_or_none()
         return created
 
-    async def recorded_effect(self, key: str) -> tuple[bool, Any]:
+    async def recorded_effect(self, key: str, *, conn: AsyncConnection | None = None) -> tuple[bool, Any]:
         """Whether the side effect ``key`` was already applied, and its stored result."""
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(SELECT_EFFECT, {"key": key})).first()
+        async with transaction(self._engine, conn) as tx:
+            row = (await tx.execute(SELECT_EFFECT, {"key": key})).first()
         return (row is not None, row.result if row else None)
 
-    async def record_effect(self, tenant_id: str, key: str, result: Any) -> None:
+    async def record_effect(
+        self, tenant_id: str, key: str, result: Any, *, conn: AsyncConnection | None = None
+    ) -> None:
         """Store the result of side effect ``key`` (first write wins)."""
-        async with self._engine.begin() as conn:
-            await conn.execute(INSERT_EFFECT, {"key": key, "tenant_id": tenant_id, "result": result})
+        async with transaction(self._engine, conn) as tx:
+            await tx.execute(INSERT_EFFECT, {"key": key, "tenant_id": tenant_id, "result": result})

@@ -53,3 +53,23 @@ async def test_cache_is_used_then_invalidated_by_an_append(
         assert [m.content for m in fresh.messages] == ["edited", "second"]
     finally:
         await redis.aclose()
+
+
+async def test_an_oversized_message_is_truncated_in_the_prompt_only(tenant: TenantCtx, engine: AsyncEngine) -> None:
+    thread_id = f"thr_{uuid.uuid4().hex[:12]}"
+    threads, context = ThreadStore(engine), ThreadContext(engine)
+    big = "y" * (3 * 1024 * 1024)
+    for index, message in enumerate(
+        [ChatMessage(role="user", content="fetch it"), ChatMessage(role="tool", content=big, name="fetch")]
+    ):
+        await threads.append(
+            tenant_id=tenant.id, thread_id=thread_id, run_id=None, key=f"{thread_id}:{index}", message=message
+        )
+    assembled = await context.assemble(tenant.id, thread_id, budget_tokens=16_000, summarizer=ExtractiveSummarizer())
+    assert assembled.compaction is None  # the latest turn is kept whole: nothing to compact
+    tool = assembled.messages[-1]
+    assert len(tool.content) < 40_000
+    assert "more characters; the full text is kept in the thread" in tool.content
+    assert assembled.tokens <= 16_000
+    rows = await threads.rows(tenant.id, thread_id, limit=10)
+    assert len(rows[1].content) == len(big)

@@ -14,9 +14,27 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from core.contracts.llm import ChatMessage, ToolCall
 from core.db.engine import transaction
 from core.db.models import ThreadMessage
-from core.memory.context import bump_version
 
 _message = ThreadMessage.__table__  # type: ignore[attr-defined]
+
+
+def cache_key(tenant_id: str, thread_id: str) -> str:
+    """Redis key of a thread's cached context."""
+    return f"aimpact:ctx:{tenant_id}:{thread_id}"
+
+
+def version_key(tenant_id: str, thread_id: str) -> str:
+    """Redis key of a thread's version (bumped on every write)."""
+    return f"aimpact:ctxv:{tenant_id}:{thread_id}"
+
+
+async def bump_version(redis: Redis, tenant_id: str, thread_id: str) -> None:
+    """Invalidate the thread's cached context (after a committed write)."""
+    key = version_key(tenant_id, thread_id)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.incr(key)
+        pipe.expire(key, 86_400)
+        await pipe.execute()
 
 
 def to_chat(row: Any) -> ChatMessage:

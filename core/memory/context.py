@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from types import SimpleNamespace
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
@@ -20,8 +21,9 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.contracts.llm import ChatMessage, ToolCall
+from core.contracts.llm import ChatMessage
 from core.db.models import ThreadCompaction, ThreadMessage
+from core.threads import bump_version, cache_key, to_chat, version_key
 
 _message = ThreadMessage.__table__  # type: ignore[attr-defined]
 _compaction = ThreadCompaction.__table__  # type: ignore[attr-defined]
@@ -44,25 +46,6 @@ def message_tokens(message: ChatMessage) -> int:
     """Estimated prompt tokens of one message, with the per-message overhead."""
     calls = sum(estimate_tokens(c.name + json.dumps(c.arguments)) for c in message.tool_calls)
     return estimate_tokens(message.content) + calls + 4
-
-
-def cache_key(tenant_id: str, thread_id: str) -> str:
-    """Redis key of a thread's cached context."""
-    return f"aimpact:ctx:{tenant_id}:{thread_id}"
-
-
-def version_key(tenant_id: str, thread_id: str) -> str:
-    """Redis key of a thread's version (bumped on every write)."""
-    return f"aimpact:ctxv:{tenant_id}:{thread_id}"
-
-
-async def bump_version(redis: Redis, tenant_id: str, thread_id: str) -> None:
-    """Invalidate the thread's cached context (after a committed write)."""
-    key = version_key(tenant_id, thread_id)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.incr(key)
-        pipe.expire(key, 86_400)
-        await pipe.execute()
 
 
 class Summarizer(Protocol):
@@ -130,16 +113,6 @@ class AssembledContext:
     messages: list[ChatMessage]
     tokens: int
     compaction: Compaction | None = None
-
-
-def _to_chat(row: dict[str, Any]) -> ChatMessage:
-    return ChatMessage(
-        role=row["role"],
-        content=row["content"],
-        tool_calls=[ToolCall(**c) for c in row["tool_calls"] or []],
-        tool_call_id=row["tool_call_id"],
-        name=row["name"],
-    )
 
 
 def _truncate(message: ChatMessage, max_tokens: int) -> ChatMessage:
@@ -230,7 +203,7 @@ class ThreadContext:
         """The thread as prompt messages within ``budget_tokens`` (a summary first when compacted)."""
         compaction, rows = await self._load(tenant_id, thread_id)
         summary = compaction["summary"] if compaction else None
-        messages = [_to_chat(r) for r in rows]
+        messages = [to_chat(SimpleNamespace(**r)) for r in rows]
         sizes = [message_tokens(m) for m in messages]
         total = sum(sizes) + (estimate_tokens(summary) if summary else 0)
         made: Compaction | None = None

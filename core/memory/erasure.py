@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db.models import Memory, Run, RunStep, StepEffect, ThreadCompaction, ThreadMessage, WebhookDelivery
 from core.events import stream_key
 from core.ids import run_workflow_id
-from core.memory.context import cache_key, version_key
+from core.threads import cache_key, version_key
 
 _memory = Memory.__table__  # type: ignore[attr-defined]
 _message = ThreadMessage.__table__  # type: ignore[attr-defined]

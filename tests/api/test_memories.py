@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, ScheduleIntervalSpec
 
 from core.contracts.memory import ConsolidationInput, ConsolidationResult
-from core.memory.context import SUMMARY_PREFIX, cache_key
+from core.memory.context import SUMMARY_PREFIX
 from core.memory.schedule import SCHEDULE_ID
 from core.memory.service import ingest_workflow_id
+from core.threads import cache_key
 from tests.conftest import TenantCtx
 from tests.helpers import create_agent, record_history, wait_run
 from workers.embedded.stack import StackProcess

@@ -9,8 +9,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.contracts.llm import ChatMessage
-from core.memory.context import ExtractiveSummarizer, ThreadContext, cache_key
-from core.threads import ThreadStore
+from core.memory.context import ExtractiveSummarizer, ThreadContext
+from core.threads import ThreadStore, cache_key
 from tests.conftest import TenantCtx
 from workers.embedded.stack import StackProcess
 

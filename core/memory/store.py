@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, or_, select, text, update
+from sqlalchemy import Select, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -16,7 +16,7 @@ from core.memory.embedders import Vector
 
 _memory = Memory.__table__  # type: ignore[attr-defined]
 EF_SEARCH = 100
-"""HNSW candidate list size per search: recall ≥ 0.95 at k=10 on 100k vectors (bench/memory.py)."""
+"""HNSW candidate list size per search (index m=16, ef_construction=200): see bench/memory.py for recall."""
 
 
 @dataclass
@@ -55,10 +55,13 @@ def _hit(row: Any) -> MemoryHit:
     )
 
 
+_TUNE = text("select set_config('hnsw.ef_search', :ef, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+
+
 async def _tune(conn: AsyncConnection, ef_search: int) -> None:
-    # Iterative scans keep filtering by tenant/subject from starving the HNSW result list (pgvector 0.8).
-    await conn.execute(text(f"set local hnsw.ef_search = {int(ef_search)}"))
-    await conn.execute(text("set local hnsw.iterative_scan = relaxed_order"))
+    # Iterative scans keep filtering by tenant/subject from starving the HNSW result list (pgvector 0.8);
+    # both settings are transaction-local and sent in one round trip.
+    await conn.execute(_TUNE, {"ef": str(int(ef_search))})
 
 
 class MemoryStore:
@@ -100,16 +103,16 @@ class MemoryStore:
 
     async def set_embeddings(self, tenant_id: str, embedder: str, vectors: Sequence[tuple[str, Vector]]) -> int:
         """Attach embeddings and mark the memories ``ready``; returns how many rows changed."""
-        changed = 0
-        async with self.engine.begin() as conn:
-            for memory_id, vector in vectors:
-                result = await conn.execute(
-                    update(_memory)
-                    .where(_memory.c.tenant_id == tenant_id, _memory.c.id == memory_id)
-                    .values(embedding=vector, embedder=embedder, status="ready")
-                )
-                changed += result.rowcount
-        return changed
+        if not vectors:
+            return 0
+        statement = (
+            update(_memory)
+            .where(_memory.c.tenant_id == tenant_id, _memory.c.id == bindparam("memory_id"))
+            .values(embedding=bindparam("vector", type_=_memory.c.embedding.type), embedder=embedder, status="ready")
+        )
+        async with self.engine.begin() as conn:  # one pipelined batch, not a round trip per row
+            result = await conn.execute(statement, [{"memory_id": m, "vector": v} for m, v in vectors])
+        return int(result.rowcount) if result.rowcount >= 0 else len(vectors)
 
     def _search_query(self, tenant_id: str, subject: str | None, vector: Vector, embedder: str, k: int) -> Select[Any]:
         distance = _memory.c.embedding.cosine_distance(vector).label("distance")

@@ -44,7 +44,7 @@ def upgrade() -> None:
     op.create_index('ix_memory_tenant_subject', 'memory', ['tenant_id', 'subject', 'created_at'], unique=False)
     op.execute(
         'create index ix_memory_embedding_hnsw on memory using hnsw (embedding vector_cosine_ops)'
-        ' with (m = 16, ef_construction = 64)'
+        ' with (m = 16, ef_construction = 200)'
     )
     op.create_table('thread_compaction',
     sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -16,6 +16,36 @@ from core.db.engine import transaction
 from core.db.models import ThreadMessage
 
 _message = ThreadMessage.__table__  # type: ignore[attr-defined]
+
+_APPENDED: tuple[str, ...] = (
+    "tenant_id",
+    "thread_id",
+    "run_id",
+    "message_key",
+    "role",
+    "content",
+    "tool_calls",
+    "tool_call_id",
+    "name",
+    "kind",
+    "subject",
+)
+APPEND = (
+    insert(_message)
+    .values(
+        seq=select(func.coalesce(func.max(_message.c.seq), 0) + 1)
+        .where(_message.c.thread_id == bindparam("p_thread_id"))
+        .scalar_subquery(),
+        **{name: bindparam(f"p_{name}", type_=_message.c[name].type) for name in _APPENDED},
+    )
+    .on_conflict_do_nothing()
+    .returning(_message.c.id)
+)
+"""Append at the end of the thread; built once (statement construction is costly on the hot path).
+
+Any conflict is skipped rather than raised, so a shared transaction survives it: on the key, the
+message is already there; on the seq, a concurrent writer took it and the next try sees the new end."""
+ALREADY = select(_message.c.id).where(_message.c.message_key == bindparam("p_message_key"))
 
 
 def cache_key(tenant_id: str, thread_id: str) -> str:
@@ -72,32 +102,24 @@ class ThreadStore:
         With ``conn`` the append joins the caller's transaction, and the caller calls
         ``invalidate`` after committing it.
         """
-        values: dict[str, Any] = {
-            "tenant_id": tenant_id,
-            "thread_id": thread_id,
-            "run_id": run_id,
-            "message_key": key,
-            "role": message.role,
-            "content": message.content,
-            "tool_calls": [asdict(c) for c in message.tool_calls],
-            "tool_call_id": message.tool_call_id,
-            "name": message.name,
-            "kind": kind,
-            "subject": subject,
+        params: dict[str, Any] = {
+            "p_tenant_id": tenant_id,
+            "p_thread_id": thread_id,
+            "p_run_id": run_id,
+            "p_message_key": key,
+            "p_role": message.role,
+            "p_content": message.content,
+            "p_tool_calls": [asdict(c) for c in message.tool_calls],
+            "p_tool_call_id": message.tool_call_id,
+            "p_name": message.name,
+            "p_kind": kind,
+            "p_subject": subject,
         }
-        next_seq = (
-            select(func.coalesce(func.max(_message.c.seq), 0) + 1)
-            .where(_message.c.thread_id == thread_id)
-            .scalar_subquery()
-        )
-        # Any conflict is skipped rather than raised (so a shared transaction survives it):
-        # a conflict on the key means the message is already there; on the seq, a concurrent
-        # writer took it and the next statement sees the new end of the thread.
-        statement = insert(_message).values(seq=next_seq, **values).on_conflict_do_nothing().returning(_message.c.id)
-        already = select(_message.c.id).where(_message.c.message_key == key)
         async with transaction(self._engine, conn) as tx:
             for _ in range(50):
-                if (await tx.execute(statement)).first() is not None or (await tx.execute(already)).first():
+                if (await tx.execute(APPEND, params)).first() is not None or (
+                    await tx.execute(ALREADY, params)
+                ).first():
                     break
             else:
                 raise RuntimeError(f"could not append to thread {thread_id}")

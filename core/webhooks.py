@@ -27,7 +27,9 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import and_, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -218,6 +220,16 @@ class EnqueueWebhookDeliveriesInput:
 # --- store -------------------------------------------------------------------------------------
 
 _delivery = WebhookDelivery.__table__  # type: ignore[attr-defined]
+
+
+async def has_live_webhooks(engine: AsyncEngine, tenant_id: str) -> bool:
+    """Whether the tenant has any webhook at all: one light query before any delivery work."""
+    _webhook = Webhook.__table__  # type: ignore[attr-defined]
+    async with engine.connect() as conn:
+        found = await conn.scalar(
+            sa_select(_webhook.c.id).where(_webhook.c.tenant_id == tenant_id, _webhook.c.deleted_at.is_(None)).limit(1)
+        )
+    return found is not None
 
 
 class WebhookStore:

@@ -46,7 +46,7 @@ from core.tools.builtin import builtin_tools
 from core.tools.http_request import HttpRequestTool
 from core.tools.memory import MemorySearchTool, MemoryWriteTool
 from core.tools.tenant_http import LayeredToolResolver, TenantToolRegistry
-from core.webhooks import WebhookStore
+from core.webhooks import WebhookStore, has_live_webhooks
 from workers.health import (
     DEFAULT_METRICS_PORT,
     DEFAULT_SDK_METRICS_PORT,
@@ -152,6 +152,8 @@ def build_agent_activities(
         await check_url(url, allowlist=[*platform, *await allowlist_for(tenant_id)])
 
     async def notify(tenant_id: str, event_id: str, event_type: str, data: dict[str, Any]) -> list[str]:
+        if not await has_live_webhooks(engine, tenant_id):
+            return []
         async with sessions() as session:
             ids = await WebhookStore(session, tenant_id).enqueue(event_id, event_type, data)
             await session.commit()

@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import Redis
-from temporalio.client import Client
 from temporalio.converter import PayloadCodec
 
 from api.middleware import ObservabilityMiddleware
@@ -70,9 +69,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         embedder = embedder_from_settings(settings)
         warming = asyncio.create_task(embedder.warm()) if isinstance(embedder, MiniLMEmbedder) else None
 
-        async def client() -> Client:
-            return temporal
-
         app.state.aimpact = AppState(
             settings=settings,
             engine=engine,
@@ -91,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
             rate_limiter=RequestRateLimiter(redis),
             keyring=keyring,
-            memory=MemoryService(MemoryStore(engine), embedder, client, settings.agents_task_queue),
+            memory=MemoryService(MemoryStore(engine), embedder, temporal, settings.agents_task_queue),
         )
         try:
             yield

@@ -121,11 +121,7 @@ def build_agent_worker(
 
 def build_memory_service(engine: AsyncEngine, client: Client, settings: Settings, embedder: Embedder) -> MemoryService:
     """The memory service: the store, the configured embedder, ingestion on the agents queue."""
-
-    async def connected() -> Client:
-        return client
-
-    return MemoryService(MemoryStore(engine), embedder, connected, settings.agents_task_queue)
+    return MemoryService(MemoryStore(engine), embedder, client, settings.agents_task_queue)
 
 
 def build_agent_activities(

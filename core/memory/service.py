@@ -8,7 +8,7 @@ loses it. Searches embed the query in-process and read the HNSW index.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -21,8 +21,6 @@ from core.memory.embedders import Embedder
 from core.memory.store import MemoryHit, MemoryStore, NewMemory
 
 INGEST_WORKFLOW = "MemoryIngestWorkflow"
-
-ClientFactory = Callable[[], Awaitable[Client]]
 
 
 def memory_id_for(key: str) -> str:
@@ -44,7 +42,7 @@ def ingest_workflow_id(tenant_id: str, memory_ids: Sequence[str]) -> str:
 class MemoryService:
     """Write (durably queued embedding) and search long-term memories."""
 
-    def __init__(self, store: MemoryStore, embedder: Embedder, client: ClientFactory, task_queue: str):
+    def __init__(self, store: MemoryStore, embedder: Embedder, client: Client, task_queue: str):
         self.store = store
         self.embedder = embedder
         self._client = client
@@ -57,7 +55,7 @@ class MemoryService:
         ids = await self.store.add(tenant_id, memories)
         if not ids:
             return ids, None
-        client = await self._client()
+        client = self._client
         wid = ingest_workflow_id(tenant_id, ids)
         try:
             handle: WorkflowHandle[Any, Any] = await client.start_workflow(

@@ -37,7 +37,8 @@ from core.contracts.agent_run import (
     ToolStepInput,
     ToolStepResult,
 )
-from core.contracts.llm import ChatMessage, LlmRequest
+from core.contracts.llm import ChatMessage, LlmRequest, ModelConfig
+from core.contracts.memory import MemoryExtractInput
 from core.db.models import utcnow
 from core.db.projection import RunIdentity, RunProjection, StepRecord
 from core.egress import EgressDenied
@@ -50,7 +51,7 @@ from core.memory.extraction import ModelSummarizer, extract_facts
 from core.memory.service import MemoryService, memory_id_for
 from core.memory.store import NewMemory
 from core.telemetry import metrics
-from core.threads import ThreadStore, to_chat
+from core.threads import ThreadStore
 from core.tools.base import ToolContext, ToolResolver
 from core.tools.schema import argument_errors
 
@@ -293,7 +294,7 @@ class AgentRunActivities:
     async def _request(self, inp: LlmStepInput, provider: LlmProvider) -> tuple[LlmRequest, list[str]]:
         """The model request (thread context, recalled memories, instructions) and the recalled memory ids."""
         config = await self._config(inp.tenant_id, inp.agent_id, inp.agent_version) if inp.agent_id else None
-        api_key = await self._api_key(inp)
+        api_key = await self._api_key(inp.tenant_id, inp.model)
         recalled: list[str] = []
         if inp.thread_id:
             subject = await self._subject(inp.tenant_id, inp.run_id)
@@ -352,22 +353,23 @@ class AgentRunActivities:
         block, used = memory_block(hits, config.memory.recall_tokens)
         return block, used
 
-    async def _api_key(self, inp: LlmStepInput) -> str | None:
-        if inp.model.base_url and self._egress is not None:
+    async def _api_key(self, tenant_id: str, model: ModelConfig) -> str | None:
+        """The model's API key from the tenant's secrets, after the egress check of its ``base_url``."""
+        if model.base_url and self._egress is not None:
             try:
-                await self._egress(inp.tenant_id, inp.model.base_url)
+                await self._egress(tenant_id, model.base_url)
             except EgressDenied as exc:
                 raise ApplicationError(
-                    f"{inp.model.provider}: base_url refused by the egress policy: {exc.reason}",
+                    f"{model.provider}: base_url refused by the egress policy: {exc.reason}",
                     type=errors.PROVIDER_REJECTED,
                     non_retryable=True,
                 ) from None
         api_key = None
-        if inp.model.api_key_secret and self._secrets is not None:
-            api_key = await self._secrets.reveal(inp.tenant_id, inp.model.api_key_secret)
+        if model.api_key_secret and self._secrets is not None:
+            api_key = await self._secrets.reveal(tenant_id, model.api_key_secret)
             if api_key is None:
                 raise ApplicationError(
-                    f"secret {inp.model.api_key_secret!r} named by the agent does not exist",
+                    f"secret {model.api_key_secret!r} named by the agent does not exist",
                     type=errors.PROVIDER_REJECTED,
                     non_retryable=True,
                 )
@@ -393,7 +395,8 @@ class AgentRunActivities:
             input=inp.call.arguments,
             started_at=utcnow(),
         )
-        # One transaction before the call (assistant message, step, effect check) and one after it.
+        # One transaction before the call (assistant message, step, effect check), the effect record
+        # right after it, and one transaction for the result (thread and step).
         async with self._projection.engine.begin() as conn:
             if inp.assistant is not None and inp.thread_id:
                 await self._threads.append(
@@ -417,13 +420,13 @@ class AgentRunActivities:
         else:
             async with heartbeating():
                 full, result = await self._execute(inp, effect_key)
+        if not seen:  # committed on its own at once: nothing after the call can undo the record of its effect
+            await self._projection.record_effect(inp.tenant_id, effect_key, asdict(result))
         step.status = "failed" if result.is_error else "completed"
         step.output = result.data if not result.is_error else None
         step.error = {"message": result.content} if result.is_error else None
         step.ended_at = utcnow()
         async with self._projection.engine.begin() as conn:
-            if not seen:
-                await self._projection.record_effect(inp.tenant_id, effect_key, asdict(result), conn=conn)
             if inp.thread_id:
                 await self._threads.append(
                     tenant_id=inp.tenant_id,
@@ -587,29 +590,46 @@ class AgentRunActivities:
             summary = {"status": inp.status, "output": _preview(output), "error": inp.error, "turn": inp.turn}
             deliveries = await self._deliveries(inp.tenant_id, inp.run_id, f"run.{inp.status}", str(inp.turn), summary)
         if inp.status == "completed" and inp.thread_id:
-            await self._extract_memories(inp)
+            await self._queue_extraction(inp)
         metrics.RUNS_FINISHED.labels(inp.status).inc()
         if created_at is not None:
             metrics.RUN_DURATION.observe(max(0.0, (utcnow() - created_at).total_seconds()))
         log.info("run finished", status=inp.status, turn=inp.turn)
         return FinishRunResult(delivery_ids=deliveries)
 
-    async def _extract_memories(self, inp: FinishRunInput) -> None:
-        """Remember the salient facts of the turn (agents with memory enabled, runs with a subject)."""
+    async def _queue_extraction(self, inp: FinishRunInput) -> None:
+        """Start the turn's memory extraction (agents with memory enabled, runs with a subject)."""
         identity = await self._identity(inp.tenant_id, inp.run_id)
         if self._memory is None or identity is None or not identity.subject:
             return
         config = await self._config(inp.tenant_id, identity.agent_id, identity.agent_version)
-        if not (config.memory.enabled and config.memory.extract):
-            return
-        rows = await self._threads.rows(inp.tenant_id, inp.thread_id, limit=10_000)
-        turn = _latest_turn([to_chat(r) for r in rows if r.run_id == inp.run_id])
+        if config.memory.enabled and config.memory.extract:
+            await self._memory.start_extraction(MemoryExtractInput(inp.tenant_id, inp.run_id, inp.thread_id, inp.turn))
+
+    @activity.defn(name="agent_run.extract_memories")
+    async def extract_memories(self, inp: MemoryExtractInput) -> list[str]:
+        """Remember the salient facts of one turn; returns the memory ids written.
+
+        The run's subject is read afresh: a subject erased since the turn ended is not
+        written again.
+        """
+        structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
+        identity = await self._projection.identity(inp.tenant_id, inp.run_id)
+        if self._memory is None or identity is None or not identity.subject:
+            return []
+        config = await self._config(inp.tenant_id, identity.agent_id, identity.agent_version)
         model = config.model.to_contract()
+        turn = _latest_turn(await self._threads.run_messages(inp.tenant_id, inp.thread_id, inp.run_id))
         try:
-            facts, method = await extract_facts(self._provider(model.provider), model, turn)
-        except ProviderError:
-            log.warning("memory extraction failed", exc_info=True)
-            return
+            api_key = await self._api_key(inp.tenant_id, model)
+            async with heartbeating():
+                facts, method = await extract_facts(self._provider(model.provider), model, turn, api_key=api_key)
+        except ProviderError as exc:
+            raise ApplicationError(
+                f"{exc.provider}: {exc}",
+                type=errors.PROVIDER_UNAVAILABLE if exc.retryable else errors.PROVIDER_REJECTED,
+                non_retryable=not exc.retryable,
+            ) from exc
         memories = [
             NewMemory(
                 id=memory_id_for(f"{inp.tenant_id}:{identity.subject}:{' '.join(fact.lower().split())}"),
@@ -621,9 +641,11 @@ class AgentRunActivities:
             )
             for fact in facts
         ]
-        if memories:
-            ids, _ = await self._memory.remember(inp.tenant_id, memories)
-            await self._events.publish(inp.tenant_id, inp.run_id, "memory.written", {"ids": ids, "method": method})
+        if not memories:
+            return []
+        ids, _ = await self._memory.remember(inp.tenant_id, memories)
+        await self._events.publish(inp.tenant_id, inp.run_id, "memory.written", {"ids": ids, "method": method})
+        return ids
 
 
 def _latest_turn(messages: list[ChatMessage]) -> list[ChatMessage]:

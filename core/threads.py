@@ -143,6 +143,23 @@ class ThreadStore:
             ).all()
         return [to_chat(r) for r in rows]
 
+    async def run_messages(self, tenant_id: str, thread_id: str, run_id: str, *, limit: int = 200) -> list[ChatMessage]:
+        """The latest ``limit`` messages a run added to the thread, in order."""
+        async with self._engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    select(_message)
+                    .where(
+                        _message.c.tenant_id == tenant_id,
+                        _message.c.thread_id == thread_id,
+                        _message.c.run_id == run_id,
+                    )
+                    .order_by(_message.c.seq.desc())
+                    .limit(limit)
+                )
+            ).all()
+        return [to_chat(r) for r in reversed(rows)]
+
     async def rows(self, tenant_id: str, thread_id: str, *, limit: int, after_seq: int = 0) -> Sequence[Any]:
         """Raw rows of a thread for the API, in order."""
         async with self._engine.connect() as conn:

@@ -59,7 +59,7 @@ from workers.health import (
     temporal_runtime,
 )
 from workflows.agent_run import AgentRunWorkflow
-from workflows.memory import MemoryConsolidationWorkflow, MemoryIngestWorkflow
+from workflows.memory import MemoryConsolidationWorkflow, MemoryExtractWorkflow, MemoryIngestWorkflow
 from workflows.webhook_delivery import webhook_workflows_and_activities
 
 log = structlog.get_logger(__name__)
@@ -95,7 +95,9 @@ def build_agent_worker(
 ) -> Worker:
     """A worker for ``AgentRunWorkflow`` (and webhook deliveries and memory workflows, when given)."""
     webhook_workflows, webhook_activities = webhook_workflows_and_activities(webhooks) if webhooks else ([], [])
-    memory_workflows: list[type] = [MemoryIngestWorkflow, MemoryConsolidationWorkflow] if memory else []
+    memory_workflows: list[type] = (
+        [MemoryIngestWorkflow, MemoryExtractWorkflow, MemoryConsolidationWorkflow] if memory else []
+    )
     memory_activities: list[Any] = [memory.embed, memory.tenants, memory.consolidate] if memory else []
     return Worker(
         client,
@@ -109,6 +111,7 @@ def build_agent_worker(
             activities.approval,
             activities.child,
             activities.finish,
+            activities.extract_memories,
             *webhook_activities,
             *memory_activities,
         ],

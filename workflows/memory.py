@@ -3,6 +3,8 @@
 ``MemoryIngestWorkflow`` (id ``{tenant}:memory-ingest:{memory id or batch hash}``)
 embeds pending memories in batches; an embedder that is down is retried with
 backoff until it answers, so an accepted write is never lost.
+``MemoryExtractWorkflow`` extracts the facts of a finished turn, started by the run's
+``finish`` so that a slow or failing model never holds up the run.
 ``MemoryConsolidationWorkflow`` runs from the ``memory-consolidation`` Schedule:
 one activity per tenant (the shard), merging near-duplicates, decaying memories
 never retrieved and capping each subject.
@@ -16,6 +18,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
+    from activities.agent_run import AgentRunActivities
     from activities.memory import MemoryActivities
     from core import errors, policies
     from core.contracts.memory import (
@@ -23,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         ConsolidationInput,
         ConsolidationResult,
         EmbedBatchInput,
+        MemoryExtractInput,
         MemoryIngestInput,
         MemoryIngestResult,
     )
@@ -57,6 +61,23 @@ class MemoryIngestWorkflow:
             )
             embedded += result.embedded
         return MemoryIngestResult(embedded=embedded)
+
+
+@workflow.defn
+class MemoryExtractWorkflow:
+    """Remembers the salient facts of one finished turn (id ``{tenant}:memory-extract:{run}:{turn}``)."""
+
+    @workflow.run
+    async def run(self, inp: MemoryExtractInput) -> list[str]:
+        """The ids of the memories written; the model call is retried like a model step."""
+        ids: list[str] = await workflow.execute_activity_method(
+            AgentRunActivities.extract_memories,
+            inp,
+            start_to_close_timeout=policies.LLM_TIMEOUT,
+            heartbeat_timeout=timedelta(seconds=30),
+            retry_policy=policies.LLM_RETRY,
+        )
+        return ids
 
 
 @workflow.defn

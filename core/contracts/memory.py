@@ -58,3 +58,13 @@ class ConsolidationResult:
     decayed: int = 0
     evicted: int = 0
     by_tenant: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass
+class MemoryExtractInput:
+    """The turn of a run whose salient facts are to be remembered."""
+
+    tenant_id: str
+    run_id: str
+    thread_id: str
+    turn: int

@@ -64,14 +64,16 @@ async def _merge_duplicates(conn: AsyncConnection, tenant_id: str, subject: str,
             merged_from = list(keeper.metadata.get("merged_from", [])) + [r.id for r in absorbed]
             await conn.execute(
                 update(_memory)
-                .where(_memory.c.id == keeper.id)
+                .where(_memory.c.tenant_id == tenant_id, _memory.c.id == keeper.id)
                 .values(
                     importance=min(1.0, max([keeper.importance, *(r.importance for r in absorbed)]) + 0.05),
-                    use_count=keeper.use_count + sum(r.use_count for r in absorbed),
+                    use_count=_memory.c.use_count + sum(r.use_count for r in absorbed),
                     metadata=keeper.metadata | {"merged_from": merged_from},
                 )
             )
-            await conn.execute(delete(_memory).where(_memory.c.id.in_([r.id for r in absorbed])))
+            await conn.execute(
+                delete(_memory).where(_memory.c.tenant_id == tenant_id, _memory.c.id.in_([r.id for r in absorbed]))
+            )
             merged += len(absorbed)
     return merged
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.db.models import Memory, Run, RunStep, StepEffect, ThreadCompaction, ThreadMessage, WebhookDelivery
 from core.events import stream_key
 from core.ids import run_workflow_id
-from core.threads import cache_key, version_key
+from core.threads import bump_version, cache_key
 
 _memory = Memory.__table__  # type: ignore[attr-defined]
 _message = ThreadMessage.__table__  # type: ignore[attr-defined]
@@ -109,8 +109,9 @@ async def erase_subject(engine: AsyncEngine, redis: Redis | None, tenant_id: str
                 )
             ).rowcount
     if redis is not None:
-        keys = [cache_key(tenant_id, t) for t in threads] + [version_key(tenant_id, t) for t in threads]
-        keys += [stream_key(tenant_id, r) for r in run_ids]
+        for thread_id in threads:  # a newer version also voids a read that was in flight during the erasure
+            await bump_version(redis, tenant_id, thread_id)
+        keys = [cache_key(tenant_id, t) for t in threads] + [stream_key(tenant_id, r) for r in run_ids]
         if keys:
             counts.cache_keys = int(await redis.delete(*keys))
     return counts

@@ -7,6 +7,7 @@ loses it. Searches embed the query in-process and read the HNSW index.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Sequence
 from typing import Any
@@ -15,12 +16,13 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from core.contracts.memory import MemoryIngestInput
+from core.contracts.memory import MemoryExtractInput, MemoryIngestInput
 from core.ids import RUN_KIND, TENANT_ID, new_id, workflow_id
 from core.memory.embedders import Embedder
 from core.memory.store import MemoryHit, MemoryStore, NewMemory
 
 INGEST_WORKFLOW = "MemoryIngestWorkflow"
+EXTRACT_WORKFLOW = "MemoryExtractWorkflow"
 
 
 def memory_id_for(key: str) -> str:
@@ -51,26 +53,41 @@ class MemoryService:
     async def remember(
         self, tenant_id: str, memories: Sequence[NewMemory]
     ) -> tuple[list[str], WorkflowHandle[Any, Any] | None]:
-        """Store ``memories`` and start their embedding; returns ids and the ingestion's handle."""
-        ids = await self.store.add(tenant_id, memories)
-        if not ids:
+        """Store ``memories`` and queue the embedding of those pending; returns all ids and the ingestion."""
+        pending = await self.store.add(tenant_id, memories)
+        ids = [m.id for m in memories]
+        if not pending:
             return ids, None
-        client = self._client
-        wid = ingest_workflow_id(tenant_id, ids)
+        wid = ingest_workflow_id(tenant_id, pending)
         try:
-            handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+            handle: WorkflowHandle[Any, Any] = await self._client.start_workflow(
                 INGEST_WORKFLOW,
-                MemoryIngestInput(tenant_id=tenant_id, memory_ids=ids),
+                MemoryIngestInput(tenant_id=tenant_id, memory_ids=pending),
                 id=wid,
                 task_queue=self._task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                # a memory erased or merged away and written again is ingested again
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
                 search_attributes=TypedSearchAttributes(
                     [SearchAttributePair(TENANT_ID, tenant_id), SearchAttributePair(RUN_KIND, "memory")]
                 ),
             )
-        except WorkflowAlreadyStartedError:
-            handle = client.get_workflow_handle(wid)
+        except WorkflowAlreadyStartedError:  # the same write in flight: its ingestion covers these ids
+            handle = self._client.get_workflow_handle(wid)
         return ids, handle
+
+    async def start_extraction(self, inp: MemoryExtractInput) -> None:
+        """Start the extraction of a turn's facts (once per run and turn; a repeated start is a no-op)."""
+        wid = workflow_id(inp.tenant_id, "memory-extract", f"{inp.run_id}:{inp.turn}")
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await self._client.start_workflow(
+                EXTRACT_WORKFLOW,
+                inp,
+                id=wid,
+                task_queue=self._task_queue,
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(TENANT_ID, inp.tenant_id), SearchAttributePair(RUN_KIND, "memory")]
+                ),
+            )
 
     async def search(
         self, tenant_id: str, subject: str | None, query: str, *, k: int = 5, touch: bool = True

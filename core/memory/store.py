@@ -71,7 +71,11 @@ class MemoryStore:
         self.engine = engine
 
     async def add(self, tenant_id: str, memories: Sequence[NewMemory]) -> list[str]:
-        """Store ``memories`` as ``pending`` (not yet embedded); ids already present are left alone."""
+        """Store ``memories`` as ``pending`` (ids already present are left as they are).
+
+        Returns the ids among ``memories`` that are pending now — new ones, and earlier
+        writes still waiting for their embedding — i.e. those to queue for embedding.
+        """
         if not memories:
             return []
         rows = [
@@ -89,9 +93,19 @@ class MemoryStore:
             }
             for m in memories
         ]
+        ids = [m.id for m in memories]
         async with self.engine.begin() as conn:
             await conn.execute(insert(_memory).values(rows).on_conflict_do_nothing(index_elements=["id"]))
-        return [m.id for m in memories]
+            pending = set(
+                (
+                    await conn.scalars(
+                        select(_memory.c.id).where(
+                            _memory.c.tenant_id == tenant_id, _memory.c.id.in_(ids), _memory.c.status == "pending"
+                        )
+                    )
+                ).all()
+            )
+        return [i for i in ids if i in pending]
 
     async def texts(self, tenant_id: str, ids: Sequence[str], *, pending_only: bool = True) -> list[tuple[str, str]]:
         """``(id, text)`` of the tenant's memories among ``ids`` (those still pending, by default)."""

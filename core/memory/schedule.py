@@ -26,6 +26,7 @@ log = structlog.get_logger(__name__)
 SCHEDULE_ID = "platform:memory-consolidation"
 WORKFLOW_ID = "platform:memory-consolidation"
 WORKFLOW_TYPE = "MemoryConsolidationWorkflow"
+DAILY_DECAY = 0.9
 
 
 def consolidation_schedule(settings: Settings) -> Schedule:
@@ -33,7 +34,8 @@ def consolidation_schedule(settings: Settings) -> Schedule:
     return Schedule(
         action=ScheduleActionStartWorkflow(
             WORKFLOW_TYPE,
-            ConsolidationInput(),
+            # unused memories lose 10% of their importance per day, however often the pass runs
+            ConsolidationInput(decay_factor=DAILY_DECAY ** (settings.memory_consolidation_interval_s / 86_400)),
             id=WORKFLOW_ID,
             task_queue=settings.agents_task_queue,
         ),

@@ -181,6 +181,7 @@ class AgentRunActivities:
             )
         await self._threads.invalidate(inp.tenant_id, loaded.thread_id)
         self._configs[(inp.tenant_id, inp.agent_id, inp.agent_version)] = config
+        self._identities[inp.run_id] = RunIdentity(loaded.subject, inp.agent_id, inp.agent_version)
         await self._events.publish(inp.tenant_id, inp.run_id, "run.started", {"status": "running", "turn": 1})
         names = [spec.name for spec in config.tools]
         return BegunRun(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -9,14 +10,17 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from workflows.agent_run import AgentRunWorkflow
+from workflows.agent_run import LOCAL_BEGIN, LOCAL_FINISH, AgentRunWorkflow
 from workflows.memory import MemoryConsolidationWorkflow, MemoryExtractWorkflow, MemoryIngestWorkflow
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+ROOT = Path(__file__).parent / "histories"
+HISTORIES = sorted(ROOT.rglob("*.json"))
+"""Today's recordings, and under ``before_local_steps/`` runs recorded before ``begin`` and ``finish`` became
+local activities: in-flight runs of that era must still replay."""
 
 
 def test_histories_exist() -> None:
-    assert {p.stem for p in HISTORIES} >= {
+    assert {p.stem for p in ROOT.glob("*.json")} >= {
         "tool_loop",
         "step_limit",
         "missing_run",
@@ -33,10 +37,30 @@ def test_histories_exist() -> None:
     }
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+def test_earlier_histories_kept() -> None:
+    assert len(list((ROOT / "before_local_steps").glob("*.json"))) >= 11
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: str(p.relative_to(ROOT).with_suffix("")))
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
     result = await Replayer(
         workflows=[AgentRunWorkflow, MemoryIngestWorkflow, MemoryExtractWorkflow, MemoryConsolidationWorkflow]
     ).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
+
+
+def _patches(path: Path) -> set[str]:
+    """Patch ids recorded in a history's markers."""
+    patches = set()
+    for event in json.loads(path.read_text())["events"]:
+        marker = event.get("markerRecordedEventAttributes", {})
+        if marker.get("markerName") == "core_patch":
+            data = marker["details"]["patch-data"]["payloads"][0]["data"]
+            patches.add(json.loads(base64.b64decode(data))["id"])
+    return patches
+
+
+def test_todays_histories_take_the_local_steps() -> None:
+    assert _patches(ROOT / "tool_loop.json") >= {LOCAL_BEGIN, LOCAL_FINISH}
+    assert not _patches(ROOT / "before_local_steps" / "tool_loop.json")

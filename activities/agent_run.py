@@ -190,6 +190,7 @@ class AgentRunActivities:
             bindings=[t.to_contract() for t in config.tools],
             double_texting=config.double_texting,
             thread_id=loaded.thread_id,
+            parallel_tool_calls=config.parallel_tool_calls,
         )
 
     @activity.defn(name="agent_run.start_turn")
@@ -541,7 +542,10 @@ class AgentRunActivities:
             ended_at=None if waiting else utcnow(),
         )
         await self._record(inp.tenant_id, inp.run_id, step)
-        await self._projection.set_status(inp.tenant_id, inp.run_id, "waiting_approval" if waiting else "running")
+        if waiting:
+            await self._projection.set_status(inp.tenant_id, inp.run_id, "waiting_approval")
+        else:
+            await self._projection.resume_after_approval(inp.tenant_id, inp.run_id)
         if info.attempt == 1:
             metrics.APPROVALS_WAITING.inc() if waiting else metrics.APPROVALS_WAITING.dec()
         if not waiting:

@@ -31,6 +31,8 @@ class AgentPublic(BaseModel):
     model: ModelSpec
     tools: list[ToolSpec]
     memory: MemorySpec
+    double_texting: str
+    parallel_tool_calls: bool
     created_at: datetime
     updated_at: datetime
 

@@ -6,11 +6,14 @@ long-poll ``GET /v1/runs/{id}?wait_s=30``, for two scenarios: one tool call
 (begin, model, tool, model, finish = 5 activities) and three tool calls
 (7 activities). Then the time from ``POST`` to the first SSE event.
 
-Baseline, in the same invocation and on the same Temporal server: a bare
+Baselines, in the same invocation and on the same Temporal server: a bare
 workflow with the same number of no-op activities, started with the SDK
-client and awaited, at the same concurrency. Each side runs in two halves in
-the order raw, platform, platform, raw, so that neither profits from going
-first on an emptier server (the dev server's SQLite grows with every run).
+client and awaited, at the same concurrency — ``raw`` runs them one after
+another; ``raw-shape`` runs the tool calls of one model answer concurrently, as
+the platform does, so the comparison holds without that advantage. The sides
+run in two halves in the order raw, raw-shape, platform, platform, raw-shape,
+raw, so that none profits from going first on an emptier server (the dev
+server's SQLite grows with every run).
 
 Usage: ``python -m bench.agent_runs [--runs N] [--concurrency C]`` (or ``make bench``).
 """
@@ -84,12 +87,17 @@ class Scenario:
     name: str
     prompt: str
     steps: int
-    activities: int
+    shape: tuple[int, ...]
+    """Activities per stage: begin, model, the answer's tool calls (concurrent), model, finish."""
+
+    @property
+    def activities(self) -> int:
+        return sum(self.shape)
 
 
 SCENARIOS = (
-    Scenario("1 tool call", "{i} + 1", steps=3, activities=5),
-    Scenario("3 tool calls", "{i} + 1, 2 * {i} and {i} - 3?", steps=5, activities=7),
+    Scenario("1 tool call", "{i} + 1", steps=3, shape=(1, 1, 1, 1, 1)),
+    Scenario("3 tool calls", "{i} + 1, 2 * {i} and {i} - 3?", steps=5, shape=(1, 1, 3, 1, 1)),
 )
 
 
@@ -117,20 +125,20 @@ async def platform(stack: StackProcess, scenario: Scenario, runs: int, concurren
     return Figures("platform", runs, seconds, latencies)
 
 
-async def baseline(stack: StackProcess, activities: int, runs: int, concurrency: int) -> Figures:
-    """The bare workflow with the same activity count, through the SDK client."""
+async def baseline(
+    stack: StackProcess, widths: list[int], runs: int, concurrency: int, *, name: str = "raw"
+) -> Figures:
+    """The bare workflow with the same activity count, staged as ``widths``, through the SDK client."""
     client = await Client.connect(stack.temporal_address)
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     async with Worker(client, task_queue=queue, workflows=[BaselineWorkflow], activities=[noop]):
 
         async def one(index: int) -> None:
-            await client.execute_workflow(
-                BaselineWorkflow.run, activities, id=f"bench:{queue}:{index}", task_queue=queue
-            )
+            await client.execute_workflow(BaselineWorkflow.run, widths, id=f"bench:{queue}:{index}", task_queue=queue)
 
         await one(-1)
         seconds, latencies = await _bounded(concurrency, runs, one)
-    return Figures("raw", runs, seconds, latencies)
+    return Figures(name, runs, seconds, latencies)
 
 
 async def time_to_first_event(stack: StackProcess, runs: int) -> tuple[list[float], list[float]]:
@@ -160,7 +168,7 @@ async def main() -> None:
     parser.add_argument("--only-ttfe", action="store_true", help="skip the throughput scenarios")
     args = parser.parse_args()
 
-    results: list[tuple[Scenario, Figures, Figures]] = []
+    results: list[tuple[Scenario, Figures, Figures | None, Figures]] = []
     with tempfile.TemporaryDirectory(prefix="aimpact-bench-") as home:
         stack = StackProcess(
             home=Path(home),
@@ -176,22 +184,30 @@ async def main() -> None:
         try:
             for scenario in () if args.only_ttfe else SCENARIOS:
                 first, second = args.runs // 2, args.runs - args.runs // 2
-                raw = await baseline(stack, scenario.activities, first, args.concurrency)
+                sequential, staged = [1] * scenario.activities, list(scenario.shape)
+                shaped = staged != sequential
+                raw = await baseline(stack, sequential, first, args.concurrency)
+                same = await baseline(stack, staged, first, args.concurrency, name="raw-shape") if shaped else None
                 ours = await platform(stack, scenario, first, args.concurrency)
                 ours += await platform(stack, scenario, second, args.concurrency)
-                raw += await baseline(stack, scenario.activities, second, args.concurrency)
-                results.append((scenario, raw, ours))
+                if same is not None:
+                    same += await baseline(stack, staged, second, args.concurrency, name="raw-shape")
+                raw += await baseline(stack, sequential, second, args.concurrency)
+                results.append((scenario, raw, same, ours))
             ttfe, from_open = await time_to_first_event(stack, args.ttfe_runs)
         finally:
             stack.stop()
 
-    for scenario, raw, ours in results:
+    for scenario, raw, same, ours in results:
         print(f"\n{scenario.name}: N={args.runs} C={args.concurrency}, {scenario.activities} activities per run")
         print(f"{'':<10} {'runs':>5} {'runs/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
-        print(raw.row())
-        print(ours.row())
+        for figures in (raw, same, ours):
+            if figures is not None:
+                print(figures.row())
         print(f"platform/raw throughput ratio: {ours.rate / raw.rate:.2f} (target >= 0.8)")
         print(f"platform/raw p50 latency ratio: {ours.pct(0.5) / raw.pct(0.5):.2f}")
+        if same is not None:
+            print(f"platform/raw-shape throughput ratio: {ours.rate / same.rate:.2f}")
     for label, values in (("opening the stream", from_open), ("POST …/runs (includes starting the workflow)", ttfe)):
         first = Figures("ttfe", len(values), 1.0, values)
         print(f"\ntime to first SSE event from {label}, {len(values)} runs one at a time:")

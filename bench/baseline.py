@@ -1,7 +1,8 @@
-"""The raw Temporal baseline: a bare workflow of sequential no-op activities."""
+"""The raw Temporal baseline: a bare workflow of no-op activities in stages."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import activity, workflow
@@ -15,10 +16,17 @@ async def noop(step: int) -> int:
 
 @workflow.defn
 class BaselineWorkflow:
-    """``steps`` sequential no-op activities."""
+    """Stages run one after another; the ``width`` no-op activities of a stage run concurrently."""
 
     @workflow.run
-    async def run(self, steps: int) -> int:
-        for step in range(steps):
-            await workflow.execute_activity(noop, step, start_to_close_timeout=timedelta(seconds=30))
-        return steps
+    async def run(self, widths: list[int]) -> int:
+        step = 0
+        for width in widths:
+            await asyncio.gather(
+                *(
+                    workflow.execute_activity(noop, step + i, start_to_close_timeout=timedelta(seconds=30))
+                    for i in range(width)
+                )
+            )
+            step += width
+        return step

@@ -102,6 +102,10 @@ class AgentConfig(CleanModel):
     double_texting: Literal["reject", "enqueue", "interrupt"] = Field(
         default="enqueue", description="What a message sent while a turn is running does."
     )
+    parallel_tool_calls: bool = Field(
+        default=True,
+        description="Run the tool calls of one model answer concurrently; false runs them one by one, in order.",
+    )
 
     @field_validator("tools", mode="before")
     @classmethod

@@ -59,6 +59,8 @@ LOCAL_BEGIN = "begin-as-local-activity"
 """Patch id: runs started before it scheduled ``begin`` as a regular activity."""
 LOCAL_FINISH = "finish-as-local-activity"
 """Patch id: runs started before it scheduled ``finish`` as a regular activity."""
+PARALLEL_TOOLS = "parallel-tool-calls"
+"""Patch id: runs started before it ran the tool calls of one model answer one by one."""
 
 
 class _Interrupted(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -365,9 +367,23 @@ class AgentRunWorkflow:
         return result
 
     async def _run_plan(self, inp: AgentRunInput, begun: BegunRun) -> None:
+        """Run the answer's tool calls that are left: concurrently when the agent allows, else in order.
+
+        After a failure the plan keeps only the calls that did not complete, so a retry
+        runs just those.
+        """
         plan = self._plan
         assert plan is not None
         bindings = {b.name: b for b in begun.bindings}
+        if len(plan.calls) > 1 and begun.parallel_tool_calls and workflow.patched(PARALLEL_TOOLS):
+            calls = list(plan.calls)
+            outcomes = await asyncio.gather(
+                *(self._call_tool(inp, call, bindings.get(call.name), plan) for call in calls), return_exceptions=True
+            )
+            plan.calls = [call for call, outcome in zip(calls, outcomes, strict=True) if outcome is not None]
+            failure = next((outcome for outcome in outcomes if outcome is not None), None)
+            if failure is not None:
+                raise failure
         while plan.calls:
             call = plan.calls[0]
             await self._call_tool(inp, call, bindings.get(call.name), plan)
@@ -464,7 +480,7 @@ class AgentRunWorkflow:
                 step_id, "reject", "deadline", f"no decision within {binding.approval_timeout_s} s"
             )
         self._waiting.remove(step_id)
-        self._loop.status = "running"
+        self._loop.status = "waiting_approval" if self._waiting else "running"
         request.decision, request.decided_by, request.comment = decision.decision, decision.decided_by, decision.comment
         await self._record_approval(request)
         self._end_step(step_id, status="completed" if decision.decision == "approve" else "rejected")

@@ -30,6 +30,8 @@ def agent_public(agent: Agent, version: AgentVersion) -> AgentPublic:
         model=config.model,
         tools=config.tools,
         memory=config.memory,
+        double_texting=config.double_texting,
+        parallel_tool_calls=config.parallel_tool_calls,
         created_at=agent.created_at,
         updated_at=agent.updated_at,
     )

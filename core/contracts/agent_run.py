@@ -79,6 +79,8 @@ class BegunRun:
     bindings: list[ToolBinding] = field(default_factory=list)
     double_texting: str = "enqueue"
     thread_id: str = ""
+    parallel_tool_calls: bool = True
+    """Run the tool calls of one model answer concurrently (each still its own durable step)."""
 
 
 @dataclass

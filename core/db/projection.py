@@ -182,6 +182,20 @@ class RunProjection:
                 .values(status=status, updated_at=utcnow())
             )
 
+    async def resume_after_approval(self, tenant_id: str, run_id: str) -> None:
+        """Mark the run running again unless another of its approvals still waits (parallel tool calls)."""
+        waiting = (
+            select(_step.c.step_id)
+            .where(_step.c.run_id == run_id, _step.c.kind == "approval", _step.c.status == "waiting")
+            .exists()
+        )
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(_run)
+                .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id, ~waiting)
+                .values(status="running", updated_at=utcnow())
+            )
+
     async def record_step(
         self, tenant_id: str, run_id: str, step: StepRecord, *, conn: AsyncConnection | None = None
     ) -> None:

@@ -130,6 +130,26 @@ def _truncate(message: ChatMessage, max_tokens: int) -> ChatMessage:
     )
 
 
+def in_call_order(messages: list[ChatMessage]) -> list[ChatMessage]:
+    """Each assistant message's tool results in the order of its calls.
+
+    Concurrent tool calls append their results as they finish; the prompt lists them as
+    the model asked for them, so the same conversation always reads the same.
+    """
+    ordered = list(messages)
+    for index, message in enumerate(ordered):
+        if message.role != "assistant" or not message.tool_calls:
+            continue
+        end = index + 1
+        while end < len(ordered) and ordered[end].role == "tool":
+            end += 1
+        rank = {call.id: position for position, call in enumerate(message.tool_calls)}
+        ordered[index + 1 : end] = sorted(
+            ordered[index + 1 : end], key=lambda result: rank.get(result.tool_call_id or "", len(rank))
+        )
+    return ordered
+
+
 class ThreadContext:
     """Assembles a thread's prompt context under a budget, compacting and caching as needed."""
 
@@ -218,7 +238,7 @@ class ThreadContext:
         """The thread as prompt messages within ``budget_tokens`` (a summary first when compacted)."""
         compaction, rows = await self._load(tenant_id, thread_id)
         summary = compaction["summary"] if compaction else None
-        messages = [to_chat(SimpleNamespace(**r)) for r in rows]
+        messages = in_call_order([to_chat(SimpleNamespace(**r)) for r in rows])
         sizes = [message_tokens(m) for m in messages]
         total = sum(sizes) + (estimate_tokens(summary) if summary else 0)
         made: Compaction | None = None

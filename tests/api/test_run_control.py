@@ -124,6 +124,26 @@ async def test_approval_by_operator_then_deadline_rejects(
     assert next(s for s in done["steps"] if s["kind"] == "tool")["status"] == "failed"
 
 
+async def test_concurrent_calls_wait_for_their_approvals_together(tenant: TenantCtx, engine: AsyncEngine) -> None:
+    agent = await create_agent(tenant.http, tools=[{"name": "calculator", "requires_approval": True}])
+    run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "1 + 1 and 2 + 3"})).json()
+
+    def approvals(r: dict[str, Any]) -> list[dict[str, Any]]:
+        return [s for s in r["steps"] if s["kind"] == "approval"]
+
+    waiting = await wait_for(tenant, run["id"], lambda r: [s["status"] for s in approvals(r)] == ["waiting"] * 2)
+    assert waiting["status"] == "waiting_approval"
+    first, second = (f"/v1/runs/{run['id']}/approvals/{s['id']}" for s in approvals(waiting))
+    operator = {"Authorization": f"Bearer {await tenant.key_for(engine, 'operator')}"}
+    assert (await tenant.http.post(second, json={"decision": "approve"}, headers=operator)).status_code == 202
+    half = await wait_for(tenant, run["id"], lambda r: approvals(r)[1]["status"] == "completed")
+    assert half["status"] == "waiting_approval"  # the other call still waits for a human
+    assert (await tenant.http.post(first, json={"decision": "reject"}, headers=operator)).status_code == 202
+    done = await wait_run(tenant.http, run["id"])
+    assert done["output"].startswith("Result — calculator: error: the call was rejected")
+    assert done["output"].endswith("; calculator: 5")
+
+
 async def test_cancel(tenant: TenantCtx) -> None:
     agent = await create_agent(tenant.http, model=SLOW)
     run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "long job"})).json()

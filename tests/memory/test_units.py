@@ -18,6 +18,7 @@ from core.memory.context import (
     ExtractiveSummarizer,
     _cut_point,
     estimate_tokens,
+    in_call_order,
     memory_block,
     message_tokens,
 )
@@ -359,3 +360,19 @@ async def test_hash_embedder_gives_unit_vectors_for_stop_words_and_punctuation()
     for text in ("what is it?", "?", ""):
         [vector] = await embedder.embed([text])
         assert abs(sum(v * v for v in vector) - 1.0) < 1e-9, text
+
+
+def test_tool_results_read_in_the_order_of_their_calls() -> None:
+    calls = [ToolCall(id=f"c{i}", name="calculator", arguments={}) for i in range(3)]
+    thread = [
+        ChatMessage(role="user", content="three sums"),
+        ChatMessage(role="assistant", tool_calls=calls),
+        ChatMessage(role="tool", content="third", tool_call_id="c2"),
+        ChatMessage(role="tool", content="first", tool_call_id="c0"),
+        ChatMessage(role="tool", content="second", tool_call_id="c1"),
+        ChatMessage(role="assistant", content="done"),
+        ChatMessage(role="tool", content="stray", tool_call_id="c9"),
+    ]
+    ordered = in_call_order(thread)
+    assert [m.content for m in ordered] == ["three sums", "", "first", "second", "third", "done", "stray"]
+    assert [m.content for m in thread][2] == "third"  # the input is left as it was

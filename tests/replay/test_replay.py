@@ -10,7 +10,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from workflows.agent_run import LOCAL_BEGIN, LOCAL_FINISH, AgentRunWorkflow
+from workflows.agent_run import LOCAL_BEGIN, LOCAL_FINISH, PARALLEL_TOOLS, AgentRunWorkflow
 from workflows.memory import MemoryConsolidationWorkflow, MemoryExtractWorkflow, MemoryIngestWorkflow
 
 ROOT = Path(__file__).parent / "histories"
@@ -34,6 +34,8 @@ def test_histories_exist() -> None:
         "run_agent",
         "memory_ingest",
         "memory_consolidation",
+        "parallel_tools",
+        "parallel_retry",
     }
 
 
@@ -62,5 +64,5 @@ def _patches(path: Path) -> set[str]:
 
 
 def test_todays_histories_take_the_local_steps() -> None:
-    assert _patches(ROOT / "tool_loop.json") >= {LOCAL_BEGIN, LOCAL_FINISH}
+    assert _patches(ROOT / "tool_loop.json") >= {LOCAL_BEGIN, LOCAL_FINISH, PARALLEL_TOOLS}
     assert not _patches(ROOT / "before_local_steps" / "tool_loop.json")

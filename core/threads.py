@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.contracts.llm import ChatMessage, ToolCall
-from core.db.engine import transaction
+from core.db.engine import statement
 from core.db.models import ThreadMessage
 
 _message = ThreadMessage.__table__  # type: ignore[attr-defined]
@@ -115,7 +115,7 @@ class ThreadStore:
             "p_kind": kind,
             "p_subject": subject,
         }
-        async with transaction(self._engine, conn) as tx:
+        async with statement(self._engine, conn) as tx:
             for _ in range(50):
                 if (await tx.execute(APPEND, params)).first() is not None or (
                     await tx.execute(ALREADY, params)
@@ -133,7 +133,7 @@ class ThreadStore:
 
     async def load(self, tenant_id: str, thread_id: str) -> list[ChatMessage]:
         """The thread's messages in order."""
-        async with self._engine.connect() as conn:
+        async with statement(self._engine) as conn:
             rows = (
                 await conn.execute(
                     select(_message)
@@ -145,7 +145,7 @@ class ThreadStore:
 
     async def run_messages(self, tenant_id: str, thread_id: str, run_id: str, *, limit: int = 200) -> list[ChatMessage]:
         """The latest ``limit`` messages a run added to the thread, in order."""
-        async with self._engine.connect() as conn:
+        async with statement(self._engine) as conn:
             rows = (
                 await conn.execute(
                     select(_message)
@@ -162,7 +162,7 @@ class ThreadStore:
 
     async def rows(self, tenant_id: str, thread_id: str, *, limit: int, after_seq: int = 0) -> Sequence[Any]:
         """Raw rows of a thread for the API, in order."""
-        async with self._engine.connect() as conn:
+        async with statement(self._engine) as conn:
             return (
                 await conn.execute(
                     select(_message)

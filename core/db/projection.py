@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.db.engine import transaction
+from core.db.engine import statement, transaction
 from core.db.models import Agent, AgentVersion, Run, RunStep, StepEffect, utcnow
 from core.ids import run_workflow_id
 
@@ -119,7 +119,7 @@ class RunProjection:
 
     async def identity(self, tenant_id: str, run_id: str) -> RunIdentity | None:
         """Subject and agent version of a run (they never change), or ``None``."""
-        async with self._engine.connect() as conn:
+        async with statement(self._engine) as conn:
             row = (
                 await conn.execute(
                     select(_run.c.subject, _run.c.agent_id, _run.c.agent_version).where(
@@ -131,7 +131,7 @@ class RunProjection:
 
     async def agent_config(self, tenant_id: str, agent_id: str, version: int) -> dict[str, Any] | None:
         """The configuration of one agent version."""
-        async with self._engine.connect() as conn:
+        async with statement(self._engine) as conn:
             config: dict[str, Any] | None = (
                 await conn.execute(
                     select(_version.c.config).where(
@@ -175,7 +175,7 @@ class RunProjection:
 
     async def set_status(self, tenant_id: str, run_id: str, status: str) -> None:
         """Change a run's status (running, waiting_approval, …)."""
-        async with self._engine.begin() as conn:
+        async with statement(self._engine) as conn:
             await conn.execute(
                 update(_run)
                 .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id)
@@ -189,7 +189,7 @@ class RunProjection:
             .where(_step.c.run_id == run_id, _step.c.kind == "approval", _step.c.status == "waiting")
             .exists()
         )
-        async with self._engine.begin() as conn:
+        async with statement(self._engine) as conn:
             await conn.execute(
                 update(_run)
                 .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id, ~waiting)
@@ -201,7 +201,7 @@ class RunProjection:
     ) -> None:
         """Insert or update one step (keyed by run and step id), in ``conn``'s transaction if given."""
         params = {name: getattr(step, name) for name in _STEP_COLUMNS} | {"tenant_id": tenant_id, "run_id": run_id}
-        async with transaction(self._engine, conn) as tx:
+        async with statement(self._engine, conn) as tx:
             await tx.execute(UPSERT_STEP, params)
 
     async def finish(
@@ -218,7 +218,7 @@ class RunProjection:
         conn: AsyncConnection | None = None,
     ) -> datetime | None:
         """Write the run's final status, output or error, and usage; return when the run was created."""
-        async with transaction(self._engine, conn) as tx:
+        async with statement(self._engine, conn) as tx:
             created: datetime | None = (
                 await tx.execute(
                     update(_run)
@@ -239,7 +239,7 @@ class RunProjection:
 
     async def recorded_effect(self, key: str, *, conn: AsyncConnection | None = None) -> tuple[bool, Any]:
         """Whether the side effect ``key`` was already applied, and its stored result."""
-        async with transaction(self._engine, conn) as tx:
+        async with statement(self._engine, conn) as tx:
             row = (await tx.execute(SELECT_EFFECT, {"key": key})).first()
         return (row is not None, row.result if row else None)
 
@@ -247,5 +247,5 @@ class RunProjection:
         self, tenant_id: str, key: str, result: Any, *, conn: AsyncConnection | None = None
     ) -> None:
         """Store the result of side effect ``key`` (first write wins)."""
-        async with transaction(self._engine, conn) as tx:
+        async with statement(self._engine, conn) as tx:
             await tx.execute(INSERT_EFFECT, {"key": key, "tenant_id": tenant_id, "result": result})

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.contracts.llm import ChatMessage
+from core.db.engine import statement
 from core.db.models import ThreadCompaction, ThreadMessage
 from core.threads import bump_version, cache_key, to_chat, version_key
 
@@ -192,7 +193,7 @@ class ThreadContext:
             .scalar_subquery()
         )
         columns = [_message.c[name] for name in ("seq", "role", "content", "tool_calls", "tool_call_id", "name")]
-        async with self._engine.connect() as conn:
+        async with statement(self._engine) as conn:
             rows = (
                 await conn.execute(
                     select(*columns, upto.label("upto"))
@@ -212,7 +213,7 @@ class ThreadContext:
         loaded, after = await self._messages(tenant_id, thread_id)
         compaction = None
         if after or not loaded:
-            async with self._engine.connect() as conn:
+            async with statement(self._engine) as conn:
                 latest = (
                     await conn.execute(
                         select(_compaction.c.upto_seq, _compaction.c.summary)
@@ -268,7 +269,7 @@ class ThreadContext:
     async def _record(
         self, tenant_id: str, thread_id: str, made: Compaction, *, run_id: str | None, subject: str | None
     ) -> None:
-        async with self._engine.begin() as conn:
+        async with statement(self._engine) as conn:
             await conn.execute(
                 insert(_compaction)
                 .values(tenant_id=tenant_id, thread_id=thread_id, run_id=run_id, subject=subject, **asdict(made))
@@ -279,7 +280,7 @@ class ThreadContext:
 
     async def compactions(self, tenant_id: str, thread_id: str) -> list[dict[str, Any]]:
         """The thread's recorded compactions, oldest first."""
-        async with self._engine.connect() as conn:
+        async with statement(self._engine) as conn:
             rows = (
                 await conn.execute(
                     select(_compaction)

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
 from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -61,6 +61,10 @@ LOCAL_FINISH = "finish-as-local-activity"
 """Patch id: runs started before it scheduled ``finish`` as a regular activity."""
 PARALLEL_TOOLS = "parallel-tool-calls"
 """Patch id: runs started before it ran the tool calls of one model answer one by one."""
+CANCEL_IN_STEP = "cancel-in-step-cancels"
+"""Patch id: runs started before it marked a run cancelled during a step as failed (and retryable)."""
+MAX_CONCURRENT_TOOL_CALLS = 8
+"""Tool calls of one answer in flight at once (their thread appends contend for the thread's end)."""
 
 
 class _Interrupted(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -287,6 +291,9 @@ class AgentRunWorkflow:
             try:
                 return await self._turn(inp, begun)
             except (ActivityError, ApplicationError) as exc:
+                if is_cancelled_exception(exc) and workflow.patched(CANCEL_IN_STEP):
+                    # The run was cancelled while a step ran: the step reports it as its own failure.
+                    raise asyncio.CancelledError() from exc
                 error = _error_of(exc)
                 await self._finish(inp, "failed", error=error)
                 if not await self._wait_for_retry(inp.retry_window_s):
@@ -376,14 +383,17 @@ class AgentRunWorkflow:
         assert plan is not None
         bindings = {b.name: b for b in begun.bindings}
         if len(plan.calls) > 1 and begun.parallel_tool_calls and workflow.patched(PARALLEL_TOOLS):
-            calls = list(plan.calls)
-            outcomes = await asyncio.gather(
-                *(self._call_tool(inp, call, bindings.get(call.name), plan) for call in calls), return_exceptions=True
-            )
-            plan.calls = [call for call, outcome in zip(calls, outcomes, strict=True) if outcome is not None]
-            failure = next((outcome for outcome in outcomes if outcome is not None), None)
-            if failure is not None:
-                raise failure
+            calls, slots = list(plan.calls), asyncio.Semaphore(MAX_CONCURRENT_TOOL_CALLS)
+
+            async def bounded(call: ToolCall) -> None:
+                async with slots:
+                    await self._call_tool(inp, call, bindings.get(call.name), plan)
+
+            outcomes = await asyncio.gather(*(bounded(call) for call in calls), return_exceptions=True)
+            failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+            plan.calls = [call for call, outcome in zip(calls, outcomes, strict=True) if outcome in failures]
+            if failures:
+                raise failures[0]
         while plan.calls:
             call = plan.calls[0]
             await self._call_tool(inp, call, bindings.get(call.name), plan)
@@ -468,9 +478,9 @@ class AgentRunWorkflow:
         request = ApprovalInput(
             inp.tenant_id, inp.run_id, step_id, tool_step_id="", call=call, deadline_s=binding.approval_timeout_s
         )
-        await self._record_approval(request)
-        self._waiting.append(step_id)
+        self._waiting.append(step_id)  # decisions are accepted from now on, even before the record is written
         self._loop.status = "waiting_approval"
+        await self._record_approval(request)
         timeout = timedelta(seconds=binding.approval_timeout_s) if binding.approval_timeout_s else None
         try:
             await workflow.wait_condition(lambda: step_id in self._decisions, timeout=timeout)

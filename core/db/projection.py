@@ -174,11 +174,11 @@ class RunProjection:
         return run_id, row.agent_version, row.thread_id
 
     async def set_status(self, tenant_id: str, run_id: str, status: str) -> None:
-        """Change a run's status (running, waiting_approval, …)."""
+        """Change a run's status (running, waiting_approval, …); a cancelled run stays cancelled."""
         async with statement(self._engine) as conn:
             await conn.execute(
                 update(_run)
-                .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id)
+                .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id, _run.c.status != "cancelled")
                 .values(status=status, updated_at=utcnow())
             )
 
@@ -192,7 +192,7 @@ class RunProjection:
         async with statement(self._engine) as conn:
             await conn.execute(
                 update(_run)
-                .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id, ~waiting)
+                .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id, _run.c.status != "cancelled", ~waiting)
                 .values(status="running", updated_at=utcnow())
             )
 

@@ -15,8 +15,9 @@ from workflows.memory import MemoryConsolidationWorkflow, MemoryExtractWorkflow,
 
 ROOT = Path(__file__).parent / "histories"
 HISTORIES = sorted(ROOT.rglob("*.json"))
-"""Today's recordings, and under ``before_local_steps/`` runs recorded before ``begin`` and ``finish`` became
-local activities: in-flight runs of that era must still replay."""
+"""Today's recordings, plus runs of earlier workflow code that may still be in flight: under
+``before_local_steps/`` from before ``begin`` became a local activity, under ``begin_local_only/``
+from before ``finish`` became one and tool calls ran concurrently."""
 
 
 def test_histories_exist() -> None:
@@ -36,11 +37,14 @@ def test_histories_exist() -> None:
         "memory_consolidation",
         "parallel_tools",
         "parallel_retry",
+        "cancel_in_tool",
     }
 
 
 def test_earlier_histories_kept() -> None:
     assert len(list((ROOT / "before_local_steps").glob("*.json"))) >= 11
+    assert len(list((ROOT / "begin_local_only").glob("*.json"))) >= 10
+    assert _patches(ROOT / "begin_local_only" / "tool_loop.json") == {LOCAL_BEGIN}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: str(p.relative_to(ROOT).with_suffix("")))

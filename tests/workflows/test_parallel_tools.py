@@ -11,8 +11,8 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.agent_run import AgentRunActivities
 from core.contracts.agent_run import AgentRunInput, RetryRequest, StateQuery, ToolStepInput, ToolStepResult
@@ -27,12 +27,18 @@ from workflows.agent_run import AgentRunWorkflow
 
 
 class _BackendDown(AgentRunActivities):
-    """Agent-run activities whose ``current_time`` tool fails for good while ``down`` holds."""
+    """Agent-run activities whose ``current_time`` tool fails for good while ``down`` holds,
+    or hangs (heartbeating, so a cancel reaches it) while ``hang`` holds."""
 
     down = True
+    hang = False
 
     @activity.defn(name="agent_run.tool")
     async def tool(self, inp: ToolStepInput) -> ToolStepResult:
+        if inp.call.name == "current_time" and type(self).hang:
+            while True:
+                activity.heartbeat()
+                await asyncio.sleep(0.1)
         if inp.call.name == "current_time" and type(self).down:
             raise ApplicationError("the clock service is down", type="ClockDown", non_retryable=True)
         return await super().tool(inp)
@@ -79,7 +85,7 @@ async def _start(
     run = await _insert_run(engine, tenant.id, agent, text)
     handle = await client.start_workflow(
         AgentRunWorkflow.run,
-        AgentRunInput(tenant.id, run.id, str(agent["id"]), 1, retry_window_s=60),
+        AgentRunInput(tenant.id, run.id, str(agent["id"]), 1, retry_window_s=60, heartbeat_timeout_s=5),
         id=run.workflow_id,
         task_queue=queue,
     )
@@ -141,3 +147,28 @@ async def test_retry_after_one_concurrent_call_failed_reruns_only_that_call(
     attempts = [(kind, name) for kind, _, name in await _tool_events(handle) if kind == "scheduled"]
     assert attempts.count(("scheduled", "calculator")) == 1  # its completed effect is not repeated
     assert attempts.count(("scheduled", "current_time")) == 2
+
+
+async def test_cancel_during_a_tool_step_cancels_the_run(
+    temporal_client: Client, engine: AsyncEngine, tenant: TenantCtx, queues: tuple[str, str]
+) -> None:
+    _BackendDown.hang = True
+    try:
+        agent = await create_agent(tenant.http)
+        run_id, handle = await _start(temporal_client, engine, tenant, agent, "what time is it?", queues[1])
+        for _ in range(100):
+            if [kind for kind, _, _ in await _tool_events(handle)] == ["scheduled"]:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)  # the tool is running
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    finally:
+        _BackendDown.hang = False
+    await record_history(temporal_client, handle.id, "cancel_in_tool")
+
+    assert isinstance(failure.value.cause, CancelledError)
+    stored = (await tenant.http.get(f"/v1/runs/{run_id}")).json()
+    assert stored["status"] == "cancelled"
+    assert [s["status"] for s in stored["steps"] if s["kind"] == "tool"] != ["completed"]

@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 
-from core.agents import MemorySpec, ModelSpec, ToolSpec
+from core.agents import DoubleTexting, MemorySpec, ModelSpec, ToolSpec
 from core.validation import CleanModel
 
 T = TypeVar("T")
@@ -31,7 +31,7 @@ class AgentPublic(BaseModel):
     model: ModelSpec
     tools: list[ToolSpec]
     memory: MemorySpec
-    double_texting: str
+    double_texting: DoubleTexting
     parallel_tool_calls: bool
     created_at: datetime
     updated_at: datetime

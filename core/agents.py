@@ -91,6 +91,10 @@ class MemorySpec(CleanModel):
     extract: bool = Field(default=True, description="Extract facts after each completed turn (when enabled).")
 
 
+DoubleTexting = Literal["reject", "enqueue", "interrupt"]
+"""What a message sent while a turn is running does."""
+
+
 class AgentConfig(CleanModel):
     """Everything that defines one agent version."""
 
@@ -99,7 +103,7 @@ class AgentConfig(CleanModel):
     model: ModelSpec = Field(default_factory=ModelSpec)
     tools: list[ToolSpec] = Field(default_factory=list, max_length=64)
     memory: MemorySpec = Field(default_factory=MemorySpec)
-    double_texting: Literal["reject", "enqueue", "interrupt"] = Field(
+    double_texting: DoubleTexting = Field(
         default="enqueue", description="What a message sent while a turn is running does."
     )
     parallel_tool_calls: bool = Field(

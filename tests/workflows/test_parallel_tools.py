@@ -32,9 +32,13 @@ class _BackendDown(AgentRunActivities):
 
     down = True
     hang = False
+    slow_expression: str | None = None
+    """A calculator call with this expression answers half a second late (it finishes last)."""
 
     @activity.defn(name="agent_run.tool")
     async def tool(self, inp: ToolStepInput) -> ToolStepResult:
+        if inp.call.arguments.get("expression") == type(self).slow_expression:
+            await asyncio.sleep(0.5)
         if inp.call.name == "current_time" and type(self).hang:
             while True:
                 activity.heartbeat()
@@ -96,13 +100,18 @@ async def test_calls_of_one_answer_run_concurrently_and_read_in_call_order(
     temporal_client: Client, engine: AsyncEngine, tenant: TenantCtx, queues: tuple[str, str]
 ) -> None:
     agent = await create_agent(tenant.http, tools=["calculator"])
-    _, handle = await _start(temporal_client, engine, tenant, agent, "12 * 12, 2 ** 5 and 100 - 1?", queues[0])
-    result = await handle.result()
+    _BackendDown.slow_expression = "12 * 12"
+    try:
+        _, handle = await _start(temporal_client, engine, tenant, agent, "12 * 12, 2 ** 5 and 100 - 1?", queues[1])
+        result = await handle.result()
+    finally:
+        _BackendDown.slow_expression = None
     await record_history(temporal_client, handle.id, "parallel_tools")
 
     events = await _tool_events(handle)
     kinds = [kind for kind, _, _ in events]
     assert kinds == ["scheduled"] * 3 + ["completed"] * 3  # all three were in flight together
+    assert events[-1][1] == events[0][1]  # the first call finished last; its result still reads first
     assert result.output == "Result — calculator: 144; calculator: 32; calculator: 99"
     state = await handle.query(AgentRunWorkflow.state, StateQuery())
     assert [(s.kind, s.status) for s in state.steps] == [("llm", "completed")] + [("tool", "completed")] * 3 + [

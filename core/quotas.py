@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,6 +61,15 @@ class QuotaExceededError(Exception):
 class _Lease:
     window: int
     remaining: int
+    exhausted_at_limit: int | None = None
+    """The limit at which Redis refused a block this minute (the count only grows within a minute)."""
+
+
+def _over(limit: int, now: float) -> QuotaExceededError:
+    """The refusal of a request over ``limit``, retryable when the minute ends."""
+    return QuotaExceededError(
+        f"over the quota of {limit} requests per minute", retry_after_s=max(1, 60 - int(now % 60))
+    )
 
 
 class RequestRateLimiter:
@@ -68,21 +78,44 @@ class RequestRateLimiter:
     Each replica reserves a block of the minute's quota at a time (up to 5% of
     it) with one ``INCRBY`` and spends it locally, so most requests cost no
     Redis round trip. Grants never exceed the limit; at most one unspent block
-    per replica goes unused when the minute ends.
+    per replica goes unused when the minute ends. A replica refills one block per
+    tenant at a time, and once Redis refuses, it refuses locally until the minute ends.
     """
 
     def __init__(self, redis: Redis):
         self._redis = redis
         self._leases: dict[str, _Lease] = {}
+        self._refills: dict[str, asyncio.Lock] = {}
+
+    def _spend(self, tenant_id: str, window: int) -> bool:
+        lease = self._leases.get(tenant_id)
+        if lease is not None and lease.window == window and lease.remaining > 0:
+            lease.remaining -= 1
+            return True
+        return False
 
     async def hit(self, tenant_id: str, limit: int) -> None:
         """Count a request; ``QuotaExceededError`` when over ``limit`` in this minute."""
         now = time.time()
         window = int(now // 60)
-        lease = self._leases.get(tenant_id)
-        if lease is not None and lease.window == window and lease.remaining > 0:
-            lease.remaining -= 1
+        if self._spend(tenant_id, window):
             return
+        self._refuse_if_exhausted(tenant_id, limit, now, window)
+        # One refill per tenant at a time: a burst arriving together must not reserve a block each.
+        async with self._refills.setdefault(tenant_id, asyncio.Lock()):
+            if self._spend(tenant_id, window):
+                return
+            self._refuse_if_exhausted(tenant_id, limit, now, window)
+            await self._refill(tenant_id, limit, now, window)
+
+    def _refuse_if_exhausted(self, tenant_id: str, limit: int, now: float, window: int) -> None:
+        """Refuse without a Redis round trip once this minute's quota is known to be used up."""
+        lease = self._leases.get(tenant_id)
+        if lease is not None and lease.window == window and lease.exhausted_at_limit == limit:
+            raise _over(limit, now)
+
+    async def _refill(self, tenant_id: str, limit: int, now: float, window: int) -> None:
+        """Reserve the next block of this minute's quota in Redis and spend one request of it."""
         block = max(1, min(limit // 20, 100))
         key = f"aimpact:rl:{tenant_id}:{window}"
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -91,9 +124,8 @@ class RequestRateLimiter:
             count, _ = await pipe.execute()
         granted = min(block, limit - (int(count) - block))
         if granted <= 0:
-            raise QuotaExceededError(
-                f"over the quota of {limit} requests per minute", retry_after_s=max(1, 60 - int(now % 60))
-            )
+            self._leases[tenant_id] = _Lease(window=window, remaining=0, exhausted_at_limit=limit)
+            raise _over(limit, now)
         self._leases[tenant_id] = _Lease(window=window, remaining=granted - 1)
 
 

@@ -212,14 +212,18 @@ class AgentRunActivities:
                     ended_at=utcnow(),
                 ),
             )
-        for message in inp.messages:
-            await self._threads.append(
-                tenant_id=inp.tenant_id,
-                thread_id=inp.thread_id,
-                run_id=inp.run_id,
-                key=f"{info.workflow_id}:msg:{message.id}",
-                message=ChatMessage(role="user", content=message.text),
-            )
+        if inp.messages:
+            async with self._projection.engine.begin() as conn:  # the turn's messages in one transaction
+                for message in inp.messages:
+                    await self._threads.append(
+                        tenant_id=inp.tenant_id,
+                        thread_id=inp.thread_id,
+                        run_id=inp.run_id,
+                        key=f"{info.workflow_id}:msg:{message.id}",
+                        message=ChatMessage(role="user", content=message.text),
+                        conn=conn,
+                    )
+            await self._threads.invalidate(inp.tenant_id, inp.thread_id)
         await self._projection.set_status(inp.tenant_id, inp.run_id, "running")
         await self._events.publish(
             inp.tenant_id,

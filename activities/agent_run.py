@@ -103,8 +103,10 @@ class AgentRunActivities:
         egress: EgressCheck | None = None,
         context: ThreadContext | None = None,
         memory: MemoryService | None = None,
+        webhooks_task_queue: str = "",
     ):
         self._projection = projection
+        self._webhooks_task_queue = webhooks_task_queue
         self._events = events
         self._providers = providers
         self._tools = tools
@@ -557,7 +559,8 @@ class AgentRunActivities:
         data = {"step_id": inp.step_id, "tool": inp.call.name, "arguments": inp.call.arguments}
         await self._events.publish(inp.tenant_id, inp.run_id, "approval.requested", data)
         return FinishRunResult(
-            delivery_ids=await self._deliveries(inp.tenant_id, inp.run_id, "run.waiting_approval", inp.step_id, data)
+            delivery_ids=await self._deliveries(inp.tenant_id, inp.run_id, "run.waiting_approval", inp.step_id, data),
+            webhooks_task_queue=self._webhooks_task_queue,
         )
 
     @activity.defn(name="agent_run.finish")
@@ -614,7 +617,7 @@ class AgentRunActivities:
         if created_at is not None:
             metrics.RUN_DURATION.observe(max(0.0, (utcnow() - created_at).total_seconds()))
         log.info("run finished", status=inp.status, turn=inp.turn)
-        return FinishRunResult(delivery_ids=deliveries)
+        return FinishRunResult(delivery_ids=deliveries, webhooks_task_queue=self._webhooks_task_queue)
 
     async def _queue_extraction(self, inp: FinishRunInput) -> None:
         """Start the turn's memory extraction (agents with memory enabled, runs with a subject)."""

@@ -1,8 +1,8 @@
 """Activities of webhook delivery: enqueue an event's deliveries, deliver one, give up on one.
 
-``deliver`` is safe to retry: a delivery already marked ``delivered`` is not sent
-again, the body (and the event id in it) is the same on every attempt, and each
-attempt is counted in the ``webhook_delivery`` row.
+``deliver`` is safe to retry: a delivery already marked ``delivered`` (or ``dropped``)
+is not sent again, the body (and the event id in it) is the same on every attempt,
+and each attempt is counted in the ``webhook_delivery`` row.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from core.db.models import Tenant
 from core.egress import EgressDenied, EgressError, GuardedResponse, guarded_request
 from core.webhooks import (
     DELIVERY_DELIVERED,
+    DELIVERY_DROPPED,
     DELIVERY_FAILED,
     DELIVERY_PENDING,
     EVENT_TYPES,
@@ -70,6 +71,7 @@ class WebhookActivities:
         platform_allowlist: Sequence[str] = (),
         *,
         timeout_s: float = DELIVERY_TIMEOUT_S,
+        inflight_limit: int | None = None,
     ):
         """Build the activities.
 
@@ -78,20 +80,24 @@ class WebhookActivities:
             keyring: Decrypts webhook secrets.
             platform_allowlist: Entries of ``AIMPACT_EGRESS_ALLOWLIST``.
             timeout_s: Timeout of one delivery attempt.
+            inflight_limit: Pending deliveries per tenant beyond which ``enqueue`` records new ones as dropped.
         """
         self._sessions = make_sessionmaker(sessions) if isinstance(sessions, AsyncEngine) else sessions
         self._keyring = keyring
         self._platform = list(platform_allowlist)
         self._timeout_s = timeout_s
+        self._inflight_limit = inflight_limit
 
     @activity.defn(name="webhooks.enqueue")
     async def enqueue(self, inp: EnqueueWebhookDeliveriesInput) -> list[str]:
-        """Delivery ids of one run event, one per subscribed live webhook (idempotent)."""
+        """Delivery ids to start for one run event, one per subscribed live webhook (idempotent; not dropped ones)."""
         if inp.event_type not in EVENT_TYPES:
             raise ApplicationError(f"unknown event type {inp.event_type!r}", type="InvalidEvent", non_retryable=True)
         event_id = event_id_for(inp.run_id, inp.event_type, inp.event_key)
         async with self._sessions() as session:
-            ids = await WebhookStore(session, inp.tenant_id).enqueue(event_id, inp.event_type, inp.data)
+            ids = await WebhookStore(session, inp.tenant_id).enqueue(
+                event_id, inp.event_type, inp.data, inflight_limit=self._inflight_limit
+            )
             await session.commit()
         return ids
 
@@ -104,7 +110,7 @@ class WebhookActivities:
             delivery = await store.delivery(inp.delivery_id)
             if delivery is None or (inp.webhook_id and delivery.webhook_id != inp.webhook_id):
                 raise ApplicationError(f"delivery {inp.delivery_id} not found", type=WEBHOOK_GONE, non_retryable=True)
-            if delivery.status == DELIVERY_DELIVERED:
+            if delivery.status in (DELIVERY_DELIVERED, DELIVERY_DROPPED):
                 return DeliveryOutcome(inp.delivery_id, delivery.status, delivery.attempts, delivery.last_status_code)
             webhook = await store.get(delivery.webhook_id)
             if webhook is None:

@@ -6,12 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from temporalio.converter import PayloadCodec
 
-from api.middleware import ObservabilityMiddleware
+from api.middleware import BodyLimitMiddleware, ObservabilityMiddleware
 from api.problems import install_problem_handlers
 from api.routes import (
     agents,
@@ -20,6 +21,7 @@ from api.routes import (
     auth,
     codec_auth,
     events,
+    feedback,
     health,
     memories,
     run_control,
@@ -32,6 +34,7 @@ from api.routes import (
 )
 from api.routes.codec import codec_router
 from api.state import AppState
+from api.streams import StreamLimits
 from api.ttl_cache import TtlCache
 from core.auth.jwt_keys import JwtService
 from core.auth.refresh import RefreshTokens
@@ -39,6 +42,7 @@ from core.auth.throttle import LoginThrottle
 from core.codec import EncryptionCodec
 from core.crypto import Keyring
 from core.db.engine import make_engine, make_sessionmaker
+from core.event_hub import READER_SOCKET_TIMEOUT_S, RunEventHub
 from core.events import RunEventLog
 from core.memory.embedders import MiniLMEmbedder, embedder_from_settings
 from core.memory.service import MemoryService
@@ -48,11 +52,33 @@ from core.settings import Settings
 from core.telemetry.tracing import configure_tracing, instrument_fastapi, temporal_interceptors
 from core.temporal import connect_temporal
 
+log = structlog.get_logger(__name__)
+REDIS_POOL_WAIT_S = 10.0
+"""How long a request waits for a free Redis connection before it fails."""
+
 
 def _codec(request: Request) -> PayloadCodec:
     """The payload codec of this deployment (the platform keyring)."""
     state: AppState = request.app.state.aimpact
     return EncryptionCodec(state.keyring)
+
+
+def raise_open_files_limit() -> None:
+    """Lift this process's soft limit of open files to its hard limit (each SSE stream holds a socket)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not a POSIX system
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1_048_576)
+    if soft == resource.RLIM_INFINITY or soft >= target:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (OSError, ValueError) as exc:
+        log.warning("could not raise the open files limit", soft=soft, hard=hard, error=str(exc))
+        return
+    log.info("raised the open files limit", soft=soft, to=target)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,9 +88,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        raise_open_files_limit()
         keyring = Keyring.from_setting(settings.encryption_keyring)
         engine = make_engine(settings.database_target, pool_size=20)
-        redis = Redis.from_url(settings.redis_target, socket_timeout=5)
+        redis = Redis.from_pool(
+            BlockingConnectionPool.from_url(
+                settings.redis_target,
+                max_connections=settings.redis_max_connections,
+                timeout=REDIS_POOL_WAIT_S,
+                socket_timeout=5,
+            )
+        )
+        events = RunEventLog(redis)
+        stream_reader = Redis.from_url(settings.redis_target, socket_timeout=READER_SOCKET_TIMEOUT_S)
+        event_hub = RunEventHub(reader=stream_reader, events=events, redis=redis)
         temporal = await connect_temporal(settings, interceptors=temporal_interceptors(tracer_provider))
         embedder = embedder_from_settings(settings)
         warming = asyncio.create_task(embedder.warm()) if isinstance(embedder, MiniLMEmbedder) else None
@@ -75,7 +112,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             sessions=make_sessionmaker(engine),
             temporal=temporal,
             redis=redis,
-            events=RunEventLog(redis),
+            events=events,
+            event_hub=event_hub,
+            stream_limits=StreamLimits(
+                per_tenant=settings.streams_per_tenant, per_process=settings.streams_per_process
+            ),
             principals=TtlCache(ttl_s=settings.credential_cache_s),
             jwt=JwtService(settings),
             refresh_tokens=RefreshTokens(ttl_s=settings.refresh_token_ttl_s),
@@ -89,11 +130,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             keyring=keyring,
             memory=MemoryService(MemoryStore(engine), embedder, temporal, settings.agents_task_queue),
         )
+        event_hub.start()
         try:
             yield
         finally:
             if warming is not None:
                 warming.cancel()
+            await event_hub.stop()
+            await stream_reader.aclose()
             await redis.aclose()
             await engine.dispose()
             if tracer_provider is not None:
@@ -104,9 +148,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="Durable, multi-tenant AI agents on Temporal.",
         lifespan=lifespan,
+        redirect_slashes=False,  # a redirect would be built from the caller's Host header
     )
     install_problem_handlers(app)
     instrument_fastapi(app, tracer_provider)
+    app.add_middleware(
+        BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, read_timeout_s=settings.body_read_timeout_s
+    )
     app.add_middleware(ObservabilityMiddleware)
     app.include_router(health.router)
     app.include_router(auth.router)
@@ -128,6 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(runs.router)
     app.include_router(events.router)
     app.include_router(run_control.router)
+    app.include_router(feedback.router)
     app.include_router(tools.router)
     app.include_router(webhooks.router)
     app.include_router(memories.router)

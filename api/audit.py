@@ -10,6 +10,9 @@ from api.deps import Principal
 from core.audit import record_audit
 from core.db.models import AuditEvent
 
+PLATFORM_ACTOR = "platform"
+"""How a tenant's audit log names a platform administrator: as the platform, never by user id."""
+
 
 def audit(
     session: AsyncSession,
@@ -24,13 +27,36 @@ def audit(
     """Add an audit event (committed with the change it describes).
 
     It belongs to the principal's tenant unless ``tenant_id`` names another one
-    (a platform admin acting on a tenant).
+    (a platform admin acting on a tenant). A platform administrator's act appears in the
+    tenant's log with the platform as its actor; the administrator's own id is kept in the
+    platform's log (``tenant_id`` NULL), which no tenant can read.
     """
-    return record_audit(
+    if not principal.is_platform_admin:
+        return record_audit(
+            session,
+            tenant_id=tenant_id or principal.tenant_id,
+            actor_id=principal.subject_id,
+            actor_kind=principal.kind,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            data=data,
+        )
+    record_audit(
         session,
-        tenant_id=tenant_id or principal.tenant_id,
+        tenant_id=None,
         actor_id=principal.subject_id,
         actor_kind=principal.kind,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        data={**(data or {}), "tenant_id": tenant_id},
+    )
+    return record_audit(
+        session,
+        tenant_id=tenant_id,
+        actor_id=PLATFORM_ACTOR,
+        actor_kind=PLATFORM_ACTOR,
         action=action,
         target_type=target_type,
         target_id=target_id,

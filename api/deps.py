@@ -94,6 +94,16 @@ async def _principal_from_jwt(state: AppState, token: str) -> Principal:
     except TokenError as exc:
         log.info("token rejected", reason=str(exc))
         raise _unauthorized() from None
+    return await principal_from_claims(state, claims)
+
+
+async def principal_from_claims(state: AppState, claims: dict[str, Any]) -> Principal:
+    """The principal of verified token claims, bound to the stored user (401 on any mismatch).
+
+    ``sub`` must name a stored user, ``tid`` must be that user's tenant (``platform`` for
+    platform administrators) and ``plat`` must equal the user's platform flag, so a token
+    can never claim a tenant or a platform role its user does not have.
+    """
     cache_key = f"user:{claims['sub']}"
     user: User | None = state.principals.get(cache_key)
     if user is None:
@@ -102,6 +112,9 @@ async def _principal_from_jwt(state: AppState, token: str) -> Principal:
         if user is None:
             raise _unauthorized()
         state.principals.put(cache_key, user)
+    if claims.get("plat", False) is not user.is_platform_admin:
+        log.info("token rejected", reason="platform flag does not match the user")
+        raise _unauthorized()
     if user.is_platform_admin:
         if claims["tid"] != PLATFORM_TENANT:
             raise _unauthorized()

@@ -56,6 +56,13 @@ class TenantCreate(CleanModel):
     owner_password: str = Field(min_length=12, max_length=1024)
 
 
+class TenantOwnerSet(CleanModel):
+    """``POST /v1/tenants/{id}/owners`` (platform admin): add an owner, or reset one by email."""
+
+    email: str = Field(pattern=EMAIL_PATTERN, max_length=320)
+    password: str = Field(min_length=12, max_length=1024)
+
+
 class TenantUpdate(CleanModel):
     """``PATCH /v1/tenants/{id}`` (platform admin)."""
 

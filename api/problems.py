@@ -39,9 +39,19 @@ class ProblemError(Exception):
         self.headers = headers
 
 
-def invalid_cursor(exc: Exception) -> ProblemError:
-    """422 for a pagination cursor this server did not issue."""
-    return ProblemError(422, str(exc), slug="validation-error", errors=[{"field": "cursor", "message": str(exc)}])
+def problem_document(
+    status: int, detail: str, *, slug: str | None = None, errors: Sequence[dict[str, str]] = ()
+) -> dict[str, Any]:
+    """The RFC 9457 body for ``status`` (``slug`` names the problem type, else the status phrase)."""
+    body: dict[str, Any] = {
+        "type": problem_type(slug or HTTPStatus(status).phrase.lower().replace(" ", "-")),
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = list(errors)
+    return body
 
 
 def problem_response(
@@ -53,14 +63,7 @@ def problem_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """A problem+json response."""
-    body: dict[str, Any] = {
-        "type": problem_type(slug or HTTPStatus(status).phrase.lower().replace(" ", "-")),
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-    }
-    if errors:
-        body["errors"] = list(errors)
+    body = problem_document(status, detail, slug=slug, errors=errors)
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 

@@ -10,11 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
+from api.streams import StreamLimits
 from api.ttl_cache import TtlCache
 from core.auth.jwt_keys import JwtService
 from core.auth.refresh import RefreshTokens
 from core.auth.throttle import LoginThrottle
 from core.crypto import Keyring
+from core.event_hub import RunEventHub
 from core.events import RunEventLog
 from core.memory.service import MemoryService
 from core.quotas import RequestRateLimiter
@@ -31,6 +33,8 @@ class AppState:
     temporal: Client
     redis: Redis
     events: RunEventLog
+    event_hub: RunEventHub
+    stream_limits: StreamLimits
     principals: TtlCache[Any]
     jwt: JwtService
     refresh_tokens: RefreshTokens

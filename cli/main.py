@@ -6,15 +6,16 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, cast, get_args
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from core.home_keys import HomeKeyError
 from core.seed import SeedResult, credentials_file, stored_credentials
-from core.settings import Settings
+from core.settings import Settings, TaskQueue
 from core.telemetry.logging import configure_logging
 
 app = typer.Typer(help="AImPact: durable, multi-tenant AI agents on Temporal.", no_args_is_help=True)
@@ -30,6 +31,11 @@ def load_settings() -> Settings:
         for error in exc.errors():
             field = ".".join(str(p) for p in error["loc"])
             console.print(f"  AIMPACT_{field.upper()}: {error['msg']}")
+        raise typer.Exit(2) from None
+    try:
+        settings.load_keys()
+    except HomeKeyError as exc:
+        console.print(f"[bold red]Invalid configuration:[/] {exc}")
         raise typer.Exit(2) from None
     fmt = settings.log_format if not sys.stderr.isatty() else "console"
     configure_logging(fmt=fmt, level=settings.log_level)
@@ -88,28 +94,33 @@ def api() -> None:
     import uvicorn
 
     from api.app import create_app
+    from api.server import http_protocol
 
     settings = load_settings()
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
+        http=http_protocol(settings),  # request-line and header limits, answered as problem+json
         log_config=None,
         access_log=False,
         proxy_headers=True,
+        timeout_graceful_shutdown=5,  # open event streams must not hold up a stop
     )
 
 
 @app.command()
-def worker(queue: Annotated[str, typer.Option(help="Task queue to serve.")] = "agents") -> None:
+def worker(
+    queue: Annotated[str, typer.Option(help="Task queue to serve: agents or webhooks.")] = "agents",
+) -> None:
     """Run the worker of one task queue."""
     from workers.agent_worker import run_worker
 
     settings = load_settings()
-    if queue != "agents":
-        console.print(f"[red]unknown task queue {queue!r}[/]")
+    if queue not in get_args(TaskQueue):
+        console.print(f"[red]unknown task queue {queue!r}[/] (one of: {', '.join(get_args(TaskQueue))})")
         raise typer.Exit(2)
-    asyncio.run(run_worker(settings, settings.agents_task_queue))
+    asyncio.run(run_worker(settings, cast(TaskQueue, queue)))
     # The SDK's metrics runtime can crash the interpreter during finalisation
     # (temporalio/sdk-python#300); everything is flushed and stopped by now.
     logging.shutdown()

@@ -34,6 +34,7 @@ __all__ = [
     "Keyring",
     "decode_base64",
     "generate_key",
+    "parse_keyring",
 ]
 
 KEY_BYTES = 32
@@ -89,6 +90,36 @@ def _check_key_id(key_id: str) -> bytes:
     return key_id.encode("ascii")
 
 
+def parse_keyring(value: str) -> dict[str, bytes]:
+    """Parse ``"k2:BASE64KEY,k1:BASE64KEY"`` into key id → key, in order (the first is active).
+
+    Keys are standard or URL-safe base64 of exactly 32 bytes. Error messages
+    name the entry and the problem, never the key material.
+
+    Raises:
+        ValueError: The setting is empty or an entry is malformed.
+    """
+    entries = [entry.strip() for entry in value.split(",")]
+    if not any(entries):
+        raise ValueError("encryption key setting is empty; expected KEY_ID:BASE64KEY[,KEY_ID:BASE64KEY...]")
+    keys: dict[str, bytes] = {}
+    for position, entry in enumerate(entries, start=1):
+        key_id, sep, encoded = (part.strip() for part in entry.partition(":"))
+        if not sep or not key_id or not encoded:
+            raise ValueError(f"encryption key entry {position} is not KEY_ID:BASE64KEY")
+        _check_key_id(key_id)
+        if key_id in keys:
+            raise ValueError(f"encryption key id {key_id!r} appears more than once")
+        try:
+            key = decode_base64(encoded)
+        except ValueError as exc:
+            raise ValueError(f"encryption key {key_id!r}: {exc}") from None
+        if len(key) != KEY_BYTES:
+            raise ValueError(f"encryption key {key_id!r} decodes to {len(key)} bytes; expected {KEY_BYTES}")
+        keys[key_id] = key
+    return keys
+
+
 class Keyring:
     """AES-256-GCM keys by id; one of them is active for new ciphertexts.
 
@@ -126,36 +157,10 @@ class Keyring:
     def from_setting(cls, value: str) -> Keyring:
         """Parse ``"k2:BASE64KEY,k1:BASE64KEY"``; the first key is active.
 
-        Keys are standard or URL-safe base64 of exactly 32 bytes. Error messages
-        name the entry and the problem, never the key material.
-
-        Args:
-            value: The setting's text.
-
-        Returns:
-            The keyring.
-
         Raises:
-            ValueError: The setting is empty or an entry is malformed.
+            ValueError: The setting is empty or an entry is malformed (see :func:`parse_keyring`).
         """
-        entries = [entry.strip() for entry in value.split(",")]
-        if not any(entries):
-            raise ValueError("encryption key setting is empty; expected KEY_ID:BASE64KEY[,KEY_ID:BASE64KEY...]")
-        keys: dict[str, bytes] = {}
-        for position, entry in enumerate(entries, start=1):
-            key_id, sep, encoded = (part.strip() for part in entry.partition(":"))
-            if not sep or not key_id or not encoded:
-                raise ValueError(f"encryption key entry {position} is not KEY_ID:BASE64KEY")
-            _check_key_id(key_id)
-            if key_id in keys:
-                raise ValueError(f"encryption key id {key_id!r} appears more than once")
-            try:
-                key = decode_base64(encoded)
-            except ValueError as exc:
-                raise ValueError(f"encryption key {key_id!r}: {exc}") from None
-            if len(key) != KEY_BYTES:
-                raise ValueError(f"encryption key {key_id!r} decodes to {len(key)} bytes; expected {KEY_BYTES}")
-            keys[key_id] = key
+        keys = parse_keyring(value)
         return cls(keys, active=next(iter(keys)))
 
     def with_active_key(self, key_id: str, key: bytes) -> Keyring:

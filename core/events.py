@@ -16,6 +16,8 @@ from redis.asyncio import Redis
 
 FINAL_EVENTS = frozenset({"run.completed", "run.failed", "run.cancelled"})
 MAX_EVENTS_PER_RUN = 10_000
+READ_COUNT = 1000
+"""Most events one read returns."""
 RETENTION_S = 7 * 24 * 3600
 
 
@@ -52,20 +54,33 @@ class RunEventLog:
     async def read(
         self, tenant_id: str, run_id: str, *, after: str = "0", block_ms: int | None = None
     ) -> list[RunEvent]:
-        """Events after ``after`` (an event id, ``"0"`` for all); block up to ``block_ms`` for new ones."""
-        key = stream_key(tenant_id, run_id)
-        rows: Any
+        """Events after ``after`` (an event id, ``"0"`` for all); block up to ``block_ms`` for new ones.
+
+        A blocking read holds a pooled connection for up to ``block_ms``: the client's
+        socket timeout must exceed it. SSE streams read through ``RunEventHub`` instead.
+        """
         if block_ms is None:
-            rows = await self._redis.xrange(key, min=f"({after}" if after != "0" else "-", max="+", count=1000)
-        else:
-            answer: Any = await self._redis.xread({key: after}, count=1000, block=block_ms)
-            rows = answer[0][1] if answer else []
-        return [_decode(event_id, fields) for event_id, fields in rows or []]
+            return await self.range(tenant_id, run_id, after=after)
+        answer: Any = await self._redis.xread({stream_key(tenant_id, run_id): after}, count=READ_COUNT, block=block_ms)
+        return [decode_event(event_id, fields) for event_id, fields in (answer[0][1] if answer else [])]
+
+    async def range(self, tenant_id: str, run_id: str, *, after: str = "0", upto: str = "+") -> list[RunEvent]:
+        """Up to ``READ_COUNT`` events after ``after`` and up to ``upto`` (inclusive), oldest first."""
+        low = f"({after}" if after != "0" else "-"
+        rows: Any = await self._redis.xrange(stream_key(tenant_id, run_id), min=low, max=upto, count=READ_COUNT)
+        return [decode_event(event_id, fields) for event_id, fields in rows or []]
 
 
-def _decode(event_id: Any, fields: Any) -> RunEvent:
+def decode_event(event_id: Any, fields: Any) -> RunEvent:
+    """A ``RunEvent`` from one stream entry as redis-py returns it."""
     ident = event_id.decode() if isinstance(event_id, bytes) else str(event_id)
     return RunEvent(id=ident, type=fields[b"type"].decode(), data=json.loads(fields[b"data"]))
+
+
+def event_order(event_id: str) -> tuple[int, int]:
+    """Sort key of a stream id (``"0"`` sorts first)."""
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 class TokenBuffer:

@@ -61,12 +61,12 @@ class SecretStore:
         )
         return result.first()
 
-    async def list(self) -> Sequence[Secret]:
-        """All secrets of the tenant, by name."""
-        result = await self._session.exec(
-            select(Secret).where(Secret.tenant_id == self._tenant_id).order_by(col(Secret.name))
-        )
-        return result.all()
+    async def list(self, *, limit: int, after: str | None = None) -> Sequence[Secret]:
+        """At most ``limit`` secrets of the tenant, by name, after the name ``after``."""
+        query = select(Secret).where(Secret.tenant_id == self._tenant_id)
+        if after is not None:
+            query = query.where(col(Secret.name) > after)
+        return (await self._session.exec(query.order_by(col(Secret.name)).limit(limit))).all()
 
     async def reveal(self, name: str) -> str | None:
         """The plaintext of ``name`` (for workers resolving a reference), or ``None``."""

@@ -9,11 +9,11 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEV_JWT_SECRET = "aimpact-dev-only-jwt-secret-do-not-use-in-production"  # noqa: S105 - refused outside dev
-DEV_ENCRYPTION_KEY = "dev:ZGV2LW9ubHktMzItYnl0ZS1rZXktZm9yLWFpbXBhY3Q="
-"""Dev keyring (32 bytes, public): refused outside dev, like the JWT secret."""
+from core import home_keys
+from core.crypto import parse_keyring
+from core.security import API_KEY_PREFIX
 
-TaskQueue = Literal["agents"]
+TaskQueue = Literal["agents", "webhooks"]
 """Task queues that have workers today (voice and optimizer join as they land)."""
 
 
@@ -44,8 +44,9 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = None
     bootstrap_api_key: SecretStr | None = None
 
-    jwt_secret: SecretStr = Field(
-        default=SecretStr(DEV_JWT_SECRET), description="HS256 signing secret (at least 32 bytes outside dev)."
+    jwt_secret: SecretStr | None = Field(
+        default=None,
+        description="HS256 signing secret (32+ random bytes; required outside dev, generated under home in dev).",
     )
     jwt_previous_secrets: list[SecretStr] = Field(
         default_factory=list, description="Earlier HS256 secrets: tokens they signed stay valid until expiry."
@@ -96,7 +97,7 @@ class Settings(BaseSettings):
         default=15.0, gt=0, le=600, description="How soon a crashed worker's model or tool call is retried."
     )
     agent_max_steps: int = Field(default=12, ge=1, le=100)
-    worker_queues: list[TaskQueue] = Field(default_factory=lambda: list[TaskQueue](["agents"]))
+    worker_queues: list[TaskQueue] = Field(default_factory=lambda: list[TaskQueue](["agents", "webhooks"]))
 
     embedder: Literal["minilm", "openai", "hash"] = Field(
         default="minilm",
@@ -120,14 +121,84 @@ class Settings(BaseSettings):
         default=5.0, ge=0, le=60, description="How long POST /v1/memories waits for the embedding before 202."
     )
 
+    # event streams
+    streams_per_tenant: int = Field(
+        default=100, ge=1, le=1_000_000, description="Open SSE event streams one tenant may hold on one API process."
+    )
+    streams_per_process: int = Field(
+        default=2000, ge=1, le=1_000_000, description="Open SSE event streams one API process holds at most."
+    )
+    stream_keepalive_s: float = Field(
+        default=15.0, gt=0, le=300, description="An idle SSE stream gets a keep-alive comment this often."
+    )
+    redis_max_connections: int = Field(
+        default=256, ge=2, le=100_000, description="Redis connections one API process uses at most (waits beyond)."
+    )
+    ready_pool_wait_s: float = Field(
+        default=1.0, gt=0, le=2, description="/readyz answers 503 if no database connection frees up this soon."
+    )
+
+    # webhook limits
+    webhooks_task_queue: str = Field(
+        default="webhooks",
+        min_length=1,
+        max_length=200,
+        description="Task queue of webhook deliveries, served by `aimpact worker --queue webhooks`.",
+    )
+    webhooks_per_tenant: int = Field(default=20, ge=1, le=100_000, description="Live webhooks one tenant may have.")
+    webhook_inflight_per_tenant: int = Field(
+        default=100,
+        ge=1,
+        le=1_000_000,
+        description="Webhook deliveries one tenant may have in flight; new ones beyond are logged as dropped.",
+    )
+
+    # request limits
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest request body in bytes (413 beyond); covers 200k-character run inputs and codec payloads.",
+    )
+    body_read_timeout_s: float = Field(
+        default=10.0, gt=0, le=600, description="Time a request body may take to arrive once it is read (408 beyond)."
+    )
+    header_read_timeout_s: float = Field(
+        default=10.0, gt=0, le=600, description="Time a request line and headers may take to arrive (408 beyond)."
+    )
+    max_url_bytes: int = Field(
+        default=32 * 1024, ge=1024, le=65_000, description="Longest request target, path and query (414 beyond)."
+    )
+    max_header_bytes: int = Field(
+        default=32 * 1024, ge=1024, le=1024**2, description="Largest total size of the request headers (431 beyond)."
+    )
+
     @model_validator(mode="after")
-    def _no_default_secrets_outside_dev(self) -> Settings:
+    def _strong_keys_outside_dev(self) -> Settings:
         if self.env != "dev":
-            secret = self.jwt_secret.get_secret_value()
-            if not self.jwt_signing_keys and (secret == DEV_JWT_SECRET or len(secret.encode()) < 32):
-                raise ValueError("jwt_secret must be set to at least 32 random bytes outside dev")
+            if not self.jwt_signing_keys:
+                if self.jwt_secret is None:
+                    raise ValueError("jwt_secret must be set to at least 32 random bytes outside dev")
+                reason = home_keys.weak_secret_reason(self.jwt_secret.get_secret_value().encode())
+                if reason:
+                    raise ValueError(f"jwt_secret {reason}; set 32+ random bytes (e.g. `openssl rand -base64 48`)")
             if self.encryption_keys is None:
                 raise ValueError("encryption_keys must be set outside dev")
+            for kid, key in parse_keyring(self.encryption_keys.get_secret_value()).items():
+                reason = home_keys.weak_secret_reason(key)
+                if reason:
+                    raise ValueError(f"encryption key {kid!r} {reason}; use `openssl rand -base64 32`")
+        return self
+
+    @model_validator(mode="after")
+    def _usable_bootstrap_key(self) -> Settings:
+        if self.bootstrap_api_key is not None:
+            value = self.bootstrap_api_key.get_secret_value()
+            if not value.startswith(API_KEY_PREFIX) or len(value) < len(API_KEY_PREFIX) + 24:
+                raise ValueError(
+                    f"bootstrap_api_key must start with {API_KEY_PREFIX!r} and hold at least 24 characters after it"
+                    " (API keys are recognised by that prefix; any other value could never sign in)"
+                )
         return self
 
     @property
@@ -186,7 +257,22 @@ class Settings(BaseSettings):
             return self.redis_url
         return f"unix://{self.embedded_redis_dir / 'redis.sock'}"
 
-    @property
+    def load_keys(self) -> None:
+        """Read (in dev: generate at first boot) the keys in force now, so that a key file that
+        cannot be used stops the process at startup; raises ``home_keys.HomeKeyError``."""
+        if not self.jwt_signing_keys:
+            _ = self.jwt_secrets
+        _ = self.encryption_keyring
+
+    @cached_property
+    def jwt_secrets(self) -> list[str]:
+        """HS256 secrets in force, the signing one first (generated under ``home`` in dev when unset)."""
+        active = self.jwt_secret.get_secret_value() if self.jwt_secret else home_keys.jwt_secret(self.home)
+        return [active, *(s.get_secret_value() for s in self.jwt_previous_secrets)]
+
+    @cached_property
     def encryption_keyring(self) -> str:
-        """The keyring setting in force (the public dev key only in dev)."""
-        return self.encryption_keys.get_secret_value() if self.encryption_keys else DEV_ENCRYPTION_KEY
+        """The keyring setting in force (generated under ``home`` in dev when unset)."""
+        if self.encryption_keys:
+            return self.encryption_keys.get_secret_value()
+        return home_keys.encryption_keyring(self.home)

@@ -34,7 +34,7 @@ APPEND = (
     insert(_message)
     .values(
         seq=select(func.coalesce(func.max(_message.c.seq), 0) + 1)
-        .where(_message.c.thread_id == bindparam("p_thread_id"))
+        .where(_message.c.tenant_id == bindparam("p_tenant_id"), _message.c.thread_id == bindparam("p_thread_id"))
         .scalar_subquery(),
         **{name: bindparam(f"p_{name}", type_=_message.c[name].type) for name in _APPENDED},
     )

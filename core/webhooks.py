@@ -10,6 +10,12 @@ refuse timestamps older than a few minutes (:py:func:`verify` does exactly that)
 
 An event is ``{"id", "type", "created_at" (RFC 3339), "data"}``; ``id`` is stable
 across retries, so receivers can drop duplicates.
+
+Per-tenant limits keep one tenant's webhooks from flooding the platform: at most
+``webhooks_per_tenant`` live webhooks (:py:class:`WebhookLimitReached`), and at most
+``webhook_inflight_per_tenant`` deliveries in flight (``pending``). An event that
+would go beyond the second is still logged, one row per webhook, with status
+``dropped`` and the reason in ``last_error``; no delivery workflow is started for it.
 """
 
 from __future__ import annotations
@@ -23,10 +29,10 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import func, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,8 +41,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.crypto import Keyring
 from core.db.models import Webhook, WebhookDelivery, utcnow
-from core.db.repos import decode_cursor, encode_cursor
+from core.db.repos import Keyset, newest_first
 from core.ids import new_id, workflow_id
+from core.telemetry import metrics
 
 __all__ = [
     "EVENT_TYPES",
@@ -47,6 +54,7 @@ __all__ = [
     "EventType",
     "MarkDeliveryFailedInput",
     "WebhookDeliveryInput",
+    "WebhookLimitReached",
     "WebhookStore",
     "delivery_workflow_id",
     "event_body",
@@ -66,6 +74,12 @@ SECRET_PREFIX = "whsec_"  # noqa: S105 - a public prefix, not a secret
 DELIVERY_PENDING = "pending"
 DELIVERY_DELIVERED = "delivered"
 DELIVERY_FAILED = "failed"
+DELIVERY_DROPPED = "dropped"
+"""Not sent: the tenant had too many deliveries in flight when the event happened (final)."""
+INFLIGHT_HORIZON = timedelta(hours=1)
+"""Pending deliveries older than this no longer count as in flight (a delivery gives up within minutes)."""
+_LOCK_WEBHOOKS = 0x5748_0001
+_LOCK_INFLIGHT = 0x5748_0002
 
 WEBHOOK_REJECTED = "WebhookRejected"
 """The receiver answered 4xx (not 408/429) or a redirect: not retried."""
@@ -77,6 +91,14 @@ WEBHOOK_GONE = "WebhookGone"
 """The webhook or delivery no longer exists: not retried."""
 WEBHOOK_DELIVERY_FAILED = "WebhookDeliveryFailed"
 """The delivery workflow gave up."""
+
+
+class WebhookLimitReached(Exception):  # noqa: N818 - a limit, reported as 409
+    """The tenant already has as many live webhooks as it may."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"a tenant may have at most {limit} webhooks; delete one first")
+        self.limit = limit
 
 
 # --- signing -----------------------------------------------------------------------------------
@@ -247,8 +269,25 @@ class WebhookStore:
             raise ValueError("this WebhookStore has no keyring")
         return self._keyring
 
-    async def create(self, url: str, events: Sequence[str]) -> tuple[Webhook, str]:
-        """A new webhook and its plaintext secret (shown once; stored encrypted)."""
+    async def _lock(self, kind: int) -> None:
+        """Serialise one kind of limit check per tenant until the transaction ends."""
+        await self._session.exec(select(func.pg_advisory_xact_lock(kind, func.hashtext(self._tenant_id))))
+
+    async def live_count(self) -> int:
+        """How many live (not deleted) webhooks the tenant has."""
+        query = select(func.count()).where(col(Webhook.tenant_id) == self._tenant_id, col(Webhook.deleted_at).is_(None))
+        return int((await self._session.exec(query)).one())
+
+    async def create(self, url: str, events: Sequence[str], *, limit: int | None = None) -> tuple[Webhook, str]:
+        """A new webhook and its plaintext secret (shown once; stored encrypted).
+
+        Raises:
+            WebhookLimitReached: The tenant already has ``limit`` live webhooks.
+        """
+        if limit is not None:
+            await self._lock(_LOCK_WEBHOOKS)
+            if await self.live_count() >= limit:
+                raise WebhookLimitReached(limit)
         webhook_id = new_id("whk")
         secret = generate_secret()
         row = Webhook(
@@ -275,20 +314,12 @@ class WebhookStore:
             raise ValueError("webhook of another tenant")
         return self._ring().decrypt(webhook.secret_ciphertext, aad=secret_aad(self._tenant_id, webhook.id)).decode()
 
-    async def list(self, *, limit: int, cursor: str | None) -> tuple[Sequence[Webhook], str | None]:
-        """A page of live webhooks, newest first."""
+    async def list(self, *, limit: int, after: Keyset | None = None) -> Sequence[Webhook]:
+        """At most ``limit`` live webhooks, newest first, after the keyset ``after``."""
         query = select(Webhook).where(Webhook.tenant_id == self._tenant_id, col(Webhook.deleted_at).is_(None))
-        query = query.order_by(col(Webhook.created_at).desc(), col(Webhook.id).desc())
-        if cursor is not None:
-            created_at, row_id = decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    col(Webhook.created_at) < created_at,
-                    and_(col(Webhook.created_at) == created_at, col(Webhook.id) < row_id),
-                )
-            )
-        rows = (await self._session.exec(query.limit(limit + 1))).all()
-        return _page(rows, limit)
+        query = newest_first(query, col(Webhook.created_at), col(Webhook.id), after)
+        rows: Sequence[Webhook] = (await self._session.exec(query.limit(limit))).all()
+        return rows
 
     async def delete(self, webhook_id: str) -> bool:
         """Stop a webhook (soft delete: its delivery log stays); whether it was live."""
@@ -314,15 +345,53 @@ class WebhookStore:
         ).all()
         return [row for row in rows if event_type in row.events]
 
-    async def enqueue(self, event_id: str, event_type: str, data: dict[str, Any]) -> builtins.list[str]:
-        """Delivery ids of ``event_id`` for every subscribed webhook, inserting rows not there yet."""
+    async def inflight(self) -> int:
+        """Deliveries of the tenant still being attempted (``pending``, younger than ``INFLIGHT_HORIZON``)."""
+        query = select(func.count()).where(
+            col(WebhookDelivery.tenant_id) == self._tenant_id,
+            col(WebhookDelivery.status) == DELIVERY_PENDING,
+            col(WebhookDelivery.created_at) > utcnow() - INFLIGHT_HORIZON,
+        )
+        return int((await self._session.exec(query)).one())
+
+    async def enqueue(
+        self, event_id: str, event_type: str, data: dict[str, Any], *, inflight_limit: int | None = None
+    ) -> builtins.list[str]:
+        """Delivery ids of ``event_id`` to start, one per subscribed webhook, inserting rows not there yet.
+
+        With ``inflight_limit``, a new delivery beyond that many pending ones of the tenant
+        is recorded as ``dropped`` (with the reason) and left out of the answer; so is one
+        dropped before. Enqueueing the same event again returns the same ids.
+        """
         webhooks = await self.subscribed(event_type)
         if not webhooks:
             return []
+        if inflight_limit is not None:
+            await self._lock(_LOCK_INFLIGHT)
+        existing = set(
+            (
+                await self._session.exec(
+                    select(WebhookDelivery.webhook_id).where(
+                        WebhookDelivery.tenant_id == self._tenant_id, WebhookDelivery.event_id == event_id
+                    )
+                )
+            ).all()
+        )
+        inflight = await self.inflight() if inflight_limit is not None else 0
         now = utcnow()
         payload = event_payload(event_id, event_type, data, now)
+        dropped = 0
         for webhook in webhooks:
-            await self._session.exec(
+            if webhook.id in existing:
+                continue
+            status, reason = DELIVERY_PENDING, None
+            if inflight_limit is not None and inflight >= inflight_limit:
+                status = DELIVERY_DROPPED
+                reason = (
+                    f"dropped, not sent: the workspace had {inflight} webhook deliveries in flight"
+                    f" (limit {inflight_limit} per workspace)"
+                )
+            inserted = await self._session.exec(
                 insert(_delivery)
                 .values(
                     id=new_id("dlv"),
@@ -330,20 +399,28 @@ class WebhookStore:
                     webhook_id=webhook.id,
                     event_id=event_id,
                     event_type=event_type,
-                    status=DELIVERY_PENDING,
+                    status=status,
                     attempts=0,
+                    last_error=reason,
                     payload=payload,
                     created_at=now,
                     updated_at=now,
                 )
                 .on_conflict_do_nothing(index_elements=["webhook_id", "event_id"])
+                .returning(_delivery.c.id)
             )
+            if inserted.first() is not None:
+                inflight += status == DELIVERY_PENDING
+                dropped += status == DELIVERY_DROPPED
+        if dropped:
+            metrics.WEBHOOK_DELIVERIES_DROPPED.inc(dropped)
         rows = (
             await self._session.exec(
                 select(WebhookDelivery).where(
                     WebhookDelivery.tenant_id == self._tenant_id,
                     WebhookDelivery.event_id == event_id,
                     col(WebhookDelivery.webhook_id).in_([w.id for w in webhooks]),
+                    col(WebhookDelivery.status) != DELIVERY_DROPPED,
                 )
             )
         ).all()
@@ -360,23 +437,15 @@ class WebhookStore:
         return result.first()
 
     async def deliveries(
-        self, webhook_id: str, *, limit: int, cursor: str | None
-    ) -> tuple[Sequence[WebhookDelivery], str | None]:
-        """A page of a webhook's deliveries, newest first."""
+        self, webhook_id: str, *, limit: int, after: Keyset | None = None
+    ) -> Sequence[WebhookDelivery]:
+        """At most ``limit`` of a webhook's deliveries, newest first, after the keyset ``after``."""
         query = select(WebhookDelivery).where(
             WebhookDelivery.tenant_id == self._tenant_id, WebhookDelivery.webhook_id == webhook_id
         )
-        query = query.order_by(col(WebhookDelivery.created_at).desc(), col(WebhookDelivery.id).desc())
-        if cursor is not None:
-            created_at, row_id = decode_cursor(cursor)
-            query = query.where(
-                or_(
-                    col(WebhookDelivery.created_at) < created_at,
-                    and_(col(WebhookDelivery.created_at) == created_at, col(WebhookDelivery.id) < row_id),
-                )
-            )
-        rows = (await self._session.exec(query.limit(limit + 1))).all()
-        return _page(rows, limit)
+        query = newest_first(query, col(WebhookDelivery.created_at), col(WebhookDelivery.id), after)
+        rows: Sequence[WebhookDelivery] = (await self._session.exec(query.limit(limit))).all()
+        return rows
 
     async def record_attempt(
         self,
@@ -416,10 +485,3 @@ class WebhookStore:
         row.last_error = row.last_error or (error[:2000] if error else None)
         row.updated_at = utcnow()
         self._session.add(row)
-
-
-def _page(rows: Sequence[Any], limit: int) -> tuple[Sequence[Any], str | None]:
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], encode_cursor(last.created_at, last.id)

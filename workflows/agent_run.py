@@ -15,8 +15,20 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, is_cancelled_exception
+from temporalio.common import (
+    Priority,
+    RetryPolicy,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+    is_cancelled_exception,
+)
 from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -63,6 +75,8 @@ PARALLEL_TOOLS = "parallel-tool-calls"
 """Patch id: runs started before it ran the tool calls of one model answer one by one."""
 CANCEL_IN_STEP = "cancel-in-step-cancels"
 """Patch id: runs started before it marked a run cancelled during a step as failed (and retryable)."""
+DELIVERY_START_IDEMPOTENT = "delivery-start-idempotent"
+"""Patch id: runs started before it failed when a delivery child of the same id already existed."""
 MAX_CONCURRENT_TOOL_CALLS = 8
 """Tool calls of one answer in flight at once (their thread appends contend for the thread's end)."""
 
@@ -466,6 +480,7 @@ class AgentRunWorkflow:
                         SearchAttributePair(RUN_KIND, "agent_run"),
                     ]
                 ),
+                priority=Priority(fairness_key=inp.tenant_id),
             )
         except ChildWorkflowError as exc:
             return ToolStepResult(content=f"error: the agent failed: {_error_of(exc)['message']}", is_error=True)
@@ -508,17 +523,33 @@ class AgentRunWorkflow:
         await self._deliver(request.tenant_id, result)
 
     async def _deliver(self, tenant_id: str, result: FinishRunResult | None) -> None:
-        """Start one durable delivery workflow per queued webhook delivery (they outlive this run)."""
-        for delivery_id in result.delivery_ids if result else []:
-            await workflow.start_child_workflow(
-                WebhookDeliveryWorkflow.run,
-                WebhookDeliveryInput(tenant_id=tenant_id, webhook_id="", delivery_id=delivery_id),
-                id=delivery_workflow_id(tenant_id, delivery_id),
-                parent_close_policy=ParentClosePolicy.ABANDON,
-                search_attributes=TypedSearchAttributes(
-                    [SearchAttributePair(TENANT_ID, tenant_id), SearchAttributePair(RUN_KIND, "webhook")]
-                ),
-            )
+        """Start one durable delivery workflow per queued webhook delivery (they outlive this run).
+
+        They run on the webhooks task queue the activity named, under the tenant's fairness key.
+        A delivery that already exists (the same event again, e.g. a turn that fails again after
+        a retry while the first delivery still retries) is not started twice: a no-op.
+        """
+        if result is None or not result.delivery_ids:
+            return
+        queue = result.webhooks_task_queue or workflow.info().task_queue
+        for delivery_id in result.delivery_ids:
+            try:
+                await workflow.start_child_workflow(
+                    WebhookDeliveryWorkflow.run,
+                    WebhookDeliveryInput(tenant_id=tenant_id, webhook_id="", delivery_id=delivery_id),
+                    id=delivery_workflow_id(tenant_id, delivery_id),
+                    task_queue=queue,
+                    parent_close_policy=ParentClosePolicy.ABANDON,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    search_attributes=TypedSearchAttributes(
+                        [SearchAttributePair(TENANT_ID, tenant_id), SearchAttributePair(RUN_KIND, "webhook")]
+                    ),
+                    priority=Priority(fairness_key=tenant_id),
+                )
+            except WorkflowAlreadyStartedError:
+                if not workflow.patched(DELIVERY_START_IDEMPOTENT):
+                    raise
+                workflow.logger.info("webhook delivery already started", extra={"delivery_id": delivery_id})
 
     async def _finish(
         self,

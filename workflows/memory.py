@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent_run import AgentRunActivities
@@ -58,6 +58,7 @@ class MemoryIngestWorkflow:
                 start_to_close_timeout=EMBED_TIMEOUT,
                 heartbeat_timeout=timedelta(seconds=60),
                 retry_policy=retry,
+                priority=Priority(fairness_key=inp.tenant_id),
             )
             embedded += result.embedded
         return MemoryIngestResult(embedded=embedded)
@@ -76,6 +77,7 @@ class MemoryExtractWorkflow:
             start_to_close_timeout=policies.LLM_TIMEOUT,
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=policies.LLM_RETRY,
+            priority=Priority(fairness_key=inp.tenant_id),
         )
         return ids
 
@@ -109,6 +111,7 @@ class MemoryConsolidationWorkflow:
                 shard,
                 start_to_close_timeout=CONSOLIDATE_TIMEOUT,
                 retry_policy=policies.DB_RETRY,
+                priority=Priority(fairness_key=tenant_id),  # a platform workflow: each shard is its tenant's
             )
             result.by_tenant[tenant_id] = counts
             result.subjects += counts["subjects"]

@@ -1,7 +1,9 @@
 """``WebhookDeliveryWorkflow``: deliver one event to one webhook, retrying with backoff.
 
 Started (one per webhook and event) with the id ``"{tenant_id}:webhook:{delivery_id}"``,
-usually as an abandoned child of the agent run that produced the event. The
+usually as an abandoned child of the agent run that produced the event, on the
+``webhooks`` task queue (its own workers, off the runs' path) under the tenant's
+fairness key, which its activities carry too. The
 ``webhooks.deliver`` activity is retried on 5xx, 408, 429 and network errors
 (1 s, 2 s, 4 s … up to 60 s, 8 attempts by default) and not retried on other
 4xx answers or refused URLs; when it gives up, the delivery is marked failed.
@@ -14,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -57,12 +59,14 @@ class WebhookDeliveryWorkflow:
             maximum_attempts=inp.max_attempts,
             non_retryable_error_types=[WEBHOOK_REJECTED, WEBHOOK_EGRESS_DENIED, WEBHOOK_GONE],
         )
+        fair = Priority(fairness_key=inp.tenant_id)
         try:
             outcome: DeliveryOutcome = await workflow.execute_activity_method(
                 WebhookActivities.deliver,
                 DeliverWebhookInput(inp.tenant_id, inp.webhook_id, inp.delivery_id),
                 start_to_close_timeout=DELIVER_TIMEOUT,
                 retry_policy=retry,
+                priority=fair,
             )
         except ActivityError as exc:
             message = _cause(exc)
@@ -71,6 +75,7 @@ class WebhookDeliveryWorkflow:
                 MarkDeliveryFailedInput(inp.tenant_id, inp.delivery_id, message),
                 start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
                 retry_policy=policies.DB_RETRY,
+                priority=fair,
             )
             raise ApplicationError(
                 f"webhook delivery failed: {message}", type=WEBHOOK_DELIVERY_FAILED, non_retryable=True

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlmodel import col, select
 
 from api.audit import audit
 from api.deps import Principal, SessionDep, require
-from api.problems import ProblemError, invalid_cursor
+from api.pagination import BySeq, Limit, NewestFirst
+from api.problems import ProblemError
 from api.schemas import AgentPublic, Page
+from api.version_schemas import AgentUpdate, AgentVersionPublic, AuthorPublic, FeedbackSummary
 from core.agents import AgentConfig
-from core.db.models import Agent, AgentVersion, TenantTool
-from core.db.repos import AgentRepository, CursorError
+from core.db.models import Agent, AgentVersion, TenantTool, utcnow
+from core.db.repos import AgentRepository, Author, Keyset
 from core.tools.builtin import BUILTIN_TOOL_NAMES
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
+AGENTS = NewestFirst("agents")
+VERSIONS = BySeq("agent-versions", lambda row: row[0].version)
+"""Version numbers; the list is newest first, so a cursor's version is an upper bound."""
 
 
 def agent_public(agent: Agent, version: AgentVersion) -> AgentPublic:
@@ -61,7 +68,7 @@ async def create_agent(
 ) -> AgentPublic:
     """Create an agent at version 1."""
     await _check_tools_exist(session, principal.tenant_id, body)
-    agent, version = await AgentRepository(session, principal.tenant_id).create(body)
+    agent, version = await AgentRepository(session, principal.tenant_id).create(body, _author(principal))
     audit(
         session,
         principal,
@@ -78,15 +85,12 @@ async def create_agent(
 async def list_agents(
     session: SessionDep,
     principal: Annotated[Principal, Depends(require("agents:read"))],
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    after: Annotated[Keyset | None, Depends(AGENTS.after)],
+    limit: Limit = 50,
 ) -> Page[AgentPublic]:
     """Agents of the caller's tenant, newest first."""
     repo = AgentRepository(session, principal.tenant_id)
-    try:
-        agents, next_cursor = await repo.list(limit=limit, cursor=cursor)
-    except CursorError as exc:
-        raise invalid_cursor(exc) from exc
+    agents, next_cursor = AGENTS.page(await repo.list(limit=limit + 1, after=after), limit)
     items = []
     for agent in agents:
         version = await repo.get_version(agent.id, agent.version)
@@ -99,10 +103,158 @@ async def list_agents(
 async def get_agent(
     agent_id: str, session: SessionDep, principal: Annotated[Principal, Depends(require("agents:read"))]
 ) -> AgentPublic:
-    """One agent at its current version."""
+    """One agent at its current version (archived agents stay readable)."""
     repo = AgentRepository(session, principal.tenant_id)
-    agent = await repo.get(agent_id)
-    version = await repo.get_version(agent_id, agent.version) if agent else None
-    if agent is None or version is None:
-        raise ProblemError(404, f"agent {agent_id} not found", slug="not-found")
+    agent = await _agent(repo, agent_id)
+    version = await repo.get_version(agent_id, agent.version)
+    if version is None:
+        raise _not_found(agent_id)
     return agent_public(agent, version)
+
+
+def _author(principal: Principal) -> Author:
+    return Author(kind="user", id=principal.subject_id)
+
+
+def _not_found(agent_id: str) -> ProblemError:
+    return ProblemError(404, f"agent {agent_id} not found", slug="not-found")
+
+
+async def _agent(repo: AgentRepository, agent_id: str, *, live: bool = False, lock: bool = False) -> Agent:
+    """The agent (archived too, unless ``live``: then an archived one answers 409)."""
+    agent = await repo.get_any(agent_id, lock=lock)
+    if agent is None:
+        raise _not_found(agent_id)
+    if live and agent.deleted_at is not None:
+        raise ProblemError(409, f"agent {agent_id} is archived", slug="agent-archived")
+    return agent
+
+
+@router.patch("/{agent_id}", response_model=AgentPublic)
+async def update_agent(
+    agent_id: str,
+    body: AgentUpdate,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("agents:write"))],
+) -> AgentPublic:
+    """A new immutable version from the current one and the fields given; current unless ``promote`` is false."""
+    repo = AgentRepository(session, principal.tenant_id)
+    agent = await _agent(repo, agent_id, live=True, lock=True)
+    current = await repo.get_version(agent_id, agent.version)
+    if current is None:
+        raise _not_found(agent_id)
+    changes = body.model_dump(exclude_unset=True, exclude={"promote"}, mode="json")
+    try:
+        config = AgentConfig.model_validate({**current.config, **changes})
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+    await _check_tools_exist(session, principal.tenant_id, config)
+    version = await repo.add_version(agent, config, _author(principal), promote=body.promote)
+    if body.promote:
+        agent.name = config.name
+    audit(
+        session,
+        principal,
+        action="agent.version_created",
+        target_type="agent",
+        target_id=agent.id,
+        data={"version": version.version, "promoted": body.promote, "fields": sorted(changes)},
+    )
+    await session.commit()
+    return agent_public(agent, version if body.promote else current)
+
+
+@router.delete("/{agent_id}", status_code=204, response_class=Response)
+async def archive_agent(
+    agent_id: str, session: SessionDep, principal: Annotated[Principal, Depends(require("agents:write"))]
+) -> Response:
+    """Archive: new runs answer 409; the agent, its versions, runs and threads stay readable."""
+    repo = AgentRepository(session, principal.tenant_id)
+    agent = await _agent(repo, agent_id, lock=True)
+    if agent.deleted_at is None:
+        agent.deleted_at = utcnow()
+        session.add(agent)
+        audit(session, principal, action="agent.archived", target_type="agent", target_id=agent.id)
+        await session.commit()
+    return Response(status_code=204)
+
+
+def version_public(agent: Agent, version: AgentVersion, n: int = 0, mean: float | None = None) -> AgentVersionPublic:
+    """The public view of one version, with its feedback summary."""
+    config = AgentConfig.model_validate(version.config)
+    return AgentVersionPublic(
+        version=version.version,
+        name=config.name,
+        instructions=config.instructions,
+        model=config.model,
+        tools=config.tools,
+        memory=config.memory,
+        double_texting=config.double_texting,
+        parallel_tool_calls=config.parallel_tool_calls,
+        created_at=version.created_at,
+        created_by=AuthorPublic(kind=version.created_by_kind, id=version.created_by_id),
+        current=version.version == agent.version,
+        feedback=FeedbackSummary(n=n or 0, mean=None if mean is None else float(mean)),
+    )
+
+
+@router.get("/{agent_id}/versions", response_model=Page[AgentVersionPublic])
+async def list_versions(
+    agent_id: str,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("agents:read"))],
+    after: Annotated[int | None, Depends(VERSIONS.after)],
+    limit: Limit = 50,
+) -> Page[AgentVersionPublic]:
+    """Versions newest first, each with ``current`` and its feedback ``{n, mean}``."""
+    repo = AgentRepository(session, principal.tenant_id)
+    agent = await _agent(repo, agent_id)
+    rows, next_cursor = VERSIONS.page(await repo.versions(agent_id, limit=limit + 1, before=after), limit)
+    return Page(items=[version_public(agent, v, n, mean) for v, n, mean in rows], next_cursor=next_cursor)
+
+
+async def _version_row(repo: AgentRepository, agent_id: str, version: int) -> tuple[AgentVersion, int, float | None]:
+    rows = await repo.versions(agent_id, limit=1, before=version + 1)
+    if not rows or rows[0][0].version != version:
+        raise ProblemError(404, f"agent {agent_id} has no version {version}", slug="not-found")
+    found, n, mean = rows[0]
+    return found, n, mean
+
+
+@router.get("/{agent_id}/versions/{version}", response_model=AgentVersionPublic)
+async def get_version(
+    agent_id: str,
+    version: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("agents:read"))],
+) -> AgentVersionPublic:
+    """One version of an agent."""
+    repo = AgentRepository(session, principal.tenant_id)
+    agent = await _agent(repo, agent_id)
+    return version_public(agent, *await _version_row(repo, agent_id, version))
+
+
+@router.post("/{agent_id}/versions/{version}/promote", response_model=AgentVersionPublic)
+async def promote_version(
+    agent_id: str,
+    version: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("agents:write"))],
+) -> AgentVersionPublic:
+    """Make ``version`` current (rollback = promote an older one); runs in flight keep theirs."""
+    repo = AgentRepository(session, principal.tenant_id)
+    agent = await _agent(repo, agent_id, live=True, lock=True)
+    found, n, mean = await _version_row(repo, agent_id, version)
+    previous = agent.version
+    repo.promote(agent, version)
+    agent.name = AgentConfig.model_validate(found.config).name
+    audit(
+        session,
+        principal,
+        action="agent.version_promoted",
+        target_type="agent",
+        target_id=agent.id,
+        data={"from": previous, "to": version},
+    )
+    await session.commit()
+    return version_public(agent, found, n, mean)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Response
 from sqlmodel import col, select
 
 from api.audit import audit
 from api.deps import Principal, SessionDep, StateDep, require
 from api.identity_schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
+from api.pagination import ByText, Limit
 from api.problems import ProblemError
 from api.schemas import Page
 from core.db.models import ApiKey, utcnow
@@ -17,6 +19,7 @@ from core.provisioning import issue_api_key
 from core.roles import may_grant
 
 router = APIRouter(prefix="/v1/api-keys", tags=["api-keys"])
+API_KEYS = ByText("api-keys", attrgetter("id"))
 
 
 def _public(key: ApiKey) -> ApiKeyPublic:
@@ -61,8 +64,8 @@ async def create_api_key(
 async def list_api_keys(
     session: SessionDep,
     principal: Annotated[Principal, Depends(require("keys:manage"))],
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=40)] = None,
+    after: Annotated[str | None, Depends(API_KEYS.after)],
+    limit: Limit = 50,
 ) -> Page[ApiKeyPublic]:
     """The tenant's live keys (prefix only)."""
     query = (
@@ -70,11 +73,10 @@ async def list_api_keys(
         .where(ApiKey.tenant_id == principal.tenant_id, col(ApiKey.revoked_at).is_(None))
         .order_by(col(ApiKey.id))
     )
-    if cursor:
-        query = query.where(ApiKey.id > cursor)
-    rows = (await session.exec(query.limit(limit + 1))).all()
-    more = len(rows) > limit
-    return Page(items=[_public(k) for k in rows[:limit]], next_cursor=rows[limit - 1].id if more else None)
+    if after is not None:
+        query = query.where(col(ApiKey.id) > after)
+    rows, next_cursor = API_KEYS.page((await session.exec(query.limit(limit + 1))).all(), limit)
+    return Page(items=[_public(k) for k in rows], next_cursor=next_cursor)
 
 
 @router.delete("/{key_id}", status_code=204, response_class=Response)

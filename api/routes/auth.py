@@ -31,7 +31,7 @@ _DUMMY_HASH = "$argon2id$v=19$m=19456,t=2,p=1$6YiF5YEKdHMo8vU4dvInEg$3hcxOMOX2eu
 
 def _pair(state: AppState, user: User, refresh_token: str) -> TokenPair:
     tenant = PLATFORM_TENANT if user.is_platform_admin else str(user.tenant_id)
-    access = state.jwt.issue(subject=user.id, tenant_id=tenant)
+    access = state.jwt.issue(subject=user.id, tenant_id=tenant, platform=user.is_platform_admin)
     return TokenPair(access_token=access, refresh_token=refresh_token, expires_in=state.jwt.ttl_s)
 
 

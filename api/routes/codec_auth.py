@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from api.deps import Principal, StateDep, get_principal, require
+from api.deps import Principal, StateDep, get_principal, principal_from_claims, require
 from api.problems import ProblemError
 from core.auth.jwt_keys import TokenError
 from core.roles import PLATFORM_TENANT
@@ -35,7 +35,7 @@ async def authorize_codec(request: Request, state: StateDep) -> None:
         claims = state.jwt.verify(cookie)
     except TokenError:
         raise ProblemError(401, "invalid codec session", slug="unauthorized") from None
-    if claims.get("tid") != PLATFORM_TENANT or claims.get("scope") != "codec":
+    if claims.get("scope") != "codec" or not (await principal_from_claims(state, claims)).is_platform_admin:
         raise ProblemError(401, "invalid codec session", slug="unauthorized")
 
 
@@ -47,7 +47,9 @@ async def open_codec_session(
     state: StateDep, principal: Annotated[Principal, Depends(require("platform:codec"))]
 ) -> Response:
     """Set the codec-session cookie that lets the Temporal UI decrypt payloads."""
-    token = state.jwt.issue(subject=principal.subject_id, tenant_id=PLATFORM_TENANT, extra={"scope": "codec"})
+    token = state.jwt.issue(
+        subject=principal.subject_id, tenant_id=PLATFORM_TENANT, platform=True, extra={"scope": "codec"}
+    )
     response = Response(status_code=204)
     response.set_cookie(
         COOKIE, token, max_age=state.jwt.ttl_s, httponly=True, samesite="lax", path="/codec", secure=False

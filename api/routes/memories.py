@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 from dataclasses import asdict
-from datetime import datetime
+from operator import itemgetter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response
@@ -24,8 +24,10 @@ from api.memory_schemas import (
     MemoryPublic,
     MemorySearchResult,
 )
-from api.problems import ProblemError, invalid_cursor
+from api.pagination import BySeq, Limit, NewestFirst
+from api.problems import ProblemError
 from api.schemas import Page
+from core.db.repos import Keyset
 from core.memory.context import ThreadContext
 from core.memory.embedders import EmbedderRejected, EmbedderUnavailable
 from core.memory.erasure import erase_subject
@@ -35,6 +37,8 @@ from core.threads import ThreadStore
 
 router = APIRouter(tags=["memory"])
 Subject = Annotated[str, Query(min_length=1, max_length=200, pattern=SUBJECT_PATTERN)]
+MEMORIES = NewestFirst("memories")
+COMPACTIONS = BySeq("thread-compactions", itemgetter("upto_seq"))
 
 
 def _public(row: Any) -> MemoryPublic:
@@ -121,29 +125,18 @@ async def search_memories(
     )
 
 
-def _cursor(value: str | None) -> tuple[datetime, str] | None:
-    if value is None:
-        return None
-    try:
-        created, memory_id = value.split("|", 1)
-        return datetime.fromisoformat(created), memory_id
-    except ValueError as exc:
-        raise invalid_cursor(exc) from exc
-
-
 @router.get("/v1/memories", response_model=Page[MemoryPublic])
 async def list_memories(
     state: StateDep,
     principal: Annotated[Principal, Depends(require("memory:read"))],
     subject: Subject,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    after: Annotated[Keyset | None, Depends(MEMORIES.after)],
+    limit: Limit = 50,
 ) -> Page[MemoryPublic]:
     """The subject's memories, newest first."""
-    rows = await state.memory.store.list(principal.tenant_id, subject, limit=limit + 1, before=_cursor(cursor))
-    items = [_public(r) for r in rows[:limit]]
-    last = rows[limit - 1] if len(rows) > limit else None
-    return Page(items=items, next_cursor=f"{last.created_at.isoformat()}|{last.id}" if last is not None else None)
+    found = await state.memory.store.list(principal.tenant_id, subject, limit=limit + 1, before=after)
+    rows, next_cursor = MEMORIES.page(found, limit)
+    return Page(items=[_public(r) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/v1/memories/{memory_id}", response_model=MemoryPublic)
@@ -195,10 +188,17 @@ async def erase_memories(
 
 @router.get("/v1/threads/{thread_id}/compactions", response_model=Page[CompactionPublic])
 async def thread_compactions(
-    thread_id: str, state: StateDep, principal: Annotated[Principal, Depends(require("runs:read"))]
+    thread_id: str,
+    state: StateDep,
+    principal: Annotated[Principal, Depends(require("runs:read"))],
+    after: Annotated[int | None, Depends(COMPACTIONS.after)],
+    limit: Limit = 50,
 ) -> Page[CompactionPublic]:
-    """Where the thread was compacted to fit its agent's context budget, with the summaries used."""
+    """Where the thread was compacted to fit its agent's context budget, with the summaries used, oldest first."""
     if not await ThreadStore(state.engine).rows(principal.tenant_id, thread_id, limit=1):
         raise ProblemError(404, f"thread {thread_id} not found", slug="not-found")
-    rows = await ThreadContext(state.engine).compactions(principal.tenant_id, thread_id)
-    return Page(items=[CompactionPublic.model_validate(r) for r in rows])
+    found = await ThreadContext(state.engine).compactions(
+        principal.tenant_id, thread_id, limit=limit + 1, after_seq=after
+    )
+    rows, next_cursor = COMPACTIONS.page(found, limit)
+    return Page(items=[CompactionPublic.model_validate(r) for r in rows], next_cursor=next_cursor)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from operator import attrgetter
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query
@@ -16,6 +17,7 @@ from temporalio.client import RPCError, RPCStatusCode, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from api.deps import Principal, SessionDep, StateDep, require
+from api.pagination import BySeq, Limit
 from api.problems import ProblemError
 from api.routes.runs import FINAL_STATUSES, run_public
 from api.schemas import Page
@@ -27,6 +29,7 @@ from core.validation import CleanModel
 from workflows.agent_run import AgentRunWorkflow
 
 router = APIRouter(tags=["runs"])
+THREAD_MESSAGES = BySeq("thread-messages", attrgetter("seq"))
 T = TypeVar("T")
 
 
@@ -185,17 +188,16 @@ async def thread_messages(
     thread_id: str,
     state: StateDep,
     principal: Annotated[Principal, Depends(require("runs:read"))],
-    limit: Annotated[int, Query(ge=1, le=200)] = 100,
-    cursor: Annotated[str | None, Query(pattern=r"^\d{1,9}$")] = None,
+    after: Annotated[int | None, Depends(THREAD_MESSAGES.after)],
+    limit: Limit = 100,
 ) -> Page[ThreadMessagePublic]:
     """The messages of a thread in order (user, assistant and tool messages)."""
-    rows = await ThreadStore(state.engine).rows(
-        principal.tenant_id, thread_id, limit=limit + 1, after_seq=int(cursor or 0)
-    )
-    if not rows and cursor is None:
+    found = await ThreadStore(state.engine).rows(principal.tenant_id, thread_id, limit=limit + 1, after_seq=after or 0)
+    if not found and after is None:
         raise ProblemError(404, f"thread {thread_id} not found", slug="not-found")
-    items = [ThreadMessagePublic.model_validate(r, from_attributes=True) for r in rows[:limit]]
-    return Page(items=items, next_cursor=str(rows[limit - 1].seq) if len(rows) > limit else None)
+    rows, next_cursor = THREAD_MESSAGES.page(found, limit)
+    items = [ThreadMessagePublic.model_validate(r, from_attributes=True) for r in rows]
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/v1/usage", response_model=UsagePublic)

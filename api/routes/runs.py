@@ -16,12 +16,13 @@ from temporalio.common import Priority, SearchAttributePair, TypedSearchAttribut
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.deps import Principal, SessionDep, StateDep, require, tenant_quotas, too_many_requests
-from api.problems import ProblemError, invalid_cursor
+from api.pagination import Limit, NewestFirst
+from api.problems import ProblemError
 from api.schemas import Page, RunCreate, RunPublic, StepPublic, TemporalLink, UsagePublic
 from api.state import AppState
 from core.contracts.agent_run import AgentRunInput
 from core.db.models import Run, RunStep
-from core.db.repos import AgentRepository, CursorError, RunRepository
+from core.db.repos import AgentRepository, Keyset, RunRepository
 from core.events import FINAL_EVENTS
 from core.ids import AGENT_ID, RUN_KIND, TENANT_ID, new_id, run_workflow_id
 from core.quotas import QuotaExceededError, check_run_quotas
@@ -32,6 +33,7 @@ log = structlog.get_logger(__name__)
 router = APIRouter(tags=["runs"])
 RUN_STATUSES = ("queued", "running", "waiting_approval", "completed", "failed", "cancelled")
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+RUNS = NewestFirst("runs")
 
 
 def run_public(state: AppState, run: Run, steps: Sequence[RunStep]) -> RunPublic:
@@ -123,9 +125,11 @@ async def start_run(
         existing = await runs.by_idempotency_key(idempotency_key)
         if existing is not None:
             return await _accepted(state, runs, existing)
-    agent = await AgentRepository(session, tenant).get(agent_id)
+    agent = await AgentRepository(session, tenant).get_any(agent_id)
     if agent is None:
         raise ProblemError(404, f"agent {agent_id} not found", slug="not-found")
+    if agent.deleted_at is not None:
+        raise ProblemError(409, f"agent {agent_id} is archived: it starts no new runs", slug="agent-archived")
     try:
         await check_run_quotas(session, tenant, await tenant_quotas(state, tenant))
     except QuotaExceededError as exc:
@@ -172,35 +176,42 @@ async def _accepted(state: AppState, runs: RunRepository, run: Run) -> JSONRespo
 async def get_run(
     run_id: str,
     state: StateDep,
-    session: SessionDep,
     principal: Annotated[Principal, Depends(require("runs:read"))],
     wait_s: Annotated[
         float, Query(ge=0, le=60, description="Wait up to this long for the run to reach a final status.")
     ] = 0,
 ) -> JSONResponse:
-    """A run with its steps, from the read projection; ``wait_s`` long-polls for the final status."""
-    runs = RunRepository(session, principal.tenant_id)
-    run = await runs.get(run_id)
-    if run is None:
-        raise ProblemError(404, f"run {run_id} not found", slug="not-found")
-    if wait_s > 0 and run.status not in FINAL_STATUSES and await _wait_final(state, run, wait_s):
-        await session.refresh(run)
-    body = run_public(state, run, await runs.steps(run.id))
+    """A run with its steps, from the read projection; ``wait_s`` long-polls for the final status.
+
+    The database is read in short sessions: a long-poll waits on the event hub holding no
+    pooled connection, so waiting clients cannot exhaust the pool.
+    """
+    body = await _read_run(state, principal.tenant_id, run_id)
+    if (
+        wait_s > 0
+        and body.status not in FINAL_STATUSES
+        and await _wait_final(state, principal.tenant_id, run_id, wait_s)
+    ):
+        body = await _read_run(state, principal.tenant_id, run_id)
     return JSONResponse(body.model_dump(mode="json"))
 
 
-async def _wait_final(state: AppState, run: Run, wait_s: float) -> bool:
-    """Block on the run's event stream until a final event or ``wait_s``; whether one came."""
+async def _read_run(state: AppState, tenant_id: str, run_id: str) -> RunPublic:
+    async with state.sessions() as session:
+        runs = RunRepository(session, tenant_id)
+        run = await runs.get(run_id)
+        if run is None:
+            raise ProblemError(404, f"run {run_id} not found", slug="not-found")
+        return run_public(state, run, await runs.steps(run.id))
+
+
+async def _wait_final(state: AppState, tenant_id: str, run_id: str, wait_s: float) -> bool:
+    """Follow the run's events (through the process's one event reader) until a final event or ``wait_s``."""
     deadline = time.monotonic() + wait_s
-    after = "0"
-    while (remaining := deadline - time.monotonic()) > 0:
-        events = await state.events.read(
-            run.tenant_id, run.id, after=after, block_ms=max(1, int(min(remaining, 2.0) * 1000))
-        )
-        if any(e.type in FINAL_EVENTS for e in events):
-            return True
-        if events:
-            after = events[-1].id
+    with state.event_hub.subscribe(tenant_id, run_id) as subscription:
+        while (remaining := deadline - time.monotonic()) > 0:
+            if any(e.type in FINAL_EVENTS for e in await subscription.next(remaining)):
+                return True
     return False
 
 
@@ -209,17 +220,16 @@ async def list_runs(
     state: StateDep,
     session: SessionDep,
     principal: Annotated[Principal, Depends(require("runs:read"))],
+    after: Annotated[Keyset | None, Depends(RUNS.after)],
     agent_id: Annotated[str | None, Query(max_length=40)] = None,
     status: Annotated[str | None, Query(pattern="^(" + "|".join(RUN_STATUSES) + ")$")] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Limit = 50,
 ) -> Page[RunPublic]:
     """Runs of the caller's tenant, newest first."""
-    runs = RunRepository(session, principal.tenant_id)
-    try:
-        page, next_cursor = await runs.list(limit=limit, cursor=cursor, agent_id=agent_id, status=status)
-    except CursorError as exc:
-        raise invalid_cursor(exc) from exc
+    found = await RunRepository(session, principal.tenant_id).list(
+        limit=limit + 1, after=after, agent_id=agent_id, status=status
+    )
+    page, next_cursor = RUNS.page(found, limit)
     steps_by_run: dict[str, list[RunStep]] = {r.id: [] for r in page}
     if page:
         rows = await session.exec(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response
@@ -9,11 +10,13 @@ from fastapi import APIRouter, Depends, Path, Response
 from api.audit import audit
 from api.deps import Principal, SessionDep, StateDep, require
 from api.identity_schemas import SecretCreate, SecretPublic
+from api.pagination import ByText, Limit
 from api.problems import ProblemError
 from api.schemas import Page
 from core.secrets import SecretStore
 
 router = APIRouter(prefix="/v1/secrets", tags=["secrets"])
+SECRETS = ByText("secrets", attrgetter("name"))
 
 
 def _public(name: str, created_at: object, updated_at: object) -> SecretPublic:
@@ -42,11 +45,16 @@ async def put_secret(
 
 @router.get("", response_model=Page[SecretPublic])
 async def list_secrets(
-    state: StateDep, session: SessionDep, principal: Annotated[Principal, Depends(require("secrets:read"))]
+    state: StateDep,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("secrets:read"))],
+    after: Annotated[str | None, Depends(SECRETS.after)],
+    limit: Limit = 50,
 ) -> Page[SecretPublic]:
-    """Names and dates of the tenant's secrets."""
-    rows = await SecretStore(session, principal.tenant_id, state.keyring).list()
-    return Page(items=[_public(r.name, r.created_at, r.updated_at) for r in rows])
+    """Names and dates of the tenant's secrets, by name."""
+    found = await SecretStore(session, principal.tenant_id, state.keyring).list(limit=limit + 1, after=after)
+    rows, next_cursor = SECRETS.page(found, limit)
+    return Page(items=[_public(r.name, r.created_at, r.updated_at) for r in rows], next_cursor=next_cursor)
 
 
 @router.delete("/{name}", status_code=204, response_class=Response)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
 
 from api.audit import audit
 from api.deps import Principal, SessionDep, StateDep, require
-from api.identity_schemas import TenantCreate, TenantPublic, TenantUpdate
+from api.identity_schemas import TenantCreate, TenantOwnerSet, TenantPublic, TenantUpdate, UserPublic
 from api.problems import ProblemError
+from api.routes.users import user_public
 from core.db.models import Tenant, User, utcnow
 from core.ids import new_id
 from core.security import hash_password
@@ -109,3 +111,44 @@ async def update_tenant(
     await session.commit()
     state.principals.clear()
     return tenant_public(tenant)
+
+
+def _email_taken() -> ProblemError:
+    return ProblemError(
+        409, "this email belongs to another account", slug="conflict", errors=[{"field": "email", "message": "taken"}]
+    )
+
+
+@router.post("/{tenant_id}/owners", status_code=201, response_model=UserPublic, responses={200: {"model": UserPublic}})
+async def set_owner(
+    tenant_id: str,
+    body: TenantOwnerSet,
+    response: Response,
+    state: StateDep,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(require("platform:tenants"))],
+) -> UserPublic:
+    """Give a tenant an owner: a new user (201), or the tenant's user with this email made owner
+    with a new password and every earlier session revoked (200). The way back into a locked-out tenant."""
+    tenant = await _visible_tenant(session, principal, tenant_id)
+    email = body.email.lower()
+    user = (await session.exec(select(User).where(User.email == email))).first()
+    if user is not None and user.tenant_id != tenant.id:
+        raise _email_taken()
+    if user is None:
+        user = User(id=new_id("usr"), tenant_id=tenant.id, email=email, password_hash="", role="owner")
+        action = "owner.added"
+    else:
+        await state.refresh_tokens.revoke_user(session, user.id)
+        response.status_code = 200
+        action = "owner.reset"
+    user.password_hash, user.role = hash_password(body.password), "owner"
+    session.add(user)
+    audit(session, principal, tenant_id=tenant.id, action=action, target_type="user", target_id=user.id)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise _email_taken() from None
+    state.principals.clear()
+    return user_public(user)

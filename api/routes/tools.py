@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import base64
+from operator import attrgetter
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Response
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from api.audit import audit
 from api.deps import Principal, SessionDep, require
+from api.pagination import ByText, Limit
 from api.problems import ProblemError
 from api.schemas import Page
 from api.tool_schemas import ToolCreate, ToolPublic
-from core.crypto import decode_base64
 from core.db.models import TenantTool
 from core.ids import new_id
 from core.tools.base import Tool
@@ -25,6 +25,7 @@ from core.tools.http_request import HttpRequestTool
 router = APIRouter(prefix="/v1/tools", tags=["tools"])
 
 ToolName = Annotated[str, Path(min_length=1, max_length=64)]
+TOOLS = ByText("tools", attrgetter("name"))
 
 
 def _builtin_public() -> list[ToolPublic]:
@@ -64,22 +65,6 @@ def _public(row: TenantTool) -> ToolPublic:
         timeout_s=row.timeout_s,
         created_at=row.created_at,
     )
-
-
-def _encode(name: str) -> str:
-    return base64.urlsafe_b64encode(name.encode()).decode()
-
-
-def _decode(cursor: str) -> str:
-    try:
-        name = decode_base64(cursor).decode()
-    except (ValueError, UnicodeDecodeError):
-        name = ""
-    if not name:
-        raise ProblemError(
-            422, "malformed cursor", slug="validation-error", errors=[{"field": "cursor", "message": "malformed"}]
-        )
-    return name
 
 
 async def _get(session: SessionDep, tenant_id: str, name: str) -> TenantTool | None:
@@ -132,21 +117,18 @@ async def create_tool(
 async def list_tools(
     session: SessionDep,
     principal: Annotated[Principal, Depends(require("tools:read"))],
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    after: Annotated[str | None, Depends(TOOLS.after)],
+    limit: Limit = 50,
 ) -> Page[ToolPublic]:
     """Built-in tools (``builtin: true``) and the tenant's tools, by name."""
-    after = _decode(cursor) if cursor else None
     query = select(TenantTool).where(TenantTool.tenant_id == principal.tenant_id)
     if after is not None:
         query = query.where(col(TenantTool.name) > after)
     rows = (await session.exec(query.order_by(col(TenantTool.name)).limit(limit + 1))).all()
     builtins = [t for t in _builtin_public() if after is None or t.name > after]
     merged = sorted([*builtins, *(_public(r) for r in rows)], key=lambda t: t.name)
-    if len(merged) <= limit:
-        return Page(items=merged)
-    page = merged[:limit]
-    return Page(items=page, next_cursor=_encode(page[-1].name))
+    items, next_cursor = TOOLS.page(merged, limit)
+    return Page(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{name}", response_model=ToolPublic)

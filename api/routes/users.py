@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Response
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -12,6 +13,7 @@ from sqlmodel import col, select
 from api.audit import audit
 from api.deps import Principal, SessionDep, StateDep, require
 from api.identity_schemas import UserCreate, UserPublic, UserUpdate
+from api.pagination import ByText, Limit
 from api.problems import ProblemError
 from api.schemas import Page
 from core.db.models import ApiKey, User, utcnow
@@ -20,15 +22,33 @@ from core.roles import may_grant
 from core.security import hash_password
 
 router = APIRouter(prefix="/v1/users", tags=["users"])
+USERS = ByText("users", attrgetter("id"))
 
 
-def _public(user: User) -> UserPublic:
+def user_public(user: User) -> UserPublic:
+    """Public view of a user."""
     return UserPublic(id=user.id, email=user.email, role=user.role, created_at=user.created_at)
 
 
 def _forbid_escalation(principal: Principal, role: str) -> None:
     if not may_grant(principal.role, role):
         raise ProblemError(403, f"role {principal.role!r} cannot grant {role!r}", slug="forbidden")
+
+
+async def _keep_an_owner(session: SessionDep, user: User, *, new_role: str | None) -> None:
+    """409 when removing ``user`` (or giving them ``new_role``) would leave the tenant without an owner.
+
+    The tenant's owner rows are locked first, so two concurrent removals cannot both pass.
+    """
+    if user.role != "owner" or new_role == "owner":
+        return
+    owners = select(User.id).where(User.tenant_id == user.tenant_id, User.role == "owner").with_for_update()
+    if len((await session.exec(owners)).all()) <= 1:
+        raise ProblemError(
+            409,
+            "this is the tenant's last owner: add another owner first (a tenant without an owner cannot be managed)",
+            slug="last-owner",
+        )
 
 
 async def _member(session: SessionDep, principal: Principal, user_id: str) -> User:
@@ -67,23 +87,22 @@ async def create_user(
         raise ProblemError(
             409, "a user with this email exists", slug="conflict", errors=[{"field": "email", "message": "taken"}]
         ) from None
-    return _public(user)
+    return user_public(user)
 
 
 @router.get("", response_model=Page[UserPublic])
 async def list_users(
     session: SessionDep,
     principal: Annotated[Principal, Depends(require("users:read"))],
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=40)] = None,
+    after: Annotated[str | None, Depends(USERS.after)],
+    limit: Limit = 50,
 ) -> Page[UserPublic]:
     """Users of the caller's tenant, by id."""
     query = select(User).where(User.tenant_id == principal.tenant_id).order_by(col(User.id))
-    if cursor:
-        query = query.where(User.id > cursor)
-    rows = (await session.exec(query.limit(limit + 1))).all()
-    more = len(rows) > limit
-    return Page(items=[_public(u) for u in rows[:limit]], next_cursor=rows[limit - 1].id if more else None)
+    if after is not None:
+        query = query.where(col(User.id) > after)
+    rows, next_cursor = USERS.page((await session.exec(query.limit(limit + 1))).all(), limit)
+    return Page(items=[user_public(u) for u in rows], next_cursor=next_cursor)
 
 
 @router.patch("/{user_id}", response_model=UserPublic)
@@ -98,6 +117,7 @@ async def update_user(
     user = await _member(session, principal, user_id)
     _forbid_escalation(principal, user.role)
     _forbid_escalation(principal, body.role)
+    await _keep_an_owner(session, user, new_role=body.role)
     previous, user.role = user.role, body.role
     session.add(user)
     await state.refresh_tokens.revoke_user(session, user.id)
@@ -111,7 +131,7 @@ async def update_user(
     )
     await session.commit()
     state.principals.clear()
-    return _public(user)
+    return user_public(user)
 
 
 @router.delete("/{user_id}", status_code=204, response_class=Response)
@@ -126,6 +146,7 @@ async def delete_user(
     _forbid_escalation(principal, user.role)
     if user.id == principal.subject_id:
         raise ProblemError(409, "you cannot delete yourself", slug="conflict")
+    await _keep_an_owner(session, user, new_role=None)
     await state.refresh_tokens.forget_user(session, user.id)
     await session.exec(update(ApiKey).where(col(ApiKey.user_id) == user.id).values(user_id=None, revoked_at=utcnow()))
     audit(

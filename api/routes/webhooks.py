@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Response
 
 from api.audit import audit
 from api.deps import Principal, SessionDep, StateDep, require
-from api.problems import ProblemError, invalid_cursor
+from api.pagination import Limit, NewestFirst
+from api.problems import ProblemError
 from api.schemas import Page
 from api.tool_schemas import DeliveryPublic, WebhookCreate, WebhookCreated, WebhookPublic
 from core.db.models import Webhook, WebhookDelivery
-from core.db.repos import CursorError
-from core.webhooks import WebhookStore
+from core.db.repos import Keyset
+from core.webhooks import WebhookLimitReached, WebhookStore
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 WebhookId = Annotated[str, Path(min_length=1, max_length=40)]
-Limit = Annotated[int, Query(ge=1, le=200)]
-Cursor = Annotated[str | None, Query(max_length=200)]
 Manage = Annotated[Principal, Depends(require("webhooks:manage"))]
+WEBHOOKS = NewestFirst("webhooks")
+DELIVERIES = NewestFirst("deliveries")
 
 
 def _public(row: Webhook) -> WebhookPublic:
@@ -52,8 +53,13 @@ async def create_webhook(
     """Subscribe a URL to run events; the answer holds the signing secret, shown only this once.
 
     The URL's address is checked against the egress policy when each delivery is made.
+    A tenant may have ``AIMPACT_WEBHOOKS_PER_TENANT`` live webhooks; one more answers 409.
     """
-    row, secret = await WebhookStore(session, principal.tenant_id, state.keyring).create(body.url, body.events)
+    store = WebhookStore(session, principal.tenant_id, state.keyring)
+    try:
+        row, secret = await store.create(body.url, body.events, limit=state.settings.webhooks_per_tenant)
+    except WebhookLimitReached as exc:
+        raise ProblemError(409, f"{exc} (AIMPACT_WEBHOOKS_PER_TENANT={exc.limit})", slug="webhook-limit") from None
     audit(
         session,
         principal,
@@ -68,13 +74,14 @@ async def create_webhook(
 
 @router.get("", response_model=Page[WebhookPublic])
 async def list_webhooks(
-    session: SessionDep, principal: Manage, limit: Limit = 50, cursor: Cursor = None
+    session: SessionDep,
+    principal: Manage,
+    after: Annotated[Keyset | None, Depends(WEBHOOKS.after)],
+    limit: Limit = 50,
 ) -> Page[WebhookPublic]:
     """The tenant's webhooks, newest first (without secrets)."""
-    try:
-        rows, next_cursor = await WebhookStore(session, principal.tenant_id).list(limit=limit, cursor=cursor)
-    except CursorError as exc:
-        raise invalid_cursor(exc) from None
+    found = await WebhookStore(session, principal.tenant_id).list(limit=limit + 1, after=after)
+    rows, next_cursor = WEBHOOKS.page(found, limit)
     return Page(items=[_public(r) for r in rows], next_cursor=next_cursor)
 
 
@@ -105,14 +112,16 @@ async def delete_webhook(webhook_id: WebhookId, session: SessionDep, principal: 
 
 @router.get("/{webhook_id}/deliveries", response_model=Page[DeliveryPublic])
 async def list_deliveries(
-    webhook_id: WebhookId, session: SessionDep, principal: Manage, limit: Limit = 50, cursor: Cursor = None
+    webhook_id: WebhookId,
+    session: SessionDep,
+    principal: Manage,
+    after: Annotated[Keyset | None, Depends(DELIVERIES.after)],
+    limit: Limit = 50,
 ) -> Page[DeliveryPublic]:
     """The webhook's delivery log, newest first: status, attempts, last status code and error."""
     store = WebhookStore(session, principal.tenant_id)
     if await store.get(webhook_id) is None:
         raise _not_found(webhook_id)
-    try:
-        rows, next_cursor = await store.deliveries(webhook_id, limit=limit, cursor=cursor)
-    except CursorError as exc:
-        raise invalid_cursor(exc) from None
+    found = await store.deliveries(webhook_id, limit=limit + 1, after=after)
+    rows, next_cursor = DELIVERIES.page(found, limit)
     return Page(items=[_delivery(r) for r in rows], next_cursor=next_cursor)

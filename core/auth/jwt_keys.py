@@ -1,7 +1,8 @@
 """JWT signing and verification with pinned algorithms, key ids and rotation.
 
 HS256 with ``AIMPACT_JWT_SECRET`` by default (earlier secrets in
-``AIMPACT_JWT_PREVIOUS_SECRETS`` still verify). With
+``AIMPACT_JWT_PREVIOUS_SECRETS`` still verify; in dev, unset, the secret generated under
+``AIMPACT_HOME``). With
 ``AIMPACT_JWT_SIGNING_KEYS`` set, Ed25519 (EdDSA) or RSA (RS256) private keys
 sign instead, and their public halves are published at
 ``/.well-known/jwks.json``. Every token carries a ``kid``; verification looks
@@ -44,8 +45,13 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def hs_kid(secret: str) -> str:
+    """The ``kid`` of an HS256 secret (a digest prefix: it names the key without revealing it)."""
+    return "hs-" + hashlib.sha256(secret.encode()).hexdigest()[:12]
+
+
 def _hs_key(secret: str) -> _Key:
-    kid = "hs-" + hashlib.sha256(secret.encode()).hexdigest()[:12]
+    kid = hs_kid(secret)
     return _Key(kid=kid, algorithm="HS256", signing=secret, verifying=secret, public_jwk=None)
 
 
@@ -94,8 +100,7 @@ class JwtService:
         if settings.jwt_signing_keys:
             keys = [_asymmetric_key(kid, pem) for kid, pem in parse_signing_keys(settings.jwt_signing_keys)]
         else:
-            secrets_ = [settings.jwt_secret, *settings.jwt_previous_secrets]
-            keys = [_hs_key(s.get_secret_value()) for s in secrets_]
+            keys = [_hs_key(secret) for secret in settings.jwt_secrets]
         if not keys:
             raise ValueError("no JWT signing key configured")
         self._active = keys[0]
@@ -106,8 +111,10 @@ class JwtService:
         """Lifetime of access tokens."""
         return self._ttl_s
 
-    def issue(self, *, subject: str, tenant_id: str, extra: dict[str, Any] | None = None) -> str:
-        """A signed access token for ``subject`` in ``tenant_id``."""
+    def issue(
+        self, *, subject: str, tenant_id: str, platform: bool = False, extra: dict[str, Any] | None = None
+    ) -> str:
+        """A signed access token for ``subject`` in ``tenant_id`` (``plat``: a platform administrator)."""
         now = int(time.time())
         claims = {
             "iss": self._issuer,
@@ -117,6 +124,7 @@ class JwtService:
             "exp": now + self._ttl_s,
             "sub": subject,
             "tid": tenant_id,
+            "plat": platform,
             "jti": uuid.uuid4().hex,
             **(extra or {}),
         }

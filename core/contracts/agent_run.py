@@ -222,9 +222,11 @@ class FinishRunInput:
 
 @dataclass
 class FinishRunResult:
-    """Webhook deliveries to start for the event this finish produced."""
+    """Webhook deliveries to start for the event this finish produced, and the task queue they run on."""
 
     delivery_ids: list[str] = field(default_factory=list)
+    webhooks_task_queue: str = ""
+    """``""`` (results recorded before deliveries had their own queue): the run's own task queue."""
 
 
 @dataclass

@@ -89,6 +89,28 @@ class AgentVersion(SQLModel, table=True):
     agent_id: str = Field(foreign_key="agent.id", max_length=40)
     version: int
     config: dict[str, Any] = Field(sa_column=Column(JsonType, nullable=False))
+    created_by_kind: str = Field(default="user", max_length=16)
+    """``user`` (a person or an API key), ``optimizer`` or ``recommendation``."""
+    created_by_id: str = Field(default="", max_length=40)
+    created_at: datetime = _ts(nullable=False)
+
+
+class RunFeedback(SQLModel, table=True):
+    """A score given to a finished run, attributed to the agent version that produced it."""
+
+    __tablename__ = "run_feedback"
+    __table_args__ = (Index("ix_run_feedback_tenant_agent_version", "tenant_id", "agent_id", "agent_version"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
+    run_id: str = Field(foreign_key="run.id", index=True, max_length=40)
+    agent_id: str = Field(max_length=40)
+    agent_version: int
+    score: float
+    label: str | None = Field(default=None, max_length=100)
+    comment: str | None = Field(default=None, max_length=4000)
+    created_by_kind: str = Field(max_length=16)
+    created_by_id: str = Field(max_length=40)
     created_at: datetime = _ts(nullable=False)
 
 
@@ -265,7 +287,7 @@ class ThreadMessage(SQLModel, table=True):
 
     __tablename__ = "thread_message"
     __table_args__ = (
-        UniqueConstraint("thread_id", "seq"),
+        UniqueConstraint("tenant_id", "thread_id", "seq", name="uq_thread_message_tenant_thread_seq"),
         Index("ix_thread_message_tenant_thread", "tenant_id", "thread_id"),
         Index("ix_thread_message_tenant_subject", "tenant_id", "subject"),
     )
@@ -335,7 +357,9 @@ class ThreadCompaction(SQLModel, table=True):
     """A summary that replaced a thread's older messages in the prompt (the messages stay stored)."""
 
     __tablename__ = "thread_compaction"
-    __table_args__ = (UniqueConstraint("thread_id", "upto_seq"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "thread_id", "upto_seq", name="uq_thread_compaction_tenant_thread_upto"),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
     tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)

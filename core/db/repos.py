@@ -2,37 +2,43 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.agents import AgentConfig
-from core.db.models import Agent, AgentVersion, ApiKey, Run, RunStep, utcnow
+from core.db.models import Agent, AgentVersion, ApiKey, Run, RunFeedback, RunStep, utcnow
 from core.ids import new_id
 
-
-class CursorError(ValueError):
-    """A pagination cursor that this server did not issue."""
-
-
-def encode_cursor(created_at: datetime, row_id: str) -> str:
-    """Opaque cursor pointing after ``(created_at, row_id)``."""
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{row_id}".encode()).decode()
+Keyset = tuple[datetime, str]
+"""``(created_at, id)`` of the last row of a page: the next page starts after it."""
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """Inverse of :func:`encode_cursor`; ``CursorError`` if malformed."""
-    try:
-        created, row_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), row_id
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CursorError("malformed cursor") from exc
+@dataclass(frozen=True)
+class Author:
+    """Who made a version or gave feedback: ``user`` (a person or API key), ``optimizer``, ``recommendation``."""
+
+    kind: str
+    id: str
+
+
+SYSTEM = Author(kind="user", id="")
+"""The author of versions the platform writes itself (first-boot seed)."""
+
+
+def newest_first(query: Any, created_at: Any, row_id: Any, after: Keyset | None) -> Any:
+    """``query`` sorted by ``(created_at, row_id)`` descending, starting after the keyset ``after``."""
+    query = query.order_by(created_at.desc(), row_id.desc())
+    if after is None:
+        return query
+    moment, last_id = after
+    return query.where(or_(created_at < moment, and_(created_at == moment, row_id < last_id)))
 
 
 class _TenantScoped:
@@ -46,11 +52,16 @@ class _TenantScoped:
 class AgentRepository(_TenantScoped):
     """Agents and their versions of one tenant."""
 
-    async def create(self, config: AgentConfig) -> tuple[Agent, AgentVersion]:
+    async def create(self, config: AgentConfig, created_by: Author = SYSTEM) -> tuple[Agent, AgentVersion]:
         """Create an agent at version 1."""
         agent = Agent(id=new_id("agt"), tenant_id=self.tenant_id, name=config.name, version=1)
         version = AgentVersion(
-            tenant_id=self.tenant_id, agent_id=agent.id, version=1, config=config.model_dump(mode="json")
+            tenant_id=self.tenant_id,
+            agent_id=agent.id,
+            version=1,
+            config=config.model_dump(mode="json"),
+            created_by_kind=created_by.kind,
+            created_by_id=created_by.id,
         )
         self.session.add(agent)
         await self.session.flush()
@@ -67,6 +78,62 @@ class AgentRepository(_TenantScoped):
         )
         return result.first()
 
+    async def get_any(self, agent_id: str, *, lock: bool = False) -> Agent | None:
+        """The agent ``agent_id`` of this tenant, archived or not (``lock``: FOR UPDATE)."""
+        query = select(Agent).where(Agent.id == agent_id, Agent.tenant_id == self.tenant_id)
+        result = await self.session.exec(query.with_for_update() if lock else query)
+        return result.first()
+
+    async def add_version(
+        self, agent: Agent, config: AgentConfig, created_by: Author, *, promote: bool
+    ) -> AgentVersion:
+        """A new immutable version after the latest (the agent row must be locked); current if ``promote``."""
+        latest = await self.session.exec(
+            select(func.max(AgentVersion.version)).where(
+                AgentVersion.agent_id == agent.id, AgentVersion.tenant_id == self.tenant_id
+            )
+        )
+        version = AgentVersion(
+            tenant_id=self.tenant_id,
+            agent_id=agent.id,
+            version=(latest.one() or 0) + 1,
+            config=config.model_dump(mode="json"),
+            created_by_kind=created_by.kind,
+            created_by_id=created_by.id,
+        )
+        self.session.add(version)
+        if promote:
+            self.promote(agent, version.version)
+        return version
+
+    def promote(self, agent: Agent, version: int) -> None:
+        """Make ``version`` the one new runs use; the caller commits."""
+        agent.version, agent.updated_at = version, utcnow()
+        self.session.add(agent)
+
+    async def versions(self, agent_id: str, *, limit: int, before: int | None = None) -> Sequence[Any]:
+        """Versions newest first, each with its feedback count and mean (``n``, ``mean``)."""
+        scores = (
+            select(
+                RunFeedback.agent_version,
+                func.count().label("n"),
+                func.avg(RunFeedback.score).label("mean"),
+            )
+            .where(RunFeedback.tenant_id == self.tenant_id, RunFeedback.agent_id == agent_id)
+            .group_by(col(RunFeedback.agent_version))
+            .subquery()
+        )
+        query = (
+            select(AgentVersion, scores.c.n, scores.c.mean)
+            .outerjoin(scores, scores.c.agent_version == AgentVersion.version)
+            .where(AgentVersion.agent_id == agent_id, AgentVersion.tenant_id == self.tenant_id)
+            .order_by(col(AgentVersion.version).desc())
+        )
+        if before is not None:
+            query = query.where(AgentVersion.version < before)
+        rows: Sequence[Any] = (await self.session.exec(query.limit(limit))).all()
+        return rows
+
     async def get_version(self, agent_id: str, version: int) -> AgentVersion | None:
         """One version of an agent of this tenant."""
         result = await self.session.exec(
@@ -78,12 +145,40 @@ class AgentRepository(_TenantScoped):
         )
         return result.first()
 
-    async def list(self, *, limit: int, cursor: str | None) -> tuple[Sequence[Agent], str | None]:
-        """A page of live agents, newest first."""
+    async def list(self, *, limit: int, after: Keyset | None = None) -> Sequence[Agent]:
+        """At most ``limit`` live agents, newest first, after the keyset ``after``."""
         query = select(Agent).where(Agent.tenant_id == self.tenant_id, col(Agent.deleted_at).is_(None))
-        query = _after(query, Agent, cursor)
-        rows = (await self.session.exec(query.limit(limit + 1))).all()
-        return _page(rows, limit)
+        query = newest_first(query, col(Agent.created_at), col(Agent.id), after)
+        rows: Sequence[Agent] = (await self.session.exec(query.limit(limit))).all()
+        return rows
+
+
+class FeedbackRepository(_TenantScoped):
+    """Feedback on the runs of one tenant."""
+
+    def add(self, run: Run, *, score: float, label: str | None, comment: str | None, author: Author) -> RunFeedback:
+        """Record feedback on ``run`` for the version that produced it; the caller commits."""
+        row = RunFeedback(
+            id=new_id("fbk"),
+            tenant_id=self.tenant_id,
+            run_id=run.id,
+            agent_id=run.agent_id,
+            agent_version=run.agent_version,
+            score=score,
+            label=label,
+            comment=comment,
+            created_by_kind=author.kind,
+            created_by_id=author.id,
+        )
+        self.session.add(row)
+        return row
+
+    async def of_run(self, run_id: str, *, limit: int, after: Keyset | None = None) -> Sequence[RunFeedback]:
+        """Feedback on one run, newest first."""
+        query = select(RunFeedback).where(RunFeedback.tenant_id == self.tenant_id, RunFeedback.run_id == run_id)
+        query = newest_first(query, col(RunFeedback.created_at), col(RunFeedback.id), after)
+        rows: Sequence[RunFeedback] = (await self.session.exec(query.limit(limit))).all()
+        return rows
 
 
 class RunRepository(_TenantScoped):
@@ -134,35 +229,20 @@ class RunRepository(_TenantScoped):
         await self.session.commit()
 
     async def list(
-        self, *, limit: int, cursor: str | None, agent_id: str | None = None, status: str | None = None
-    ) -> tuple[Sequence[Run], str | None]:
-        """A page of runs, newest first, optionally filtered."""
+        self, *, limit: int, after: Keyset | None = None, agent_id: str | None = None, status: str | None = None
+    ) -> Sequence[Run]:
+        """At most ``limit`` runs, newest first, after the keyset ``after``, optionally filtered."""
         query = select(Run).where(Run.tenant_id == self.tenant_id)
         if agent_id:
             query = query.where(Run.agent_id == agent_id)
         if status:
             query = query.where(Run.status == status)
-        query = _after(query, Run, cursor)
-        rows = (await self.session.exec(query.limit(limit + 1))).all()
-        return _page(rows, limit)
+        query = newest_first(query, col(Run.created_at), col(Run.id), after)
+        rows: Sequence[Run] = (await self.session.exec(query.limit(limit))).all()
+        return rows
 
 
 async def find_api_key(session: AsyncSession, key_hash: str) -> ApiKey | None:
     """The unrevoked API key with this hash (the one lookup that precedes a tenant)."""
     result = await session.exec(select(ApiKey).where(ApiKey.key_hash == key_hash, col(ApiKey.revoked_at).is_(None)))
     return result.first()
-
-
-def _after(query: Any, model: Any, cursor: str | None) -> Any:
-    query = query.order_by(col(model.created_at).desc(), col(model.id).desc())
-    if cursor is None:
-        return query
-    created_at, row_id = decode_cursor(cursor)
-    return query.where(or_(model.created_at < created_at, and_(model.created_at == created_at, model.id < row_id)))
-
-
-def _page(rows: Sequence[Any], limit: int) -> tuple[Sequence[Any], str | None]:
-    if len(rows) <= limit:
-        return rows, None
-    last = rows[limit - 1]
-    return rows[:limit], encode_cursor(last.created_at, last.id)

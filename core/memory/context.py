@@ -273,21 +273,20 @@ class ThreadContext:
             await conn.execute(
                 insert(_compaction)
                 .values(tenant_id=tenant_id, thread_id=thread_id, run_id=run_id, subject=subject, **asdict(made))
-                .on_conflict_do_nothing(index_elements=["thread_id", "upto_seq"])
+                .on_conflict_do_nothing(index_elements=["tenant_id", "thread_id", "upto_seq"])
             )
         if self._redis is not None:
             await bump_version(self._redis, tenant_id, thread_id)
 
-    async def compactions(self, tenant_id: str, thread_id: str) -> list[dict[str, Any]]:
-        """The thread's recorded compactions, oldest first."""
+    async def compactions(
+        self, tenant_id: str, thread_id: str, *, limit: int, after_seq: int | None = None
+    ) -> list[dict[str, Any]]:
+        """At most ``limit`` of the thread's recorded compactions, oldest first, after ``upto_seq`` ``after_seq``."""
+        query = select(_compaction).where(_compaction.c.tenant_id == tenant_id, _compaction.c.thread_id == thread_id)
+        if after_seq is not None:
+            query = query.where(_compaction.c.upto_seq > after_seq)
         async with statement(self._engine) as conn:
-            rows = (
-                await conn.execute(
-                    select(_compaction)
-                    .where(_compaction.c.tenant_id == tenant_id, _compaction.c.thread_id == thread_id)
-                    .order_by(_compaction.c.upto_seq)
-                )
-            ).all()
+            rows = (await conn.execute(query.order_by(_compaction.c.upto_seq).limit(limit))).all()
         return [dict(r._mapping) for r in rows]
 
 

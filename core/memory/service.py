@@ -2,7 +2,8 @@
 
 Writes store the text at once (``pending``) and hand the embedding to a durable
 ``MemoryIngestWorkflow``, so an embedder that is down delays a memory but never
-loses it. Searches embed the query in-process and read the HNSW index.
+loses it. Searches embed the query in-process and read the HNSW index. Memory
+workflows start under the tenant's fairness key, like runs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from core.contracts.memory import MemoryExtractInput, MemoryIngestInput
@@ -70,6 +71,7 @@ class MemoryService:
                 search_attributes=TypedSearchAttributes(
                     [SearchAttributePair(TENANT_ID, tenant_id), SearchAttributePair(RUN_KIND, "memory")]
                 ),
+                priority=Priority(fairness_key=tenant_id),
             )
         except WorkflowAlreadyStartedError:  # the same write in flight: its ingestion covers these ids
             handle = self._client.get_workflow_handle(wid)
@@ -87,6 +89,7 @@ class MemoryService:
                 search_attributes=TypedSearchAttributes(
                     [SearchAttributePair(TENANT_ID, inp.tenant_id), SearchAttributePair(RUN_KIND, "memory")]
                 ),
+                priority=Priority(fairness_key=inp.tenant_id),
             )
 
     async def search(

@@ -28,3 +28,7 @@ APPROVALS_WAITING = Gauge(
     "aimpact_approvals_waiting",
     "Human approvals requested by runs and not yet decided (set by the process that tracks approvals).",
 )
+WEBHOOK_DELIVERIES_DROPPED = Counter(
+    "aimpact_webhook_deliveries_dropped_total",
+    "Webhook deliveries recorded as dropped, not sent: their tenant had too many deliveries in flight.",
+)

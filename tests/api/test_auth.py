@@ -129,7 +129,7 @@ async def test_validly_signed_token_with_another_tenants_tid_is_401(
     email = await make_user(engine, tenant.id)
     me = (await login(stack, email)).json()
     user_id = jwt.decode(me["access_token"], options={"verify_signature": False})["sub"]
-    signer = JwtService(Settings())  # the stack runs with the dev secret: this signature is valid
+    signer = JwtService(Settings(home=stack.home))  # the key the stack generated: this signature is valid
     forged = signer.issue(subject=user_id, tenant_id=other_tenant.id)
     genuine = signer.issue(subject=user_id, tenant_id=tenant.id)
     async with httpx.AsyncClient(base_url=stack.api_url) as client:
@@ -137,17 +137,16 @@ async def test_validly_signed_token_with_another_tenants_tid_is_401(
         assert (await client.get("/v1/runs", headers={"Authorization": f"Bearer {genuine}"})).status_code == 200
         unknown = signer.issue(subject="usr_nobody", tenant_id=tenant.id)
         assert (await client.get("/v1/runs", headers={"Authorization": f"Bearer {unknown}"})).status_code == 401
-        expired = pyjwt_expired(user_id, tenant.id, signer)
+        expired = pyjwt_expired(user_id, tenant.id, Settings(home=stack.home).jwt_secrets[0])
         assert (await client.get("/v1/runs", headers={"Authorization": f"Bearer {expired}"})).status_code == 401
 
 
-def pyjwt_expired(user_id: str, tenant_id: str, signer: object) -> str:
+def pyjwt_expired(user_id: str, tenant_id: str, secret: str) -> str:
     """A token signed with the stack's key that expired a minute ago."""
     import time
 
-    from core.settings import DEV_JWT_SECRET
+    from core.auth.jwt_keys import hs_kid
 
-    kid = jwt.get_unverified_header(signer.issue(subject="x", tenant_id="y"))["kid"]  # type: ignore[attr-defined]
     now = int(time.time())
     claims = {
         "iss": "aimpact",
@@ -157,4 +156,4 @@ def pyjwt_expired(user_id: str, tenant_id: str, signer: object) -> str:
         "sub": user_id,
         "tid": tenant_id,
     }
-    return jwt.encode(claims, DEV_JWT_SECRET, algorithm="HS256", headers={"kid": kid})
+    return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": hs_kid(secret)})

@@ -10,13 +10,15 @@ from core.roles import PERMISSIONS
 from tests.api.routes_table import api_routes
 from tests.api.test_auth import make_user
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, wait_run
+from tests.helpers import CALC_AGENT, create_agent, wait_run
 
 BODIES = {
     ("POST", "/v1/agents/{agent_id}/runs"): {"input": "1 + 1"},
     ("PATCH", "/v1/users/{user_id}"): {"role": "viewer"},
     ("POST", "/v1/runs/{run_id}/messages"): {"input": "hello"},
     ("POST", "/v1/runs/{run_id}/approvals/{step_id}"): {"decision": "approve"},
+    ("PATCH", "/v1/agents/{agent_id}"): {"instructions": "taken over"},
+    ("POST", "/v1/runs/{run_id}/feedback"): {"score": 0.0},
 }
 TOOL = {
     "name": "b_shared",
@@ -53,6 +55,7 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine) -> dict[str, str]:
         "thread_id": run["thread_id"],
         "webhook_id": hook.json()["id"],
         "memory_id": memory.json()["id"],
+        "version": "1",
     }
 
 
@@ -81,7 +84,9 @@ async def test_every_id_route_answers_404_across_tenants(
     assert len(checked) >= 9
 
     # tenant B's objects are all still there and unchanged
-    assert (await other_tenant.http.get(f"/v1/agents/{theirs['agent_id']}")).status_code == 200
+    agent = (await other_tenant.http.get(f"/v1/agents/{theirs['agent_id']}")).json()
+    assert (agent["version"], agent["instructions"]) == (1, CALC_AGENT["instructions"])
+    assert (await other_tenant.http.get(f"/v1/runs/{theirs['run_id']}/feedback")).json()["items"] == []
     assert (await other_tenant.http.get(f"/v1/runs/{theirs['run_id']}")).json()["status"] == "completed"
     assert [s["name"] for s in (await other_tenant.http.get("/v1/secrets")).json()["items"]] == ["b_shared"]
     users = (await other_tenant.http.get("/v1/users")).json()["items"]

@@ -101,9 +101,10 @@ async def allow_loopback(engine: AsyncEngine, tenant_id: str, entries: list[str]
         await session.commit()
 
 
-def keyring() -> Keyring:
-    """The keyring the stack uses (same environment)."""
-    return Keyring.from_setting(Settings().encryption_keyring)
+@pytest.fixture
+def keyring(stack: StackProcess) -> Keyring:
+    """The keyring the stack generated at first boot."""
+    return Keyring.from_setting(Settings(home=stack.home).encryption_keyring)
 
 
 WEATHER: dict[str, Any] = {
@@ -296,7 +297,7 @@ async def test_http_request_tool(tenant: TenantCtx, other_tenant: TenantCtx, eng
 
 
 async def test_tenant_tool_fills_template_resolves_secret_and_validates(
-    api: httpx.AsyncClient, tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine
+    api: httpx.AsyncClient, tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine, keyring: Keyring
 ) -> None:
     canary = f"sk-{uuid.uuid4().hex}"
     assert (await api.post("/v1/secrets", json={"name": "NOTES_KEY", "value": canary})).status_code == 201
@@ -331,7 +332,7 @@ async def test_tenant_tool_fills_template_resolves_secret_and_validates(
             assert created.status_code == 201, created.text
             assert canary not in created.text
 
-        registry = TenantToolRegistry(engine, keyring())
+        registry = TenantToolRegistry(engine, keyring)
         tool = await registry.get(tenant.id, "add_note")
         assert tool is not None
         assert tool.side_effects is True
@@ -385,17 +386,19 @@ async def test_tenant_tool_fills_template_resolves_secret_and_validates(
         await tool.call({"item_id": "i", "note": "n"}, _context(other_tenant.id))
 
 
-async def test_tenant_tool_egress_is_guarded(api: httpx.AsyncClient, tenant: TenantCtx, engine: AsyncEngine) -> None:
+async def test_tenant_tool_egress_is_guarded(
+    api: httpx.AsyncClient, tenant: TenantCtx, engine: AsyncEngine, keyring: Keyring
+) -> None:
     async with Receiver() as receiver:
         definition = WEATHER | {"name": "local", "url": receiver.url("/w/{city}"), "headers": {}}
         assert (await api.post("/v1/tools", json=definition)).status_code == 201
-        registry = TenantToolRegistry(engine, keyring())
+        registry = TenantToolRegistry(engine, keyring)
         tool = await registry.get(tenant.id, "local")
         assert tool is not None
         with pytest.raises(ToolError, match=r"127\.0\.0\.1 \(loopback\) is not allowed"):
             await tool.call({"city": "Paris"}, _context(tenant.id))
         assert receiver.seen == []
-        platform = TenantToolRegistry(engine, keyring(), platform_allowlist=["127.0.0.0/8"])
+        platform = TenantToolRegistry(engine, keyring, platform_allowlist=["127.0.0.0/8"])
         allowed = await platform.get(tenant.id, "local")
         assert allowed is not None
         assert (await allowed.call({"city": "Paris"}, _context(tenant.id)))["status"] == 200
@@ -403,11 +406,11 @@ async def test_tenant_tool_egress_is_guarded(api: httpx.AsyncClient, tenant: Ten
 
 
 async def test_layered_resolver_offers_builtins_then_tenant_tools(
-    api: httpx.AsyncClient, tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine
+    api: httpx.AsyncClient, tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine, keyring: Keyring
 ) -> None:
     assert (await api.post("/v1/tools", json=WEATHER)).status_code == 201
     http_request = HttpRequestTool(allowlist_for=tenant_allowlist_loader(make_sessionmaker(engine)))
-    tenant_tools: ToolResolver = TenantToolRegistry(engine, keyring())
+    tenant_tools: ToolResolver = TenantToolRegistry(engine, keyring)
     builtins: ToolResolver = ToolRegistry([*builtin_tools(), http_request])
     tools = LayeredToolResolver(builtins, tenant_tools)
     names = ["weather", "calculator", "nope", "http_request", "weather"]

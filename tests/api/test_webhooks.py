@@ -1,7 +1,8 @@
-"""``/v1/webhooks`` over HTTP: create (secret shown once), list, delete, delivery log; signing recipe."""
+"""``/v1/webhooks`` over HTTP: create (secret shown once), list, delete, delivery log; signing recipe; limits."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -9,23 +10,28 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.crypto import DecryptionError
+from core.crypto import DecryptionError, Keyring
 from core.db.engine import make_sessionmaker
+from core.settings import Settings
 from core.webhooks import WebhookStore, event_id_for, generate_secret, secret_aad, sign, verify
 from tests.api import test_tools as _shared
 from tests.conftest import TenantCtx
 
 api_for = _shared.api_for
 api = _shared.api
+keyring = _shared.keyring
 ClientFor = _shared.ClientFor
 
 HOOK: dict[str, Any] = {"url": "https://hooks.example.com/aimpact?token=abc", "events": ["run.completed", "run.failed"]}
 
 
-async def test_create_shows_the_secret_once(api: httpx.AsyncClient, tenant: TenantCtx, engine: AsyncEngine) -> None:
+async def test_create_shows_the_secret_once(
+    api: httpx.AsyncClient, tenant: TenantCtx, engine: AsyncEngine, keyring: Keyring
+) -> None:
     created = await api.post("/v1/webhooks", json=HOOK)
     assert created.status_code == 201, created.text
     hook = created.json()
@@ -46,7 +52,7 @@ async def test_create_shows_the_secret_once(api: httpx.AsyncClient, tenant: Tena
             await conn.execute(text("select secret_ciphertext from webhook where id = :i"), {"i": hook["id"]})
         ).scalar_one()
     assert secret.encode() not in blob
-    ring = _shared.keyring()
+    ring = keyring
     assert ring.decrypt(blob, aad=secret_aad(tenant.id, hook["id"])).decode() == secret
     with pytest.raises(DecryptionError):
         ring.decrypt(blob, aad=secret_aad("ten_other", hook["id"]))
@@ -168,3 +174,75 @@ def test_signature_recipe() -> None:
     assert verify(secret, body, f"t={now},v1={'0' * 64},v1={v1}")  # any v1 may match (rotation)
     for malformed in ("", "t=x,v1=00", f"v1={v1}", f"t={now}"):
         assert not verify(secret, body, malformed)
+
+
+async def test_live_webhooks_per_tenant_are_limited(
+    api_for: ClientFor, tenant: TenantCtx, other_tenant: TenantCtx
+) -> None:
+    mine, theirs = api_for(tenant), api_for(other_tenant)
+    limit = Settings().webhooks_per_tenant  # the stack runs with the same environment
+    # concurrent creates cannot slip past the limit
+    answers = await asyncio.gather(*(mine.post("/v1/webhooks", json=HOOK) for _ in range(limit + 3)))
+    assert sorted(a.status_code for a in answers) == [201] * limit + [409] * 3
+    refused = next(a for a in answers if a.status_code == 409)
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    problem = refused.json()
+    assert problem["type"].endswith("/webhook-limit")
+    assert f"at most {limit} webhooks" in problem["detail"]
+    assert f"AIMPACT_WEBHOOKS_PER_TENANT={limit}" in problem["detail"]
+    listed = (await mine.get("/v1/webhooks", params={"limit": 200})).json()["items"]
+    assert len(listed) == limit
+
+    assert (await theirs.post("/v1/webhooks", json=HOOK)).status_code == 201  # another tenant's count is its own
+    assert (await mine.delete(f"/v1/webhooks/{listed[0]['id']}")).status_code == 204
+    assert (await mine.post("/v1/webhooks", json=HOOK)).status_code == 201  # deleted ones do not count
+    assert (await mine.post("/v1/webhooks", json=HOOK)).status_code == 409
+
+
+def _dropped_total() -> float:
+    return REGISTRY.get_sample_value("aimpact_webhook_deliveries_dropped_total") or 0.0
+
+
+async def test_deliveries_beyond_the_inflight_limit_are_logged_as_dropped(
+    api: httpx.AsyncClient, tenant: TenantCtx, engine: AsyncEngine
+) -> None:
+    hooks = [(await api.post("/v1/webhooks", json=HOOK)).json() for _ in range(3)]
+    before = _dropped_total()
+    sessions = make_sessionmaker(engine)
+
+    async def enqueue(run_id: str) -> list[str]:
+        async with sessions() as session:
+            ids = await WebhookStore(session, tenant.id).enqueue(
+                event_id_for(run_id, "run.completed"), "run.completed", {"run_id": run_id}, inflight_limit=2
+            )
+            await session.commit()
+        return ids
+
+    first = await enqueue("run_a")
+    assert len(first) == 2  # the third delivery would be one too many in flight
+    assert await enqueue("run_a") == first  # the same event again: the same deliveries, nothing new
+    assert await enqueue("run_b") == []  # still two in flight: every delivery of this event is dropped
+    assert _dropped_total() - before == 1 + 3
+
+    async with sessions() as session:
+        await WebhookStore(session, tenant.id).record_attempt(first[0], status="delivered", status_code=200, error=None)
+        await session.commit()
+    third = await enqueue("run_c")
+    assert len(third) == 1  # one slot freed up
+
+    logs = {h["id"]: (await api.get(f"/v1/webhooks/{h['id']}/deliveries")).json()["items"] for h in hooks}
+    by_event: dict[str, list[dict[str, Any]]] = {}
+    for items in logs.values():
+        for item in items:
+            by_event.setdefault(item["event_id"], []).append(item)
+    statuses = {event: sorted(d["status"] for d in items) for event, items in by_event.items()}
+    assert statuses == {
+        "run_a:run.completed": ["delivered", "dropped", "pending"],
+        "run_b:run.completed": ["dropped", "dropped", "dropped"],
+        "run_c:run.completed": ["dropped", "dropped", "pending"],
+    }
+    dropped = next(d for d in by_event["run_b:run.completed"])
+    assert dropped["attempts"] == 0
+    assert dropped["delivered_at"] is None
+    assert "limit 2" in dropped["last_error"]
+    assert "in flight" in dropped["last_error"]

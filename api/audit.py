@@ -31,32 +31,25 @@ def audit(
     tenant's log with the platform as its actor; the administrator's own id is kept in the
     platform's log (``tenant_id`` NULL), which no tenant can read.
     """
-    if not principal.is_platform_admin:
-        return record_audit(
+    actor_id: str = principal.subject_id
+    actor_kind: str = principal.kind
+    if principal.is_platform_admin:
+        record_audit(
             session,
-            tenant_id=tenant_id or principal.tenant_id,
-            actor_id=principal.subject_id,
-            actor_kind=principal.kind,
+            tenant_id=None,
+            actor_id=actor_id,
+            actor_kind=actor_kind,
             action=action,
             target_type=target_type,
             target_id=target_id,
-            data=data,
+            data={**(data or {}), "tenant_id": tenant_id},
         )
-    record_audit(
-        session,
-        tenant_id=None,
-        actor_id=principal.subject_id,
-        actor_kind=principal.kind,
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        data={**(data or {}), "tenant_id": tenant_id},
-    )
+        actor_id = actor_kind = PLATFORM_ACTOR
     return record_audit(
         session,
-        tenant_id=tenant_id,
-        actor_id=PLATFORM_ACTOR,
-        actor_kind=PLATFORM_ACTOR,
+        tenant_id=tenant_id or principal.tenant_id,
+        actor_id=actor_id,
+        actor_kind=actor_kind,
         action=action,
         target_type=target_type,
         target_id=target_id,

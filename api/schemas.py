@@ -21,11 +21,9 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-class AgentPublic(BaseModel):
-    """An agent at its current version."""
+class AgentConfigPublic(BaseModel):
+    """The configuration of one agent version, as the API shows it."""
 
-    id: str
-    version: int
     name: str
     instructions: str
     model: ModelSpec
@@ -33,6 +31,13 @@ class AgentPublic(BaseModel):
     memory: MemorySpec
     double_texting: DoubleTexting
     parallel_tool_calls: bool
+
+
+class AgentPublic(AgentConfigPublic):
+    """An agent at its current version."""
+
+    id: str
+    version: int
     created_at: datetime
     updated_at: datetime
 

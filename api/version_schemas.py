@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from api.schemas import AgentConfigPublic
 from core.agents import DoubleTexting, MemorySpec, ModelSpec, ToolSpec
 from core.validation import CleanModel
 
@@ -37,17 +38,10 @@ class FeedbackSummary(BaseModel):
     mean: float | None
 
 
-class AgentVersionPublic(BaseModel):
+class AgentVersionPublic(AgentConfigPublic):
     """One immutable version of an agent."""
 
     version: int
-    name: str
-    instructions: str
-    model: ModelSpec
-    tools: list[ToolSpec]
-    memory: MemorySpec
-    double_texting: DoubleTexting
-    parallel_tool_calls: bool
     created_at: datetime
     created_by: AuthorPublic
     current: bool

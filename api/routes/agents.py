@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Response
 from fastapi.exceptions import RequestValidationError
@@ -13,7 +13,7 @@ from api.audit import audit
 from api.deps import Principal, SessionDep, require
 from api.pagination import BySeq, Limit, NewestFirst
 from api.problems import ProblemError
-from api.schemas import AgentPublic, Page
+from api.schemas import AgentConfigPublic, AgentPublic, Page
 from api.version_schemas import AgentUpdate, AgentVersionPublic, AuthorPublic, FeedbackSummary
 from core.agents import AgentConfig
 from core.db.models import Agent, AgentVersion, TenantTool, utcnow
@@ -24,24 +24,24 @@ router = APIRouter(prefix="/v1/agents", tags=["agents"])
 AGENTS = NewestFirst("agents")
 VERSIONS = BySeq("agent-versions", lambda row: row[0].version)
 """Version numbers; the list is newest first, so a cursor's version is an upper bound."""
+VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="A version number of the agent.")]
 
 
 def agent_public(agent: Agent, version: AgentVersion) -> AgentPublic:
     """The public view of an agent at ``version``."""
-    config = AgentConfig.model_validate(version.config)
     return AgentPublic(
+        **_shown(version),
         id=agent.id,
         version=version.version,
-        name=config.name,
-        instructions=config.instructions,
-        model=config.model,
-        tools=config.tools,
-        memory=config.memory,
-        double_texting=config.double_texting,
-        parallel_tool_calls=config.parallel_tool_calls,
         created_at=agent.created_at,
         updated_at=agent.updated_at,
     )
+
+
+def _shown(version: AgentVersion) -> dict[str, Any]:
+    """The fields of ``AgentConfigPublic`` from a stored version."""
+    config = AgentConfig.model_validate(version.config)
+    return {name: getattr(config, name) for name in AgentConfigPublic.model_fields}
 
 
 async def _check_tools_exist(session: SessionDep, tenant_id: str, config: AgentConfig) -> None:
@@ -181,16 +181,9 @@ async def archive_agent(
 
 def version_public(agent: Agent, version: AgentVersion, n: int = 0, mean: float | None = None) -> AgentVersionPublic:
     """The public view of one version, with its feedback summary."""
-    config = AgentConfig.model_validate(version.config)
     return AgentVersionPublic(
+        **_shown(version),
         version=version.version,
-        name=config.name,
-        instructions=config.instructions,
-        model=config.model,
-        tools=config.tools,
-        memory=config.memory,
-        double_texting=config.double_texting,
-        parallel_tool_calls=config.parallel_tool_calls,
         created_at=version.created_at,
         created_by=AuthorPublic(kind=version.created_by_kind, id=version.created_by_id),
         current=version.version == agent.version,
@@ -224,7 +217,7 @@ async def _version_row(repo: AgentRepository, agent_id: str, version: int) -> tu
 @router.get("/{agent_id}/versions/{version}", response_model=AgentVersionPublic)
 async def get_version(
     agent_id: str,
-    version: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    version: VersionPath,
     session: SessionDep,
     principal: Annotated[Principal, Depends(require("agents:read"))],
 ) -> AgentVersionPublic:
@@ -237,7 +230,7 @@ async def get_version(
 @router.post("/{agent_id}/versions/{version}/promote", response_model=AgentVersionPublic)
 async def promote_version(
     agent_id: str,
-    version: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    version: VersionPath,
     session: SessionDep,
     principal: Annotated[Principal, Depends(require("agents:write"))],
 ) -> AgentVersionPublic:

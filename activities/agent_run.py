@@ -7,6 +7,7 @@ a worker crash updates the same rows instead of adding new ones.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -18,6 +19,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import classify_database_errors
 from activities.heartbeat import heartbeating
 from core import errors
 from core.agents import AgentConfig
@@ -157,6 +159,7 @@ class AgentRunActivities:
         return self._configs[key]
 
     @activity.defn(name="agent_run.begin")
+    @classify_database_errors
     async def begin(self, inp: BeginRunInput) -> BegunRun:
         """Mark the run running, append its input to the thread, return the loop configuration."""
         structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
@@ -196,6 +199,7 @@ class AgentRunActivities:
         )
 
     @activity.defn(name="agent_run.start_turn")
+    @classify_database_errors
     async def start_turn(self, inp: StartTurnInput) -> None:
         """Append the turn's user messages to the thread and mark the run running."""
         structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
@@ -235,6 +239,7 @@ class AgentRunActivities:
         )
 
     @activity.defn(name="agent_run.llm")
+    @classify_database_errors
     async def llm(self, inp: LlmStepInput) -> LlmStepResult:
         """Call the agent's model once on the thread so far; stream deltas; record the step."""
         structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
@@ -262,6 +267,12 @@ class AgentRunActivities:
             async with heartbeating():
                 response = await provider.complete(request, on_delta=tokens.add)
             await tokens.flush()
+        except asyncio.CancelledError:
+            # The run was cancelled (or interrupted) during the call: the step ends here, cancelled.
+            step.status, step.ended_at = "cancelled", utcnow()
+            step.error = {"message": "cancelled"}
+            await self._record(inp.tenant_id, inp.run_id, step)
+            raise
         except ProviderError as exc:
             step.status, step.ended_at = "failed", utcnow()
             step.error = {"message": str(exc), "provider": exc.provider, "status": exc.status}
@@ -394,6 +405,7 @@ class AgentRunActivities:
         return api_key
 
     @activity.defn(name="agent_run.tool")
+    @classify_database_errors
     async def tool(self, inp: ToolStepInput) -> ToolStepResult:
         """Run one tool call at most once per (workflow, step); append call and result to the thread.
 
@@ -505,6 +517,7 @@ class AgentRunActivities:
         return await self._notify(tenant_id, f"{run_id}:{event_type}:{key}", event_type, {"run_id": run_id} | data)
 
     @activity.defn(name="agent_run.child")
+    @classify_database_errors
     async def child(self, inp: ChildRunInput) -> ChildRun:
         """Create (once) the run of the agent a ``run_agent`` call names, in the same tenant."""
         structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.parent_run_id)
@@ -524,6 +537,7 @@ class AgentRunActivities:
         )
 
     @activity.defn(name="agent_run.approval")
+    @classify_database_errors
     async def approval(self, inp: ApprovalInput) -> FinishRunResult:
         """Record that a tool call awaits a human (status ``waiting_approval``), or the decision."""
         structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
@@ -564,6 +578,7 @@ class AgentRunActivities:
         )
 
     @activity.defn(name="agent_run.finish")
+    @classify_database_errors
     async def finish(self, inp: FinishRunInput) -> FinishRunResult:
         """Append the answer to the thread; write the status, output/error and usage; announce it."""
         structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
@@ -629,6 +644,7 @@ class AgentRunActivities:
             await self._memory.start_extraction(MemoryExtractInput(inp.tenant_id, inp.run_id, inp.thread_id, inp.turn))
 
     @activity.defn(name="agent_run.extract_memories")
+    @classify_database_errors
     async def extract_memories(self, inp: MemoryExtractInput) -> list[str]:
         """Remember the salient facts of one turn; returns the memory ids written.
 

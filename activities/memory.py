@@ -7,10 +7,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.errors import database_rejections, rejection
 from activities.heartbeat import heartbeating
 from core import errors
-from core.contracts.memory import ConsolidationInput, EmbedBatchInput, MemoryIngestResult
-from core.memory.consolidation import consolidate_tenant, tenants_with_memories
+from core.contracts.memory import ConsolidationInput, EmbedBatchInput, MemoryIngestResult, TenantPageInput
+from core.memory.consolidation import CorruptMemoryError, consolidate_tenant, tenants_page, tenants_with_memories
 from core.memory.embedders import Embedder, EmbedderRejected, EmbedderUnavailable
 from core.memory.store import MemoryStore
 
@@ -51,18 +52,39 @@ class MemoryActivities:
         """Tenants that hold memories (the shards of a consolidation pass)."""
         return await tenants_with_memories(self._engine)
 
+    @activity.defn(name="memory.tenant_page")
+    async def tenant_page(self, inp: TenantPageInput) -> list[str]:
+        """One page of the tenants that hold memories, after ``inp.after`` in id order."""
+        return await tenants_page(self._engine, limit=inp.limit, after=inp.after)
+
     @activity.defn(name="memory.consolidate")
     async def consolidate(self, inp: ConsolidationInput) -> dict[str, int]:
-        """Consolidate one tenant's memories; returns counts."""
-        assert inp.tenant_id is not None
+        """Consolidate one tenant's memories; returns counts.
+
+        Heartbeats after each subject with ``(subjects done, counts so far)``; a retry
+        resumes after the subjects its previous attempt finished. A corrupt memory or a
+        database rejection fails the tenant without retries.
+        """
+        if inp.tenant_id is None:
+            raise rejection(AssertionError("memory.consolidate needs a tenant_id"), "memory.consolidate")
         structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id)
-        counts = await consolidate_tenant(
-            self._engine,
-            inp.tenant_id,
-            duplicate_similarity=inp.duplicate_similarity or self._duplicate_similarity,
-            subject_cap=inp.subject_cap or self._subject_cap,
-            decay_after_s=inp.decay_after_s,
-            decay_factor=inp.decay_factor,
-        )
+        details = activity.info().heartbeat_details
+        resume: tuple[int, dict[str, int]] | None = None
+        if len(details) >= 2 and isinstance(details[0], int) and isinstance(details[1], dict):
+            resume = (details[0], details[1])
+        try:
+            with database_rejections("memory.consolidate"):
+                counts = await consolidate_tenant(
+                    self._engine,
+                    inp.tenant_id,
+                    duplicate_similarity=inp.duplicate_similarity or self._duplicate_similarity,
+                    subject_cap=inp.subject_cap or self._subject_cap,
+                    decay_after_s=inp.decay_after_s,
+                    decay_factor=inp.decay_factor,
+                    progress=activity.heartbeat,
+                    resume=resume,
+                )
+        except CorruptMemoryError as exc:
+            raise ApplicationError(str(exc), type=errors.MEMORY_CORRUPT, non_retryable=True) from exc
         log.info("memories consolidated", **counts)
         return counts

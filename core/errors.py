@@ -15,6 +15,10 @@ TOOL_FAILED = "ToolFailed"
 STEP_LIMIT = "StepLimitReached"
 EMBEDDER_UNAVAILABLE = "EmbedderUnavailable"
 EMBEDDER_REJECTED = "EmbedderRejected"
+DATABASE_REJECTED = "DatabaseRejected"
+"""The database refused a write or a query deterministically (integrity, data, SQL) or an invariant failed."""
+MEMORY_CORRUPT = "MemoryCorrupt"
+"""A stored memory that consolidation cannot read."""
 
 NON_RETRYABLE_TYPES: tuple[str, ...] = (
     AGENT_NOT_FOUND,

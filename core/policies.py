@@ -21,6 +21,15 @@ DB_RETRY = RetryPolicy(
 )
 """Projection writes: retry until the database is back."""
 
+CONSOLIDATE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=3,
+    non_retryable_error_types=list(NON_RETRYABLE_TYPES),
+)
+"""One tenant's consolidation: a few attempts, then the tenant is reported failed and the pass goes on."""
+
 LLM_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,

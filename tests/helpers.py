@@ -44,10 +44,10 @@ async def wait_run(http: httpx.AsyncClient, run_id: str, timeout_s: float = 60) 
     raise AssertionError(f"run {run_id} not final after {timeout_s}s: {run['status']}")
 
 
-async def record_history(client: Client, workflow_id: str, name: str) -> None:
-    """With ``AIMPACT_RECORD_HISTORIES=1``, store the workflow's history for the replay test."""
+async def record_history(client: Client, workflow_id: str, name: str, *, run_id: str | None = None) -> None:
+    """With ``AIMPACT_RECORD_HISTORIES=1``, store the workflow's history (its latest run, or ``run_id``)."""
     if os.environ.get("AIMPACT_RECORD_HISTORIES") != "1":
         return
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
     HISTORIES.mkdir(parents=True, exist_ok=True)
     (HISTORIES / f"{name}.json").write_text(history.to_json())

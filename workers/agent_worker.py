@@ -114,7 +114,9 @@ def build_agent_worker(
     memory_workflows: list[type] = (
         [MemoryIngestWorkflow, MemoryExtractWorkflow, MemoryConsolidationWorkflow] if memory else []
     )
-    memory_activities: list[Any] = [memory.embed, memory.tenants, memory.consolidate] if memory else []
+    memory_activities: list[Any] = (
+        [memory.embed, memory.tenants, memory.tenant_page, memory.consolidate] if memory else []
+    )
     return Worker(
         client,
         task_queue=task_queue,

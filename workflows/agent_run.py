@@ -64,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
     from core.ids import AGENT_ID, RUN_KIND, TENANT_ID
     from core.tools.run_agent import RUN_AGENT
     from core.webhooks import WebhookDeliveryInput, delivery_workflow_id
+    from workflows._helpers import wait_or_timeout
     from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 FINAL = ("completed", "failed", "cancelled")
@@ -77,6 +78,18 @@ CANCEL_IN_STEP = "cancel-in-step-cancels"
 """Patch id: runs started before it marked a run cancelled during a step as failed (and retryable)."""
 DELIVERY_START_IDEMPOTENT = "delivery-start-idempotent"
 """Patch id: runs started before it failed when a delivery child of the same id already existed."""
+TOOL_CALL_LIMIT = "bounded-tool-calls"
+"""Patch id: runs started before it ran all tool calls of one answer at once (no concurrency limit)."""
+MESSAGE_AT_IDLE_DEADLINE = "message-at-idle-deadline"
+"""Patch id: runs started before it closed when a message landed in the task of the idle timeout."""
+RETRY_AT_DEADLINE = "retry-at-window-end"
+"""Patch id: runs started before it failed for good when a retry landed in the task of the window's end."""
+DECISION_AT_DEADLINE = "decision-at-approval-deadline"
+"""Patch id: runs started before it rejected a call when its decision landed in the task of the deadline."""
+CANCEL_MODEL_STEP = "cancel-cancels-model-step"
+"""Patch id: runs started before it left the model activity running when the run was cancelled during it."""
+IDLE_CANCEL_KEEPS_ANSWER = "idle-cancel-keeps-answer"
+"""Patch id: runs started before it became ``cancelled`` (output erased) when cancelled between turns."""
 MAX_CONCURRENT_TOOL_CALLS = 8
 """Tool calls of one answer in flight at once (their thread appends contend for the thread's end)."""
 
@@ -114,7 +127,8 @@ class _Loop:
 class AgentRunWorkflow:
     """A durable agent conversation."""
 
-    def __init__(self) -> None:
+    @workflow.init
+    def __init__(self, inp: AgentRunInput) -> None:
         self._loop = _Loop()
         self._pending: list[UserMessage] = []
         self._decisions: dict[str, ApprovalDecision] = {}
@@ -126,6 +140,14 @@ class AgentRunWorkflow:
         self._closed = False
         self._plan: _Plan | None = None
         self._received = 0
+        self._message_prefix = "m"
+        carry = inp.carry
+        if carry is not None and carry.received is not None:
+            self._received = carry.received  # message ids stay unique across continue-as-new
+        elif carry is not None:
+            # Carried over before the counter was: its value is unknown, so this execution's ids get
+            # a prefix of their own (the run id) and cannot collide with the earlier executions' ``m{n}``.
+            self._message_prefix = f"m{workflow.info().run_id[:8]}-"
 
     # -- queries and updates ----------------------------------------------------------------
 
@@ -147,7 +169,7 @@ class AgentRunWorkflow:
     def send_message(self, message: SendMessage) -> MessageAccepted:
         """Add a user message: the next turn, or — while a turn runs — per the agent's double-texting policy."""
         self._received += 1
-        message_id = message.message_id or f"m{self._received}"
+        message_id = message.message_id or f"{self._message_prefix}{self._received}"
         self._pending.append(UserMessage(id=message_id, text=message.text))
         if self._in_turn and self._policy == "interrupt":
             self._interrupt = True
@@ -193,7 +215,7 @@ class AgentRunWorkflow:
         """Drive turns until the conversation goes idle (or fails for good, or is cancelled)."""
         carry = inp.carry or CarryOver()
         self._loop = _Loop(run_id=inp.run_id, usage=carry.usage, turn=max(carry.turn, 1), step_offset=carry.steps)
-        self._pending = list(carry.pending)
+        self._pending = list(carry.pending) + self._pending  # messages accepted before the run started
         try:
             try:
                 begun = carry.begun or await self._begin(inp)
@@ -211,7 +233,13 @@ class AgentRunWorkflow:
                 answer = await self._turn_with_retries(inp, begun)
                 await self._finish(inp, "completed", answer=answer)
                 executed_turns += 1
-                if not self._pending and not await self._wait_for_message(inp.idle_timeout_s):
+                try:
+                    if not self._pending and not await self._wait_for_message(inp.idle_timeout_s):
+                        break
+                except asyncio.CancelledError:
+                    if not workflow.patched(IDLE_CANCEL_KEEPS_ANSWER):
+                        raise
+                    # Cancelled between turns: the conversation closes; the completed turn's answer stays.
                     break
                 self._loop.turn += 1
                 if executed_turns >= inp.max_turns_per_execution or workflow.info().is_continue_as_new_suggested():
@@ -237,6 +265,7 @@ class AgentRunWorkflow:
             usage=self._loop.usage,
             pending=list(self._pending),
             begun=begun,
+            received=self._received,
         )
         return AgentRunInput(
             tenant_id=inp.tenant_id,
@@ -255,11 +284,9 @@ class AgentRunWorkflow:
     async def _wait_for_message(self, timeout_s: float) -> bool:
         if timeout_s <= 0:
             return False
-        try:
-            await workflow.wait_condition(lambda: bool(self._pending), timeout=timedelta(seconds=timeout_s))
-        except TimeoutError:
-            return False
-        return True
+        return await wait_or_timeout(
+            lambda: bool(self._pending), timedelta(seconds=timeout_s), patch_id=MESSAGE_AT_IDLE_DEADLINE
+        )
 
     async def _begin(self, inp: AgentRunInput) -> BegunRun:
         request = BeginRunInput(inp.tenant_id, inp.run_id, inp.agent_id, inp.agent_version, thread_id=inp.thread_id)
@@ -320,11 +347,7 @@ class AgentRunWorkflow:
     async def _wait_for_retry(self, window_s: float) -> bool:
         if window_s <= 0:
             return False
-        try:
-            await workflow.wait_condition(lambda: self._retry, timeout=timedelta(seconds=window_s))
-        except TimeoutError:
-            return False
-        return True
+        return await wait_or_timeout(lambda: self._retry, timedelta(seconds=window_s), patch_id=RETRY_AT_DEADLINE)
 
     async def _turn(self, inp: AgentRunInput, begun: BegunRun) -> LlmStepResult:
         self._in_turn = True
@@ -374,7 +397,14 @@ class AgentRunWorkflow:
             cancellation_type=ActivityCancellationType.TRY_CANCEL,
         )
         task = asyncio.ensure_future(call)
-        await workflow.wait_condition(lambda: task.done() or self._interrupt)
+        try:
+            await workflow.wait_condition(lambda: task.done() or self._interrupt)
+        except asyncio.CancelledError:
+            if not task.done() and workflow.patched(CANCEL_MODEL_STEP):
+                # The run is cancelled: cancel the model call too (it hears it on its next heartbeat).
+                task.cancel()
+                self._end_step(step_id, status="cancelled")
+            raise
         if not task.done():
             task.cancel()
             self._end_step(step_id, status="cancelled")
@@ -397,7 +427,10 @@ class AgentRunWorkflow:
         assert plan is not None
         bindings = {b.name: b for b in begun.bindings}
         if len(plan.calls) > 1 and begun.parallel_tool_calls and workflow.patched(PARALLEL_TOOLS):
-            calls, slots = list(plan.calls), asyncio.Semaphore(MAX_CONCURRENT_TOOL_CALLS)
+            calls = list(plan.calls)
+            # Runs started before the limit scheduled all calls of the answer at once.
+            limit = MAX_CONCURRENT_TOOL_CALLS if workflow.patched(TOOL_CALL_LIMIT) else len(calls)
+            slots = asyncio.Semaphore(limit)
 
             async def bounded(call: ToolCall) -> None:
                 async with slots:
@@ -497,10 +530,9 @@ class AgentRunWorkflow:
         self._loop.status = "waiting_approval"
         await self._record_approval(request)
         timeout = timedelta(seconds=binding.approval_timeout_s) if binding.approval_timeout_s else None
-        try:
-            await workflow.wait_condition(lambda: step_id in self._decisions, timeout=timeout)
+        if await wait_or_timeout(lambda: step_id in self._decisions, timeout, patch_id=DECISION_AT_DEADLINE):
             decision = self._decisions[step_id]
-        except TimeoutError:
+        else:
             decision = ApprovalDecision(
                 step_id, "reject", "deadline", f"no decision within {binding.approval_timeout_s} s"
             )

@@ -7,15 +7,20 @@ backoff until it answers, so an accepted write is never lost.
 ``finish`` so that a slow or failing model never holds up the run.
 ``MemoryConsolidationWorkflow`` runs from the ``memory-consolidation`` Schedule:
 one activity per tenant (the shard), merging near-duplicates, decaying memories
-never retrieved and capping each subject.
+never retrieved and capping each subject. Since ``CONSOLIDATION_PAGED`` it lists the
+tenants a page at a time, consolidates a page's tenants a few at a time with bounded,
+heartbeated attempts, reports a tenant that fails instead of stopping the pass, and
+continues as new after each page.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.agent_run import AgentRunActivities
@@ -23,16 +28,23 @@ with workflow.unsafe.imports_passed_through():
     from core import errors, policies
     from core.contracts.memory import (
         EMBED_BATCH,
+        MAX_FAILURE_CHARS,
+        MAX_REPORTED_TENANTS,
         ConsolidationInput,
         ConsolidationResult,
         EmbedBatchInput,
         MemoryExtractInput,
         MemoryIngestInput,
         MemoryIngestResult,
+        TenantPageInput,
     )
 
 EMBED_TIMEOUT = timedelta(minutes=5)
 CONSOLIDATE_TIMEOUT = timedelta(minutes=30)
+CONSOLIDATE_HEARTBEAT = timedelta(seconds=60)
+"""The activity beats after each subject; one subject taking longer than this counts as a lost worker."""
+CONSOLIDATION_PAGED = "memory-consolidation-paged"
+"""Patch: paged tenants, bounded concurrent attempts per tenant, failures reported, continue-as-new per page."""
 
 
 @workflow.defn
@@ -88,7 +100,91 @@ class MemoryConsolidationWorkflow:
 
     @workflow.run
     async def run(self, inp: ConsolidationInput) -> ConsolidationResult:
-        """One ``memory.consolidate`` activity per tenant; totals of what changed."""
+        """One ``memory.consolidate`` activity per tenant; totals of what changed (and which tenants failed)."""
+        if workflow.patched(CONSOLIDATION_PAGED):
+            return await self._paged(inp)
+        return await self._serial(inp)
+
+    async def _paged(self, inp: ConsolidationInput) -> ConsolidationResult:
+        result = inp.totals or ConsolidationResult()
+        if inp.tenant_id is not None:
+            tenants, last_page = [inp.tenant_id], True
+        else:
+            page_size = max(1, inp.page_size)
+            tenants = await workflow.execute_activity_method(
+                MemoryActivities.tenant_page,
+                TenantPageInput(limit=page_size, after=inp.after),
+                start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+                retry_policy=policies.DB_RETRY,
+            )
+            last_page = len(tenants) < page_size
+        result.pages += 1
+        gate = asyncio.Semaphore(max(1, inp.concurrency))
+
+        async def one(tenant_id: str) -> None:
+            async with gate:
+                await self._consolidate_one(inp, tenant_id, result)
+
+        await asyncio.gather(*(one(t) for t in tenants))
+        if not last_page and tenants:
+            workflow.continue_as_new(
+                ConsolidationInput(
+                    duplicate_similarity=inp.duplicate_similarity,
+                    subject_cap=inp.subject_cap,
+                    decay_after_s=inp.decay_after_s,
+                    decay_factor=inp.decay_factor,
+                    page_size=inp.page_size,
+                    concurrency=inp.concurrency,
+                    after=tenants[-1],
+                    totals=result,
+                )
+            )
+        if result.failed_count:
+            workflow.logger.warning(
+                "memory consolidation finished with failed tenants",
+                extra={"failed_count": result.failed_count, "tenants": result.tenants},
+            )
+        return result
+
+    async def _consolidate_one(self, inp: ConsolidationInput, tenant_id: str, result: ConsolidationResult) -> None:
+        shard = ConsolidationInput(
+            tenant_id=tenant_id,
+            duplicate_similarity=inp.duplicate_similarity,
+            subject_cap=inp.subject_cap,
+            decay_after_s=inp.decay_after_s,
+            decay_factor=inp.decay_factor,
+        )
+        result.tenants += 1
+        try:
+            counts: dict[str, int] = await workflow.execute_activity_method(
+                MemoryActivities.consolidate,
+                shard,
+                start_to_close_timeout=CONSOLIDATE_TIMEOUT,
+                heartbeat_timeout=CONSOLIDATE_HEARTBEAT,
+                retry_policy=policies.CONSOLIDATE_RETRY,
+                priority=Priority(fairness_key=tenant_id),  # a platform workflow: each shard is its tenant's
+            )
+        except ActivityError as exc:
+            cause = exc.cause
+            kind = (cause.type if isinstance(cause, ApplicationError) else None) or type(cause).__name__
+            message = f"{kind}: {cause.message if isinstance(cause, ApplicationError) else cause}"
+            result.failed_count += 1
+            if len(result.failed) < MAX_REPORTED_TENANTS:
+                result.failed[tenant_id] = message[:MAX_FAILURE_CHARS]
+            workflow.logger.warning(
+                "memory consolidation of a tenant failed",
+                extra={"failed_tenant_id": tenant_id, "error": message[:MAX_FAILURE_CHARS]},
+            )
+            return
+        if len(result.by_tenant) < MAX_REPORTED_TENANTS:
+            result.by_tenant[tenant_id] = counts
+        result.subjects += counts["subjects"]
+        result.merged += counts["merged"]
+        result.decayed += counts["decayed"]
+        result.evicted += counts["evicted"]
+
+    async def _serial(self, inp: ConsolidationInput) -> ConsolidationResult:
+        """The command sequence from before ``CONSOLIDATION_PAGED``, for passes started then."""
         if inp.tenant_id is not None:
             tenants = [inp.tenant_id]
         else:

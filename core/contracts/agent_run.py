@@ -25,6 +25,8 @@ class CarryOver:
     usage: Usage = field(default_factory=Usage)
     pending: list[UserMessage] = field(default_factory=list)
     begun: BegunRun | None = None
+    received: int | None = None
+    """Messages received so far (ids ``m{n}`` stay unique for the life of the run); ``None``: carried before it."""
 
 
 @dataclass

@@ -5,7 +5,8 @@ benchmarks exercise the whole agent loop (tool calls, tool results, token
 accounting) without a network or model weights:
 
 * the latest user message contains arithmetic and ``calculator`` is offered
-  → it calls ``calculator`` once per expression (up to three, in one step);
+  → it calls ``calculator`` once per expression (up to three in one step, or
+  ``model.params.max_calls``);
 * it asks for the time or date and ``current_time`` is offered → it calls it;
 * it says ``use <tool> [with key=value ...]`` for an offered tool → it calls that tool
   with those (string) arguments;
@@ -70,7 +71,7 @@ class LocalProvider:
         question = next((m.content for m in reversed(turn) if m.role == "user"), "")
         calls: list[ToolCall] = []
         if "calculator" in offered:
-            for match in list(_ARITHMETIC.finditer(question))[:MAX_CALLS]:
+            for match in list(_ARITHMETIC.finditer(question))[: _max_calls(request)]:
                 expression = match.group(0).strip().replace("^", "**")
                 calls.append(
                     ToolCall(
@@ -89,6 +90,11 @@ class LocalProvider:
         if recalled:
             return LlmResponse(content=f"From memory: {recalled}")
         return LlmResponse(content=f"You said: {question}")
+
+
+def _max_calls(request: LlmRequest) -> int:
+    value = request.model.params.get("max_calls")
+    return value if isinstance(value, int) and 0 < value <= 64 else MAX_CALLS
 
 
 def _words(text: str) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -11,9 +12,14 @@ from sqlalchemy import and_, delete, distinct, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db.models import Memory, utcnow
+from core.errors import DomainError
 
 _memory = Memory.__table__  # type: ignore[attr-defined]
 MIN_IMPORTANCE = 0.05
+
+
+class CorruptMemoryError(DomainError):
+    """A stored memory that consolidation cannot read (retrying cannot help)."""
 
 
 @dataclass
@@ -47,6 +53,8 @@ async def _merge_duplicates(conn: AsyncConnection, tenant_id: str, subject: str,
     merged = 0
     by_embedder: dict[str, list[Any]] = {}
     for row in rows:
+        if row.embedding is None or not isinstance(row.metadata, dict):
+            raise CorruptMemoryError(f"memory {row.id} is ready without an embedding or with non-object metadata")
         by_embedder.setdefault(row.embedder, []).append(row)
     for group in by_embedder.values():
         group.sort(key=_keep_order, reverse=True)  # survivors first
@@ -119,6 +127,15 @@ async def tenants_with_memories(engine: AsyncEngine) -> list[str]:
         return list((await conn.scalars(select(distinct(_memory.c.tenant_id)).order_by(_memory.c.tenant_id))).all())
 
 
+async def tenants_page(engine: AsyncEngine, *, limit: int, after: str | None = None) -> list[str]:
+    """Up to ``limit`` tenant ids that hold memories, in id order, after ``after``."""
+    query = select(distinct(_memory.c.tenant_id)).order_by(_memory.c.tenant_id).limit(limit)
+    if after is not None:
+        query = query.where(_memory.c.tenant_id > after)
+    async with engine.connect() as conn:
+        return list((await conn.scalars(query)).all())
+
+
 async def consolidate_tenant(
     engine: AsyncEngine,
     tenant_id: str,
@@ -127,16 +144,35 @@ async def consolidate_tenant(
     subject_cap: int,
     decay_after_s: float,
     decay_factor: float,
+    progress: Callable[[int, dict[str, int]], None] | None = None,
+    resume: tuple[int, dict[str, int]] | None = None,
 ) -> dict[str, int]:
-    """Consolidate every subject of the tenant, one transaction per subject; returns counts."""
+    """Consolidate every subject of the tenant, one transaction per subject; returns counts.
+
+    Subjects go in order; after each one's transaction commits, ``progress(done, totals)``
+    is called (the activity heartbeats there). ``resume`` (the last progress reported)
+    skips the subjects already done, so a retry does not decay them twice.
+    """
     async with engine.connect() as conn:
         subjects = list(
-            (await conn.scalars(select(distinct(_memory.c.subject)).where(_memory.c.tenant_id == tenant_id))).all()
+            (
+                await conn.scalars(
+                    select(distinct(_memory.c.subject))
+                    .where(_memory.c.tenant_id == tenant_id)
+                    .order_by(_memory.c.subject)
+                )
+            ).all()
         )
-    totals = {"subjects": len(subjects), "merged": 0, "decayed": 0, "evicted": 0}
-    for subject in subjects:
+    done, totals = 0, {"subjects": len(subjects), "merged": 0, "decayed": 0, "evicted": 0}
+    if resume is not None:
+        done = min(resume[0], len(subjects))
+        totals |= {k: int(resume[1].get(k, 0)) for k in ("merged", "decayed", "evicted")}
+    for subject in subjects[done:]:
         async with engine.begin() as conn:
             totals["merged"] += await _merge_duplicates(conn, tenant_id, subject, duplicate_similarity)
             totals["decayed"] += await _decay_unused(conn, tenant_id, subject, decay_after_s, decay_factor)
             totals["evicted"] += await _evict_over_cap(conn, tenant_id, subject, subject_cap)
+        done += 1
+        if progress is not None:
+            progress(done, dict(totals))
     return totals

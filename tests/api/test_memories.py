@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client, ScheduleIntervalSpec
+from temporalio.client import Client, ScheduleIntervalSpec, WorkflowExecutionStatus
 
 from core.contracts.memory import ConsolidationInput, ConsolidationResult
 from core.memory.context import SUMMARY_PREFIX
@@ -307,3 +308,56 @@ async def test_consolidation_merges_decays_and_caps(tenant: TenantCtx, temporal_
     [interval] = schedule.schedule.spec.intervals
     assert isinstance(interval, ScheduleIntervalSpec)
     assert interval.every.total_seconds() == 3600
+
+
+async def test_a_failing_tenant_is_reported_and_does_not_stop_the_others(
+    tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client
+) -> None:
+    """A tenant with a corrupt memory fails alone (without retries); the pass pages on and consolidates the rest."""
+    broken = await remember(tenant, "dora", "My home is in Porto")
+    await remember(tenant, "dora", "My home is in Porto.")
+    await remember(other_tenant, "eve", "My home is in Lisbon")
+    await remember(other_tenant, "eve", "My home is in Lisbon.")
+    async with engine.begin() as conn:  # ready but without its vector: consolidation cannot read it
+        await conn.execute(text("update memory set embedding = null where id = :id"), {"id": broken["id"]})
+
+    workflow_id = f"platform:memory-consolidation:test-{uuid.uuid4().hex[:8]}"
+    handle = await temporal_client.start_workflow(
+        "MemoryConsolidationWorkflow",
+        ConsolidationInput(page_size=2, concurrency=2),
+        id=workflow_id,
+        task_queue="agents",
+        result_type=ConsolidationResult,
+    )
+    result: ConsolidationResult = await asyncio.wait_for(handle.result(), timeout=60)
+
+    assert result.failed_count >= 1
+    assert result.failed[tenant.id].startswith("MemoryCorrupt: "), result.failed
+    assert broken["id"] in result.failed[tenant.id]
+    assert other_tenant.id not in result.failed
+    assert result.by_tenant[other_tenant.id]["merged"] == 1
+    left = (await other_tenant.http.get("/v1/memories", params={"subject": "eve"})).json()["items"]
+    assert len(left) == 1
+    assert len((await tenant.http.get("/v1/memories", params={"subject": "dora"})).json()["items"]) == 2
+
+    # two tenants per page: every page is one run, continued as new with the cursor and the totals
+    assert result.tenants >= 2
+    assert result.pages == result.tenants // 2 + 1
+    first = temporal_client.get_workflow_handle(workflow_id, run_id=handle.first_execution_run_id)
+    assert (await first.describe()).status == WorkflowExecutionStatus.CONTINUED_AS_NEW
+    attempts: list[int] = []
+    run_id: str | None = handle.first_execution_run_id
+    while run_id:  # follow the chain of runs, each one page
+        events = (await temporal_client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()).events
+        attempts += [
+            e.activity_task_started_event_attributes.attempt
+            for e in events
+            if e.HasField("activity_task_started_event_attributes")
+        ]
+        last = events[-1]
+        run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id or None
+    assert len(attempts) == result.tenants + result.pages  # one listing per page, one attempt per tenant
+    assert set(attempts) == {1}  # the corrupt tenant is not retried
+    await record_history(
+        temporal_client, workflow_id, "memory_consolidation_paged", run_id=handle.first_execution_run_id
+    )

@@ -30,6 +30,7 @@ from core.tools.http_request import MAX_RESPONSE_BYTES, HttpRequestTool
 from core.tools.tenant_http import LayeredToolResolver, TenantToolRegistry
 from tests.conftest import TenantCtx
 from tests.core.test_egress import Receiver, Reply
+from tests.helpers import create_agent, wait_run
 from workers.embedded.stack import StackProcess
 
 ClientFor = Callable[[TenantCtx | str], httpx.AsyncClient]
@@ -421,3 +422,21 @@ async def test_layered_resolver_offers_builtins_then_tenant_tools(
     assert weather is not None
     assert weather.schema.parameters == WEATHER["parameters"]
     assert await tools.get(other_tenant.id, "weather") is None
+
+
+async def test_a_tool_answer_the_database_refuses_fails_the_run_naming_the_step(
+    api: httpx.AsyncClient, tenant: TenantCtx, engine: AsyncEngine
+) -> None:
+    """PostgreSQL cannot store NUL in text: the write fails at once with a typed error, never retried for ever."""
+    await allow_loopback(engine, tenant.id)
+    async with Receiver([Reply(200, b"nul \x00 here", {"Content-Type": "text/plain"})] * 5) as receiver:
+        tool = {"name": "nul_answer", "parameters": {"type": "object"}, "method": "GET", "url": receiver.url("/nul")}
+        assert (await api.post("/v1/tools", json=tool)).status_code == 201
+        agent = await create_agent(tenant.http, name="nul", tools=["nul_answer"])
+        started = await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "use nul_answer"})
+        assert started.status_code in (200, 201, 202), started.text
+        run = await wait_run(tenant.http, started.json()["id"], timeout_s=30)
+    assert run["status"] == "failed", run
+    assert run["error"]["type"] == "DatabaseRejected", run["error"]
+    assert "agent_run.tool" in run["error"]["message"], run["error"]
+    assert len(receiver.seen) == 1  # not retried

@@ -10,8 +10,25 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
-from workflows.agent_run import DELIVERY_START_IDEMPOTENT, LOCAL_BEGIN, LOCAL_FINISH, PARALLEL_TOOLS, AgentRunWorkflow
-from workflows.memory import MemoryConsolidationWorkflow, MemoryExtractWorkflow, MemoryIngestWorkflow
+from workflows.agent_run import (
+    CANCEL_MODEL_STEP,
+    DECISION_AT_DEADLINE,
+    DELIVERY_START_IDEMPOTENT,
+    IDLE_CANCEL_KEEPS_ANSWER,
+    LOCAL_BEGIN,
+    LOCAL_FINISH,
+    MESSAGE_AT_IDLE_DEADLINE,
+    PARALLEL_TOOLS,
+    RETRY_AT_DEADLINE,
+    TOOL_CALL_LIMIT,
+    AgentRunWorkflow,
+)
+from workflows.memory import (
+    CONSOLIDATION_PAGED,
+    MemoryConsolidationWorkflow,
+    MemoryExtractWorkflow,
+    MemoryIngestWorkflow,
+)
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 ROOT = Path(__file__).parent / "histories"
@@ -20,7 +37,8 @@ HISTORIES = sorted(ROOT.rglob("*.json"))
 ``before_local_steps/`` from before ``begin`` became a local activity, under ``begin_local_only/``
 from before ``finish`` became one and tool calls ran concurrently, under ``before_webhooks_queue/``
 from before deliveries ran on their own task queue (a run whose delivery was refused as already
-started failed then; its replay must still fail the same way)."""
+started failed then; its replay must still fail the same way), under ``before_consolidation_paged/``
+from before consolidation paged its tenants and bounded each tenant's attempts."""
 
 
 def test_histories_exist() -> None:
@@ -38,6 +56,7 @@ def test_histories_exist() -> None:
         "run_agent",
         "memory_ingest",
         "memory_consolidation",
+        "memory_consolidation_paged",
         "parallel_tools",
         "parallel_retry",
         "cancel_in_tool",
@@ -85,9 +104,31 @@ def test_todays_histories_take_the_local_steps() -> None:
     assert not _patches(ROOT / "before_local_steps" / "tool_loop.json")
 
 
+def test_runtime_fixes_are_patched() -> None:
+    """Each changed command sequence records its own marker in the history that takes it."""
+    assert TOOL_CALL_LIMIT in _patches(ROOT / "many_tool_calls.json")
+    # The deadline races resolved without the re-check here (the SDK saw the condition first): no marker.
+    deadline_patches = {MESSAGE_AT_IDLE_DEADLINE, RETRY_AT_DEADLINE, DECISION_AT_DEADLINE}
+    for name in ("message_at_idle_deadline", "retry_at_window_end", "decision_at_deadline"):
+        assert not _patches(ROOT / f"{name}.json") & deadline_patches
+    assert _patches(ROOT / "cancel_in_model_step.json") >= {CANCEL_MODEL_STEP}
+    assert _patches(ROOT / "cancel_idle.json") >= {IDLE_CANCEL_KEEPS_ANSWER}
+    # A re-check that changes nothing records no marker: ordinary timeouts replay as before.
+    assert not _patches(ROOT / "continue_as_new_turns.json") & {MESSAGE_AT_IDLE_DEADLINE, IDLE_CANCEL_KEEPS_ANSWER}
+
+
 def test_a_refused_delivery_start_is_patched() -> None:
     """Today's run shrugs off an already started delivery (patch marker); the earlier one failed for it."""
     assert DELIVERY_START_IDEMPOTENT in _patches(ROOT / "redelivery.json")
     assert DELIVERY_START_IDEMPOTENT not in _patches(ROOT / "before_webhooks_queue" / "redelivery.json")
     events = json.loads((ROOT / "before_webhooks_queue" / "redelivery.json").read_text())["events"]
     assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_FAILED"
+
+
+def test_consolidation_histories_take_the_paged_path() -> None:
+    """Today's passes are patched (paged, bounded); the serial pass recorded before still replays."""
+    assert CONSOLIDATION_PAGED in _patches(ROOT / "memory_consolidation.json")
+    assert CONSOLIDATION_PAGED in _patches(ROOT / "memory_consolidation_paged.json")
+    assert not _patches(ROOT / "before_consolidation_paged" / "memory_consolidation.json")
+    events = json.loads((ROOT / "memory_consolidation_paged.json").read_text())["events"]
+    assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW"

@@ -150,8 +150,6 @@ async def update_agent(
         raise RequestValidationError(exc.errors()) from None
     await _check_tools_exist(session, principal.tenant_id, config)
     version = await repo.add_version(agent, config, _author(principal), promote=body.promote)
-    if body.promote:
-        agent.name = config.name
     audit(
         session,
         principal,
@@ -239,8 +237,7 @@ async def promote_version(
     agent = await _agent(repo, agent_id, live=True, lock=True)
     found, n, mean = await _version_row(repo, agent_id, version)
     previous = agent.version
-    repo.promote(agent, version)
-    agent.name = AgentConfig.model_validate(found.config).name
+    repo.promote(agent, found)
     audit(
         session,
         principal,

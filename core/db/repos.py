@@ -103,12 +103,12 @@ class AgentRepository(_TenantScoped):
         )
         self.session.add(version)
         if promote:
-            self.promote(agent, version.version)
+            self.promote(agent, version)
         return version
 
-    def promote(self, agent: Agent, version: int) -> None:
-        """Make ``version`` the one new runs use; the caller commits."""
-        agent.version, agent.updated_at = version, utcnow()
+    def promote(self, agent: Agent, version: AgentVersion) -> None:
+        """Make ``version`` the one new runs use (the agent takes its name); the caller commits."""
+        agent.version, agent.name, agent.updated_at = version.version, version.config["name"], utcnow()
         self.session.add(agent)
 
     async def versions(self, agent_id: str, *, limit: int, before: int | None = None) -> Sequence[Any]:

@@ -20,9 +20,8 @@ from starlette.types import Receive, Scope, Send
 
 from api.deps import Principal, StateDep, require
 from api.problems import ProblemError
-from api.routes.runs import FINAL_STATUSES
+from api.routes.runs import FINAL_STATUSES, run_or_404
 from api.streams import StreamLease, StreamLimitError
-from core.db.repos import RunRepository
 from core.event_hub import RunEventHub
 from core.events import FINAL_EVENTS, RunEvent, RunEventLog
 
@@ -99,10 +98,7 @@ async def run_events(
 ) -> StreamingResponse:
     """Step starts/finishes and the final status of a run; resume with ``Last-Event-ID``."""
     async with state.sessions() as session:  # not SessionDep: that one would stay open for the stream's life
-        run = await RunRepository(session, principal.tenant_id).get(run_id)
-        final = run is not None and run.status in FINAL_STATUSES
-    if run is None:
-        raise ProblemError(404, f"run {run_id} not found", slug="not-found")
+        final = (await run_or_404(session, principal.tenant_id, run_id)).status in FINAL_STATUSES
     try:
         lease = state.stream_limits.acquire(principal.tenant_id)
     except StreamLimitError as exc:

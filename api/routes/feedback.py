@@ -10,10 +10,11 @@ from api.audit import audit
 from api.deps import Principal, SessionDep, require
 from api.pagination import Limit, NewestFirst
 from api.problems import ProblemError
+from api.routes.runs import run_or_404
 from api.schemas import Page
 from api.version_schemas import AuthorPublic, FeedbackCreate, FeedbackPublic
-from core.db.models import Run, RunFeedback
-from core.db.repos import Author, FeedbackRepository, Keyset, RunRepository
+from core.db.models import RunFeedback
+from core.db.repos import Author, FeedbackRepository, Keyset
 
 router = APIRouter(tags=["feedback"])
 FEEDBACK = NewestFirst("feedback")
@@ -36,13 +37,6 @@ def feedback_public(row: RunFeedback) -> FeedbackPublic:
     )
 
 
-async def _run(session: SessionDep, principal: Principal, run_id: str) -> Run:
-    run = await RunRepository(session, principal.tenant_id).get(run_id)
-    if run is None:
-        raise ProblemError(404, f"run {run_id} not found", slug="not-found")
-    return run
-
-
 @router.post("/v1/runs/{run_id}/feedback", status_code=201, response_model=FeedbackPublic)
 async def give_feedback(
     run_id: str,
@@ -51,7 +45,7 @@ async def give_feedback(
     principal: Annotated[Principal, Depends(require("runs:feedback"))],
 ) -> FeedbackPublic:
     """Score a run that has an outcome (409 while it is queued or running); it counts for the run's version."""
-    run = await _run(session, principal, run_id)
+    run = await run_or_404(session, principal.tenant_id, run_id)
     if run.status not in FEEDBACK_STATUSES:
         raise ProblemError(
             409, f"run {run_id} is {run.status}: feedback is taken once it has an outcome", slug="run-not-finished"
@@ -74,7 +68,7 @@ async def list_feedback(
     limit: Limit = 50,
 ) -> Page[FeedbackPublic]:
     """Feedback on one run, newest first."""
-    await _run(session, principal, run_id)
+    await run_or_404(session, principal.tenant_id, run_id)
     rows, next_cursor = FEEDBACK.page(
         await FeedbackRepository(session, principal.tenant_id).of_run(run_id, limit=limit + 1, after=after), limit
     )

@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from api.deps import Principal, SessionDep, StateDep, require
 from api.pagination import BySeq, Limit
 from api.problems import ProblemError
-from api.routes.runs import FINAL_STATUSES, run_public
+from api.routes.runs import FINAL_STATUSES, run_or_404, run_public
 from api.schemas import Page
 from core.contracts.agent_run import ApprovalDecision, RetryRequest, SendMessage
 from core.db.models import Agent, Run
@@ -85,13 +85,6 @@ class UsagePublic(BaseModel):
     model_config = {"populate_by_name": True}
 
 
-async def _run_or_404(session: SessionDep, principal: Principal, run_id: str) -> Run:
-    run = await RunRepository(session, principal.tenant_id).get(run_id)
-    if run is None:
-        raise ProblemError(404, f"run {run_id} not found", slug="not-found")
-    return run
-
-
 async def _steer(call: Callable[[], Awaitable[T]]) -> T:
     """Run a workflow update, mapping refusals to 409."""
     try:
@@ -121,7 +114,7 @@ async def send_message(
     principal: Annotated[Principal, Depends(require("runs:start"))],
 ) -> JSONResponse:
     """Next turn of the conversation (or, while a turn runs, the agent's double-texting policy)."""
-    run = await _run_or_404(session, principal, run_id)
+    run = await run_or_404(session, principal.tenant_id, run_id)
     if run.status in ("failed", "cancelled"):
         raise ProblemError(409, f"run is {run.status}", slug="conflict")
     handle = state.temporal.get_workflow_handle_for(AgentRunWorkflow.run, run.workflow_id)
@@ -141,7 +134,7 @@ async def decide_approval(
     principal: Annotated[Principal, Depends(require("runs:approve"))],
 ) -> JSONResponse:
     """Approve or reject a tool call that waits for a human; 409 if that step is not waiting."""
-    run = await _run_or_404(session, principal, run_id)
+    run = await run_or_404(session, principal.tenant_id, run_id)
     if run.status in FINAL_STATUSES:
         raise ProblemError(409, f"run is {run.status}", slug="conflict")
     handle = state.temporal.get_workflow_handle_for(AgentRunWorkflow.run, run.workflow_id)
@@ -157,7 +150,7 @@ async def cancel_run(
     run_id: str, state: StateDep, session: SessionDep, principal: Annotated[Principal, Depends(require("runs:cancel"))]
 ) -> JSONResponse:
     """Cancel a run (its current step is cancelled, its status becomes ``cancelled``)."""
-    run = await _run_or_404(session, principal, run_id)
+    run = await run_or_404(session, principal.tenant_id, run_id)
     if run.status in ("failed", "cancelled"):
         raise ProblemError(409, f"run is {run.status}", slug="conflict")
     handle = state.temporal.get_workflow_handle(run.workflow_id)
@@ -175,7 +168,7 @@ async def retry_run(
     run_id: str, state: StateDep, session: SessionDep, principal: Annotated[Principal, Depends(require("runs:start"))]
 ) -> JSONResponse:
     """Continue a failed run from the step that failed; completed steps are not repeated."""
-    run = await _run_or_404(session, principal, run_id)
+    run = await run_or_404(session, principal.tenant_id, run_id)
     if run.status != "failed":
         raise ProblemError(409, f"run is {run.status}, not failed", slug="conflict")
     handle = state.temporal.get_workflow_handle_for(AgentRunWorkflow.run, run.workflow_id)

@@ -11,6 +11,7 @@ import structlog
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import WorkflowHandle
 from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -196,13 +197,18 @@ async def get_run(
     return JSONResponse(body.model_dump(mode="json"))
 
 
+async def run_or_404(session: AsyncSession, tenant_id: str, run_id: str) -> Run:
+    """The tenant's run ``run_id``; 404 problem (as for an absent run) otherwise."""
+    run = await RunRepository(session, tenant_id).get(run_id)
+    if run is None:
+        raise ProblemError(404, f"run {run_id} not found", slug="not-found")
+    return run
+
+
 async def _read_run(state: AppState, tenant_id: str, run_id: str) -> RunPublic:
     async with state.sessions() as session:
-        runs = RunRepository(session, tenant_id)
-        run = await runs.get(run_id)
-        if run is None:
-            raise ProblemError(404, f"run {run_id} not found", slug="not-found")
-        return run_public(state, run, await runs.steps(run.id))
+        run = await run_or_404(session, tenant_id, run_id)
+        return run_public(state, run, await RunRepository(session, tenant_id).steps(run.id))
 
 
 async def _wait_final(state: AppState, tenant_id: str, run_id: str, wait_s: float) -> bool:

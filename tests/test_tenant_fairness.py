@@ -198,8 +198,8 @@ class FairnessProbe:
 
 
 async def _scheduled(handle: WorkflowHandle[FairnessProbe, None]) -> None:
-    """Wait (bounded) until the probe has scheduled its activity."""
-    for _ in range(100):
+    """Wait (bounded, 30 s: 60 probes start at once on a loaded machine) until the probe has scheduled its activity."""
+    for _ in range(600):
         async for event in handle.fetch_history_events():
             if event.HasField("activity_task_scheduled_event_attributes"):
                 return

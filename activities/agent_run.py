@@ -11,11 +11,14 @@ import asyncio
 import hashlib
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import timedelta
 from typing import Any, Protocol
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -31,6 +34,7 @@ from core.contracts.agent_run import (
     BegunRun,
     ChildRun,
     ChildRunInput,
+    CloseRunInput,
     FinishRunInput,
     FinishRunResult,
     LlmStepInput,
@@ -42,10 +46,10 @@ from core.contracts.agent_run import (
 from core.contracts.llm import ChatMessage, LlmRequest, ModelConfig
 from core.contracts.memory import MemoryExtractInput
 from core.db.models import utcnow
-from core.db.projection import RunIdentity, RunProjection, StepRecord
+from core.db.projection import OPEN_STEP_STATUSES, RunIdentity, RunProjection, StepRecord
 from core.egress import EgressDenied
 from core.errors import ToolError
-from core.events import RunEventLog, TokenBuffer
+from core.events import RUN_CLOSED, RunEventLog, TokenBuffer
 from core.ids import run_workflow_id
 from core.llm.base import LlmProvider, ProviderError, ProviderRegistry
 from core.memory.context import ExtractiveSummarizer, Summarizer, ThreadContext, memory_block
@@ -141,11 +145,7 @@ class AgentRunActivities:
 
     async def _announce(self, tenant_id: str, run_id: str, step: StepRecord) -> None:
         """Publish the step's start or end on the run's event stream."""
-        event = "step.started" if step.status in ("running", "waiting") else "step.completed"
-        data: dict[str, Any] = {"step_id": step.step_id, "kind": step.kind, "name": step.name, "status": step.status}
-        if event == "step.completed":
-            data |= {"output": _preview(step.output), "error": step.error, "attempts": step.attempts}
-        await self._events.publish(tenant_id, run_id, event, data)
+        await announce_step(self._events, tenant_id, run_id, step)
 
     async def _config(self, tenant_id: str, agent_id: str, version: int) -> AgentConfig:
         key = (tenant_id, agent_id, version)
@@ -255,36 +255,29 @@ class AgentRunActivities:
             started_at=utcnow(),
         )
         await self._record(inp.tenant_id, inp.run_id, step)
-        provider = self._provider(inp.model.provider)
-        async with heartbeating():
-            request, recalled = await self._request(inp, provider)
-        step.input = {"messages": len(request.messages), "tools": [t.name for t in inp.tools]}
-        if recalled:
-            step.input["memories"] = recalled
-        clock = time.perf_counter()
-        tokens = TokenBuffer(self._events, inp.tenant_id, inp.run_id, inp.step_id)
-        try:
+        async with self._ending(inp, step):
+            provider = self._provider(inp.model.provider)
             async with heartbeating():
-                response = await provider.complete(request, on_delta=tokens.add)
-            await tokens.flush()
-        except asyncio.CancelledError:
-            # The run was cancelled (or interrupted) during the call: the step ends here, cancelled.
-            step.status, step.ended_at = "cancelled", utcnow()
-            step.error = {"message": "cancelled"}
-            await self._record(inp.tenant_id, inp.run_id, step)
-            raise
-        except ProviderError as exc:
-            step.status, step.ended_at = "failed", utcnow()
-            step.error = {"message": str(exc), "provider": exc.provider, "status": exc.status}
-            await self._record(inp.tenant_id, inp.run_id, step)
-            metrics.ACTIVITY_LATENCY.labels("agent_run.llm", "error").observe(time.perf_counter() - clock)
-            raise ApplicationError(
-                f"{exc.provider}: {exc}",
-                {"provider": exc.provider, "status": exc.status},
-                type=errors.PROVIDER_UNAVAILABLE if exc.retryable else errors.PROVIDER_REJECTED,
-                non_retryable=not exc.retryable,
-                next_retry_delay=_delay(exc.retry_after_s),
-            ) from exc
+                request, recalled = await self._request(inp, provider)
+            step.input = {"messages": len(request.messages), "tools": [t.name for t in inp.tools]}
+            if recalled:
+                step.input["memories"] = recalled
+            clock = time.perf_counter()
+            tokens = TokenBuffer(self._events, inp.tenant_id, inp.run_id, inp.step_id)
+            try:
+                async with heartbeating():
+                    response = await provider.complete(request, on_delta=tokens.add)
+                await tokens.flush()
+            except ProviderError as exc:
+                step.error = {"message": str(exc), "provider": exc.provider, "status": exc.status}
+                metrics.ACTIVITY_LATENCY.labels("agent_run.llm", "error").observe(time.perf_counter() - clock)
+                raise ApplicationError(
+                    f"{exc.provider}: {exc}",
+                    {"provider": exc.provider, "status": exc.status},
+                    type=errors.PROVIDER_UNAVAILABLE if exc.retryable else errors.PROVIDER_REJECTED,
+                    non_retryable=not exc.retryable,
+                    next_retry_delay=_delay(exc.retry_after_s),
+                ) from exc
         metrics.ACTIVITY_LATENCY.labels("agent_run.llm", "ok").observe(time.perf_counter() - clock)
         metrics.LLM_TOKENS.labels(inp.model.provider, "input").inc(response.usage.input_tokens)
         metrics.LLM_TOKENS.labels(inp.model.provider, "output").inc(response.usage.output_tokens)
@@ -302,6 +295,23 @@ class AgentRunActivities:
             content_ref = await self._blobs.put(inp.tenant_id, response.content.encode())
             response.content = ""
         return LlmStepResult(response=response, content_ref=content_ref)
+
+    @asynccontextmanager
+    async def _ending(self, inp: LlmStepInput, step: StepRecord) -> AsyncIterator[None]:
+        """Record the model step's end when the body raises: cancelled, or failed with the activity's error."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            # The run was cancelled (or interrupted) during the step: the step ends here, cancelled.
+            step.status, step.ended_at, step.error = "cancelled", utcnow(), {"message": "cancelled"}
+            await self._record(inp.tenant_id, inp.run_id, step)
+            raise
+        except ApplicationError as exc:
+            # A missing secret, a refused base_url, an unknown provider, a provider error: the step fails with it.
+            step.status, step.ended_at = "failed", utcnow()
+            step.error = {"type": exc.type or "ApplicationError", "message": exc.message} | (step.error or {})
+            await self._record(inp.tenant_id, inp.run_id, step)
+            raise
 
     def _provider(self, name: str) -> LlmProvider:
         try:
@@ -608,6 +618,8 @@ class AgentRunActivities:
                 cost_usd=inp.usage.cost_usd,
                 conn=conn,
             )
+            if inp.status in ("failed", "cancelled"):
+                await self._end_open_steps(inp, conn)
         if appended:
             await self._threads.invalidate(inp.tenant_id, inp.thread_id)
         await self._events.publish(
@@ -633,6 +645,20 @@ class AgentRunActivities:
             metrics.RUN_DURATION.observe(max(0.0, (utcnow() - created_at).total_seconds()))
         log.info("run finished", status=inp.status, turn=inp.turn)
         return FinishRunResult(delivery_ids=deliveries, webhooks_task_queue=self._webhooks_task_queue)
+
+    async def _end_open_steps(self, inp: FinishRunInput, conn: AsyncConnection) -> None:
+        """End the steps a failed or cancelled turn left open, announcing each before the run's end.
+
+        A step whose activity could not record its end (it failed before, or was still
+        running when the run was cancelled) ends with the run. The events go out inside the
+        transaction: if one cannot be published nothing is committed and the retry repeats both.
+        """
+        ended = await self._projection.end_open_steps(
+            inp.tenant_id, inp.run_id, run_status=inp.status, error=inp.error, conn=conn
+        )
+        for step in ended:
+            await self._announce(inp.tenant_id, inp.run_id, step)
+        metrics.APPROVALS_WAITING.dec(sum(1 for step in ended if step.kind == "approval"))
 
     async def _queue_extraction(self, inp: FinishRunInput) -> None:
         """Start the turn's memory extraction (agents with memory enabled, runs with a subject)."""
@@ -684,6 +710,30 @@ class AgentRunActivities:
         ids, _ = await self._memory.remember(inp.tenant_id, memories)
         await self._events.publish(inp.tenant_id, inp.run_id, "memory.written", {"ids": ids, "method": method})
         return ids
+
+    @activity.defn(name="agent_run.close")
+    async def close(self, inp: CloseRunInput) -> None:
+        """Publish ``run.closed``, the last event of the run: its event streams end there.
+
+        A retry may publish it twice; readers stop at the first.
+        """
+        await self._events.publish(inp.tenant_id, inp.run_id, RUN_CLOSED, {"status": inp.status, "turn": inp.turn})
+
+
+def step_event(status: str) -> str:
+    """The event type of a step in ``status``: started, or ended completed, failed or cancelled."""
+    if status in OPEN_STEP_STATUSES:
+        return "step.started"
+    return f"step.{status}" if status in ("failed", "cancelled") else "step.completed"
+
+
+async def announce_step(events: RunEventLog, tenant_id: str, run_id: str, step: StepRecord) -> None:
+    """Publish a step's start or end on its run's event stream."""
+    event = step_event(step.status)
+    data: dict[str, Any] = {"step_id": step.step_id, "kind": step.kind, "name": step.name, "status": step.status}
+    if event != "step.started":
+        data |= {"output": _preview(step.output), "error": step.error, "attempts": step.attempts}
+    await events.publish(tenant_id, run_id, event, data)
 
 
 def _latest_turn(messages: list[ChatMessage]) -> list[ChatMessage]:

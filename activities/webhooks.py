@@ -21,13 +21,12 @@ from core.crypto import DecryptionError, Keyring
 from core.db.engine import make_sessionmaker
 from core.db.models import Tenant
 from core.egress import EgressDenied, EgressError, GuardedResponse, guarded_request
-from core.webhooks import (
+from core.webhooks.contracts import (
     DELIVERY_DELIVERED,
     DELIVERY_DROPPED,
     DELIVERY_FAILED,
     DELIVERY_PENDING,
     EVENT_TYPES,
-    SIGNATURE_HEADER,
     WEBHOOK_EGRESS_DENIED,
     WEBHOOK_GONE,
     WEBHOOK_REJECTED,
@@ -36,11 +35,10 @@ from core.webhooks import (
     DeliveryOutcome,
     EnqueueWebhookDeliveriesInput,
     MarkDeliveryFailedInput,
-    WebhookStore,
-    event_body,
-    event_id_for,
-    sign,
 )
+from core.webhooks.events import event_body, event_id_for
+from core.webhooks.signing import SIGNATURE_HEADER, sign
+from core.webhooks.store import WebhookStore
 
 log = structlog.get_logger(__name__)
 

@@ -13,6 +13,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from temporalio.converter import PayloadCodec
 
 from api.middleware import BodyLimitMiddleware, ObservabilityMiddleware
+from api.problem_types import PROBLEM_RESPONSES
 from api.problems import install_problem_handlers
 from api.routes import (
     agents,
@@ -148,6 +149,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         summary="Durable, multi-tenant AI agents on Temporal.",
         lifespan=lifespan,
+        responses=PROBLEM_RESPONSES,
         redirect_slashes=False,  # a redirect would be built from the caller's Host header
     )
     install_problem_handlers(app)

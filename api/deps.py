@@ -12,13 +12,14 @@ from sqlalchemy import update
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.problem_types import ProblemType
 from api.problems import ProblemError
 from api.state import AppState
 from core.auth.jwt_keys import TokenError
 from core.db.models import ApiKey, Tenant, User, utcnow
 from core.db.repos import find_api_key
 from core.quotas import QuotaExceededError, Quotas
-from core.roles import PLATFORM_ADMIN, PLATFORM_TENANT, permissions_of
+from core.roles import PLATFORM_ADMIN, PLATFORM_TENANT, Permission, permissions_of
 from core.security import API_KEY_PREFIX, hash_api_key
 
 log = structlog.get_logger(__name__)
@@ -63,7 +64,7 @@ _UNAUTHORIZED = {"WWW-Authenticate": "Bearer"}
 
 
 def _unauthorized(detail: str = "invalid credentials") -> ProblemError:
-    return ProblemError(401, detail, slug="unauthorized", headers=_UNAUTHORIZED)
+    return ProblemError(401, detail, slug=ProblemType.UNAUTHORIZED, headers=_UNAUTHORIZED)
 
 
 async def _principal_from_api_key(state: AppState, token: str) -> Principal:
@@ -152,7 +153,7 @@ async def tenant_quotas(state: AppState, tenant_id: str) -> Quotas:
 
 def too_many_requests(exc: QuotaExceededError) -> ProblemError:
     """The 429 problem for a quota error."""
-    return ProblemError(429, str(exc), slug="quota-exceeded", headers={"Retry-After": str(exc.retry_after_s)})
+    return ProblemError(429, str(exc), slug=ProblemType.QUOTA_EXCEEDED, headers={"Retry-After": str(exc.retry_after_s)})
 
 
 async def get_principal(request: Request, state: StateDep) -> Principal:
@@ -182,14 +183,19 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 def require(permission: str) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
     """Dependency that admits principals holding ``permission`` (403 otherwise).
 
-    The permission is attached to the dependency so that tests can read every
+    Routes declare it through an alias of ``api.permissions`` (``principal: RunsRead``).
+    ``permission`` must name a :class:`~core.roles.Permission`: a misspelt one fails at
+    import. The permission is attached to the dependency so that tests can read every
     route's declared permission from the app's route table.
     """
+    needed = Permission(permission)
 
     async def _check(principal: PrincipalDep) -> Principal:
-        if permission not in principal.permissions:
-            raise ProblemError(403, f"role {principal.role!r} lacks permission {permission!r}", slug="forbidden")
+        if needed not in principal.permissions:
+            raise ProblemError(
+                403, f"role {principal.role!r} lacks permission {needed.value!r}", slug=ProblemType.FORBIDDEN
+            )
         return principal
 
-    _check.permission = permission  # type: ignore[attr-defined]
+    _check.permission = needed  # type: ignore[attr-defined]
     return _check

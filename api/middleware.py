@@ -12,6 +12,7 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.problem_types import ProblemType
 from api.problems import problem_response
 from core.telemetry import metrics
 from core.validation import text_problem
@@ -59,7 +60,7 @@ class ObservabilityMiddleware:
                 response = problem_response(
                     422,
                     f"the request {unusable} contains characters that cannot be stored",
-                    slug="validation-error",
+                    slug=ProblemType.VALIDATION_ERROR,
                     errors=[{"field": unusable, "message": "must not contain NUL or invalid UTF-8"}],
                 )
                 await response(scope, receive, _send)

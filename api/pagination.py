@@ -20,6 +20,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 
+from api.problem_types import ProblemType
 from api.problems import ProblemError
 from core.db.repos import Keyset
 from core.validation import text_problem
@@ -44,7 +45,7 @@ def _invalid_cursor() -> ProblemError:
     return ProblemError(
         422,
         f"invalid request — cursor: {message}",
-        slug="validation-error",
+        slug=ProblemType.VALIDATION_ERROR,
         errors=[{"field": "cursor", "message": message}],
     )
 

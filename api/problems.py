@@ -10,13 +10,13 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic.json_schema import models_json_schema
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.errors import problem_type
+from api.problem_types import MEDIA_TYPE, Problem, ProblemType
 
 log = structlog.get_logger(__name__)
-MEDIA_TYPE = "application/problem+json"
 
 
 class ProblemError(Exception):
@@ -27,24 +27,24 @@ class ProblemError(Exception):
         status: int,
         detail: str,
         *,
-        slug: str | None = None,
+        slug: ProblemType | None = None,
         errors: Sequence[dict[str, str]] = (),
         headers: dict[str, str] | None = None,
     ):
         super().__init__(detail)
         self.status = status
         self.detail = detail
-        self.slug = slug or HTTPStatus(status).phrase.lower().replace(" ", "-")
+        self.slug = ProblemType(slug) if slug else ProblemType.for_status(status)
         self.errors = list(errors)
         self.headers = headers
 
 
 def problem_document(
-    status: int, detail: str, *, slug: str | None = None, errors: Sequence[dict[str, str]] = ()
+    status: int, detail: str, *, slug: ProblemType | None = None, errors: Sequence[dict[str, str]] = ()
 ) -> dict[str, Any]:
-    """The RFC 9457 body for ``status`` (``slug`` names the problem type, else the status phrase)."""
+    """The RFC 9457 body for ``status`` (``slug`` names the problem type, else the status does)."""
     body: dict[str, Any] = {
-        "type": problem_type(slug or HTTPStatus(status).phrase.lower().replace(" ", "-")),
+        "type": (slug or ProblemType.for_status(status)).uri,
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
@@ -58,7 +58,7 @@ def problem_response(
     status: int,
     detail: str,
     *,
-    slug: str | None = None,
+    slug: ProblemType | None = None,
     errors: Sequence[dict[str, str]] = (),
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
@@ -93,8 +93,23 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return items
 
 
+def _declare_problem_schema(app: FastAPI) -> None:
+    """Add the Problem schema (the target of ``PROBLEM_RESPONSES``) to the app's OpenAPI components."""
+    _, document = models_json_schema([(Problem, "serialization")], ref_template="#/components/schemas/{model}")
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = FastAPI.openapi(app)
+        if fresh:
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(document["$defs"])
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Answer every error of ``app`` with problem+json."""
+    """Answer every error of ``app`` with problem+json and declare the Problem schema in its OpenAPI document."""
+    _declare_problem_schema(app)
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
@@ -104,7 +119,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _validation_errors(exc)
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        return problem_response(422, f"invalid request — {detail}", slug="validation-error", errors=errors)
+        return problem_response(422, f"invalid request — {detail}", slug=ProblemType.VALIDATION_ERROR, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -114,10 +129,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
         log.warning("database refused a value", error=str(exc.orig)[:200])
         return problem_response(
-            422, "a value cannot be stored (invalid characters or out of range)", slug="validation-error"
+            422, "a value cannot be stored (invalid characters or out of range)", slug=ProblemType.VALIDATION_ERROR
         )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", path=request.url.path)
-        return problem_response(500, "internal error; the request was logged", slug="internal-error")
+        return problem_response(500, "internal error; the request was logged", slug=ProblemType.INTERNAL_ERROR)

@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, Field, field_validator
 
 from core.agents import DoubleTexting, MemorySpec, ModelSpec, ToolSpec
+from core.contracts.agent_run import RunStatus, StepKind, StepStatus
 from core.validation import CleanModel
 
 T = TypeVar("T")
@@ -62,9 +63,9 @@ class StepPublic(BaseModel):
     """One step of a run."""
 
     id: str
-    kind: str
+    kind: StepKind
     name: str
-    status: str
+    status: StepStatus
     started_at: datetime | None
     ended_at: datetime | None
     attempts: int
@@ -96,7 +97,7 @@ class RunPublic(BaseModel):
     agent_id: str
     agent_version: int
     thread_id: str
-    status: str
+    status: RunStatus
     input: str
     output: str | None
     steps: list[StepPublic]
@@ -107,3 +108,20 @@ class RunPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     temporal: TemporalLink
+
+
+class TurnPublic(BaseModel):
+    """The turn a message (or a retry) set going, and where its events start."""
+
+    number: int = Field(description="The turn that answers: the next one, or the one in flight it interrupts.")
+    message_id: str | None = Field(description="The message's id (`null` for a retry).")
+    policy: DoubleTexting | None = Field(description="The agent's double-texting policy applied (`null` for a retry).")
+    after_event_id: str = Field(
+        description="The run's newest event before the message: `GET …/events?after=` this id follows the turn."
+    )
+
+
+class RunTurnPublic(RunPublic):
+    """An agent run and the turn a request set going (``202`` of ``…/messages`` and ``…/retry``)."""
+
+    turn: TurnPublic

@@ -22,7 +22,8 @@ from typing import Any, ClassVar, NoReturn
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from api.problems import MEDIA_TYPE, problem_document
+from api.problem_types import MEDIA_TYPE
+from api.problems import problem_document
 from core.settings import Settings
 
 

@@ -6,17 +6,19 @@ import asyncio
 import logging
 import os
 import sys
-from typing import Annotated, cast, get_args
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from core.home_keys import HomeKeyError
 from core.seed import SeedResult, credentials_file, stored_credentials
-from core.settings import Settings, TaskQueue
+from core.settings import Settings
 from core.telemetry.logging import configure_logging
+from workers import registry
 
 app = typer.Typer(help="AImPact: durable, multi-tenant AI agents on Temporal.", no_args_is_help=True)
 console = Console()
@@ -48,6 +50,11 @@ def up() -> None:
     from workers.embedded.supervisor import Supervisor
 
     settings = load_settings()
+    try:
+        registry.queues_to_run(settings)
+    except registry.UnknownQueueError as exc:
+        console.print(f"[bold red]Invalid configuration:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
     code = Supervisor(settings, on_ready=print_ready_table).run()
     raise typer.Exit(code)
 
@@ -111,16 +118,18 @@ def api() -> None:
 
 @app.command()
 def worker(
-    queue: Annotated[str, typer.Option(help="Task queue to serve: agents or webhooks.")] = "agents",
+    queue: Annotated[str, typer.Option(help=f"Task queue to serve: {' | '.join(registry.QUEUES)}.")] = "agents",
 ) -> None:
     """Run the worker of one task queue."""
-    from workers.agent_worker import run_worker
+    from workers.runner import run_worker
 
     settings = load_settings()
-    if queue not in get_args(TaskQueue):
-        console.print(f"[red]unknown task queue {queue!r}[/] (one of: {', '.join(get_args(TaskQueue))})")
-        raise typer.Exit(2)
-    asyncio.run(run_worker(settings, cast(TaskQueue, queue)))
+    try:
+        registry.queue(queue)
+    except registry.UnknownQueueError as exc:
+        console.print(f"[red]{escape(str(exc))}[/]")
+        raise typer.Exit(2) from None
+    asyncio.run(run_worker(settings, queue))
     # The SDK's metrics runtime can crash the interpreter during finalisation
     # (temporalio/sdk-python#300); everything is flushed and stopped by now.
     logging.shutdown()

@@ -15,11 +15,10 @@ from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.contracts.agent_run import RunStatus
 from core.db.models import Run, utcnow
 from core.settings import Settings
 from core.validation import CleanModel
-
-ACTIVE_STATUSES = ("queued", "running", "waiting_approval")
 
 
 class QuotaSpec(CleanModel):
@@ -135,7 +134,7 @@ async def check_run_quotas(session: AsyncSession, tenant_id: str, quotas: Quotas
         await session.exec(
             select(func.count())
             .select_from(Run)
-            .where(Run.tenant_id == tenant_id, col(Run.status).in_(ACTIVE_STATUSES))
+            .where(Run.tenant_id == tenant_id, col(Run.status).in_(sorted(RunStatus.ACTIVE)))
         )
     ).one()
     if active >= quotas.concurrent_runs:

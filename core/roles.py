@@ -1,7 +1,8 @@
-"""Roles and the one table that maps each role to its permissions."""
+"""Roles, permissions and the one table that maps each role to its permissions."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Literal
 
 Role = Literal["owner", "admin", "developer", "operator", "viewer"]
@@ -11,33 +12,64 @@ PLATFORM_ADMIN = "platform_admin"
 PLATFORM_TENANT = "platform"
 """The ``tid`` claim of platform administrators' tokens."""
 
-_VIEW = {"agents:read", "runs:read", "usage:read", "tools:read", "memory:read", "tenant:read"}
-_OPERATE = _VIEW | {"runs:start", "runs:approve", "runs:cancel", "runs:feedback"}
-_DEVELOP = _OPERATE | {
-    "agents:write",
-    "secrets:read",
-    "secrets:write",
-    "tools:write",
-    "webhooks:manage",
-    "memory:write",
-    "optimizer:manage",
-}
-_ADMIN = _DEVELOP | {"keys:manage", "users:read", "users:manage", "audit:read"}
 
-PERMISSIONS: dict[str, frozenset[str]] = {
+class Permission(StrEnum):
+    """Every permission a route can require (``<resource>:<action>``)."""
+
+    AGENTS_READ = "agents:read"
+    AGENTS_WRITE = "agents:write"
+    RUNS_READ = "runs:read"
+    RUNS_START = "runs:start"
+    RUNS_APPROVE = "runs:approve"
+    RUNS_CANCEL = "runs:cancel"
+    RUNS_FEEDBACK = "runs:feedback"
+    USAGE_READ = "usage:read"
+    TOOLS_READ = "tools:read"
+    TOOLS_WRITE = "tools:write"
+    MEMORY_READ = "memory:read"
+    MEMORY_WRITE = "memory:write"
+    MEMORY_ERASE = "memory:erase"
+    SECRETS_READ = "secrets:read"
+    SECRETS_WRITE = "secrets:write"
+    WEBHOOKS_MANAGE = "webhooks:manage"
+    OPTIMIZER_MANAGE = "optimizer:manage"
+    KEYS_MANAGE = "keys:manage"
+    USERS_READ = "users:read"
+    USERS_MANAGE = "users:manage"
+    AUDIT_READ = "audit:read"
+    TENANT_READ = "tenant:read"
+    PLATFORM_TENANTS = "platform:tenants"
+    PLATFORM_CODEC = "platform:codec"
+
+
+_P = Permission
+_VIEW = {_P.AGENTS_READ, _P.RUNS_READ, _P.USAGE_READ, _P.TOOLS_READ, _P.MEMORY_READ, _P.TENANT_READ}
+_OPERATE = _VIEW | {_P.RUNS_START, _P.RUNS_APPROVE, _P.RUNS_CANCEL, _P.RUNS_FEEDBACK}
+_DEVELOP = _OPERATE | {
+    _P.AGENTS_WRITE,
+    _P.SECRETS_READ,
+    _P.SECRETS_WRITE,
+    _P.TOOLS_WRITE,
+    _P.WEBHOOKS_MANAGE,
+    _P.MEMORY_WRITE,
+    _P.OPTIMIZER_MANAGE,
+}
+_ADMIN = _DEVELOP | {_P.KEYS_MANAGE, _P.USERS_READ, _P.USERS_MANAGE, _P.AUDIT_READ}
+
+PERMISSIONS: dict[str, frozenset[Permission]] = {
     "viewer": frozenset(_VIEW),
     "operator": frozenset(_OPERATE),
     "developer": frozenset(_DEVELOP),
     "admin": frozenset(_ADMIN),
-    "owner": frozenset(_ADMIN | {"memory:erase"}),
-    PLATFORM_ADMIN: frozenset({"platform:tenants", "platform:codec", "tenant:read"}),
+    "owner": frozenset(_ADMIN | {_P.MEMORY_ERASE}),
+    PLATFORM_ADMIN: frozenset({_P.PLATFORM_TENANTS, _P.PLATFORM_CODEC, _P.TENANT_READ}),
 }
 """The permission table. Every route declares one of these permissions."""
 
 RANK: dict[str, int] = {"viewer": 1, "operator": 2, "developer": 3, "admin": 4, "owner": 5}
 
 
-def permissions_of(role: str) -> frozenset[str]:
+def permissions_of(role: str) -> frozenset[Permission]:
     """Permissions of ``role`` (none for an unknown role)."""
     return PERMISSIONS.get(role, frozenset())
 

@@ -13,9 +13,6 @@ from core import home_keys
 from core.crypto import parse_keyring
 from core.security import API_KEY_PREFIX
 
-TaskQueue = Literal["agents", "webhooks"]
-"""Task queues that have workers today (voice and optimizer join as they land)."""
-
 
 class Settings(BaseSettings):
     """Configuration of AImPact; every field maps to ``AIMPACT_<FIELD>``."""
@@ -97,7 +94,10 @@ class Settings(BaseSettings):
         default=15.0, gt=0, le=600, description="How soon a crashed worker's model or tool call is retried."
     )
     agent_max_steps: int = Field(default=12, ge=1, le=100)
-    worker_queues: list[TaskQueue] = Field(default_factory=lambda: list[TaskQueue](["agents", "webhooks"]))
+    worker_queues: list[str] | None = Field(
+        default=None,
+        description="Task queues `aimpact up` runs a worker for (default: every queue of workers/registry.py).",
+    )
 
     embedder: Literal["minilm", "openai", "hash"] = Field(
         default="minilm",
@@ -119,6 +119,15 @@ class Settings(BaseSettings):
     )
     memory_write_wait_s: float = Field(
         default=5.0, ge=0, le=60, description="How long POST /v1/memories waits for the embedding before 202."
+    )
+    reconcile_interval_s: float = Field(
+        default=60.0, ge=1, le=86_400, description="How often runs the API shows open are checked against Temporal."
+    )
+    reconcile_grace_s: float = Field(
+        default=120.0, ge=0, le=7 * 86_400, description="Open runs not updated for this long are checked."
+    )
+    reconcile_page_size: int = Field(
+        default=100, ge=1, le=1000, description="Runs one reconciliation activity checks (one workflow run per page)."
     )
 
     # event streams
@@ -151,6 +160,9 @@ class Settings(BaseSettings):
         ge=1,
         le=1_000_000,
         description="Webhook deliveries one tenant may have in flight; new ones beyond are logged as dropped.",
+    )
+    feedback_per_run: int = Field(
+        default=100, ge=1, le=100_000, description="Feedback entries one run may collect (409 beyond)."
     )
 
     # request limits
@@ -210,6 +222,19 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("worker_queues")
+    @classmethod
+    def _distinct_queue_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        names = [name.strip() for name in value]
+        if "" in names:
+            raise ValueError("names an empty queue")
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"lists {', '.join(map(repr, twice))} more than once")
+        return names
 
     @field_validator("admin_email")
     @classmethod

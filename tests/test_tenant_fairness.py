@@ -21,7 +21,7 @@ from temporalio.common import Priority
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from core.memory.service import ingest_workflow_id
-from core.webhooks import delivery_workflow_id
+from core.webhooks.events import delivery_workflow_id
 from tests.api.test_tools import allow_loopback
 from tests.conftest import TenantCtx
 from tests.core.test_egress import Receiver

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 
 
 async def wait_or_timeout(
@@ -26,4 +28,36 @@ async def wait_or_timeout(
         await workflow.wait_condition(condition, timeout=timeout)
     except TimeoutError:
         return condition() and (not patch_id or workflow.patched(patch_id))
+    return True
+
+
+def error_of(exc: BaseException) -> dict[str, str]:
+    """The innermost application error's ``type`` and ``message`` (through activity and child errors)."""
+    cause: BaseException | None = exc
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        return {"type": cause.type or "ApplicationError", "message": cause.message}
+    return {"type": type(cause).__name__, "message": str(cause)}
+
+
+def activity_error_text(exc: ActivityError) -> str:
+    """``"Type: message"`` of the failure that ended an activity's last attempt."""
+    error = error_of(exc)
+    return f"{error['type']}: {error['message']}"
+
+
+async def start_child_once(*args: Any, patch_id: str = "", **kwargs: Any) -> bool:
+    """Start a child workflow unless one of its id exists already; whether this call started it.
+
+    Takes the arguments of ``workflow.start_child_workflow``. A child that already exists (the
+    same id started earlier, e.g. the same event again) is a no-op, not an error. ``patch_id``
+    guards the no-op for histories recorded when an existing child failed the caller.
+    """
+    try:
+        await workflow.start_child_workflow(*args, **kwargs)
+    except WorkflowAlreadyStartedError:
+        if patch_id and not workflow.patched(patch_id):
+            raise
+        return False
     return True

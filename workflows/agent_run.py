@@ -26,7 +26,7 @@ from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
     ChildWorkflowError,
-    WorkflowAlreadyStartedError,
+    FailureError,
     is_cancelled_exception,
 )
 from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         CarryOver,
         ChildRun,
         ChildRunInput,
+        CloseRunInput,
         FinishRunInput,
         FinishRunResult,
         LlmStepInput,
@@ -64,7 +65,7 @@ with workflow.unsafe.imports_passed_through():
     from core.ids import AGENT_ID, RUN_KIND, TENANT_ID
     from core.tools.run_agent import RUN_AGENT
     from core.webhooks import WebhookDeliveryInput, delivery_workflow_id
-    from workflows._helpers import wait_or_timeout
+    from workflows._helpers import error_of, start_child_once, wait_or_timeout
     from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 FINAL = ("completed", "failed", "cancelled")
@@ -90,6 +91,8 @@ CANCEL_MODEL_STEP = "cancel-cancels-model-step"
 """Patch id: runs started before it left the model activity running when the run was cancelled during it."""
 IDLE_CANCEL_KEEPS_ANSWER = "idle-cancel-keeps-answer"
 """Patch id: runs started before it became ``cancelled`` (output erased) when cancelled between turns."""
+RUN_CLOSED_EVENT = "run-closed-event"
+"""Patch id: runs started before it ended without publishing ``run.closed`` on their event stream."""
 MAX_CONCURRENT_TOOL_CALLS = 8
 """Tool calls of one answer in flight at once (their thread appends contend for the thread's end)."""
 
@@ -220,7 +223,7 @@ class AgentRunWorkflow:
             try:
                 begun = carry.begun or await self._begin(inp)
             except ActivityError as exc:
-                error = _error_of(exc)
+                error = error_of(exc)
                 raise ApplicationError(error["message"], type=error["type"], non_retryable=True) from exc
             self._policy = begun.double_texting
             inp.thread_id = inp.thread_id or begun.thread_id
@@ -247,9 +250,14 @@ class AgentRunWorkflow:
                     workflow.continue_as_new(self._carry(inp, begun))
         except asyncio.CancelledError:
             await self._finish(inp, "cancelled")
+            await self._announce_close(inp, "cancelled")
+            raise
+        except FailureError:  # the run fails (continue-as-new is no exception: it passes)
+            await self._announce_close(inp, "failed")
             raise
         finally:
             self._closed = True
+        await self._announce_close(inp, self._loop.status)
         return AgentRunResult(
             run_id=inp.run_id,
             output=self._loop.output or "",
@@ -257,6 +265,27 @@ class AgentRunWorkflow:
             steps=self._loop.step_offset + len(self._loop.steps),
             turns=self._loop.turn,
         )
+
+    async def _announce_close(self, inp: AgentRunInput, status: str) -> None:
+        """Refuse messages from now on and publish ``run.closed``: the run's event streams end there.
+
+        Best effort, retried briefly: a run never stays open for its announcement (streams
+        that miss it find the workflow closed in Temporal). A regular activity, not a local
+        one: on a worker that lacks it, it fails and the run closes (a local one would
+        fail the workflow task, again and again).
+        """
+        self._closed = True
+        if not workflow.patched(RUN_CLOSED_EVENT):
+            return
+        try:
+            await workflow.execute_activity_method(
+                AgentRunActivities.close,
+                CloseRunInput(tenant_id=inp.tenant_id, run_id=inp.run_id, status=status, turn=self._loop.turn),
+                start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+                retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=3),
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("run.closed not published", extra={"error": str(exc.cause or exc)})
 
     def _carry(self, inp: AgentRunInput, begun: BegunRun) -> AgentRunInput:
         carry = CarryOver(
@@ -335,7 +364,7 @@ class AgentRunWorkflow:
                 if is_cancelled_exception(exc) and workflow.patched(CANCEL_IN_STEP):
                     # The run was cancelled while a step ran: the step reports it as its own failure.
                     raise asyncio.CancelledError() from exc
-                error = _error_of(exc)
+                error = error_of(exc)
                 await self._finish(inp, "failed", error=error)
                 if not await self._wait_for_retry(inp.retry_window_s):
                     raise ApplicationError(
@@ -516,7 +545,7 @@ class AgentRunWorkflow:
                 priority=Priority(fairness_key=inp.tenant_id),
             )
         except ChildWorkflowError as exc:
-            return ToolStepResult(content=f"error: the agent failed: {_error_of(exc)['message']}", is_error=True)
+            return ToolStepResult(content=f"error: the agent failed: {error_of(exc)['message']}", is_error=True)
         self._loop.usage = self._loop.usage.add(result.usage)
         return ToolStepResult(content=result.output, data={"run_id": child.run_id, "output": result.output})
 
@@ -565,22 +594,20 @@ class AgentRunWorkflow:
             return
         queue = result.webhooks_task_queue or workflow.info().task_queue
         for delivery_id in result.delivery_ids:
-            try:
-                await workflow.start_child_workflow(
-                    WebhookDeliveryWorkflow.run,
-                    WebhookDeliveryInput(tenant_id=tenant_id, webhook_id="", delivery_id=delivery_id),
-                    id=delivery_workflow_id(tenant_id, delivery_id),
-                    task_queue=queue,
-                    parent_close_policy=ParentClosePolicy.ABANDON,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    search_attributes=TypedSearchAttributes(
-                        [SearchAttributePair(TENANT_ID, tenant_id), SearchAttributePair(RUN_KIND, "webhook")]
-                    ),
-                    priority=Priority(fairness_key=tenant_id),
-                )
-            except WorkflowAlreadyStartedError:
-                if not workflow.patched(DELIVERY_START_IDEMPOTENT):
-                    raise
+            started = await start_child_once(
+                WebhookDeliveryWorkflow.run,
+                WebhookDeliveryInput(tenant_id=tenant_id, webhook_id="", delivery_id=delivery_id),
+                id=delivery_workflow_id(tenant_id, delivery_id),
+                task_queue=queue,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [SearchAttributePair(TENANT_ID, tenant_id), SearchAttributePair(RUN_KIND, "webhook")]
+                ),
+                priority=Priority(fairness_key=tenant_id),
+                patch_id=DELIVERY_START_IDEMPOTENT,
+            )
+            if not started:
                 workflow.logger.info("webhook delivery already started", extra={"delivery_id": delivery_id})
 
     async def _finish(
@@ -633,13 +660,3 @@ class AgentRunWorkflow:
 
 def _int_param(value: object) -> int | None:
     return value if isinstance(value, int) and 0 < value <= 20 else None
-
-
-def _error_of(exc: BaseException) -> dict[str, str]:
-    """The innermost application error's type and message."""
-    cause: BaseException | None = exc
-    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
-        cause = cause.cause
-    if isinstance(cause, ApplicationError):
-        return {"type": cause.type or "ApplicationError", "message": cause.message}
-    return {"type": type(cause).__name__, "message": str(cause)}

@@ -22,7 +22,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.webhooks import WebhookActivities
     from core import policies
-    from core.webhooks import (
+    from core.webhooks.contracts import (
         WEBHOOK_DELIVERY_FAILED,
         WEBHOOK_EGRESS_DENIED,
         WEBHOOK_GONE,

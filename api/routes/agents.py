@@ -10,8 +10,10 @@ from pydantic import ValidationError
 from sqlmodel import col, select
 
 from api.audit import audit
-from api.deps import Principal, SessionDep, require
+from api.deps import Principal, SessionDep
 from api.pagination import BySeq, Limit, NewestFirst
+from api.permissions import AgentsRead, AgentsWrite
+from api.problem_types import ProblemType
 from api.problems import ProblemError
 from api.schemas import AgentConfigPublic, AgentPublic, Page
 from api.version_schemas import AgentUpdate, AgentVersionPublic, AuthorPublic, FeedbackSummary
@@ -59,13 +61,11 @@ async def _check_tools_exist(session: SessionDep, tenant_id: str, config: AgentC
         if t.name not in BUILTIN_TOOL_NAMES and t.name not in found
     ]
     if errors:
-        raise ProblemError(422, errors[0]["message"], slug="validation-error", errors=errors)
+        raise ProblemError(422, errors[0]["message"], slug=ProblemType.VALIDATION_ERROR, errors=errors)
 
 
 @router.post("", status_code=201, response_model=AgentPublic)
-async def create_agent(
-    body: AgentConfig, session: SessionDep, principal: Annotated[Principal, Depends(require("agents:write"))]
-) -> AgentPublic:
+async def create_agent(body: AgentConfig, session: SessionDep, principal: AgentsWrite) -> AgentPublic:
     """Create an agent at version 1."""
     await _check_tools_exist(session, principal.tenant_id, body)
     agent, version = await AgentRepository(session, principal.tenant_id).create(body, _author(principal))
@@ -84,7 +84,7 @@ async def create_agent(
 @router.get("", response_model=Page[AgentPublic])
 async def list_agents(
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("agents:read"))],
+    principal: AgentsRead,
     after: Annotated[Keyset | None, Depends(AGENTS.after)],
     limit: Limit = 50,
 ) -> Page[AgentPublic]:
@@ -100,9 +100,7 @@ async def list_agents(
 
 
 @router.get("/{agent_id}", response_model=AgentPublic)
-async def get_agent(
-    agent_id: str, session: SessionDep, principal: Annotated[Principal, Depends(require("agents:read"))]
-) -> AgentPublic:
+async def get_agent(agent_id: str, session: SessionDep, principal: AgentsRead) -> AgentPublic:
     """One agent at its current version (archived agents stay readable)."""
     repo = AgentRepository(session, principal.tenant_id)
     agent = await _agent(repo, agent_id)
@@ -117,7 +115,7 @@ def _author(principal: Principal) -> Author:
 
 
 def _not_found(agent_id: str) -> ProblemError:
-    return ProblemError(404, f"agent {agent_id} not found", slug="not-found")
+    return ProblemError(404, f"agent {agent_id} not found", slug=ProblemType.NOT_FOUND)
 
 
 async def _agent(repo: AgentRepository, agent_id: str, *, live: bool = False, lock: bool = False) -> Agent:
@@ -126,7 +124,7 @@ async def _agent(repo: AgentRepository, agent_id: str, *, live: bool = False, lo
     if agent is None:
         raise _not_found(agent_id)
     if live and agent.deleted_at is not None:
-        raise ProblemError(409, f"agent {agent_id} is archived", slug="agent-archived")
+        raise ProblemError(409, f"agent {agent_id} is archived", slug=ProblemType.AGENT_ARCHIVED)
     return agent
 
 
@@ -135,7 +133,7 @@ async def update_agent(
     agent_id: str,
     body: AgentUpdate,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("agents:write"))],
+    principal: AgentsWrite,
 ) -> AgentPublic:
     """A new immutable version from the current one and the fields given; current unless ``promote`` is false."""
     repo = AgentRepository(session, principal.tenant_id)
@@ -163,9 +161,7 @@ async def update_agent(
 
 
 @router.delete("/{agent_id}", status_code=204, response_class=Response)
-async def archive_agent(
-    agent_id: str, session: SessionDep, principal: Annotated[Principal, Depends(require("agents:write"))]
-) -> Response:
+async def archive_agent(agent_id: str, session: SessionDep, principal: AgentsWrite) -> Response:
     """Archive: new runs answer 409; the agent, its versions, runs and threads stay readable."""
     repo = AgentRepository(session, principal.tenant_id)
     agent = await _agent(repo, agent_id, lock=True)
@@ -193,7 +189,7 @@ def version_public(agent: Agent, version: AgentVersion, n: int = 0, mean: float 
 async def list_versions(
     agent_id: str,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("agents:read"))],
+    principal: AgentsRead,
     after: Annotated[int | None, Depends(VERSIONS.after)],
     limit: Limit = 50,
 ) -> Page[AgentVersionPublic]:
@@ -207,7 +203,7 @@ async def list_versions(
 async def _version_row(repo: AgentRepository, agent_id: str, version: int) -> tuple[AgentVersion, int, float | None]:
     rows = await repo.versions(agent_id, limit=1, before=version + 1)
     if not rows or rows[0][0].version != version:
-        raise ProblemError(404, f"agent {agent_id} has no version {version}", slug="not-found")
+        raise ProblemError(404, f"agent {agent_id} has no version {version}", slug=ProblemType.NOT_FOUND)
     found, n, mean = rows[0]
     return found, n, mean
 
@@ -217,7 +213,7 @@ async def get_version(
     agent_id: str,
     version: VersionPath,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("agents:read"))],
+    principal: AgentsRead,
 ) -> AgentVersionPublic:
     """One version of an agent."""
     repo = AgentRepository(session, principal.tenant_id)
@@ -230,7 +226,7 @@ async def promote_version(
     agent_id: str,
     version: VersionPath,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("agents:write"))],
+    principal: AgentsWrite,
 ) -> AgentVersionPublic:
     """Make ``version`` current (rollback = promote an older one); runs in flight keep theirs."""
     repo = AgentRepository(session, principal.tenant_id)

@@ -9,9 +9,11 @@ from fastapi import APIRouter, Depends, Response
 from sqlmodel import col, select
 
 from api.audit import audit
-from api.deps import Principal, SessionDep, StateDep, require
+from api.deps import SessionDep, StateDep
 from api.identity_schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from api.pagination import ByText, Limit
+from api.permissions import KeysManage
+from api.problem_types import ProblemType
 from api.problems import ProblemError
 from api.schemas import Page
 from core.db.models import ApiKey, utcnow
@@ -34,12 +36,10 @@ def _public(key: ApiKey) -> ApiKeyPublic:
 
 
 @router.post("", status_code=201, response_model=ApiKeyCreated)
-async def create_api_key(
-    body: ApiKeyCreate, session: SessionDep, principal: Annotated[Principal, Depends(require("keys:manage"))]
-) -> ApiKeyCreated:
+async def create_api_key(body: ApiKeyCreate, session: SessionDep, principal: KeysManage) -> ApiKeyCreated:
     """Mint a key; ``key`` is in this response only."""
     if not may_grant(principal.role, body.role):
-        raise ProblemError(403, f"role {principal.role!r} cannot grant {body.role!r}", slug="forbidden")
+        raise ProblemError(403, f"role {principal.role!r} cannot grant {body.role!r}", slug=ProblemType.FORBIDDEN)
     row, minted = await issue_api_key(
         session,
         principal.tenant_id,
@@ -63,7 +63,7 @@ async def create_api_key(
 @router.get("", response_model=Page[ApiKeyPublic])
 async def list_api_keys(
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("keys:manage"))],
+    principal: KeysManage,
     after: Annotated[str | None, Depends(API_KEYS.after)],
     limit: Limit = 50,
 ) -> Page[ApiKeyPublic]:
@@ -80,15 +80,13 @@ async def list_api_keys(
 
 
 @router.delete("/{key_id}", status_code=204, response_class=Response)
-async def revoke_api_key(
-    key_id: str, state: StateDep, session: SessionDep, principal: Annotated[Principal, Depends(require("keys:manage"))]
-) -> Response:
+async def revoke_api_key(key_id: str, state: StateDep, session: SessionDep, principal: KeysManage) -> Response:
     """Revoke a key (it stops working on every replica within the credential cache time)."""
     key = await session.get(ApiKey, key_id)
     if key is None or key.tenant_id != principal.tenant_id or key.revoked_at is not None:
-        raise ProblemError(404, f"api key {key_id} not found", slug="not-found")
+        raise ProblemError(404, f"api key {key_id} not found", slug=ProblemType.NOT_FOUND)
     if not may_grant(principal.role, key.role):
-        raise ProblemError(403, f"role {principal.role!r} cannot revoke a {key.role!r} key", slug="forbidden")
+        raise ProblemError(403, f"role {principal.role!r} cannot revoke a {key.role!r} key", slug=ProblemType.FORBIDDEN)
     key.revoked_at = utcnow()
     session.add(key)
     audit(

@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from sqlmodel import col, select
 
-from api.deps import Principal, SessionDep, require
+from api.deps import SessionDep
 from api.identity_schemas import AuditEventPublic
 from api.pagination import Limit, NewestFirst
+from api.permissions import AuditRead
 from api.schemas import Page
 from core.db.models import AuditEvent
 from core.db.repos import Keyset, newest_first
@@ -21,7 +22,7 @@ AUDIT_EVENTS = NewestFirst("audit-events")
 @router.get("/v1/audit-events", response_model=Page[AuditEventPublic])
 async def list_audit_events(
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("audit:read"))],
+    principal: AuditRead,
     after: Annotated[Keyset | None, Depends(AUDIT_EVENTS.after)],
     action: Annotated[str | None, Query(max_length=64)] = None,
     limit: Limit = 50,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlmodel import select
 
-from api.deps import PrincipalDep, SessionDep, StateDep
+from api.deps import SessionDep, StateDep
 from api.identity_schemas import Me, RefreshRequest, TokenPair, TokenRequest
+from api.permissions import Authenticated
+from api.problem_types import ProblemType
 from api.problems import ProblemError
 from api.state import AppState
 from core.auth.jwt_keys import TokenError
@@ -41,12 +43,14 @@ async def issue_token(body: TokenRequest, request: Request, state: StateDep, ses
     ip = request.client.host if request.client else "unknown"
     wait = await state.login_throttle.retry_after(body.email, ip)
     if wait is not None:
-        raise ProblemError(429, "too many failed sign-ins", slug="login-throttled", headers={"Retry-After": str(wait)})
+        raise ProblemError(
+            429, "too many failed sign-ins", slug=ProblemType.LOGIN_THROTTLED, headers={"Retry-After": str(wait)}
+        )
     user = (await session.exec(select(User).where(User.email == body.email.lower()))).first()
     valid = verify_password(user.password_hash if user else _DUMMY_HASH, body.password)
     if user is None or not valid:
         await state.login_throttle.failed(body.email, ip)
-        raise ProblemError(401, "wrong email or password", slug="unauthorized")
+        raise ProblemError(401, "wrong email or password", slug=ProblemType.UNAUTHORIZED)
     await state.login_throttle.succeeded(body.email)
     return _pair(state, user, await state.refresh_tokens.issue(session, user))
 
@@ -57,7 +61,7 @@ async def refresh(body: RefreshRequest, state: StateDep, session: SessionDep) ->
     try:
         user, successor = await state.refresh_tokens.rotate(session, body.refresh_token)
     except TokenError as exc:
-        raise ProblemError(401, str(exc), slug="unauthorized") from None
+        raise ProblemError(401, str(exc), slug=ProblemType.UNAUTHORIZED) from None
     return _pair(state, user, successor)
 
 
@@ -68,15 +72,8 @@ async def logout(body: RefreshRequest, state: StateDep, session: SessionDep) -> 
     return Response(status_code=204)
 
 
-def _me_permission(principal: PrincipalDep) -> Any:
-    return principal
-
-
-_me_permission.permission = "authenticated"  # type: ignore[attr-defined]
-
-
 @router.get("/v1/me", response_model=Me)
-async def me(principal: Annotated[Any, Depends(_me_permission)]) -> Me:
+async def me(principal: Authenticated) -> Me:
     """Who the credentials belong to and what they may do."""
     return Me(
         user_id=principal.subject_id if principal.kind == "user" else None,

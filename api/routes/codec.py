@@ -35,6 +35,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
+from api.problem_types import ProblemType
 from api.problems import ProblemError
 from core.crypto import DecryptionError, decode_base64
 
@@ -95,7 +96,7 @@ def codec_router(get_codec: Callable[..., PayloadCodec], authorize: Callable[...
             raise ProblemError(
                 422,
                 f"a payload cannot be decrypted: {exc}",
-                slug="decryption-failed",
+                slug=ProblemType.DECRYPTION_FAILED,
                 errors=[{"field": "payloads", "message": str(exc)}],
             ) from None
 
@@ -105,7 +106,7 @@ def codec_router(get_codec: Callable[..., PayloadCodec], authorize: Callable[...
 def _invalid(errors: list[dict[str, str]]) -> ProblemError:
     shown = errors[:_MAX_ERRORS]
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in shown[:5])
-    return ProblemError(422, f"invalid payloads — {detail}", slug="validation-error", errors=shown)
+    return ProblemError(422, f"invalid payloads — {detail}", slug=ProblemType.VALIDATION_ERROR, errors=shown)
 
 
 def _check_base64(value: Any, field: str, errors: list[dict[str, str]]) -> None:

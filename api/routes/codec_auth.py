@@ -8,14 +8,14 @@ credentials" enabled in the UI's data-encoder settings, the UI's calls carry it.
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Request, Response
 
-from fastapi import APIRouter, Depends, Request, Response
-
-from api.deps import Principal, StateDep, get_principal, principal_from_claims, require
+from api.deps import StateDep, get_principal, principal_from_claims
+from api.permissions import PlatformCodec
+from api.problem_types import ProblemType
 from api.problems import ProblemError
 from core.auth.jwt_keys import TokenError
-from core.roles import PLATFORM_TENANT
+from core.roles import PLATFORM_TENANT, Permission
 
 COOKIE = "aimpact_codec"
 router = APIRouter(tags=["auth"])
@@ -25,27 +25,27 @@ async def authorize_codec(request: Request, state: StateDep) -> None:
     """Admit a platform administrator's bearer credentials or codec-session cookie."""
     if request.headers.get("authorization"):
         principal = await get_principal(request, state)
-        if "platform:codec" not in principal.permissions:
-            raise ProblemError(403, "the codec is for platform operators", slug="forbidden")
+        if Permission.PLATFORM_CODEC not in principal.permissions:
+            raise ProblemError(403, "the codec is for platform operators", slug=ProblemType.FORBIDDEN)
         return
     cookie = request.cookies.get(COOKIE)
     if not cookie:
-        raise ProblemError(401, "missing credentials", slug="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+        raise ProblemError(
+            401, "missing credentials", slug=ProblemType.UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"}
+        )
     try:
         claims = state.jwt.verify(cookie)
     except TokenError:
-        raise ProblemError(401, "invalid codec session", slug="unauthorized") from None
+        raise ProblemError(401, "invalid codec session", slug=ProblemType.UNAUTHORIZED) from None
     if claims.get("scope") != "codec" or not (await principal_from_claims(state, claims)).is_platform_admin:
-        raise ProblemError(401, "invalid codec session", slug="unauthorized")
+        raise ProblemError(401, "invalid codec session", slug=ProblemType.UNAUTHORIZED)
 
 
-authorize_codec.permission = "platform:codec"  # type: ignore[attr-defined]
+authorize_codec.permission = Permission.PLATFORM_CODEC  # type: ignore[attr-defined]
 
 
 @router.post("/v1/auth/codec-session", status_code=204, response_class=Response)
-async def open_codec_session(
-    state: StateDep, principal: Annotated[Principal, Depends(require("platform:codec"))]
-) -> Response:
+async def open_codec_session(state: StateDep, principal: PlatformCodec) -> Response:
     """Set the codec-session cookie that lets the Temporal UI decrypt payloads."""
     token = state.jwt.issue(
         subject=principal.subject_id, tenant_id=PLATFORM_TENANT, platform=True, extra={"scope": "codec"}

@@ -1,5 +1,12 @@
 """``GET /v1/runs/{id}/events``: a run's events as Server-Sent Events, resumable.
 
+A stream follows the run across its turns and ends with the run: at ``run.closed``,
+the last event the workflow (or the reconciler) publishes. A run that ends without
+it (its workflow started before runs announced their close, or the announcement
+failed) ends when Temporal shows its workflow closed, asked shortly after a turn's
+final event and at growing intervals while the stream idles. A run whose status is final
+and whose workflow is closed gets its stored events and the stream ends.
+
 A stream checks access with a short-lived database session and releases it before
 the first byte: an open stream holds no database connection and no Redis connection
 of its own (the process's ``RunEventHub`` reads every followed run with one ``XREAD``).
@@ -11,24 +18,40 @@ Streams are limited per tenant and per process (``AIMPACT_STREAMS_PER_TENANT``,
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query
+import structlog
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
+from temporalio.client import Client, RPCError, RPCStatusCode, WorkflowExecutionStatus
 
-from api.deps import Principal, StateDep, require
+from api.deps import StateDep
+from api.permissions import RunsRead
+from api.problem_types import ProblemType
 from api.problems import ProblemError
-from api.routes.runs import FINAL_STATUSES, run_or_404
+from api.routes.runs import run_or_404
+from api.state import AppState
 from api.streams import StreamLease, StreamLimitError
-from core.event_hub import RunEventHub
-from core.events import FINAL_EVENTS, RunEvent, RunEventLog
+from core.contracts.agent_run import RunStatus
+from core.events import FINAL_EVENTS, RUN_CLOSED, RunEvent, RunEventLog
 
+log = structlog.get_logger(__name__)
 router = APIRouter(tags=["runs"])
 STREAM_RETRY_AFTER_S = 5
 """``Retry-After`` of a stream refused by the stream limits."""
+CLOSE_CHECK_S = 60.0
+"""An idle stream first asks Temporal whether its run's workflow closed after this long."""
+CLOSE_GRACE_S = 2.0
+"""After a turn's final event, how long a stream waits for ``run.closed`` before it asks Temporal."""
+MAX_CLOSE_CHECK_S = 600.0
+"""The interval between those checks doubles up to this."""
+DESCRIBE_TIMEOUT = timedelta(seconds=5)
 _EVENT_ID = r"^(0|\d{1,20}-\d{1,20})$"
+_RETRY = "retry: 1000\n\n"
 
 
 def sse_frame(event: RunEvent) -> str:
@@ -54,31 +77,80 @@ class EventStreamResponse(StreamingResponse):
             self._lease.release()
 
 
-async def _finished_run(events: RunEventLog, tenant_id: str, run_id: str, after: str) -> AsyncIterator[str]:
-    """Every stored event after ``after`` of a run that has ended, up to its final event."""
-    yield "retry: 1000\n\n"
+async def workflow_closed(temporal: Client, workflow_id: str) -> bool:
+    """Whether Temporal shows the workflow closed (or absent); ``False`` when it cannot say."""
+    try:
+        described = await temporal.get_workflow_handle(workflow_id).describe(rpc_timeout=DESCRIBE_TIMEOUT)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return True
+        log.warning("could not describe a run's workflow", workflow_id=workflow_id, error=str(exc))
+        return False
+    return described.status != WorkflowExecutionStatus.RUNNING
+
+
+class _CloseCheck:
+    """When to ask Temporal whether a followed run's workflow closed without announcing it."""
+
+    def __init__(self) -> None:
+        self._interval = CLOSE_CHECK_S
+        self._due = time.monotonic() + self._interval
+
+    def soon(self) -> None:
+        """A turn ended (the run may close now): check after the grace period, then at the first interval."""
+        self._interval, self._due = CLOSE_CHECK_S, time.monotonic() + CLOSE_GRACE_S
+
+    def wait_s(self, keepalive_s: float) -> float:
+        """How long the stream may wait for events before its next keep-alive or check."""
+        return max(0.0, min(keepalive_s, self._due - time.monotonic()))
+
+    def due(self) -> bool:
+        """Whether a check is due now; if so the next one is an interval (doubling) away."""
+        now = time.monotonic()
+        if now < self._due:
+            return False
+        self._due = now + self._interval
+        self._interval = min(self._interval * 2, MAX_CLOSE_CHECK_S)
+        return True
+
+
+async def _stored(events: RunEventLog, tenant_id: str, run_id: str, after: str) -> AsyncIterator[RunEvent]:
+    """The stored events after ``after``, up to ``run.closed`` or the end of the stream."""
     while batch := await events.range(tenant_id, run_id, after=after):
         for event in batch:
-            yield sse_frame(event)
-            if event.type in FINAL_EVENTS:
+            yield event
+            if event.type == RUN_CLOSED:
                 return
         after = batch[-1].id
 
 
-async def _live_run(
-    hub: RunEventHub, tenant_id: str, run_id: str, after: str, keepalive_s: float
-) -> AsyncIterator[str]:
-    """Events after ``after`` as they come, keep-alives while none do; ends on the final event."""
-    yield "retry: 1000\n\n"
-    with hub.subscribe(tenant_id, run_id, after=after) as events:
+async def _closed_run(events: RunEventLog, tenant_id: str, run_id: str, after: str) -> AsyncIterator[str]:
+    """Every stored event after ``after`` of a run that has ended."""
+    yield _RETRY
+    async for event in _stored(events, tenant_id, run_id, after):
+        yield sse_frame(event)
+
+
+async def _live_run(state: AppState, tenant_id: str, run_id: str, workflow_id: str, after: str) -> AsyncIterator[str]:
+    """Events after ``after`` as they come, keep-alives while none do; ends with the run."""
+    yield _RETRY
+    check = _CloseCheck()
+    with state.event_hub.subscribe(tenant_id, run_id, after=after) as events:
         while True:
-            batch = await events.next(keepalive_s)
+            batch = await events.next(check.wait_s(state.settings.stream_keepalive_s))
             if not batch:
                 yield ": keep-alive\n\n"
+            if check.due() and await workflow_closed(state.temporal, workflow_id):
+                async for event in _stored(state.events, tenant_id, run_id, after):  # what the hub has not delivered
+                    yield sse_frame(event)
+                return
             for event in batch:
                 yield sse_frame(event)
-                if event.type in FINAL_EVENTS:
+                if event.type == RUN_CLOSED:
                     return
+                if event.type in FINAL_EVENTS:
+                    check.soon()
+                after = event.id
 
 
 @router.get(
@@ -92,23 +164,25 @@ async def _live_run(
 async def run_events(
     run_id: str,
     state: StateDep,
-    principal: Annotated[Principal, Depends(require("runs:read"))],
+    principal: RunsRead,
     last_event_id: Annotated[str | None, Header(pattern=_EVENT_ID)] = None,
     after: Annotated[str | None, Query(pattern=_EVENT_ID, description="Resume after this event id.")] = None,
 ) -> StreamingResponse:
-    """Step starts/finishes and the final status of a run; resume with ``Last-Event-ID``."""
+    """Step starts/finishes and each turn's outcome, up to ``run.closed``; resume with ``Last-Event-ID``."""
     async with state.sessions() as session:  # not SessionDep: that one would stay open for the stream's life
-        final = (await run_or_404(session, principal.tenant_id, run_id)).status in FINAL_STATUSES
+        run = await run_or_404(session, principal.tenant_id, run_id)
+        status, workflow_id = run.status, run.workflow_id
+    ended = status in RunStatus.FINAL and await workflow_closed(state.temporal, workflow_id)
     try:
         lease = state.stream_limits.acquire(principal.tenant_id)
     except StreamLimitError as exc:
         raise ProblemError(
-            429, str(exc), slug="too-many-streams", headers={"Retry-After": str(STREAM_RETRY_AFTER_S)}
+            429, str(exc), slug=ProblemType.TOO_MANY_STREAMS, headers={"Retry-After": str(STREAM_RETRY_AFTER_S)}
         ) from None
     start = last_event_id or after or "0"
     stream = (
-        _finished_run(state.events, principal.tenant_id, run_id, start)
-        if final
-        else _live_run(state.event_hub, principal.tenant_id, run_id, start, state.settings.stream_keepalive_s)
+        _closed_run(state.events, principal.tenant_id, run_id, start)
+        if ended
+        else _live_run(state, principal.tenant_id, run_id, workflow_id, start)
     )
     return EventStreamResponse(stream, lease=lease)

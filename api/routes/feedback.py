@@ -7,18 +7,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from api.audit import audit
-from api.deps import Principal, SessionDep, require
+from api.deps import SessionDep, StateDep
 from api.pagination import Limit, NewestFirst
+from api.permissions import RunsFeedback, RunsRead
+from api.problem_types import ProblemType
 from api.problems import ProblemError
 from api.routes.runs import run_or_404
 from api.schemas import Page
 from api.version_schemas import AuthorPublic, FeedbackCreate, FeedbackPublic
+from core.contracts.agent_run import RunStatus
 from core.db.models import RunFeedback
-from core.db.repos import Author, FeedbackRepository, Keyset
+from core.db.repos import Author, FeedbackLimitReached, FeedbackRepository, Keyset
 
 router = APIRouter(tags=["feedback"])
 FEEDBACK = NewestFirst("feedback")
-FEEDBACK_STATUSES = frozenset({"completed", "failed", "cancelled"})
 """A run takes feedback once it has an outcome: a completed turn, a failure or a cancel."""
 
 
@@ -41,19 +43,36 @@ def feedback_public(row: RunFeedback) -> FeedbackPublic:
 async def give_feedback(
     run_id: str,
     body: FeedbackCreate,
+    state: StateDep,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("runs:feedback"))],
+    principal: RunsFeedback,
 ) -> FeedbackPublic:
-    """Score a run that has an outcome (409 while it is queued or running); it counts for the run's version."""
+    """Score a run that has an outcome (409 while it is queued or running); it counts for the run's version.
+
+    A run takes ``AIMPACT_FEEDBACK_PER_RUN`` entries; one more answers 409 ``feedback-limit``.
+    """
     run = await run_or_404(session, principal.tenant_id, run_id)
-    if run.status not in FEEDBACK_STATUSES:
+    if run.status not in RunStatus.FINAL:
         raise ProblemError(
-            409, f"run {run_id} is {run.status}: feedback is taken once it has an outcome", slug="run-not-finished"
+            409,
+            f"run {run_id} is {run.status}: feedback is taken once it has an outcome",
+            slug=ProblemType.RUN_NOT_FINISHED,
         )
     author = Author(kind="user", id=principal.subject_id)
-    row = FeedbackRepository(session, principal.tenant_id).add(
-        run, score=body.score, label=body.label, comment=body.comment, author=author
-    )
+    repository = FeedbackRepository(session, principal.tenant_id)
+    try:
+        row = await repository.add(
+            run,
+            score=body.score,
+            label=body.label,
+            comment=body.comment,
+            author=author,
+            limit=state.settings.feedback_per_run,
+        )
+    except FeedbackLimitReached as exc:
+        raise ProblemError(
+            409, f"run {run_id}: {exc} (AIMPACT_FEEDBACK_PER_RUN={exc.limit})", slug=ProblemType.FEEDBACK_LIMIT
+        ) from None
     audit(session, principal, action="feedback.created", target_type="run", target_id=run.id, data={"id": row.id})
     await session.commit()
     return feedback_public(row)
@@ -63,7 +82,7 @@ async def give_feedback(
 async def list_feedback(
     run_id: str,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("runs:read"))],
+    principal: RunsRead,
     after: Annotated[Keyset | None, Depends(FEEDBACK.after)],
     limit: Limit = 50,
 ) -> Page[FeedbackPublic]:

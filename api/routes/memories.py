@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from temporalio.client import WorkflowFailureError
 
 from api.audit import audit
-from api.deps import Principal, SessionDep, StateDep, require
+from api.deps import SessionDep, StateDep
 from api.memory_schemas import (
     SUBJECT_PATTERN,
     CompactionPublic,
@@ -25,6 +25,8 @@ from api.memory_schemas import (
     MemorySearchResult,
 )
 from api.pagination import BySeq, Limit, NewestFirst
+from api.permissions import MemoryErase, MemoryRead, MemoryWrite, RunsRead
+from api.problem_types import ProblemType
 from api.problems import ProblemError
 from api.schemas import Page
 from core.db.repos import Keyset
@@ -70,7 +72,7 @@ def subject_ref(subject: str) -> str:
 async def write_memory(
     body: MemoryCreate,
     state: StateDep,
-    principal: Annotated[Principal, Depends(require("memory:write"))],
+    principal: MemoryWrite,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
     """Store a memory and embed it: 201 once searchable, 202 while its embedding is still queued."""
@@ -79,7 +81,7 @@ async def write_memory(
         raise ProblemError(
             422,
             f"text: at most {cap} characters",
-            slug="validation-error",
+            slug=ProblemType.VALIDATION_ERROR,
             errors=[{"field": "text", "message": f"at most {cap} characters"}],
         )
     memory_id = memory_id_for(f"{principal.tenant_id}:{idempotency_key}") if idempotency_key else new_memory_id()
@@ -96,7 +98,7 @@ async def write_memory(
             await asyncio.wait_for(handle.result(), timeout=state.settings.memory_write_wait_s)
     row = await state.memory.store.get(principal.tenant_id, memory_id)
     if row is None:
-        raise ProblemError(409, "the memory was erased while it was being written", slug="conflict")
+        raise ProblemError(409, "the memory was erased while it was being written", slug=ProblemType.CONFLICT)
     public = _public(row)
     return JSONResponse(public.model_dump(mode="json"), status_code=201 if public.status == "ready" else 202)
 
@@ -104,7 +106,7 @@ async def write_memory(
 @router.get("/v1/memories/search", response_model=MemorySearchResult)
 async def search_memories(
     state: StateDep,
-    principal: Annotated[Principal, Depends(require("memory:read"))],
+    principal: MemoryRead,
     q: Annotated[str, Query(min_length=1, max_length=2000)],
     subject: Annotated[str | None, Query(min_length=1, max_length=200, pattern=SUBJECT_PATTERN)] = None,
     k: Annotated[int, Query(ge=1, le=100)] = 5,
@@ -114,10 +116,13 @@ async def search_memories(
         hits = await state.memory.search(principal.tenant_id, subject, q, k=k)
     except EmbedderUnavailable as exc:
         raise ProblemError(
-            503, f"the embedder is unavailable: {exc}", slug="embedder-unavailable", headers={"Retry-After": "5"}
+            503,
+            f"the embedder is unavailable: {exc}",
+            slug=ProblemType.EMBEDDER_UNAVAILABLE,
+            headers={"Retry-After": "5"},
         ) from exc
     except EmbedderRejected as exc:
-        raise ProblemError(502, f"the embedder refused the query: {exc}", slug="embedder-rejected") from exc
+        raise ProblemError(502, f"the embedder refused the query: {exc}", slug=ProblemType.EMBEDDER_REJECTED) from exc
     return MemorySearchResult(
         items=[
             MemoryHitPublic(id=h.id, text=h.text, score=h.score, subject=h.subject, metadata=h.metadata) for h in hits
@@ -128,7 +133,7 @@ async def search_memories(
 @router.get("/v1/memories", response_model=Page[MemoryPublic])
 async def list_memories(
     state: StateDep,
-    principal: Annotated[Principal, Depends(require("memory:read"))],
+    principal: MemoryRead,
     subject: Subject,
     after: Annotated[Keyset | None, Depends(MEMORIES.after)],
     limit: Limit = 50,
@@ -140,13 +145,11 @@ async def list_memories(
 
 
 @router.get("/v1/memories/{memory_id}", response_model=MemoryPublic)
-async def get_memory(
-    memory_id: str, state: StateDep, principal: Annotated[Principal, Depends(require("memory:read"))]
-) -> MemoryPublic:
+async def get_memory(memory_id: str, state: StateDep, principal: MemoryRead) -> MemoryPublic:
     """One memory."""
     row = await state.memory.store.get(principal.tenant_id, memory_id)
     if row is None:
-        raise ProblemError(404, f"memory {memory_id} not found", slug="not-found")
+        raise ProblemError(404, f"memory {memory_id} not found", slug=ProblemType.NOT_FOUND)
     return _public(row)
 
 
@@ -155,11 +158,11 @@ async def delete_memory(
     memory_id: str,
     state: StateDep,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("memory:write"))],
+    principal: MemoryWrite,
 ) -> Response:
     """Delete one memory."""
     if not await state.memory.store.delete(principal.tenant_id, memory_id):
-        raise ProblemError(404, f"memory {memory_id} not found", slug="not-found")
+        raise ProblemError(404, f"memory {memory_id} not found", slug=ProblemType.NOT_FOUND)
     audit(session, principal, action="memory.deleted", target_type="memory", target_id=memory_id)
     await session.commit()
     return Response(status_code=204)
@@ -170,7 +173,7 @@ async def erase_memories(
     subject: Subject,
     state: StateDep,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("memory:erase"))],
+    principal: MemoryErase,
 ) -> ErasureResult:
     """Erase everything stored about ``subject``: memories, threads, compactions, run contents, cached context."""
     counts = asdict(await erase_subject(state.engine, state.redis, principal.tenant_id, subject))
@@ -190,13 +193,13 @@ async def erase_memories(
 async def thread_compactions(
     thread_id: str,
     state: StateDep,
-    principal: Annotated[Principal, Depends(require("runs:read"))],
+    principal: RunsRead,
     after: Annotated[int | None, Depends(COMPACTIONS.after)],
     limit: Limit = 50,
 ) -> Page[CompactionPublic]:
     """Where the thread was compacted to fit its agent's context budget, with the summaries used, oldest first."""
     if not await ThreadStore(state.engine).rows(principal.tenant_id, thread_id, limit=1):
-        raise ProblemError(404, f"thread {thread_id} not found", slug="not-found")
+        raise ProblemError(404, f"thread {thread_id} not found", slug=ProblemType.NOT_FOUND)
     found = await ThreadContext(state.engine).compactions(
         principal.tenant_id, thread_id, limit=limit + 1, after_seq=after
     )

@@ -1,4 +1,4 @@
-"""Agent runs: start (idempotent), read and list from the read projection."""
+"""Agent runs: start (idempotent), read (long-polling the turn in flight) and list from the read projection."""
 
 from __future__ import annotations
 
@@ -9,22 +9,23 @@ from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Query
-from fastapi.responses import JSONResponse
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import WorkflowHandle
 from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from api.deps import Principal, SessionDep, StateDep, require, tenant_quotas, too_many_requests
+from api.deps import SessionDep, StateDep, tenant_quotas, too_many_requests
 from api.pagination import Limit, NewestFirst
+from api.permissions import RunsRead, RunsStart
+from api.problem_types import ProblemType
 from api.problems import ProblemError
 from api.schemas import Page, RunCreate, RunPublic, StepPublic, TemporalLink, UsagePublic
 from api.state import AppState
-from core.contracts.agent_run import AgentRunInput
+from core.contracts.agent_run import AgentRunInput, RunStatus
 from core.db.models import Run, RunStep
 from core.db.repos import AgentRepository, Keyset, RunRepository
-from core.events import FINAL_EVENTS
+from core.events import TurnState, ends_turn
 from core.ids import AGENT_ID, RUN_KIND, TENANT_ID, new_id, run_workflow_id
 from core.quotas import QuotaExceededError, check_run_quotas
 from core.telemetry import metrics
@@ -32,8 +33,6 @@ from workflows.agent_run import AgentRunWorkflow
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["runs"])
-RUN_STATUSES = ("queued", "running", "waiting_approval", "completed", "failed", "cancelled")
-FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 RUNS = NewestFirst("runs")
 
 
@@ -116,9 +115,9 @@ async def start_run(
     body: RunCreate,
     state: StateDep,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("runs:start"))],
+    principal: RunsStart,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
-) -> JSONResponse:
+) -> RunPublic:
     """Start a run of the agent's current version (``Idempotency-Key`` dedupes)."""
     tenant = principal.tenant_id
     runs = RunRepository(session, tenant)
@@ -128,9 +127,9 @@ async def start_run(
             return await _accepted(state, runs, existing)
     agent = await AgentRepository(session, tenant).get_any(agent_id)
     if agent is None:
-        raise ProblemError(404, f"agent {agent_id} not found", slug="not-found")
+        raise ProblemError(404, f"agent {agent_id} not found", slug=ProblemType.NOT_FOUND)
     if agent.deleted_at is not None:
-        raise ProblemError(409, f"agent {agent_id} is archived: it starts no new runs", slug="agent-archived")
+        raise ProblemError(409, f"agent {agent_id} is archived: it starts no new runs", slug=ProblemType.AGENT_ARCHIVED)
     try:
         await check_run_quotas(session, tenant, await tenant_quotas(state, tenant))
     except QuotaExceededError as exc:
@@ -143,7 +142,7 @@ async def start_run(
             agent_id=agent.id,
             agent_version=agent.version,
             thread_id=body.thread_id or new_id("thr"),
-            status="queued",
+            status=RunStatus.QUEUED,
             input=body.input,
             subject=body.subject,
             metadata_=body.metadata,
@@ -153,12 +152,12 @@ async def start_run(
     )
     if created:
         metrics.RUNS_STARTED.inc()
-        await state.events.publish(tenant, run.id, "run.queued", {"status": "queued", "agent_id": agent.id})
+        await state.events.publish(tenant, run.id, "run.queued", {"status": RunStatus.QUEUED, "agent_id": agent.id})
     return await _accepted(state, runs, run)
 
 
-async def _accepted(state: AppState, runs: RunRepository, run: Run) -> JSONResponse:
-    if run.status == "queued":
+async def _accepted(state: AppState, runs: RunRepository, run: Run) -> RunPublic:
+    if run.status == RunStatus.QUEUED:
         try:
             await _start_workflow(state, run)
         except Exception as exc:
@@ -166,42 +165,49 @@ async def _accepted(state: AppState, runs: RunRepository, run: Run) -> JSONRespo
             raise ProblemError(
                 503,
                 "the run was recorded but could not be started; retry with the same Idempotency-Key",
-                slug="temporal-unavailable",
+                slug=ProblemType.TEMPORAL_UNAVAILABLE,
                 headers={"Retry-After": "2"},
             ) from exc
-    steps = await runs.steps(run.id)
-    return JSONResponse(run_public(state, run, steps).model_dump(mode="json"), status_code=202)
+    return run_public(state, run, await runs.steps(run.id))
 
 
 @router.get("/v1/runs/{run_id}", response_model=RunPublic)
 async def get_run(
     run_id: str,
     state: StateDep,
-    principal: Annotated[Principal, Depends(require("runs:read"))],
+    principal: RunsRead,
     wait_s: Annotated[
-        float, Query(ge=0, le=60, description="Wait up to this long for the run to reach a final status.")
+        float,
+        Query(
+            ge=0,
+            le=60,
+            description="Wait up to this long for the turn in flight (the one a message just started) to end.",
+        ),
     ] = 0,
-) -> JSONResponse:
-    """A run with its steps, from the read projection; ``wait_s`` long-polls for the final status.
+) -> RunPublic:
+    """A run with its steps, from the read projection; ``wait_s`` long-polls for the end of the turn in flight.
 
-    The database is read in short sessions: a long-poll waits on the event hub holding no
+    The turn in flight is the newest one the run's event stream names (a message accepted
+    by ``POST …/messages`` names the turn it starts): the wait ends at its final event (or
+    a later turn's), at the run's close, or at once when that turn already ended. The
+    database is read in short sessions: a long-poll waits on the event hub holding no
     pooled connection, so waiting clients cannot exhaust the pool.
     """
+    if wait_s <= 0:
+        return await _read_run(state, principal.tenant_id, run_id)
+    # The stream first: a final event is published after the database write, so a turn it shows ended is in the body.
+    position = await state.events.turns(principal.tenant_id, run_id)
     body = await _read_run(state, principal.tenant_id, run_id)
-    if (
-        wait_s > 0
-        and body.status not in FINAL_STATUSES
-        and await _wait_final(state, principal.tenant_id, run_id, wait_s)
-    ):
+    if _in_flight(position, body.status) and await _wait_turn(state, principal.tenant_id, run_id, position, wait_s):
         body = await _read_run(state, principal.tenant_id, run_id)
-    return JSONResponse(body.model_dump(mode="json"))
+    return body
 
 
 async def run_or_404(session: AsyncSession, tenant_id: str, run_id: str) -> Run:
     """The tenant's run ``run_id``; 404 problem (as for an absent run) otherwise."""
     run = await RunRepository(session, tenant_id).get(run_id)
     if run is None:
-        raise ProblemError(404, f"run {run_id} not found", slug="not-found")
+        raise ProblemError(404, f"run {run_id} not found", slug=ProblemType.NOT_FOUND)
     return run
 
 
@@ -211,12 +217,19 @@ async def _read_run(state: AppState, tenant_id: str, run_id: str) -> RunPublic:
         return run_public(state, run, await RunRepository(session, tenant_id).steps(run.id))
 
 
-async def _wait_final(state: AppState, tenant_id: str, run_id: str, wait_s: float) -> bool:
-    """Follow the run's events (through the process's one event reader) until a final event or ``wait_s``."""
+def _in_flight(position: TurnState, status: str) -> bool:
+    """Whether a turn runs: as the event stream says, or (when it names no turn) as the run's status says."""
+    if position.open is None:
+        return not position.closed and status not in RunStatus.FINAL
+    return position.open
+
+
+async def _wait_turn(state: AppState, tenant_id: str, run_id: str, position: TurnState, wait_s: float) -> bool:
+    """Follow the events after ``position`` (through the process's one event reader) to its turn's end or ``wait_s``."""
     deadline = time.monotonic() + wait_s
-    with state.event_hub.subscribe(tenant_id, run_id) as subscription:
+    with state.event_hub.subscribe(tenant_id, run_id, after=position.last_id) as subscription:
         while (remaining := deadline - time.monotonic()) > 0:
-            if any(e.type in FINAL_EVENTS for e in await subscription.next(remaining)):
+            if any(ends_turn(event, position.turn) for event in await subscription.next(remaining)):
                 return True
     return False
 
@@ -225,10 +238,10 @@ async def _wait_final(state: AppState, tenant_id: str, run_id: str, wait_s: floa
 async def list_runs(
     state: StateDep,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("runs:read"))],
+    principal: RunsRead,
     after: Annotated[Keyset | None, Depends(RUNS.after)],
     agent_id: Annotated[str | None, Query(max_length=40)] = None,
-    status: Annotated[str | None, Query(pattern="^(" + "|".join(RUN_STATUSES) + ")$")] = None,
+    status: RunStatus | None = None,
     limit: Limit = 50,
 ) -> Page[RunPublic]:
     """Runs of the caller's tenant, newest first."""

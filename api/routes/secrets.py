@@ -8,9 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 
 from api.audit import audit
-from api.deps import Principal, SessionDep, StateDep, require
+from api.deps import SessionDep, StateDep
 from api.identity_schemas import SecretCreate, SecretPublic
 from api.pagination import ByText, Limit
+from api.permissions import SecretsRead, SecretsWrite
+from api.problem_types import ProblemType
 from api.problems import ProblemError
 from api.schemas import Page
 from core.secrets import SecretStore
@@ -28,7 +30,7 @@ async def put_secret(
     body: SecretCreate,
     state: StateDep,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("secrets:write"))],
+    principal: SecretsWrite,
 ) -> SecretPublic:
     """Store (or replace) a secret, encrypted with the platform keyring."""
     row = await SecretStore(session, principal.tenant_id, state.keyring).put(body.name, body.value)
@@ -47,7 +49,7 @@ async def put_secret(
 async def list_secrets(
     state: StateDep,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("secrets:read"))],
+    principal: SecretsRead,
     after: Annotated[str | None, Depends(SECRETS.after)],
     limit: Limit = 50,
 ) -> Page[SecretPublic]:
@@ -62,11 +64,11 @@ async def delete_secret(
     name: Annotated[str, Path(max_length=100)],
     state: StateDep,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("secrets:write"))],
+    principal: SecretsWrite,
 ) -> Response:
     """Delete a secret."""
     if not await SecretStore(session, principal.tenant_id, state.keyring).delete(name):
-        raise ProblemError(404, f"secret {name} not found", slug="not-found")
+        raise ProblemError(404, f"secret {name} not found", slug=ProblemType.NOT_FOUND)
     audit(
         session,
         principal,

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from api.audit import audit
-from api.deps import Principal, SessionDep, StateDep, require
+from api.deps import Principal, SessionDep, StateDep
 from api.identity_schemas import TenantCreate, TenantOwnerSet, TenantPublic, TenantUpdate, UserPublic
+from api.permissions import PlatformTenants, TenantRead
+from api.problem_types import ProblemType
 from api.problems import ProblemError
 from api.routes.users import user_public
 from core.db.models import Tenant, User, utcnow
@@ -32,9 +32,7 @@ def tenant_public(tenant: Tenant) -> TenantPublic:
 
 
 @router.post("", status_code=201, response_model=TenantPublic)
-async def create_tenant(
-    body: TenantCreate, session: SessionDep, principal: Annotated[Principal, Depends(require("platform:tenants"))]
-) -> TenantPublic:
+async def create_tenant(body: TenantCreate, session: SessionDep, principal: PlatformTenants) -> TenantPublic:
     """Create a tenant and its owner."""
     tenant = Tenant(id=new_id("ten"), name=body.name)
     owner = User(
@@ -61,7 +59,10 @@ async def create_tenant(
     except IntegrityError:
         await session.rollback()
         raise ProblemError(
-            409, "a user with this email exists", slug="conflict", errors=[{"field": "owner_email", "message": "taken"}]
+            409,
+            "a user with this email exists",
+            slug=ProblemType.CONFLICT,
+            errors=[{"field": "owner_email", "message": "taken"}],
         ) from None
     return tenant_public(tenant)
 
@@ -69,14 +70,12 @@ async def create_tenant(
 async def _visible_tenant(session: SessionDep, principal: Principal, tenant_id: str) -> Tenant:
     tenant = await session.get(Tenant, tenant_id)
     if tenant is None or (not principal.is_platform_admin and tenant.id != principal.tenant_id):
-        raise ProblemError(404, f"tenant {tenant_id} not found", slug="not-found")
+        raise ProblemError(404, f"tenant {tenant_id} not found", slug=ProblemType.NOT_FOUND)
     return tenant
 
 
 @router.get("/{tenant_id}", response_model=TenantPublic)
-async def get_tenant(
-    tenant_id: str, session: SessionDep, principal: Annotated[Principal, Depends(require("tenant:read"))]
-) -> TenantPublic:
+async def get_tenant(tenant_id: str, session: SessionDep, principal: TenantRead) -> TenantPublic:
     """A tenant: platform admins see any, members only their own."""
     return tenant_public(await _visible_tenant(session, principal, tenant_id))
 
@@ -87,7 +86,7 @@ async def update_tenant(
     body: TenantUpdate,
     state: StateDep,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("platform:tenants"))],
+    principal: PlatformTenants,
 ) -> TenantPublic:
     """Change name, quotas or egress allowlist."""
     tenant = await _visible_tenant(session, principal, tenant_id)
@@ -115,7 +114,10 @@ async def update_tenant(
 
 def _email_taken() -> ProblemError:
     return ProblemError(
-        409, "this email belongs to another account", slug="conflict", errors=[{"field": "email", "message": "taken"}]
+        409,
+        "this email belongs to another account",
+        slug=ProblemType.CONFLICT,
+        errors=[{"field": "email", "message": "taken"}],
     )
 
 
@@ -126,7 +128,7 @@ async def set_owner(
     response: Response,
     state: StateDep,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("platform:tenants"))],
+    principal: PlatformTenants,
 ) -> UserPublic:
     """Give a tenant an owner: a new user (201), or the tenant's user with this email made owner
     with a new password and every earlier session revoked (200). The way back into a locked-out tenant."""

@@ -11,8 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from api.audit import audit
-from api.deps import Principal, SessionDep, require
+from api.deps import SessionDep
 from api.pagination import ByText, Limit
+from api.permissions import ToolsRead, ToolsWrite
+from api.problem_types import ProblemType
 from api.problems import ProblemError
 from api.schemas import Page
 from api.tool_schemas import ToolCreate, ToolPublic
@@ -76,7 +78,7 @@ async def _get(session: SessionDep, tenant_id: str, name: str) -> TenantTool | N
 async def create_tool(
     body: ToolCreate,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("tools:write"))],
+    principal: ToolsWrite,
 ) -> ToolPublic:
     """Define an HTTP tool; header values keep their ``{{secret:NAME}}`` references as given."""
     row = TenantTool(
@@ -107,7 +109,7 @@ async def create_tool(
         raise ProblemError(
             409,
             f"a tool named {body.name} already exists",
-            slug="conflict",
+            slug=ProblemType.CONFLICT,
             errors=[{"field": "name", "message": "already exists"}],
         ) from None
     return _public(row)
@@ -116,7 +118,7 @@ async def create_tool(
 @router.get("", response_model=Page[ToolPublic])
 async def list_tools(
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("tools:read"))],
+    principal: ToolsRead,
     after: Annotated[str | None, Depends(TOOLS.after)],
     limit: Limit = 50,
 ) -> Page[ToolPublic]:
@@ -135,7 +137,7 @@ async def list_tools(
 async def get_tool(
     name: ToolName,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("tools:read"))],
+    principal: ToolsRead,
 ) -> ToolPublic:
     """A built-in or tenant tool."""
     builtin = next((t for t in _builtin_public() if t.name == name), None)
@@ -143,7 +145,7 @@ async def get_tool(
         return builtin
     row = await _get(session, principal.tenant_id, name)
     if row is None:
-        raise ProblemError(404, f"tool {name} not found", slug="not-found")
+        raise ProblemError(404, f"tool {name} not found", slug=ProblemType.NOT_FOUND)
     return _public(row)
 
 
@@ -151,14 +153,14 @@ async def get_tool(
 async def delete_tool(
     name: ToolName,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("tools:write"))],
+    principal: ToolsWrite,
 ) -> Response:
     """Delete a tenant tool (agents naming it no longer get it)."""
     result = await session.exec(
         delete(TenantTool).where(col(TenantTool.tenant_id) == principal.tenant_id, col(TenantTool.name) == name)
     )
     if not result.rowcount:
-        raise ProblemError(404, f"tool {name} not found", slug="not-found")
+        raise ProblemError(404, f"tool {name} not found", slug=ProblemType.NOT_FOUND)
     audit(
         session,
         principal,

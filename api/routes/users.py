@@ -11,9 +11,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from api.audit import audit
-from api.deps import Principal, SessionDep, StateDep, require
+from api.deps import Principal, SessionDep, StateDep
 from api.identity_schemas import UserCreate, UserPublic, UserUpdate
 from api.pagination import ByText, Limit
+from api.permissions import UsersManage, UsersRead
+from api.problem_types import ProblemType
 from api.problems import ProblemError
 from api.schemas import Page
 from core.db.models import ApiKey, User, utcnow
@@ -32,7 +34,7 @@ def user_public(user: User) -> UserPublic:
 
 def _forbid_escalation(principal: Principal, role: str) -> None:
     if not may_grant(principal.role, role):
-        raise ProblemError(403, f"role {principal.role!r} cannot grant {role!r}", slug="forbidden")
+        raise ProblemError(403, f"role {principal.role!r} cannot grant {role!r}", slug=ProblemType.FORBIDDEN)
 
 
 async def _keep_an_owner(session: SessionDep, user: User, *, new_role: str | None) -> None:
@@ -47,21 +49,19 @@ async def _keep_an_owner(session: SessionDep, user: User, *, new_role: str | Non
         raise ProblemError(
             409,
             "this is the tenant's last owner: add another owner first (a tenant without an owner cannot be managed)",
-            slug="last-owner",
+            slug=ProblemType.LAST_OWNER,
         )
 
 
 async def _member(session: SessionDep, principal: Principal, user_id: str) -> User:
     user = await session.get(User, user_id)
     if user is None or user.tenant_id != principal.tenant_id:
-        raise ProblemError(404, f"user {user_id} not found", slug="not-found")
+        raise ProblemError(404, f"user {user_id} not found", slug=ProblemType.NOT_FOUND)
     return user
 
 
 @router.post("", status_code=201, response_model=UserPublic)
-async def create_user(
-    body: UserCreate, session: SessionDep, principal: Annotated[Principal, Depends(require("users:manage"))]
-) -> UserPublic:
+async def create_user(body: UserCreate, session: SessionDep, principal: UsersManage) -> UserPublic:
     """Add a user to the caller's tenant (never with a role above the caller's)."""
     _forbid_escalation(principal, body.role)
     user = User(
@@ -85,7 +85,10 @@ async def create_user(
     except IntegrityError:
         await session.rollback()
         raise ProblemError(
-            409, "a user with this email exists", slug="conflict", errors=[{"field": "email", "message": "taken"}]
+            409,
+            "a user with this email exists",
+            slug=ProblemType.CONFLICT,
+            errors=[{"field": "email", "message": "taken"}],
         ) from None
     return user_public(user)
 
@@ -93,7 +96,7 @@ async def create_user(
 @router.get("", response_model=Page[UserPublic])
 async def list_users(
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("users:read"))],
+    principal: UsersRead,
     after: Annotated[str | None, Depends(USERS.after)],
     limit: Limit = 50,
 ) -> Page[UserPublic]:
@@ -111,7 +114,7 @@ async def update_user(
     body: UserUpdate,
     state: StateDep,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("users:manage"))],
+    principal: UsersManage,
 ) -> UserPublic:
     """Change a user's role; their refresh tokens are revoked."""
     user = await _member(session, principal, user_id)
@@ -139,13 +142,13 @@ async def delete_user(
     user_id: str,
     state: StateDep,
     session: SessionDep,
-    principal: Annotated[Principal, Depends(require("users:manage"))],
+    principal: UsersManage,
 ) -> Response:
     """Remove a user: their tokens and API keys stop working."""
     user = await _member(session, principal, user_id)
     _forbid_escalation(principal, user.role)
     if user.id == principal.subject_id:
-        raise ProblemError(409, "you cannot delete yourself", slug="conflict")
+        raise ProblemError(409, "you cannot delete yourself", slug=ProblemType.CONFLICT)
     await _keep_an_owner(session, user, new_role=None)
     await state.refresh_tokens.forget_user(session, user.id)
     await session.exec(update(ApiKey).where(col(ApiKey.user_id) == user.id).values(user_id=None, revoked_at=utcnow()))

@@ -7,19 +7,20 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 
 from api.audit import audit
-from api.deps import Principal, SessionDep, StateDep, require
+from api.deps import SessionDep, StateDep
 from api.pagination import Limit, NewestFirst
+from api.permissions import WebhooksManage
+from api.problem_types import ProblemType
 from api.problems import ProblemError
 from api.schemas import Page
 from api.tool_schemas import DeliveryPublic, WebhookCreate, WebhookCreated, WebhookPublic
 from core.db.models import Webhook, WebhookDelivery
 from core.db.repos import Keyset
-from core.webhooks import WebhookLimitReached, WebhookStore
+from core.webhooks.store import WebhookLimitReached, WebhookStore
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
 WebhookId = Annotated[str, Path(min_length=1, max_length=40)]
-Manage = Annotated[Principal, Depends(require("webhooks:manage"))]
 WEBHOOKS = NewestFirst("webhooks")
 DELIVERIES = NewestFirst("deliveries")
 
@@ -43,12 +44,12 @@ def _delivery(row: WebhookDelivery) -> DeliveryPublic:
 
 
 def _not_found(webhook_id: str) -> ProblemError:
-    return ProblemError(404, f"webhook {webhook_id} not found", slug="not-found")
+    return ProblemError(404, f"webhook {webhook_id} not found", slug=ProblemType.NOT_FOUND)
 
 
 @router.post("", status_code=201, response_model=WebhookCreated)
 async def create_webhook(
-    body: WebhookCreate, state: StateDep, session: SessionDep, principal: Manage
+    body: WebhookCreate, state: StateDep, session: SessionDep, principal: WebhooksManage
 ) -> WebhookCreated:
     """Subscribe a URL to run events; the answer holds the signing secret, shown only this once.
 
@@ -59,7 +60,9 @@ async def create_webhook(
     try:
         row, secret = await store.create(body.url, body.events, limit=state.settings.webhooks_per_tenant)
     except WebhookLimitReached as exc:
-        raise ProblemError(409, f"{exc} (AIMPACT_WEBHOOKS_PER_TENANT={exc.limit})", slug="webhook-limit") from None
+        raise ProblemError(
+            409, f"{exc} (AIMPACT_WEBHOOKS_PER_TENANT={exc.limit})", slug=ProblemType.WEBHOOK_LIMIT
+        ) from None
     audit(
         session,
         principal,
@@ -75,7 +78,7 @@ async def create_webhook(
 @router.get("", response_model=Page[WebhookPublic])
 async def list_webhooks(
     session: SessionDep,
-    principal: Manage,
+    principal: WebhooksManage,
     after: Annotated[Keyset | None, Depends(WEBHOOKS.after)],
     limit: Limit = 50,
 ) -> Page[WebhookPublic]:
@@ -86,7 +89,7 @@ async def list_webhooks(
 
 
 @router.get("/{webhook_id}", response_model=WebhookPublic)
-async def get_webhook(webhook_id: WebhookId, session: SessionDep, principal: Manage) -> WebhookPublic:
+async def get_webhook(webhook_id: WebhookId, session: SessionDep, principal: WebhooksManage) -> WebhookPublic:
     """One webhook (without its secret)."""
     row = await WebhookStore(session, principal.tenant_id).get(webhook_id)
     if row is None:
@@ -95,7 +98,7 @@ async def get_webhook(webhook_id: WebhookId, session: SessionDep, principal: Man
 
 
 @router.delete("/{webhook_id}", status_code=204, response_class=Response)
-async def delete_webhook(webhook_id: WebhookId, session: SessionDep, principal: Manage) -> Response:
+async def delete_webhook(webhook_id: WebhookId, session: SessionDep, principal: WebhooksManage) -> Response:
     """Stop sending events to a webhook; pending deliveries give up at their next attempt."""
     if not await WebhookStore(session, principal.tenant_id).delete(webhook_id):
         raise _not_found(webhook_id)
@@ -114,7 +117,7 @@ async def delete_webhook(webhook_id: WebhookId, session: SessionDep, principal: 
 async def list_deliveries(
     webhook_id: WebhookId,
     session: SessionDep,
-    principal: Manage,
+    principal: WebhooksManage,
     after: Annotated[Keyset | None, Depends(DELIVERIES.after)],
     limit: Limit = 50,
 ) -> Page[DeliveryPublic]:

@@ -8,9 +8,53 @@ New fields always get defaults so that recorded histories keep decoding.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
 
 from core.contracts.llm import ChatMessage, LlmResponse, ModelConfig, ToolCall, ToolSchema, Usage
+
+
+class RunStatus(StrEnum):
+    """Status of an agent run; the value is what the projection stores and the API shows."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING_APPROVAL = "waiting_approval"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    FINAL: ClassVar[frozenset[RunStatus]]
+    """The run has an outcome (a failed run may still be retried)."""
+    ACTIVE: ClassVar[frozenset[RunStatus]]
+    """The run holds a slot of the tenant's concurrent-run quota."""
+
+
+RunStatus.FINAL = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED})
+RunStatus.ACTIVE = frozenset(RunStatus) - RunStatus.FINAL
+
+
+class StepKind(StrEnum):
+    """Kind of a run step."""
+
+    LLM = "llm"
+    TOOL = "tool"
+    APPROVAL = "approval"
+    MEMORY = "memory"
+
+
+class StepStatus(StrEnum):
+    """Status of a run step."""
+
+    RUNNING = "running"
+    WAITING = "waiting"
+    """An approval step waiting for its decision."""
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+    """An approval step whose tool call was rejected."""
+
 
 INLINE_LIMIT_BYTES = 64 * 1024
 """Values above this size are stored in PostgreSQL and passed by reference."""
@@ -229,6 +273,18 @@ class FinishRunResult:
     delivery_ids: list[str] = field(default_factory=list)
     webhooks_task_queue: str = ""
     """``""`` (results recorded before deliveries had their own queue): the run's own task queue."""
+
+
+@dataclass(kw_only=True)
+class CloseRunInput:
+    """Announces on the run's event stream that its workflow ends (``run.closed``)."""
+
+    tenant_id: str
+    run_id: str
+    status: str = ""
+    """The run's status as it ends: ``completed``, ``failed`` or ``cancelled``."""
+    turn: int = 1
+    """The run's last turn."""
 
 
 @dataclass

@@ -6,12 +6,12 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.db.engine import statement, transaction
-from core.db.models import Agent, AgentVersion, Run, RunStep, StepEffect, utcnow
+from core.db.models import Agent, AgentVersion, Run, RunStep, StepEffect, ThreadMessage, utcnow
 from core.ids import run_workflow_id
 
 _run = Run.__table__  # type: ignore[attr-defined]
@@ -19,6 +19,12 @@ _step = RunStep.__table__  # type: ignore[attr-defined]
 _version = AgentVersion.__table__  # type: ignore[attr-defined]
 _effect = StepEffect.__table__  # type: ignore[attr-defined]
 _agent = Agent.__table__  # type: ignore[attr-defined]
+_message = ThreadMessage.__table__  # type: ignore[attr-defined]
+
+OPEN_STEP_STATUSES = ("running", "waiting")
+"""A step that has not ended (``waiting``: an approval waiting for its decision)."""
+OPEN_RUN_STATUSES = ("queued", "running", "waiting_approval")
+"""A run the projection shows as not final."""
 
 
 @dataclass
@@ -69,6 +75,40 @@ class RunIdentity:
     subject: str | None
     agent_id: str
     agent_version: int
+
+
+@dataclass(frozen=True)
+class StaleRun:
+    """A run the projection shows open that was not updated for a while."""
+
+    tenant_id: str
+    run_id: str
+    workflow_id: str
+    updated_at: datetime
+
+
+@dataclass
+class ClosedRun:
+    """What closing an open run changed: the steps it ended, and the run's output, usage and latest turn."""
+
+    steps: list[StepRecord]
+    output: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    turn: int
+
+
+def open_step_end(run_status: str, error: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
+    """Final status and error of a step still open when its run ends with ``run_status``.
+
+    A failed run fails its open steps with the run's error; any other end cancels them.
+    """
+    if run_status == "failed":
+        return "failed", error or {"message": "the run failed"}
+    if run_status == "cancelled":
+        return "cancelled", {"message": "the run was cancelled"}
+    return "cancelled", {"message": "the run ended before the step did"}
 
 
 class RunProjection:
@@ -236,6 +276,97 @@ class RunProjection:
                 )
             ).scalar_one_or_none()
         return created
+
+    async def end_open_steps(
+        self,
+        tenant_id: str,
+        run_id: str,
+        *,
+        run_status: str,
+        error: dict[str, Any] | None,
+        conn: AsyncConnection | None = None,
+    ) -> list[StepRecord]:
+        """End the run's steps still running or waiting (see ``open_step_end``); the steps ended, in order."""
+        status, step_error = open_step_end(run_status, error)
+        async with statement(self._engine, conn) as tx:
+            rows = (
+                await tx.execute(
+                    update(_step)
+                    .where(
+                        _step.c.tenant_id == tenant_id,
+                        _step.c.run_id == run_id,
+                        _step.c.status.in_(OPEN_STEP_STATUSES),
+                    )
+                    .values(status=status, error=step_error, ended_at=utcnow())
+                    .returning(*(_step.c[name] for name in _STEP_COLUMNS))
+                )
+            ).all()
+        return sorted((StepRecord(**row._mapping) for row in rows), key=lambda step: step.seq)
+
+    async def stale_runs(
+        self,
+        *,
+        before: datetime,
+        limit: int,
+        after: tuple[datetime, str] | None = None,
+        tenant_id: str | None = None,
+    ) -> list[StaleRun]:
+        """Open runs not updated since ``before``, oldest first, after the ``(updated_at, id)`` cursor ``after``."""
+        query = select(_run.c.tenant_id, _run.c.id, _run.c.workflow_id, _run.c.updated_at).where(
+            _run.c.status.in_(OPEN_RUN_STATUSES), _run.c.updated_at < before
+        )
+        if tenant_id is not None:
+            query = query.where(_run.c.tenant_id == tenant_id)
+        if after is not None:
+            query = query.where(tuple_(_run.c.updated_at, _run.c.id) > tuple_(*after))
+        async with statement(self._engine) as conn:
+            rows = (await conn.execute(query.order_by(_run.c.updated_at, _run.c.id).limit(limit))).all()
+        return [StaleRun(row.tenant_id, row.id, row.workflow_id, row.updated_at) for row in rows]
+
+    async def close_open_run(
+        self,
+        tenant_id: str,
+        run_id: str,
+        *,
+        status: str,
+        error: dict[str, Any] | None,
+        output: str | None,
+        conn: AsyncConnection,
+    ) -> ClosedRun | None:
+        """Write the final ``status`` of a run still shown open and end its open steps, in ``conn``'s transaction.
+
+        ``output`` replaces the stored one when given. ``None`` when the run is no longer
+        open (its workflow wrote its own outcome meanwhile): nothing is changed then.
+        """
+        values: dict[str, Any] = {"status": status, "error": error, "updated_at": utcnow()}
+        if output is not None:
+            values["output"] = output
+        row = (
+            await conn.execute(
+                update(_run)
+                .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id, _run.c.status.in_(OPEN_RUN_STATUSES))
+                .values(**values)
+                .returning(_run.c.thread_id, _run.c.output, _run.c.input_tokens, _run.c.output_tokens, _run.c.cost_usd)
+            )
+        ).first()
+        if row is None:
+            return None
+        steps = await self.end_open_steps(tenant_id, run_id, run_status=status, error=error, conn=conn)
+        # Each finished turn appended one answer keyed ``{workflow id}:answer:{turn}``: the open turn is the next.
+        answers = (
+            await conn.execute(
+                select(func.count())
+                .select_from(_message)
+                .where(
+                    _message.c.tenant_id == tenant_id,
+                    _message.c.thread_id == row.thread_id,
+                    _message.c.run_id == run_id,
+                    _message.c.role == "assistant",
+                    _message.c.message_key.like("%:answer:%"),
+                )
+            )
+        ).scalar_one()
+        return ClosedRun(steps, row.output, row.input_tokens, row.output_tokens, row.cost_usd, answers + 1)
 
     async def recorded_effect(self, key: str, *, conn: AsyncConnection | None = None) -> tuple[bool, Any]:
         """Whether the side effect ``key`` was already applied, and its stored result."""

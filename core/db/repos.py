@@ -153,11 +153,43 @@ class AgentRepository(_TenantScoped):
         return rows
 
 
+_LOCK_FEEDBACK = 0x4642_0001
+"""Advisory lock class of a run's feedback count (the other key is a hash of the run id)."""
+
+
+class FeedbackLimitReached(Exception):  # noqa: N818 - a limit, reported as 409
+    """The run already has as much feedback as one run may collect."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"a run collects at most {limit} feedback entries")
+        self.limit = limit
+
+
 class FeedbackRepository(_TenantScoped):
     """Feedback on the runs of one tenant."""
 
-    def add(self, run: Run, *, score: float, label: str | None, comment: str | None, author: Author) -> RunFeedback:
-        """Record feedback on ``run`` for the version that produced it; the caller commits."""
+    async def add(
+        self,
+        run: Run,
+        *,
+        score: float,
+        label: str | None,
+        comment: str | None,
+        author: Author,
+        limit: int | None = None,
+    ) -> RunFeedback:
+        """Record feedback on ``run`` for the version that produced it; the caller commits.
+
+        With ``limit``, the run's feedback is counted under a lock held until the caller's
+        transaction ends, so concurrent additions cannot pass the limit together.
+
+        Raises:
+            FeedbackLimitReached: ``run`` already has ``limit`` feedback entries.
+        """
+        if limit is not None:
+            await self.session.exec(select(func.pg_advisory_xact_lock(_LOCK_FEEDBACK, func.hashtext(run.id))))
+            if await self.count_of_run(run.id) >= limit:
+                raise FeedbackLimitReached(limit)
         row = RunFeedback(
             id=new_id("fbk"),
             tenant_id=self.tenant_id,
@@ -172,6 +204,13 @@ class FeedbackRepository(_TenantScoped):
         )
         self.session.add(row)
         return row
+
+    async def count_of_run(self, run_id: str) -> int:
+        """How many feedback entries ``run_id`` has."""
+        query = select(func.count()).where(
+            col(RunFeedback.tenant_id) == self.tenant_id, col(RunFeedback.run_id) == run_id
+        )
+        return int((await self.session.exec(query)).one())
 
     async def of_run(self, run_id: str, *, limit: int, after: Keyset | None = None) -> Sequence[RunFeedback]:
         """Feedback on one run, newest first."""

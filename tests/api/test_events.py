@@ -1,12 +1,18 @@
-"""Run events over SSE (resumable with Last-Event-ID) and the long-poll on GET /v1/runs/{id}."""
+"""Run events over SSE (resumable with Last-Event-ID) and the long-poll on GET /v1/runs/{id}.
+
+A run's stream stays open between turns until the run closes (the stack's runs wait
+minutes for the next message): a reader stops at the first final event unless told otherwise.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from typing import Any
 
 import httpx
 
+from core.events import FINAL_EVENTS
 from tests.conftest import TenantCtx
 from tests.helpers import create_agent, wait_run
 
@@ -14,11 +20,22 @@ SLOW_MODEL = {"provider": "local", "params": {"latency_ms": 400}}
 
 
 async def _read_events(
-    http: httpx.AsyncClient, run_id: str, *, last_id: str | None = None, stop_after: int | None = None
+    http: httpx.AsyncClient,
+    run_id: str,
+    *,
+    last_id: str | None = None,
+    after: str | None = None,
+    stop_after: int | None = None,
+    until: Collection[str] | None = FINAL_EVENTS,
 ) -> list[dict[str, Any]]:
+    """The run's frames up to ``stop_after`` of them or the first event of a type in ``until``.
+
+    ``until=None`` reads until the server ends the stream.
+    """
     headers = {"Last-Event-ID": last_id} if last_id else {}
+    params = {"after": after} if after else {}
     events: list[dict[str, Any]] = []
-    async with http.stream("GET", f"/v1/runs/{run_id}/events", headers=headers) as response:
+    async with http.stream("GET", f"/v1/runs/{run_id}/events", headers=headers, params=params) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         frame: dict[str, Any] = {}
@@ -32,7 +49,7 @@ async def _read_events(
             elif line == "" and "id" in frame:
                 events.append(frame)
                 frame = {}
-                if stop_after is not None and len(events) == stop_after:
+                if len(events) == stop_after or events[-1]["event"] in (until or ()):
                     break
     return events
 

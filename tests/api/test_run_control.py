@@ -14,6 +14,7 @@ from tests.conftest import TenantCtx
 from tests.helpers import create_agent, record_history, wait_run
 
 SLOW = {"provider": "local", "params": {"latency_ms": 1500}}
+CALC_SLOW = {"provider": "local", "name": "local-echo", "params": {"latency_ms": 300}}
 
 
 async def wait_for(
@@ -46,6 +47,27 @@ async def test_second_turn_continues_the_thread(tenant: TenantCtx, temporal_clie
     await record_history(temporal_client, done["temporal"]["workflow_id"], "two_turns")
 
 
+async def test_long_poll_after_a_message_waits_for_the_turn_it_started(tenant: TenantCtx) -> None:
+    agent = await create_agent(tenant.http, model=CALC_SLOW)
+    run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "1 + 1"})).json()
+    first = (await tenant.http.get(f"/v1/runs/{run['id']}", params={"wait_s": 30})).json()
+    assert (first["status"], first["output"]) == ("completed", "Result — calculator: 2")
+
+    sent = await tenant.http.post(f"/v1/runs/{run['id']}/messages", json={"input": "and 2 * 3?"})
+    assert sent.status_code == 202
+    body = sent.json()
+    assert body["id"] == run["id"]
+    assert body["turn"]["number"] == 2
+    assert body["turn"]["message_id"] == sent.headers["x-message-id"]
+    assert body["turn"]["policy"] == "enqueue"
+    waited = (await tenant.http.get(f"/v1/runs/{run['id']}", params={"wait_s": 30})).json()
+    assert waited["status"] == "completed"
+    assert waited["output"] == "Result — calculator: 6", "the long-poll returned the first turn's answer"
+    assert len(waited["steps"]) == 6
+    again = (await tenant.http.get(f"/v1/runs/{run['id']}", params={"wait_s": 30})).json()  # that turn has ended
+    assert again["output"] == "Result — calculator: 6"
+
+
 async def test_double_texting_reject_and_enqueue(tenant: TenantCtx) -> None:
     rejecting = await create_agent(tenant.http, model=SLOW, double_texting="reject")
     run = (await tenant.http.post(f"/v1/agents/{rejecting['id']}/runs", json={"input": "hello"})).json()
@@ -57,8 +79,11 @@ async def test_double_texting_reject_and_enqueue(tenant: TenantCtx) -> None:
     queueing = await create_agent(tenant.http, model=SLOW, double_texting="enqueue")
     run = (await tenant.http.post(f"/v1/agents/{queueing['id']}/runs", json={"input": "first"})).json()
     await wait_for(tenant, run["id"], lambda r: r["status"] == "running")
-    assert (await tenant.http.post(f"/v1/runs/{run['id']}/messages", json={"input": "second"})).status_code == 202
-    done = await wait_for(tenant, run["id"], lambda r: r["output"] == "You said: second")
+    queued = await tenant.http.post(f"/v1/runs/{run['id']}/messages", json={"input": "second"})
+    assert queued.status_code == 202
+    assert (queued.json()["turn"]["number"], queued.json()["turn"]["policy"]) == (2, "enqueue")
+    done = (await tenant.http.get(f"/v1/runs/{run['id']}", params={"wait_s": 30})).json()  # waits for turn 2
+    assert done["output"] == "You said: second"
     assert [s["status"] for s in done["steps"]] == ["completed", "completed"]
 
 
@@ -68,10 +93,10 @@ async def test_interrupt_cancels_the_model_step_and_answers_both(tenant: TenantC
     )
     run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "first"})).json()
     await wait_for(tenant, run["id"], lambda r: any(s["status"] == "running" for s in r["steps"]))
-    assert (
-        await tenant.http.post(f"/v1/runs/{run['id']}/messages", json={"input": "actually this"})
-    ).status_code == 202
-    done = await wait_for(tenant, run["id"], lambda r: r["output"] is not None, timeout_s=30)
+    interrupting = await tenant.http.post(f"/v1/runs/{run['id']}/messages", json={"input": "actually this"})
+    assert interrupting.status_code == 202
+    assert (interrupting.json()["turn"]["number"], interrupting.json()["turn"]["policy"]) == (1, "interrupt")
+    done = (await tenant.http.get(f"/v1/runs/{run['id']}", params={"wait_s": 30})).json()  # the turn it joined
     assert done["output"] == "You said: actually this"
     assert [s["status"] for s in done["steps"]] == ["cancelled", "completed"]
     thread = (await tenant.http.get(f"/v1/threads/{run['thread_id']}/messages")).json()["items"]
@@ -166,7 +191,10 @@ async def test_retry_continues_from_the_failed_step(tenant: TenantCtx, temporal_
     await tenant.http.post("/v1/secrets", json={"name": "LATER", "value": "now-it-exists"})
     retried = await tenant.http.post(f"/v1/runs/{run['id']}/retry")
     assert retried.status_code == 202
-    done = await wait_for(tenant, run["id"], lambda r: r["status"] == "completed")
+    turn = retried.json()["turn"]
+    assert (turn["number"], turn["message_id"], turn["policy"]) == (1, None, None)
+    done = (await tenant.http.get(f"/v1/runs/{run['id']}", params={"wait_s": 30})).json()  # waits for the retry
+    assert done["status"] == "completed"
     assert done["output"] == "Result — calculator: 81"
     assert done["error"] is None
     assert (await tenant.http.post(f"/v1/runs/{run['id']}/retry")).status_code == 409

@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.crypto import DecryptionError, Keyring
 from core.db.engine import make_sessionmaker
 from core.settings import Settings
-from core.webhooks import WebhookStore, event_id_for, generate_secret, secret_aad, sign, verify
+from core.webhooks.events import event_id_for
+from core.webhooks.signing import generate_secret, secret_aad, sign, verify
+from core.webhooks.store import WebhookStore
 from tests.api import test_tools as _shared
 from tests.conftest import TenantCtx
 

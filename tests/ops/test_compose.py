@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sysconfig
-import typing
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,10 @@ import yaml
 from pydantic import ValidationError
 
 from core.ids import SEARCH_ATTRIBUTES
-from core.settings import Settings, TaskQueue
+from core.settings import Settings
 from tests.ops.conftest import OpsStack
 from tests.ops.support import DOCKER, MissingVariableError, interpolate, read_env_file
+from workers import registry
 
 COMPOSE = DOCKER / "compose.yml"
 ENV_EXAMPLE = DOCKER / ".env.example"
@@ -111,8 +111,10 @@ def test_images_are_pinned_ports_local_and_mounts_exist(compose: dict[str, Any])
             else:
                 assert source in compose["volumes"], (name, source)
     assert compose["services"]["postgres"]["image"].startswith("pgvector/pgvector:pg16")
-    for queue in typing.get_args(TaskQueue):  # a worker-<queue> service per task queue
-        assert compose["services"][f"worker-{queue}"]["command"] == ["worker", "--queue", queue]
+    for name, queue in registry.QUEUES.items():  # a worker-<queue> service per registered task queue
+        worker = compose["services"][f"worker-{name}"]
+        assert worker["command"] == ["worker", "--queue", name]
+        assert f"127.0.0.1:{queue.metrics.default}/readyz" in " ".join(worker["healthcheck"]["test"])
 
 
 def test_app_environment_is_settings_the_app_accepts(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:

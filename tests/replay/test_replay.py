@@ -17,9 +17,11 @@ from workflows.agent_run import (
     IDLE_CANCEL_KEEPS_ANSWER,
     LOCAL_BEGIN,
     LOCAL_FINISH,
+    MAX_CONCURRENT_TOOL_CALLS,
     MESSAGE_AT_IDLE_DEADLINE,
     PARALLEL_TOOLS,
     RETRY_AT_DEADLINE,
+    RUN_CLOSED_EVENT,
     TOOL_CALL_LIMIT,
     AgentRunWorkflow,
 )
@@ -29,6 +31,7 @@ from workflows.memory import (
     MemoryExtractWorkflow,
     MemoryIngestWorkflow,
 )
+from workflows.run_reconciliation import RunReconciliationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 ROOT = Path(__file__).parent / "histories"
@@ -38,7 +41,9 @@ HISTORIES = sorted(ROOT.rglob("*.json"))
 from before ``finish`` became one and tool calls ran concurrently, under ``before_webhooks_queue/``
 from before deliveries ran on their own task queue (a run whose delivery was refused as already
 started failed then; its replay must still fail the same way), under ``before_consolidation_paged/``
-from before consolidation paged its tenants and bounded each tenant's attempts."""
+from before consolidation paged its tenants and bounded each tenant's attempts, under
+``before_tool_call_limit/`` from before at most 8 tool calls of one answer ran at once (all its
+calls were scheduled together)."""
 
 
 def test_histories_exist() -> None:
@@ -59,10 +64,15 @@ def test_histories_exist() -> None:
         "memory_consolidation_paged",
         "parallel_tools",
         "parallel_retry",
+        "message_at_idle_deadline_single_batch",
+        "retry_at_window_end_single_batch",
+        "decision_at_deadline_single_batch",
         "cancel_in_tool",
         "webhook_run",
         "webhook_delivery",
         "redelivery",
+        "run_closed",
+        "run_closed_failed",
     }
 
 
@@ -83,6 +93,7 @@ async def test_replay(path: Path) -> None:
             MemoryExtractWorkflow,
             MemoryConsolidationWorkflow,
             WebhookDeliveryWorkflow,
+            RunReconciliationWorkflow,
         ]
     ).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
@@ -107,14 +118,42 @@ def test_todays_histories_take_the_local_steps() -> None:
 def test_runtime_fixes_are_patched() -> None:
     """Each changed command sequence records its own marker in the history that takes it."""
     assert TOOL_CALL_LIMIT in _patches(ROOT / "many_tool_calls.json")
-    # The deadline races resolved without the re-check here (the SDK saw the condition first): no marker.
-    deadline_patches = {MESSAGE_AT_IDLE_DEADLINE, RETRY_AT_DEADLINE, DECISION_AT_DEADLINE}
-    for name in ("message_at_idle_deadline", "retry_at_window_end", "decision_at_deadline"):
-        assert not _patches(ROOT / f"{name}.json") & deadline_patches
+    # Timer and update in one workflow task. In the SDK's default job order the update's condition
+    # held before the timer fired: no re-check, no marker. In the single-batch order the timer won
+    # and the re-check honoured the update: its marker.
+    deadlines = {
+        "message_at_idle_deadline": MESSAGE_AT_IDLE_DEADLINE,
+        "retry_at_window_end": RETRY_AT_DEADLINE,
+        "decision_at_deadline": DECISION_AT_DEADLINE,
+    }
+    for name, patch in deadlines.items():
+        assert not _patches(ROOT / f"{name}.json") & set(deadlines.values())
+        assert _patches(ROOT / f"{name}_single_batch.json") & set(deadlines.values()) == {patch}
     assert _patches(ROOT / "cancel_in_model_step.json") >= {CANCEL_MODEL_STEP}
     assert _patches(ROOT / "cancel_idle.json") >= {IDLE_CANCEL_KEEPS_ANSWER}
     # A re-check that changes nothing records no marker: ordinary timeouts replay as before.
     assert not _patches(ROOT / "continue_as_new_turns.json") & {MESSAGE_AT_IDLE_DEADLINE, IDLE_CANCEL_KEEPS_ANSWER}
+
+
+def _tool_calls_before_the_first_result(path: Path) -> int:
+    """Tool activities a history schedules before the first of them completes."""
+    scheduled = 0
+    for event in json.loads(path.read_text())["events"]:
+        attributes = event.get("activityTaskScheduledEventAttributes", {})
+        if attributes.get("activityType", {}).get("name") == "agent_run.tool":
+            scheduled += 1
+        if scheduled and "activityTaskCompletedEventAttributes" in event:
+            return scheduled
+    return scheduled
+
+
+def test_tool_call_limit_histories() -> None:
+    """Ten calls of one answer: today 8 start at once (patched); before the limit all ten did."""
+    assert _tool_calls_before_the_first_result(ROOT / "many_tool_calls.json") == MAX_CONCURRENT_TOOL_CALLS
+    before = ROOT / "before_tool_call_limit" / "many_tool_calls.json"
+    assert TOOL_CALL_LIMIT not in _patches(before)
+    assert PARALLEL_TOOLS in _patches(before)
+    assert _tool_calls_before_the_first_result(before) == 10
 
 
 def test_a_refused_delivery_start_is_patched() -> None:
@@ -132,3 +171,15 @@ def test_consolidation_histories_take_the_paged_path() -> None:
     assert not _patches(ROOT / "before_consolidation_paged" / "memory_consolidation.json")
     events = json.loads((ROOT / "memory_consolidation_paged.json").read_text())["events"]
     assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW"
+
+
+def test_closing_runs_announce_it_behind_a_patch() -> None:
+    """Today's runs publish ``run.closed`` as they end (completed or failed); the runs recorded before do not."""
+    for name in ("run_closed", "run_closed_failed"):
+        assert RUN_CLOSED_EVENT in _patches(ROOT / f"{name}.json")
+        events = json.loads((ROOT / f"{name}.json").read_text())["events"]
+        scheduled = [
+            e["activityTaskScheduledEventAttributes"] for e in events if "activityTaskScheduledEventAttributes" in e
+        ]
+        assert [a["activityType"]["name"] for a in scheduled].count("agent_run.close") == 1
+    assert not _patches(ROOT / "two_turns.json") & {RUN_CLOSED_EVENT}

@@ -4,24 +4,37 @@ Message ids across continue-as-new, the tool-call concurrency limit, a message /
 decision that lands in the same workflow task as the timer of its deadline, cancel during
 a model step, and cancel of an idle conversation.
 
-To put a timer and an update in one workflow task the worker is stopped while the timer
-fires and the update is sent, then started again: its first task holds both.
+To put a timer and an update in one workflow task no worker runs while the timer fires and
+the server admits the update; the worker started then gets both in its first task. The SDK's
+default order applies the update and checks conditions before it fires the timer, so there
+the wait never times out; the single-batch order (``PROCESS_WORKFLOW_ACTIVATION_JOBS_AS_SINGLE_BATCH``,
+which the SDK means to make its default) applies both first, so the timeout wins and only the
+re-check after it honours the update. Each deadline test runs under both orders.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.enums.v1 import UpdateWorkflowExecutionLifecycleStage
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.update.v1 import UpdateRef, WaitPolicy
+from temporalio.api.workflowservice.v1 import PollWorkflowExecutionUpdateRequest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import CancelledError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker._workflow_instance import _WorkflowLogicFlag
 
 from activities.agent_run import AgentRunActivities
 from core.contracts.agent_run import (
@@ -38,11 +51,19 @@ from tests.conftest import TenantCtx
 from tests.helpers import create_agent, record_history
 from tests.workflows.test_agent_run_workflow import _insert_run
 from tests.workflows.test_parallel_tools import _BackendDown, _tool_events
-from workers.agent_worker import build_agent_activities, build_agent_worker
+from workers.capabilities.agent_run import build_agent_activities, build_agent_worker
 from workers.embedded.stack import StackProcess
-from workflows.agent_run import MAX_CONCURRENT_TOOL_CALLS, AgentRunWorkflow
+from workflows.agent_run import (
+    DECISION_AT_DEADLINE,
+    MAX_CONCURRENT_TOOL_CALLS,
+    MESSAGE_AT_IDLE_DEADLINE,
+    RETRY_AT_DEADLINE,
+    AgentRunWorkflow,
+)
 
 Handle = WorkflowHandle[AgentRunWorkflow, Any]
+SINGLE_BATCH = _WorkflowLogicFlag.PROCESS_WORKFLOW_ACTIVATION_JOBS_AS_SINGLE_BATCH
+ADMITTED = UpdateWorkflowExecutionLifecycleStage.UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_ADMITTED
 
 
 class _Workers:
@@ -52,8 +73,12 @@ class _Workers:
         self.client, self.activities, self.queue = client, activities, f"test-{uuid.uuid4().hex}"
 
     @asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        async with build_agent_worker(self.client, self.activities, self.queue):
+    async def running(self, *, single_batch: bool = False) -> AsyncIterator[None]:
+        """A worker on the queue; ``single_batch``: new workflow tasks take the single-batch order."""
+        worker = build_agent_worker(self.client, self.activities, self.queue)
+        if single_batch:
+            worker._set_default_workflow_logic_flag(SINGLE_BATCH, enabled=True)
+        async with worker:
             yield
 
 
@@ -91,13 +116,92 @@ async def _until(handle: Handle, check: Callable[[RunStateView], bool], timeout_
         await asyncio.sleep(0.1)
 
 
-async def _in_the_deadline_task(workers: _Workers, deadline_in_s: float, update: Callable[[], Awaitable[Any]]) -> Any:
-    """Stop the worker, let the deadline pass, send ``update``, start a worker: timer and update in one task."""
-    await asyncio.sleep(deadline_in_s + 1.0)  # the timer fired on the server; no worker took its task
-    sent = asyncio.ensure_future(update())
-    await asyncio.sleep(1.0)  # the update waits on the server for the same workflow task
-    async with workers.running():
-        return await asyncio.wait_for(sent, 60)
+async def _events(handle: Handle) -> list[HistoryEvent]:
+    """The run's history events so far."""
+    return list((await handle.fetch_history()).events)
+
+
+async def _deadline_timer(handle: Handle, *, fired: bool) -> None:
+    """Wait until the run's latest timer (the deadline) is started, or has fired."""
+    deadline = time.monotonic() + 60
+    while True:
+        events = await _events(handle)
+        started = [e.event_id for e in events if e.HasField("timer_started_event_attributes")]
+        done = {
+            e.timer_fired_event_attributes.started_event_id
+            for e in events
+            if e.HasField("timer_fired_event_attributes")
+        }
+        if started and (not fired or started[-1] in done):
+            return
+        assert time.monotonic() < deadline, f"the deadline timer was never {'fired' if fired else 'started'}"
+        await asyncio.sleep(0.2)
+
+
+async def _admitted(client: Client, handle: Handle, update_id: str) -> None:
+    """Wait until the server holds the update ``update_id`` (admitted, no worker has seen it)."""
+    request = PollWorkflowExecutionUpdateRequest(
+        namespace=client.namespace,
+        update_ref=UpdateRef(workflow_execution=WorkflowExecution(workflow_id=handle.id), update_id=update_id),
+        identity="test",
+        wait_policy=WaitPolicy(lifecycle_stage=ADMITTED),
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            await client.workflow_service.poll_workflow_execution_update(request, timeout=timedelta(seconds=5))
+            return
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+        assert time.monotonic() < deadline, f"update {update_id} never reached the server"
+        await asyncio.sleep(0.1)
+
+
+async def _in_the_deadline_task(
+    workers: _Workers, handle: Handle, update: Callable[[str], Awaitable[Any]], *, single_batch: bool
+) -> Any:
+    """With no worker running: the deadline's timer fires, ``update`` (given its id) is admitted; then a worker.
+
+    Its first workflow task holds both; checked in the history (one task between the timer
+    firing and the update's acceptance).
+    """
+    await _deadline_timer(handle, fired=True)
+    update_id = f"deadline-{uuid.uuid4().hex[:8]}"
+    sent = asyncio.ensure_future(update(update_id))
+    await _admitted(workers.client, handle, update_id)
+    async with workers.running(single_batch=single_batch):
+        answer = await asyncio.wait_for(sent, 60)
+    events = await _events(handle)
+    fired = max(i for i, e in enumerate(events) if e.HasField("timer_fired_event_attributes"))
+    accepted = next(
+        i
+        for i, e in enumerate(events)
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+        and e.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id == update_id
+    )
+    completed = [e for e in events[fired:accepted] if e.HasField("workflow_task_completed_event_attributes")]
+    assert len(completed) == 1, "the timer and the update reached the worker in one workflow task"
+    return answer
+
+
+def _patches(events: list[HistoryEvent]) -> set[str]:
+    """Patch ids recorded in the history's markers."""
+    patches = set()
+    for event in events:
+        marker = event.marker_recorded_event_attributes
+        if event.HasField("marker_recorded_event_attributes") and marker.marker_name == "core_patch":
+            patches.add(json.loads(marker.details["patch-data"].payloads[0].data)["id"])
+    return patches
+
+
+ORDERS = pytest.mark.parametrize("single_batch", [False, True], ids=["sdk-default-order", "single-batch-order"])
+"""The two orders the SDK applies a workflow task's jobs in (see the module docstring)."""
+
+
+def _deadline_history(name: str, single_batch: bool) -> str:
+    """The name a deadline test records its history under (one per order)."""
+    return f"{name}_single_batch" if single_batch else name
 
 
 async def test_message_ids_stay_unique_across_continue_as_new(
@@ -147,68 +251,85 @@ async def test_more_calls_than_the_limit_run_at_most_the_limit_at_once(
     assert result.output == "Result — " + "; ".join(f"calculator: {2 * n}" for n in range(1, calls + 1))
 
 
+@ORDERS
 async def test_message_in_the_task_of_the_idle_timeout_starts_a_turn(
-    engine: AsyncEngine, tenant: TenantCtx, workers: _Workers
+    engine: AsyncEngine, tenant: TenantCtx, workers: _Workers, single_batch: bool
 ) -> None:
     agent = await create_agent(tenant.http, tools=["calculator"])
     async with workers.running():
-        _, handle = await _start(workers, engine, tenant, agent, "2 + 2", idle_timeout_s=2)
+        _, handle = await _start(workers, engine, tenant, agent, "2 + 2", idle_timeout_s=3)
         await _until(handle, lambda s: s.status == "completed")
+        await _deadline_timer(handle, fired=False)
     accepted = await _in_the_deadline_task(
-        workers, 2, lambda: handle.execute_update(AgentRunWorkflow.send_message, SendMessage(text="3 * 3"))
+        workers,
+        handle,
+        lambda update_id: handle.execute_update(AgentRunWorkflow.send_message, SendMessage(text="3 * 3"), id=update_id),
+        single_batch=single_batch,
     )
-    async with workers.running():
+    async with workers.running(single_batch=single_batch):
         result = await handle.result()
-    await record_history(workers.client, handle.id, "message_at_idle_deadline")
+    await record_history(workers.client, handle.id, _deadline_history("message_at_idle_deadline", single_batch))
 
     assert accepted.turn == 2
     assert (result.turns, result.output) == (2, "Result — calculator: 9")
+    assert (MESSAGE_AT_IDLE_DEADLINE in _patches(await _events(handle))) is single_batch, "the re-check decided"
 
 
+@ORDERS
 async def test_retry_in_the_task_of_the_window_end_continues_the_run(
-    engine: AsyncEngine, tenant: TenantCtx, workers: _Workers
+    engine: AsyncEngine, tenant: TenantCtx, workers: _Workers, single_batch: bool
 ) -> None:
     agent = await create_agent(tenant.http, tools=["current_time"])
     _BackendDown.down = True
     async with workers.running():
-        _, handle = await _start(workers, engine, tenant, agent, "what time is it?", retry_window_s=2)
+        _, handle = await _start(workers, engine, tenant, agent, "what time is it?", retry_window_s=3)
         await _until(handle, lambda s: s.status == "failed")
+        await _deadline_timer(handle, fired=False)
     _BackendDown.down = False
     answer = await _in_the_deadline_task(
-        workers, 2, lambda: handle.execute_update(AgentRunWorkflow.retry, RetryRequest())
+        workers,
+        handle,
+        lambda update_id: handle.execute_update(AgentRunWorkflow.retry, RetryRequest(), id=update_id),
+        single_batch=single_batch,
     )
-    async with workers.running():
+    async with workers.running(single_batch=single_batch):
         try:
             result = await handle.result()
         finally:
-            await record_history(workers.client, handle.id, "retry_at_window_end")
+            await record_history(workers.client, handle.id, _deadline_history("retry_at_window_end", single_batch))
 
     assert answer == "retrying"
     assert result.output.startswith("Result — current_time: ")
+    assert (RETRY_AT_DEADLINE in _patches(await _events(handle))) is single_batch, "the re-check decided"
 
 
+@ORDERS
 async def test_decision_in_the_task_of_the_deadline_is_honoured(
-    engine: AsyncEngine, tenant: TenantCtx, workers: _Workers
+    engine: AsyncEngine, tenant: TenantCtx, workers: _Workers, single_batch: bool
 ) -> None:
     agent = await create_agent(
-        tenant.http, tools=[{"name": "calculator", "requires_approval": True, "approval_timeout_s": 2}]
+        tenant.http, tools=[{"name": "calculator", "requires_approval": True, "approval_timeout_s": 3}]
     )
     async with workers.running():
         _, handle = await _start(workers, engine, tenant, agent, "2 + 2")
         state = await _until(handle, lambda s: bool(s.waiting_approval))
-    step_id = state.waiting_approval[0]
-    decision = ApprovalDecision(step_id, "approve", "tester")
+        await _deadline_timer(handle, fired=False)
+    decision = ApprovalDecision(state.waiting_approval[0], "approve", "tester")
     answer = await _in_the_deadline_task(
-        workers, 2, lambda: handle.execute_update(AgentRunWorkflow.decide_approval, decision)
+        workers,
+        handle,
+        lambda update_id: handle.execute_update(AgentRunWorkflow.decide_approval, decision, id=update_id),
+        single_batch=single_batch,
     )
-    async with workers.running():
+    async with workers.running(single_batch=single_batch):
         result = await handle.result()
         state = await handle.query(AgentRunWorkflow.state, StateQuery())
-    await record_history(workers.client, handle.id, "decision_at_deadline")
+    await record_history(workers.client, handle.id, _deadline_history("decision_at_deadline", single_batch))
 
     assert answer == "approve"
     assert [s.status for s in state.steps if s.kind == "approval"] == ["completed"]
     assert result.output == "Result — calculator: 4"
+    assert (DECISION_AT_DEADLINE in _patches(await _events(handle))) is single_batch, "the re-check decided"
 
 
 async def test_cancel_during_a_model_step_cancels_the_model_call(

@@ -26,7 +26,7 @@ from core.events import RunEventLog
 from core.ids import new_id, run_workflow_id
 from tests.conftest import TenantCtx
 from tests.helpers import create_agent, record_history
-from workers.agent_worker import build_agent_activities, build_agent_worker
+from workers.capabilities.agent_run import build_agent_activities, build_agent_worker
 from workers.embedded.stack import StackProcess
 from workflows.agent_run import AgentRunWorkflow
 

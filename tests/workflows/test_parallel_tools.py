@@ -21,7 +21,7 @@ from core.events import RunEventLog
 from tests.conftest import TenantCtx
 from tests.helpers import create_agent, record_history
 from tests.workflows.test_agent_run_workflow import _insert_run
-from workers.agent_worker import build_agent_activities, build_agent_worker
+from workers.capabilities.agent_run import build_agent_activities, build_agent_worker
 from workers.embedded.stack import StackProcess
 from workflows.agent_run import AgentRunWorkflow
 

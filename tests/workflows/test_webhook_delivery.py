@@ -28,14 +28,10 @@ from activities.webhooks import WebhookActivities
 from core.crypto import Keyring
 from core.db.engine import make_sessionmaker
 from core.ids import RUN_KIND, TENANT_ID, new_id
-from core.webhooks import (
-    DeliveryOutcome,
-    EnqueueWebhookDeliveriesInput,
-    WebhookDeliveryInput,
-    WebhookStore,
-    delivery_workflow_id,
-    verify,
-)
+from core.webhooks.contracts import DeliveryOutcome, EnqueueWebhookDeliveriesInput, WebhookDeliveryInput
+from core.webhooks.events import delivery_workflow_id
+from core.webhooks.signing import verify
+from core.webhooks.store import WebhookStore
 from tests.api import test_tools as _shared
 from tests.conftest import TenantCtx
 from tests.core.test_egress import Receiver, Reply, Seen

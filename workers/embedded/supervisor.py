@@ -25,6 +25,7 @@ from core.db.engine import make_engine
 from core.db.migrate import upgrade
 from core.seed import SeedResult, seed_if_empty
 from core.settings import Settings
+from workers import registry
 from workers.embedded import postgres, redis, temporal
 from workers.embedded.ports import port_is_free
 from workers.embedded.process import ManagedProcess, ServiceError, ServiceSpec
@@ -80,6 +81,10 @@ class Supervisor:
 
     def _start_all(self) -> SeedResult | None:
         s = self.settings
+        try:
+            queues = registry.queues_to_run(s)
+        except registry.UnknownQueueError as exc:
+            raise ServiceError(str(exc)) from None
         s.home.mkdir(parents=True, exist_ok=True)
         self._check_ports()
         if not s.database_url:
@@ -103,8 +108,10 @@ class Supervisor:
         upgrade(s.database_target)
         log.info("migrations applied")
         seeded = asyncio.run(self._seed())
-        for queue in s.worker_queues:
-            self._launch(self._python_child(f"worker-{queue}", ["worker", "--queue", queue], health=lambda: True))
+        for queue in queues:
+            self._launch(
+                self._python_child(f"worker-{queue.name}", ["worker", "--queue", queue.name], health=lambda: True)
+            )
         self._launch(self._python_child("api", ["api"], health=self._api_healthy, start_timeout_s=60))
         self._write_pids()
         return seeded

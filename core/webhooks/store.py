@@ -1,15 +1,4 @@
-"""Webhooks: signing, secrets, event payloads, and the tenant-scoped store.
-
-Every delivery is a ``POST`` of the event as JSON with::
-
-    X-AImPact-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
-
-The HMAC key is the whole secret string (``whsec_…``) as UTF-8 and ``<body>`` is
-the raw request body. Receivers recompute the HMAC, compare in constant time and
-refuse timestamps older than a few minutes (:py:func:`verify` does exactly that).
-
-An event is ``{"id", "type", "created_at" (RFC 3339), "data"}``; ``id`` is stable
-across retries, so receivers can drop duplicates.
+"""The tenant-scoped store of webhooks and their deliveries, and the per-tenant limits.
 
 Per-tenant limits keep one tenant's webhooks from flooding the platform: at most
 ``webhooks_per_tenant`` live webhooks (:py:class:`WebhookLimitReached`), and at most
@@ -20,17 +9,10 @@ would go beyond the second is still logged, one row per webhook, with status
 
 from __future__ import annotations
 
-import base64
 import builtins
-import hashlib
-import hmac
-import json
-import secrets
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, update
 from sqlalchemy import select as sa_select
@@ -42,55 +24,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from core.crypto import Keyring
 from core.db.models import Webhook, WebhookDelivery, utcnow
 from core.db.repos import Keyset, newest_first
-from core.ids import new_id, workflow_id
+from core.ids import new_id
 from core.telemetry import metrics
+from core.webhooks.contracts import DELIVERY_DELIVERED, DELIVERY_DROPPED, DELIVERY_FAILED, DELIVERY_PENDING
+from core.webhooks.events import event_payload
+from core.webhooks.signing import generate_secret, secret_aad
 
-__all__ = [
-    "EVENT_TYPES",
-    "SIGNATURE_HEADER",
-    "DeliverWebhookInput",
-    "DeliveryOutcome",
-    "EnqueueWebhookDeliveriesInput",
-    "EventType",
-    "MarkDeliveryFailedInput",
-    "WebhookDeliveryInput",
-    "WebhookLimitReached",
-    "WebhookStore",
-    "delivery_workflow_id",
-    "event_body",
-    "event_id_for",
-    "event_payload",
-    "generate_secret",
-    "secret_aad",
-    "sign",
-    "verify",
-]
-
-EventType = Literal["run.completed", "run.failed", "run.waiting_approval"]
-EVENT_TYPES: tuple[str, ...] = ("run.completed", "run.failed", "run.waiting_approval")
-SIGNATURE_HEADER = "X-AImPact-Signature"
-SECRET_PREFIX = "whsec_"  # noqa: S105 - a public prefix, not a secret
-
-DELIVERY_PENDING = "pending"
-DELIVERY_DELIVERED = "delivered"
-DELIVERY_FAILED = "failed"
-DELIVERY_DROPPED = "dropped"
-"""Not sent: the tenant had too many deliveries in flight when the event happened (final)."""
 INFLIGHT_HORIZON = timedelta(hours=1)
 """Pending deliveries older than this no longer count as in flight (a delivery gives up within minutes)."""
 _LOCK_WEBHOOKS = 0x5748_0001
 _LOCK_INFLIGHT = 0x5748_0002
-
-WEBHOOK_REJECTED = "WebhookRejected"
-"""The receiver answered 4xx (not 408/429) or a redirect: not retried."""
-WEBHOOK_UNREACHABLE = "WebhookUnreachable"
-"""5xx, 408, 429, timeout or network error: retried with backoff."""
-WEBHOOK_EGRESS_DENIED = "WebhookEgressDenied"
-"""The URL points inside the platform and is not allowlisted: not retried."""
-WEBHOOK_GONE = "WebhookGone"
-"""The webhook or delivery no longer exists: not retried."""
-WEBHOOK_DELIVERY_FAILED = "WebhookDeliveryFailed"
-"""The delivery workflow gave up."""
 
 
 class WebhookLimitReached(Exception):  # noqa: N818 - a limit, reported as 409
@@ -100,146 +43,6 @@ class WebhookLimitReached(Exception):  # noqa: N818 - a limit, reported as 409
         super().__init__(f"a tenant may have at most {limit} webhooks; delete one first")
         self.limit = limit
 
-
-# --- signing -----------------------------------------------------------------------------------
-
-
-def generate_secret() -> str:
-    """A new signing secret: ``whsec_`` + 32 random bytes, URL-safe base64 without padding."""
-    return SECRET_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
-
-
-def _mac(secret: str, body: bytes, timestamp: int) -> str:
-    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-
-
-def sign(secret: str, body: bytes, timestamp: int) -> str:
-    """The ``X-AImPact-Signature`` value for ``body`` sent at ``timestamp`` (unix seconds)."""
-    return f"t={timestamp},v1={_mac(secret, body, timestamp)}"
-
-
-def verify(secret: str, body: bytes, header: str, tolerance_s: int = 300, *, now: float | None = None) -> bool:
-    """Whether ``header`` is a valid signature of ``body`` made within ``tolerance_s`` of ``now``.
-
-    Several ``v1=`` values are accepted (any may match), so a sender can sign with
-    an old and a new secret while a receiver rotates.
-    """
-    timestamp: int | None = None
-    candidates: list[str] = []
-    for part in header.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "t":
-            try:
-                timestamp = int(value)
-            except ValueError:
-                return False
-        elif key == "v1":
-            candidates.append(value)
-    if timestamp is None or not candidates:
-        return False
-    current = time.time() if now is None else now
-    if abs(current - timestamp) > tolerance_s:
-        return False
-    expected = _mac(secret, body, timestamp)
-    matched = False
-    for candidate in candidates:
-        matched |= hmac.compare_digest(expected.encode(), candidate.encode())
-    return matched
-
-
-# --- events ------------------------------------------------------------------------------------
-
-
-def event_id_for(run_id: str, event_type: str, key: str = "") -> str:
-    """The event id: ``"<run id>:<type>"`` (``:<key>`` added for repeatable events such as approvals)."""
-    return f"{run_id}:{event_type}" + (f":{key}" if key else "")
-
-
-def event_payload(event_id: str, event_type: str, data: dict[str, Any], created_at: datetime) -> dict[str, Any]:
-    """The JSON document delivered for one event."""
-    return {
-        "id": event_id,
-        "type": event_type,
-        "created_at": created_at.isoformat().replace("+00:00", "Z"),
-        "data": data,
-    }
-
-
-def event_body(payload: dict[str, Any]) -> bytes:
-    """The exact bytes that are signed and sent."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode()
-
-
-def secret_aad(tenant_id: str, webhook_id: str) -> bytes:
-    """Associated data binding a webhook secret's ciphertext to its tenant and webhook."""
-    return f"{tenant_id}:webhook:{webhook_id}".encode()
-
-
-def delivery_workflow_id(tenant_id: str, delivery_id: str) -> str:
-    """Workflow id of the delivery of one event to one webhook."""
-    return workflow_id(tenant_id, "webhook", delivery_id)
-
-
-# --- workflow and activity contracts -------------------------------------------------------------
-
-
-@dataclass
-class WebhookDeliveryInput:
-    """Input of ``WebhookDeliveryWorkflow``.
-
-    ``webhook_id`` may be ``""``: the delivery row names its webhook (``webhooks.enqueue``
-    returns delivery ids only). Tests shorten ``retry_initial_interval_s``.
-    """
-
-    tenant_id: str
-    webhook_id: str
-    delivery_id: str
-    retry_initial_interval_s: float = 1.0
-    retry_maximum_interval_s: float = 60.0
-    max_attempts: int = 8
-
-
-@dataclass
-class DeliverWebhookInput:
-    """Input of the ``webhooks.deliver`` activity (``webhook_id`` ``""``: the delivery row's)."""
-
-    tenant_id: str
-    webhook_id: str
-    delivery_id: str
-
-
-@dataclass
-class DeliveryOutcome:
-    """What the delivery came to."""
-
-    delivery_id: str
-    status: str
-    attempts: int = 0
-    last_status_code: int | None = None
-
-
-@dataclass
-class MarkDeliveryFailedInput:
-    """Input of the ``webhooks.mark_failed`` activity."""
-
-    tenant_id: str
-    delivery_id: str
-    error: str = ""
-
-
-@dataclass
-class EnqueueWebhookDeliveriesInput:
-    """Input of the ``webhooks.enqueue`` activity: one run event."""
-
-    tenant_id: str
-    run_id: str
-    event_type: str
-    data: dict[str, Any] = field(default_factory=dict)
-    event_key: str = ""
-    """Distinguishes repeatable events of one run (e.g. the approval step id)."""
-
-
-# --- store -------------------------------------------------------------------------------------
 
 _delivery = WebhookDelivery.__table__  # type: ignore[attr-defined]
 

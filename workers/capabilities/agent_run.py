@@ -1,0 +1,142 @@
+"""Agent runs on the agents queue: ``AgentRunWorkflow`` and its activities, wired to providers, tools and memory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.agent_run import AgentRunActivities
+from core.blobs import BlobStore
+from core.crypto import Keyring
+from core.db.engine import make_sessionmaker
+from core.db.projection import RunProjection
+from core.egress import check_url, parse_allowlist, tenant_allowlist_loader
+from core.events import RunEventLog
+from core.llm.anthropic_provider import AnthropicProvider
+from core.llm.base import ProviderRegistry
+from core.llm.local import LocalProvider
+from core.llm.openai_provider import OpenAIProvider
+from core.llm.pricing import PriceTable
+from core.memory.context import ThreadContext
+from core.memory.service import MemoryService
+from core.secrets import SecretReader
+from core.settings import Settings
+from core.threads import ThreadStore
+from core.tools.base import ToolRegistry
+from core.tools.builtin import builtin_tools
+from core.tools.http_request import HttpRequestTool
+from core.tools.memory import MemorySearchTool, MemoryWriteTool
+from core.tools.tenant_http import LayeredToolResolver, TenantToolRegistry
+from core.webhooks.store import WebhookStore, has_live_webhooks
+from workers.build import make_worker
+from workers.deps import WorkerDeps
+from workers.registry import AGENTS, Slice
+from workflows.agent_run import AgentRunWorkflow
+
+
+def build_agent_activities(
+    projection: RunProjection,
+    events: RunEventLog,
+    *,
+    keyring: Keyring | None = None,
+    memory: MemoryService | None = None,
+    redis: Redis | None = None,
+    webhooks_task_queue: str | None = None,
+    settings: Settings | None = None,
+) -> AgentRunActivities:
+    """Agent-run activities wired to the configured providers, tools, threads, memory, secrets and webhooks.
+
+    Deliveries start on ``webhooks_task_queue`` (default: the setting), at most
+    ``webhook_inflight_per_tenant`` pending per tenant (the rest are logged as dropped).
+    ``settings`` defaults to the environment's.
+    """
+    settings = settings or Settings()
+    keyring = keyring or Keyring.from_setting(settings.encryption_keyring)
+    prices = PriceTable.from_json(settings.model_prices) if settings.model_prices else PriceTable()
+    engine = projection.engine
+    sessions = make_sessionmaker(engine)
+    platform = parse_allowlist(settings.egress_allowlist)
+    http_request = HttpRequestTool(allowlist_for=tenant_allowlist_loader(sessions), platform_allowlist=platform)
+
+    allowlist_for = tenant_allowlist_loader(sessions)
+    memory_tools: list[Any] = [MemorySearchTool(memory), MemoryWriteTool(memory)] if memory else []
+
+    async def egress(tenant_id: str, url: str) -> None:
+        await check_url(url, allowlist=[*platform, *await allowlist_for(tenant_id)])
+
+    async def notify(tenant_id: str, event_id: str, event_type: str, data: dict[str, Any]) -> list[str]:
+        if not await has_live_webhooks(engine, tenant_id):
+            return []
+        async with sessions() as session:
+            ids = await WebhookStore(session, tenant_id).enqueue(
+                event_id, event_type, data, inflight_limit=settings.webhook_inflight_per_tenant
+            )
+            await session.commit()
+        return list(ids)
+
+    return AgentRunActivities(
+        projection=projection,
+        events=events,
+        providers=ProviderRegistry([LocalProvider(), OpenAIProvider(prices=prices), AnthropicProvider(prices=prices)]),
+        tools=LayeredToolResolver(
+            ToolRegistry([*builtin_tools(), http_request, *memory_tools]),
+            TenantToolRegistry(sessions, keyring, platform_allowlist=platform),
+        ),
+        threads=ThreadStore(engine, redis),
+        context=ThreadContext(engine, redis),
+        memory=memory,
+        blobs=BlobStore(engine),
+        secrets=SecretReader(engine, keyring),
+        notify=notify,
+        egress=egress,
+        webhooks_task_queue=webhooks_task_queue or settings.webhooks_task_queue,
+    )
+
+
+def agent_run_activities(activities: AgentRunActivities) -> list[Callable[..., Any]]:
+    """The activity callables ``AgentRunWorkflow`` schedules."""
+    return [
+        activities.begin,
+        activities.start_turn,
+        activities.llm,
+        activities.tool,
+        activities.approval,
+        activities.child,
+        activities.finish,
+        activities.extract_memories,
+        activities.close,
+    ]
+
+
+def build_agent_worker(client: Client, activities: AgentRunActivities, task_queue: str) -> Worker:
+    """A worker for ``AgentRunWorkflow`` alone on ``task_queue`` (tests give each their own queue)."""
+    return make_worker(
+        client,
+        task_queue,
+        workflows=[AgentRunWorkflow],
+        activities=agent_run_activities(activities),
+        activity_slots=AGENTS.activity_slots,
+    )
+
+
+def _activities(deps: WorkerDeps) -> Sequence[Callable[..., Any]]:
+    return agent_run_activities(
+        build_agent_activities(
+            RunProjection(deps.engine),
+            RunEventLog(deps.redis),
+            keyring=deps.keyring,
+            memory=deps.memory,
+            redis=deps.redis,
+            settings=deps.settings,
+        )
+    )
+
+
+SLICE = Slice(
+    workflows=[AgentRunWorkflow],
+    activities=_activities,
+)

@@ -20,13 +20,10 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
     WorkflowExecutionStatus,
 )
 from temporalio.exceptions import ApplicationError
@@ -40,6 +37,7 @@ from core.contracts.run_reconciliation import (
     WORKFLOW_NOT_FOUND,
     ReconcileInput,
 )
+from core.schedules import ensure_schedule
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -109,13 +107,5 @@ def reconciliation_schedule(settings: Settings) -> Schedule:
 
 async def ensure_reconciliation_schedule(client: Client, settings: Settings) -> None:
     """Create the schedule, or bring an existing one to the configured settings (idempotent)."""
-    schedule = reconciliation_schedule(settings)
-    try:
-        await client.create_schedule(SCHEDULE_ID, schedule)
+    if await ensure_schedule(client, SCHEDULE_ID, reconciliation_schedule(settings)):
         log.info("run reconciliation scheduled", every_s=settings.reconcile_interval_s)
-    except ScheduleAlreadyRunningError:
-
-        async def _update(_: ScheduleUpdateInput) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=schedule)
-
-        await client.get_schedule_handle(SCHEDULE_ID).update(_update)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, record_history, wait_run
+from tests.support.runs import create_agent, record_history, wait_run
 from workers.embedded.stack import StackProcess
 
 pytestmark = pytest.mark.slow

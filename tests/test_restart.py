@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import CALC_AGENT
+from tests.support.runs import CALC_AGENT
 from workers.embedded.stack import StackProcess
 
 pytestmark = pytest.mark.slow

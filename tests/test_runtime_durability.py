@@ -30,9 +30,8 @@ from core.events import RunEventLog
 from core.tools.base import ToolContext, ToolRegistry
 from core.tools.builtin import builtin_tools
 from tests.conftest import TenantCtx
-from tests.core.test_egress import Receiver, Reply, Seen
-from tests.helpers import create_agent, wait_run
-from tests.workflows.test_agent_run_workflow import _insert_run
+from tests.support.receivers import Receiver, Reply, Seen
+from tests.support.runs import create_agent, insert_run, wait_run
 from workers.capabilities.agent_run import build_agent_activities, build_agent_worker
 from workers.embedded.stack import StackProcess
 from workflows.agent_run import AgentRunWorkflow
@@ -105,7 +104,7 @@ async def test_three_megabyte_tool_output_stays_out_of_history(
                     where agent_id = :a"""),
             {"a": agent["id"]},
         )
-    run = await _insert_run(engine, tenant.id, agent, "use big_output")
+    run = await insert_run(engine, tenant.id, agent, "use big_output")
     async with build_agent_worker(temporal_client, activities, queue):
         result = await temporal_client.execute_workflow(
             AgentRunWorkflow.run,
@@ -287,7 +286,7 @@ async def test_sigkills_during_side_effecting_calls_resend_only_unrecorded_effec
         ledgers: list[set[str]] = []  # ledgers[n]: the effects recorded once worker n was gone
         runs_and_handles = []
         for n in range(runs):
-            run = await _insert_run(engine, tenant.id, agent, f"use record with note=n{n}")
+            run = await insert_run(engine, tenant.id, agent, f"use record with note=n{n}")
             handle = await temporal_client.start_workflow(
                 AgentRunWorkflow.run,
                 AgentRunInput(tenant.id, run.id, str(agent["id"]), 1, heartbeat_timeout_s=1.5),

@@ -7,7 +7,7 @@ import json
 import subprocess
 
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, wait_run
+from tests.support.runs import create_agent, wait_run
 from workers.embedded.stack import StackProcess
 from workers.embedded.temporal import temporal_binary
 

@@ -24,8 +24,8 @@ from core.memory.service import ingest_workflow_id
 from core.webhooks.events import delivery_workflow_id
 from tests.api.test_tools import allow_loopback
 from tests.conftest import TenantCtx
-from tests.core.test_egress import Receiver
-from tests.helpers import create_agent, record_history, wait_run
+from tests.support.receivers import Receiver
+from tests.support.runs import create_agent, record_history, wait_run
 from workers.embedded.stack import StackProcess
 
 ATTACK_RUNS = 8

@@ -46,21 +46,13 @@ EXPECTED: dict[str, tuple[set[type], set[str]]] = {
             WebhookDeliveryWorkflow,  # deliveries started on the agents queue before webhooks had their own
         },
         {
-            *(
-                f"AgentRunActivities.{name}"
-                for name in (
-                    "begin",
-                    "start_turn",
-                    "llm",
-                    "tool",
-                    "approval",
-                    "child",
-                    "finish",
-                    "extract_memories",
-                    "close",
-                )
-            ),
+            # ``AgentRunActivities``: each method's qualname names the mixin that defines it
+            *(f"LifecycleActivities.{name}" for name in ("begin", "start_turn", "finish", "close")),
+            "ModelStepActivities.llm",
+            *(f"ToolStepActivities.{name}" for name in ("tool", "child")),
+            "ApprovalActivities.approval",
             *(f"MemoryActivities.{name}" for name in ("embed", "tenants", "tenant_page", "consolidate")),
+            "MemoryExtractionActivities.extract_memories",
             "RunReconciliationActivities.page",
             *WEBHOOK_ACTIVITIES,
         },

@@ -23,8 +23,7 @@ from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.agent_run import AgentRunActivities
-    from activities.memory import MemoryActivities
+    from activities.memory import MemoryActivities, MemoryExtractionActivities
     from core import errors, policies
     from core.contracts.memory import (
         EMBED_BATCH,
@@ -84,7 +83,7 @@ class MemoryExtractWorkflow:
     async def run(self, inp: MemoryExtractInput) -> list[str]:
         """The ids of the memories written; the model call is retried like a model step."""
         ids: list[str] = await workflow.execute_activity_method(
-            AgentRunActivities.extract_memories,
+            MemoryExtractionActivities.extract_memories,
             inp,
             start_to_close_timeout=policies.LLM_TIMEOUT,
             heartbeat_timeout=timedelta(seconds=30),

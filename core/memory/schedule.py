@@ -9,16 +9,14 @@ from temporalio.client import (
     Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleIntervalSpec,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 
 from core.contracts.memory import ConsolidationInput
+from core.schedules import ensure_schedule
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -48,13 +46,5 @@ def consolidation_schedule(settings: Settings) -> Schedule:
 
 async def ensure_consolidation_schedule(client: Client, settings: Settings) -> None:
     """Create the schedule, or bring an existing one to the configured interval (idempotent)."""
-    schedule = consolidation_schedule(settings)
-    try:
-        await client.create_schedule(SCHEDULE_ID, schedule)
+    if await ensure_schedule(client, SCHEDULE_ID, consolidation_schedule(settings)):
         log.info("memory consolidation scheduled", every_s=settings.memory_consolidation_interval_s)
-    except ScheduleAlreadyRunningError:
-
-        async def _update(_: ScheduleUpdateInput) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=schedule)
-
-        await client.get_schedule_handle(SCHEDULE_ID).update(_update)

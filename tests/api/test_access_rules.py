@@ -11,9 +11,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from tests.api.test_auth import PASSWORD, login, make_user
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, wait_run
+from tests.support.runs import create_agent, wait_run
+from tests.support.users import PASSWORD, login, make_user
 from workers.embedded.stack import StackProcess
 
 

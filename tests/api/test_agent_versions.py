@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.api.test_run_control import wait_for
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, wait_run
+from tests.support.runs import create_agent, wait_for, wait_run
 
 
 async def test_patch_versions_promote_and_roll_back(tenant: TenantCtx) -> None:

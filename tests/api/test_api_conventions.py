@@ -15,7 +15,7 @@ from api.problem_types import ProblemType
 from core.contracts.agent_run import RunStatus
 from core.roles import PERMISSIONS, Permission
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent
+from tests.support.runs import create_agent
 from workers.embedded.stack import StackProcess
 
 PROBLEM_REF = "#/components/schemas/Problem"

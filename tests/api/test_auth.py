@@ -8,30 +8,9 @@ import httpx
 import jwt
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db.engine import make_sessionmaker
-from core.db.models import User
-from core.ids import new_id
-from core.security import hash_password
 from tests.conftest import TenantCtx
+from tests.support.users import PASSWORD, login, make_user
 from workers.embedded.stack import StackProcess
-
-PASSWORD = "correct horse battery staple"
-
-
-async def make_user(engine: AsyncEngine, tenant_id: str, role: str = "developer") -> str:
-    """A user of ``tenant_id``; returns the email."""
-    email = f"u-{uuid.uuid4().hex[:10]}@example.com"
-    async with make_sessionmaker(engine)() as session:
-        session.add(
-            User(id=new_id("usr"), tenant_id=tenant_id, email=email, password_hash=hash_password(PASSWORD), role=role)
-        )
-        await session.commit()
-    return email
-
-
-async def login(stack: StackProcess, email: str, password: str = PASSWORD) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=stack.api_url) as client:
-        return await client.post("/v1/auth/token", json={"email": email, "password": password})
 
 
 async def test_login_me_and_tenant_scope(stack: StackProcess, tenant: TenantCtx, engine: AsyncEngine) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.conftest import TenantCtx
-from tests.helpers import CALC_AGENT, create_agent
+from tests.support.runs import CALC_AGENT, create_agent
 from workers.embedded.stack import StackProcess
 
 PROBLEM = "application/problem+json"

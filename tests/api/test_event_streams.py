@@ -7,15 +7,13 @@ import resource
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
-from tests.api.test_run_control import wait_for
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent
+from tests.support.runs import create_agent, until, wait_for
 
 OLD_POOL_CAPACITY = 40  # pool_size 20 + 20 overflow: one open stream used to hold one of these
 STREAMS_PER_TENANT = 100  # the default of AIMPACT_STREAMS_PER_TENANT
@@ -59,16 +57,6 @@ def stream_client(tenant: TenantCtx, streams: int) -> httpx.AsyncClient:
         timeout=httpx.Timeout(10, read=40),
         limits=httpx.Limits(max_connections=streams + 10, max_keepalive_connections=10),
     )
-
-
-async def until(condition: Callable[[], bool], timeout_s: float) -> bool:
-    """Poll ``condition`` for up to ``timeout_s``; whether it held."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.05)
-    return True
 
 
 async def waiting_run(tenant: TenantCtx) -> dict[str, Any]:

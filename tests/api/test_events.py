@@ -14,7 +14,7 @@ import httpx
 
 from core.events import FINAL_EVENTS
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, wait_run
+from tests.support.runs import create_agent, wait_run
 
 SLOW_MODEL = {"provider": "local", "params": {"latency_ms": 400}}
 

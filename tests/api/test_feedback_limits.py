@@ -9,7 +9,7 @@ from typing import Any
 from api.pagination import MAX_LIMIT
 from core.settings import Settings
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, wait_run
+from tests.support.runs import create_agent, wait_run
 
 LIMIT: int = Settings.model_fields["feedback_per_run"].default
 """The stack runs with the default."""

@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.auth.jwt_keys import JwtService, hs_kid
 from core.home_keys import LEGACY_DEV_JWT_SECRET
 from core.settings import Settings
-from tests.api.test_auth import PASSWORD, login, make_user
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, wait_run
+from tests.support.runs import create_agent, wait_run
+from tests.support.users import PASSWORD, login, make_user
 from workers.embedded.stack import StackProcess
 
 ADMIN_EMAIL = "admin@aimpact.local"

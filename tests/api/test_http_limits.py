@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from core.settings import Settings
-from tests.api.test_auth import login
 from tests.conftest import TenantCtx
+from tests.support.users import login
 from workers.embedded.stack import StackProcess
 
 PROBLEM = "application/problem+json"

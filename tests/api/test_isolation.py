@@ -8,9 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.roles import PERMISSIONS
 from tests.api.routes_table import api_routes
-from tests.api.test_auth import make_user
 from tests.conftest import TenantCtx
-from tests.helpers import CALC_AGENT, create_agent, wait_run
+from tests.support.runs import CALC_AGENT, create_agent, wait_run
+from tests.support.users import make_user
 
 BODIES = {
     ("POST", "/v1/agents/{agent_id}/runs"): {"input": "1 + 1"},

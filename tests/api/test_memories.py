@@ -18,7 +18,7 @@ from core.memory.schedule import SCHEDULE_ID
 from core.memory.service import ingest_workflow_id
 from core.threads import cache_key
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, record_history, wait_run
+from tests.support.runs import create_agent, record_history, wait_run
 from workers.embedded.stack import StackProcess
 
 MEMORY_AGENT: dict[str, Any] = {"name": "companion", "tools": [], "memory": {"enabled": True}}

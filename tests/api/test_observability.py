@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, wait_run
+from tests.support.runs import create_agent, wait_run
 from workers.embedded.stack import StackProcess
 
 

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, wait_run
 from tests.llm.fakes import (
     ScriptedServer,
     an_end,
@@ -25,6 +24,7 @@ from tests.llm.fakes import (
     oa_tool_delta,
     oa_usage,
 )
+from tests.support.runs import create_agent, wait_run
 
 
 @pytest.fixture

@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, record_history, wait_run
+from tests.support.runs import create_agent, record_history, wait_for, wait_run
 
 SLOW = {"provider": "local", "params": {"latency_ms": 1500}}
 CALC_SLOW = {"provider": "local", "name": "local-echo", "params": {"latency_ms": 300}}
-
-
-async def wait_for(
-    tenant: TenantCtx, run_id: str, predicate: Callable[[dict[str, Any]], bool], timeout_s: float = 30
-) -> dict[str, Any]:
-    """Poll the run until ``predicate`` holds."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        run: dict[str, Any] = (await tenant.http.get(f"/v1/runs/{run_id}")).json()
-        if predicate(run):
-            return run
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"condition not met: {run}")
 
 
 async def test_second_turn_continues_the_thread(tenant: TenantCtx, temporal_client: Client) -> None:

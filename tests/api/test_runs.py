@@ -7,7 +7,7 @@ import asyncio
 from temporalio.client import Client
 
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, record_history, wait_run
+from tests.support.runs import create_agent, record_history, wait_run
 
 
 async def test_run_completes_with_tool_step_and_answer(tenant: TenantCtx, temporal_client: Client) -> None:

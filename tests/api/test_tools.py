@@ -29,8 +29,8 @@ from core.tools.builtin import builtin_tools
 from core.tools.http_request import MAX_RESPONSE_BYTES, HttpRequestTool
 from core.tools.tenant_http import LayeredToolResolver, TenantToolRegistry
 from tests.conftest import TenantCtx
-from tests.core.test_egress import Receiver, Reply
-from tests.helpers import create_agent, wait_run
+from tests.support.receivers import Receiver, Reply
+from tests.support.runs import create_agent, wait_run
 from workers.embedded.stack import StackProcess
 
 ClientFor = Callable[[TenantCtx | str], httpx.AsyncClient]

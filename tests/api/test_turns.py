@@ -24,11 +24,9 @@ from core.contracts.agent_run import AgentRunInput
 from core.db.projection import RunProjection
 from core.events import RUN_CLOSED, RunEvent, RunEventLog, TurnState, fold_turns
 from core.ids import new_id, run_workflow_id
-from tests.api.test_event_streams import until
 from tests.api.test_events import _read_events
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, record_history
-from tests.workflows.test_agent_run_workflow import _insert_run
+from tests.support.runs import create_agent, insert_run, record_history, until
 from workers.build import make_worker
 from workers.capabilities.agent_run import agent_run_activities, build_agent_activities
 from workers.embedded.stack import StackProcess
@@ -61,7 +59,7 @@ class _Runs:
     async def start(
         self, tenant: TenantCtx, agent: dict[str, Any], text: str, **kw: Any
     ) -> tuple[str, WorkflowHandle[AgentRunWorkflow, Any]]:
-        run = await _insert_run(self.engine, tenant.id, agent, text)
+        run = await insert_run(self.engine, tenant.id, agent, text)
         handle = await self.client.start_workflow(
             AgentRunWorkflow.run,
             AgentRunInput(tenant.id, run.id, str(agent["id"]), 1, **kw),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent
+from tests.support.runs import create_agent
 
 
 async def test_nul_and_surrogates_are_422(tenant: TenantCtx) -> None:

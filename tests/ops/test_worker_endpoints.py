@@ -9,9 +9,9 @@ import httpx
 
 from core.db.engine import make_engine, make_sessionmaker
 from core.provisioning import create_tenant, issue_api_key
-from tests.helpers import CALC_AGENT
 from tests.ops.conftest import OpsStack, Scrapes
 from tests.ops.support import exposition_series, sample_value
+from tests.support.runs import CALC_AGENT
 
 
 def test_worker_probes_report_liveness_and_every_readiness_check(ops_stack: OpsStack) -> None:

@@ -48,8 +48,7 @@ from core.contracts.agent_run import (
 from core.db.projection import RunProjection
 from core.events import RunEventLog
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, record_history
-from tests.workflows.test_agent_run_workflow import _insert_run
+from tests.support.runs import create_agent, insert_run, record_history
 from tests.workflows.test_parallel_tools import _BackendDown, _tool_events
 from workers.capabilities.agent_run import build_agent_activities, build_agent_worker
 from workers.embedded.stack import StackProcess
@@ -96,7 +95,7 @@ async def workers(stack: StackProcess, temporal_client: Client, engine: AsyncEng
 async def _start(
     workers: _Workers, engine: AsyncEngine, tenant: TenantCtx, agent: dict[str, Any], text: str, **kw: Any
 ) -> tuple[str, Handle]:
-    run = await _insert_run(engine, tenant.id, agent, text)
+    run = await insert_run(engine, tenant.id, agent, text)
     handle = await workers.client.start_workflow(
         AgentRunWorkflow.run,
         AgentRunInput(tenant.id, run.id, str(agent["id"]), 1, **kw),

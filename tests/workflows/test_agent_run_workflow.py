@@ -18,14 +18,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from core.contracts.agent_run import AgentRunInput, SendMessage, StateQuery
-from core.db.engine import make_sessionmaker
-from core.db.models import Run
 from core.db.projection import RunProjection
-from core.db.repos import RunRepository
 from core.events import RunEventLog
 from core.ids import new_id, run_workflow_id
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, record_history
+from tests.support.runs import create_agent, insert_run, record_history
 from workers.capabilities.agent_run import build_agent_activities, build_agent_worker
 from workers.embedded.stack import StackProcess
 from workflows.agent_run import AgentRunWorkflow
@@ -43,29 +40,11 @@ async def task_queue(stack: StackProcess, temporal_client: Client, engine: Async
     await redis.aclose()
 
 
-async def _insert_run(engine: AsyncEngine, tenant_id: str, agent: dict[str, object], text: str) -> Run:
-    run_id = new_id("run")
-    async with make_sessionmaker(engine)() as session:
-        run, _ = await RunRepository(session, tenant_id).create(
-            Run(
-                id=run_id,
-                tenant_id=tenant_id,
-                agent_id=str(agent["id"]),
-                agent_version=1,
-                thread_id=new_id("thr"),
-                status="queued",
-                input=text,
-                workflow_id=run_workflow_id(tenant_id, run_id),
-            )
-        )
-    return run
-
-
 async def test_tool_loop_result_and_state_query(
     temporal_client: Client, engine: AsyncEngine, tenant: TenantCtx, task_queue: str
 ) -> None:
     agent = await create_agent(tenant.http)
-    run = await _insert_run(engine, tenant.id, agent, "what is 2 ** 10 and the time?")
+    run = await insert_run(engine, tenant.id, agent, "what is 2 ** 10 and the time?")
     handle = await temporal_client.start_workflow(
         AgentRunWorkflow.run,
         AgentRunInput(tenant.id, run.id, str(agent["id"]), 1),
@@ -92,7 +71,7 @@ async def test_step_limit_fails_the_run_with_a_typed_error(
     temporal_client: Client, engine: AsyncEngine, tenant: TenantCtx, task_queue: str
 ) -> None:
     agent = await create_agent(tenant.http)
-    run = await _insert_run(engine, tenant.id, agent, "1 + 1")
+    run = await insert_run(engine, tenant.id, agent, "1 + 1")
     handle = await temporal_client.start_workflow(
         AgentRunWorkflow.run,
         AgentRunInput(tenant.id, run.id, str(agent["id"]), 1, max_steps=1),
@@ -129,7 +108,7 @@ async def test_continue_as_new_between_turns_keeps_the_conversation(
     temporal_client: Client, engine: AsyncEngine, tenant: TenantCtx, task_queue: str
 ) -> None:
     agent = await create_agent(tenant.http)
-    run = await _insert_run(engine, tenant.id, agent, "2 + 2")
+    run = await insert_run(engine, tenant.id, agent, "2 + 2")
     handle = await temporal_client.start_workflow(
         AgentRunWorkflow.run,
         AgentRunInput(tenant.id, run.id, str(agent["id"]), 1, idle_timeout_s=1.5, max_turns_per_execution=1),

@@ -19,8 +19,7 @@ from core.contracts.agent_run import AgentRunInput, RetryRequest, StateQuery, To
 from core.db.projection import RunProjection
 from core.events import RunEventLog
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, record_history
-from tests.workflows.test_agent_run_workflow import _insert_run
+from tests.support.runs import create_agent, insert_run, record_history
 from workers.capabilities.agent_run import build_agent_activities, build_agent_worker
 from workers.embedded.stack import StackProcess
 from workflows.agent_run import AgentRunWorkflow
@@ -86,7 +85,7 @@ async def _tool_events(handle: WorkflowHandle[AgentRunWorkflow, object]) -> list
 async def _start(
     client: Client, engine: AsyncEngine, tenant: TenantCtx, agent: dict[str, object], text: str, queue: str
 ) -> tuple[str, WorkflowHandle[AgentRunWorkflow, object]]:
-    run = await _insert_run(engine, tenant.id, agent, text)
+    run = await insert_run(engine, tenant.id, agent, text)
     handle = await client.start_workflow(
         AgentRunWorkflow.run,
         AgentRunInput(tenant.id, run.id, str(agent["id"]), 1, retry_window_s=60, heartbeat_timeout_s=5),

@@ -17,10 +17,9 @@ from core.db.projection import RunProjection
 from core.events import RunEventLog
 from core.settings import Settings
 from core.temporal import data_converter
-from tests.api.test_auth import login
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent
-from tests.workflows.test_agent_run_workflow import _insert_run
+from tests.support.runs import create_agent, insert_run
+from tests.support.users import login
 from workers.capabilities.agent_run import build_agent_activities, build_agent_worker
 from workers.embedded.stack import StackProcess
 from workflows.agent_run import AgentRunWorkflow
@@ -36,7 +35,7 @@ async def test_history_is_encrypted_and_the_codec_endpoint_decrypts(
     redis = Redis.from_url(stack.redis_url)
     queue = f"test-{uuid.uuid4().hex}"
     agent = await create_agent(tenant.http, tools=[])
-    run = await _insert_run(engine, tenant.id, agent, f"remember {canary}")
+    run = await insert_run(engine, tenant.id, agent, f"remember {canary}")
     worker: Worker = build_agent_worker(
         encrypted, build_agent_activities(RunProjection(engine), RunEventLog(redis)), queue
     )

@@ -34,8 +34,7 @@ from core.events import RunEventLog
 from core.run_reconciliation import Outcome, outcome_of_close
 from tests.api.test_events import _names, _read_events
 from tests.conftest import TenantCtx
-from tests.helpers import HISTORIES, create_agent, record_history
-from tests.workflows.test_agent_run_workflow import _insert_run
+from tests.support.runs import HISTORIES, create_agent, insert_run, record_history
 from tests.workflows.test_step_states import _start, _until
 from workers.embedded.stack import StackProcess
 from workflows.run_reconciliation import RunReconciliationWorkflow
@@ -120,7 +119,7 @@ async def test_runs_without_a_workflow_fail_and_live_runs_stay(
     agent = await create_agent(tenant.http, **APPROVAL_AGENT)
     live = await _start(tenant, agent, "2 + 2")
     await _until(tenant, live, lambda r: r["status"] == "waiting_approval")
-    orphans = [(await _insert_run(engine, tenant.id, agent, f"orphan {n}")).id for n in range(3)]
+    orphans = [(await insert_run(engine, tenant.id, agent, f"orphan {n}")).id for n in range(3)]
 
     within_grace = await reconciler.run(tenant.id, grace_s=3600)
     result = await reconciler.run(tenant.id, page_size=2, record="run_reconciliation_paged")

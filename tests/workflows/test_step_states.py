@@ -13,7 +13,7 @@ from typing import Any
 
 from tests.api.test_events import _names, _read_events
 from tests.conftest import TenantCtx
-from tests.helpers import create_agent, wait_run
+from tests.support.runs import create_agent, wait_run
 
 OPEN = ("running", "waiting")
 

@@ -34,8 +34,8 @@ from core.webhooks.signing import verify
 from core.webhooks.store import WebhookStore
 from tests.api import test_tools as _shared
 from tests.conftest import TenantCtx
-from tests.core.test_egress import Receiver, Reply, Seen
-from tests.helpers import create_agent, record_history, wait_run
+from tests.support.receivers import Receiver, Reply, Seen
+from tests.support.runs import create_agent, record_history, wait_run
 from workers.embedded.ports import free_port
 from workflows.webhook_delivery import WebhookDeliveryWorkflow, webhook_workflows_and_activities
 

@@ -14,13 +14,8 @@ from core.blobs import BlobStore
 from core.crypto import Keyring
 from core.db.engine import make_sessionmaker
 from core.db.projection import RunProjection
-from core.egress import check_url, parse_allowlist, tenant_allowlist_loader
+from core.egress import parse_allowlist, tenant_allowlist_loader
 from core.events import RunEventLog
-from core.llm.anthropic_provider import AnthropicProvider
-from core.llm.base import ProviderRegistry
-from core.llm.local import LocalProvider
-from core.llm.openai_provider import OpenAIProvider
-from core.llm.pricing import PriceTable
 from core.memory.context import ThreadContext
 from core.memory.service import MemoryService
 from core.secrets import SecretReader
@@ -34,6 +29,7 @@ from core.tools.tenant_http import LayeredToolResolver, TenantToolRegistry
 from core.webhooks.store import WebhookStore, has_live_webhooks
 from workers.build import make_worker
 from workers.deps import WorkerDeps
+from workers.model_access import egress_check, model_providers
 from workers.registry import AGENTS, Slice
 from workflows.agent_run import AgentRunWorkflow
 
@@ -56,17 +52,11 @@ def build_agent_activities(
     """
     settings = settings or Settings()
     keyring = keyring or Keyring.from_setting(settings.encryption_keyring)
-    prices = PriceTable.from_json(settings.model_prices) if settings.model_prices else PriceTable()
     engine = projection.engine
     sessions = make_sessionmaker(engine)
     platform = parse_allowlist(settings.egress_allowlist)
     http_request = HttpRequestTool(allowlist_for=tenant_allowlist_loader(sessions), platform_allowlist=platform)
-
-    allowlist_for = tenant_allowlist_loader(sessions)
     memory_tools: list[Any] = [MemorySearchTool(memory), MemoryWriteTool(memory)] if memory else []
-
-    async def egress(tenant_id: str, url: str) -> None:
-        await check_url(url, allowlist=[*platform, *await allowlist_for(tenant_id)])
 
     async def notify(tenant_id: str, event_id: str, event_type: str, data: dict[str, Any]) -> list[str]:
         if not await has_live_webhooks(engine, tenant_id):
@@ -81,7 +71,7 @@ def build_agent_activities(
     return AgentRunActivities(
         projection=projection,
         events=events,
-        providers=ProviderRegistry([LocalProvider(), OpenAIProvider(prices=prices), AnthropicProvider(prices=prices)]),
+        providers=model_providers(settings),
         tools=LayeredToolResolver(
             ToolRegistry([*builtin_tools(), http_request, *memory_tools]),
             TenantToolRegistry(sessions, keyring, platform_allowlist=platform),
@@ -92,7 +82,7 @@ def build_agent_activities(
         blobs=BlobStore(engine),
         secrets=SecretReader(engine, keyring),
         notify=notify,
-        egress=egress,
+        egress=egress_check(sessions, platform),
         webhooks_task_queue=webhooks_task_queue or settings.webhooks_task_queue,
     )
 
@@ -107,7 +97,6 @@ def agent_run_activities(activities: AgentRunActivities) -> list[Callable[..., A
         activities.approval,
         activities.child,
         activities.finish,
-        activities.extract_memories,
         activities.close,
     ]
 

@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from activities.memory import MemoryActivities
+from activities.memory import MemoryActivities, MemoryExtractionActivities
+from activities.model_access import ModelAccess
+from core.db.projection import RunProjection
+from core.events import RunEventLog
 from core.memory.embedders import MiniLMEmbedder
 from core.memory.schedule import ensure_consolidation_schedule
+from core.secrets import SecretReader
+from core.threads import ThreadStore
 from workers.deps import WorkerDeps
+from workers.model_access import egress_check, model_providers
 from workers.registry import Slice
 from workflows.memory import MemoryConsolidationWorkflow, MemoryExtractWorkflow, MemoryIngestWorkflow
 
@@ -20,7 +26,25 @@ def _activities(deps: WorkerDeps) -> Sequence[Callable[..., Any]]:
         duplicate_similarity=deps.settings.memory_duplicate_similarity,
         subject_cap=deps.settings.memory_subject_cap,
     )
-    return [memory.embed, memory.tenants, memory.tenant_page, memory.consolidate]
+    return [memory.embed, memory.tenants, memory.tenant_page, memory.consolidate, _extraction(deps).extract_memories]
+
+
+def _extraction(deps: WorkerDeps) -> MemoryExtractionActivities:
+    """Extraction calls the agent's model as its model steps do: same providers, secrets and egress check."""
+    projection = RunProjection(deps.engine)
+    models = ModelAccess(
+        projection,
+        model_providers(deps.settings),
+        secrets=SecretReader(deps.engine, deps.keyring),
+        egress=egress_check(deps.sessions, deps.platform_allowlist),
+    )
+    return MemoryExtractionActivities(
+        projection=projection,
+        events=RunEventLog(deps.redis),
+        threads=ThreadStore(deps.engine, deps.redis),
+        models=models,
+        memory=deps.memory,
+    )
 
 
 async def warm_embedder(deps: WorkerDeps) -> None:

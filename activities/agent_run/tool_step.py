@@ -1,0 +1,162 @@
+"""The tool step: ``tool`` runs a call at most once and records its effect; ``child`` creates a ``run_agent`` run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict
+from typing import Any
+
+import structlog
+from temporalio import activity
+
+from activities.agent_run.base import AgentRunBase
+from activities.agent_run.steps import PREVIEW_CHARS, step_seq
+from activities.errors import classify_database_errors
+from activities.heartbeat import heartbeating
+from core.contracts.agent_run import INLINE_LIMIT_BYTES, ChildRun, ChildRunInput, ToolStepInput, ToolStepResult
+from core.contracts.llm import ChatMessage
+from core.db.models import utcnow
+from core.db.projection import StepRecord
+from core.errors import ToolError
+from core.ids import run_workflow_id
+from core.telemetry import metrics
+from core.tools.base import ToolContext
+from core.tools.schema import argument_errors
+
+MAX_TOOL_OUTPUT_BYTES = 8 * 1024 * 1024
+
+
+class ToolStepActivities(AgentRunBase):
+    """The ``tool`` and ``child`` activities."""
+
+    @activity.defn(name="agent_run.tool")
+    @classify_database_errors
+    async def tool(self, inp: ToolStepInput) -> ToolStepResult:
+        """Run one tool call at most once per (workflow, step); append call and result to the thread.
+
+        A failure the model can act on (bad arguments, unknown tool, rejection)
+        becomes an error result for the model rather than a failed activity.
+        """
+        structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
+        info = activity.info()
+        effect_key = f"{info.workflow_id}:{inp.step_id}"
+        step = StepRecord(
+            step_id=inp.step_id,
+            seq=step_seq(inp.step_id),
+            kind="tool",
+            name=inp.call.name,
+            status="running",
+            attempts=info.attempt,
+            input=inp.call.arguments,
+            started_at=utcnow(),
+        )
+        # One transaction before the call (assistant message, step, effect check), the effect record
+        # right after it, and one transaction for the result (thread and step).
+        async with self._projection.engine.begin() as conn:
+            if inp.assistant is not None and inp.thread_id:
+                await self._threads.append(
+                    tenant_id=inp.tenant_id,
+                    thread_id=inp.thread_id,
+                    run_id=inp.run_id,
+                    key=inp.assistant_key or f"{info.workflow_id}:{inp.step_id}:assistant",
+                    message=inp.assistant,
+                    conn=conn,
+                )
+            await self._projection.record_step(inp.tenant_id, inp.run_id, step, conn=conn)
+            seen, stored = await self._projection.recorded_effect(effect_key, conn=conn)
+        if inp.assistant is not None and inp.thread_id:
+            await self._threads.invalidate(inp.tenant_id, inp.thread_id)
+        await self._announce(inp.tenant_id, inp.run_id, step)
+        if inp.outcome is not None:
+            result, full = inp.outcome, inp.outcome.content
+        elif seen:
+            result = ToolStepResult(**stored)
+            full = result.content
+        else:
+            async with heartbeating():
+                full, result = await self._execute(inp, effect_key)
+        if not seen:  # committed on its own at once: nothing after the call can undo the record of its effect
+            await self._projection.record_effect(inp.tenant_id, effect_key, asdict(result))
+        step.status = "failed" if result.is_error else "completed"
+        step.output = result.data if not result.is_error else None
+        step.error = {"message": result.content} if result.is_error else None
+        step.ended_at = utcnow()
+        async with self._projection.engine.begin() as conn:
+            if inp.thread_id:
+                await self._threads.append(
+                    tenant_id=inp.tenant_id,
+                    thread_id=inp.thread_id,
+                    run_id=inp.run_id,
+                    key=f"{effect_key}:result",
+                    message=ChatMessage(role="tool", content=full, tool_call_id=inp.call.id, name=inp.call.name),
+                    conn=conn,
+                )
+            await self._projection.record_step(inp.tenant_id, inp.run_id, step, conn=conn)
+        if inp.thread_id:
+            await self._threads.invalidate(inp.tenant_id, inp.thread_id)
+        await self._announce(inp.tenant_id, inp.run_id, step)
+        return result
+
+    async def _execute(self, inp: ToolStepInput, effect_key: str) -> tuple[str, ToolStepResult]:
+        """Full text for the thread, and the (bounded) result for the workflow."""
+        if inp.rejection is not None:
+            text = f"error: the call was rejected: {inp.rejection}"
+            return text, ToolStepResult(content=text, is_error=True)
+        tool = await self._tools.get(inp.tenant_id, inp.call.name) if inp.permitted else None
+        if tool is None:
+            text = f"error: unknown tool {inp.call.name!r}; use one of the tools offered"
+            return text, ToolStepResult(content=text, is_error=True)
+        problems = argument_errors(tool.schema, inp.call.arguments)
+        if problems:
+            text = f"error: invalid arguments for {inp.call.name}: {'; '.join(problems)}"
+            return text, ToolStepResult(content=text, is_error=True)
+        clock = time.perf_counter()
+        context = ToolContext(
+            tenant_id=inp.tenant_id,
+            run_id=inp.run_id,
+            idempotency_key=effect_key,
+            subject=await self._subject(inp.tenant_id, inp.run_id),
+        )
+        try:
+            data: Any = await tool.call(inp.call.arguments, context)
+        except ToolError as exc:
+            metrics.ACTIVITY_LATENCY.labels("agent_run.tool", "error").observe(time.perf_counter() - clock)
+            text = f"error: {exc}"
+            return text, ToolStepResult(content=text, is_error=True)
+        metrics.ACTIVITY_LATENCY.labels("agent_run.tool", "ok").observe(time.perf_counter() - clock)
+        value = data.get("value") if isinstance(data, dict) and "value" in data else data
+        full = value if isinstance(value, str) else json.dumps(value, default=str)
+        if len(full.encode()) > MAX_TOOL_OUTPUT_BYTES:
+            full = full[:MAX_TOOL_OUTPUT_BYTES] + "\n[truncated]"
+        inline = len(full.encode()) <= INLINE_LIMIT_BYTES
+        return full, ToolStepResult(
+            content=full if inline else full[:PREVIEW_CHARS] + f"… [{len(full)} characters in the thread]",
+            data=data if inline else {"preview": full[:PREVIEW_CHARS], "size": len(full)},
+        )
+
+    @activity.defn(name="agent_run.child")
+    @classify_database_errors
+    async def child(self, inp: ChildRunInput) -> ChildRun:
+        """Create (once) the run of the agent a ``run_agent`` call names, in the same tenant."""
+        structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.parent_run_id)
+        key = f"{activity.info().workflow_id}:{inp.step_id}"
+        created = await self._projection.create_child_run(
+            inp.tenant_id, inp.parent_run_id, inp.agent_id, inp.input, child_run_id(key)
+        )
+        if created is None:
+            return ChildRun(error=f"no agent {inp.agent_id!r} in this workspace")
+        run_id, version, thread_id = created
+        return ChildRun(
+            run_id=run_id,
+            agent_id=inp.agent_id,
+            agent_version=version,
+            thread_id=thread_id,
+            workflow_id=run_workflow_id(inp.tenant_id, run_id),
+        )
+
+
+def child_run_id(key: str) -> str:
+    """A stable run id for the child run a step asks for (retries create nothing new)."""
+    return "run_" + hashlib.sha256(key.encode()).hexdigest()[:24]

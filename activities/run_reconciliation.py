@@ -8,7 +8,6 @@ its open steps end with it, and its event stream gets the steps' ends, the final
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
 from datetime import datetime, timedelta
 
 import structlog
@@ -16,7 +15,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.agent_run import PREVIEW_CHARS, announce_step
+from activities.agent_run.steps import announce_close, announce_ended_steps, turn_end_data
 from activities.errors import database_rejections
 from core.contracts.agent_run import AgentRunResult
 from core.contracts.llm import Usage
@@ -29,7 +28,7 @@ from core.contracts.run_reconciliation import (
 )
 from core.db.models import utcnow
 from core.db.projection import ClosedRun, RunProjection, StaleRun
-from core.events import RUN_CLOSED, RunEventLog
+from core.events import RunEventLog
 from core.run_reconciliation import Outcome, missing_workflow, outcome_of_close
 from core.telemetry import metrics
 
@@ -93,7 +92,6 @@ class RunReconciliationActivities:
             # Published before the commit: if the events cannot go out, the run stays open for the next pass.
             await self._announce(run, outcome, closed)
         metrics.RUNS_FINISHED.labels(outcome.status).inc()
-        metrics.APPROVALS_WAITING.dec(sum(1 for step in closed.steps if step.kind == "approval"))
         log.info("run reconciled", tenant_id=run.tenant_id, run_id=run.run_id, status=outcome.status)
         return outcome.status
 
@@ -116,18 +114,8 @@ class RunReconciliationActivities:
 
     async def _announce(self, run: StaleRun, outcome: Outcome, closed: ClosedRun) -> None:
         """The ended steps, then the run's final event and ``run.closed``, as ``finish`` and the workflow would."""
-        for step in closed.steps:
-            await announce_step(self._events, run.tenant_id, run.run_id, step)
-        output = closed.output
-        data = {
-            "status": outcome.status,
-            "output": output[:PREVIEW_CHARS] if output else output,
-            "error": outcome.error,
-            "usage": asdict(Usage(closed.input_tokens, closed.output_tokens, closed.cost_usd)),
-            "turn": closed.turn,
-            "reconciled": True,
-        }
+        await announce_ended_steps(self._events, run.tenant_id, run.run_id, closed.steps)
+        usage = Usage(closed.input_tokens, closed.output_tokens, closed.cost_usd)
+        data = turn_end_data(outcome.status, closed.output, outcome.error, usage, closed.turn) | {"reconciled": True}
         await self._events.publish(run.tenant_id, run.run_id, f"run.{outcome.status}", data)
-        await self._events.publish(
-            run.tenant_id, run.run_id, RUN_CLOSED, {"status": outcome.status, "turn": closed.turn}
-        )
+        await announce_close(self._events, run.tenant_id, run.run_id, outcome.status, closed.turn)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.agent_run.base import AgentRunBase
-from activities.agent_run.steps import preview, step_seq
+from activities.agent_run.steps import announce_close, announce_ended_steps, preview, step_seq, turn_end_data
 from activities.errors import classify_database_errors
 from core import errors
 from core.agents import AgentConfig
@@ -26,7 +24,6 @@ from core.contracts.llm import ChatMessage
 from core.contracts.memory import MemoryExtractInput
 from core.db.models import utcnow
 from core.db.projection import RunIdentity, StepRecord
-from core.events import RUN_CLOSED
 from core.telemetry import metrics
 
 log = structlog.get_logger(__name__)
@@ -154,13 +151,7 @@ class LifecycleActivities(AgentRunBase):
             inp.tenant_id,
             inp.run_id,
             f"run.{inp.status}",
-            {
-                "status": inp.status,
-                "output": preview(output),
-                "error": inp.error,
-                "usage": asdict(inp.usage),
-                "turn": inp.turn,
-            },
+            turn_end_data(inp.status, output, inp.error, inp.usage, inp.turn),
         )
         deliveries: list[str] = []
         if inp.status in ("completed", "failed"):
@@ -184,9 +175,7 @@ class LifecycleActivities(AgentRunBase):
         ended = await self._projection.end_open_steps(
             inp.tenant_id, inp.run_id, run_status=inp.status, error=inp.error, conn=conn
         )
-        for step in ended:
-            await self._announce(inp.tenant_id, inp.run_id, step)
-        metrics.APPROVALS_WAITING.dec(sum(1 for step in ended if step.kind == "approval"))
+        await announce_ended_steps(self._events, inp.tenant_id, inp.run_id, ended)
 
     async def _queue_extraction(self, inp: FinishRunInput) -> None:
         """Start the turn's memory extraction (agents with memory enabled, runs with a subject)."""
@@ -203,4 +192,4 @@ class LifecycleActivities(AgentRunBase):
 
         A retry may publish it twice; readers stop at the first.
         """
-        await self._events.publish(inp.tenant_id, inp.run_id, RUN_CLOSED, {"status": inp.status, "turn": inp.turn})
+        await announce_close(self._events, inp.tenant_id, inp.run_id, inp.status, inp.turn)

@@ -77,6 +77,9 @@ def ops_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsStack]:
             # Close each agent thread right after its turn, so workflows complete and the SDK
             # exports its completion metrics (temporal_workflow_completed_total, ..._endtoend_...).
             "AIMPACT_THREAD_IDLE_S": "0",
+            # Run reconciliation every second, so its first pass (and the SDK series it adds)
+            # happens before a test takes its baseline of series, not in the middle of it.
+            "AIMPACT_RECONCILE_INTERVAL_S": "1",
         },
     )
     stack.start()

@@ -8,10 +8,10 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.middleware.cors import CORSMiddleware
 from redis.asyncio import BlockingConnectionPool, Redis
 from temporalio.converter import PayloadCodec
 
+from api.cors import CorsByPath
 from api.middleware import BodyLimitMiddleware, ObservabilityMiddleware
 from api.problem_types import PROBLEM_RESPONSES
 from api.problems import install_problem_handlers
@@ -167,13 +167,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(codec_auth.router)
     app.include_router(codec_router(_codec, codec_auth.authorize_codec))
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=[settings.temporal_ui_base.rstrip("/")],
-        allow_credentials=True,
-        allow_methods=["POST"],
-        allow_headers=["authorization", "content-type", "x-namespace"],
-    )
+    app.add_middleware(CorsByPath, settings=settings)
     app.include_router(agents.router)
     app.include_router(runs.router)
     app.include_router(events.router)

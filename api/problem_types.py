@@ -32,9 +32,13 @@ class ProblemType(StrEnum):
     RUN_NOT_FINISHED = "run-not-finished"
     REQUEST_ENTITY_TOO_LARGE = "request-entity-too-large"
     REQUEST_URI_TOO_LONG = "request-uri-too-long"
+    UNSUPPORTED_MEDIA_TYPE = "unsupported-media-type"
+    """415: a body that is not sent as ``application/json``."""
     REQUEST_HEADER_FIELDS_TOO_LARGE = "request-header-fields-too-large"
     VALIDATION_ERROR = "validation-error"
     """422 naming each invalid field in ``errors``."""
+    IDEMPOTENCY_KEY_REUSED = "idempotency-key-reused"
+    """422: an ``Idempotency-Key`` sent again with another request than the one it started."""
     DECRYPTION_FAILED = "decryption-failed"
     QUOTA_EXCEEDED = "quota-exceeded"
     LOGIN_THROTTLED = "login-throttled"
@@ -73,6 +77,7 @@ _BY_STATUS = {
     409: ProblemType.CONFLICT,
     413: ProblemType.REQUEST_ENTITY_TOO_LARGE,
     414: ProblemType.REQUEST_URI_TOO_LONG,
+    415: ProblemType.UNSUPPORTED_MEDIA_TYPE,
     422: ProblemType.VALIDATION_ERROR,
     431: ProblemType.REQUEST_HEADER_FIELDS_TOO_LARGE,
     500: ProblemType.INTERNAL_ERROR,

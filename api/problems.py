@@ -83,10 +83,36 @@ def field_name(loc: Sequence[int | str]) -> str:
     return name or (str(loc[0]) if loc else "body")
 
 
+JSON_MEDIA_TYPE = "application/json"
+
+
+def _unparsed_body(exc: RequestValidationError) -> bool:
+    """Whether the body arrived but was not read as JSON (its ``Content-Type`` is absent or not JSON)."""
+    return any(tuple(e.get("loc", ())) == ("body",) and isinstance(e.get("input"), bytes) for e in exc.errors())
+
+
+def _json_position(doc: object, position: int) -> str:
+    """``line L, column C`` of the character at ``position`` in the JSON text ``doc``."""
+    text = doc if isinstance(doc, str) else ""
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    return f"line {line}, column {column}"
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     items = []
     for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            loc = error.get("loc", ())
+            position = loc[-1] if len(loc) == 2 and isinstance(loc[-1], int) else 0
+            reason = str((error.get("ctx") or {}).get("error", "not JSON"))
+            items.append(
+                {"field": "body", "message": f"invalid JSON at {_json_position(exc.body, position)}: {reason}"}
+            )
+            continue
         message = str(error.get("msg", "invalid"))
+        if error.get("type") == "missing" and tuple(error.get("loc", ())) == ("body",):
+            message = f"a JSON body is required, sent with `Content-Type: {JSON_MEDIA_TYPE}`"
         if message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
         items.append({"field": field_name(error.get("loc", ())), "message": message})
@@ -116,7 +142,16 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(exc.status, exc.detail, slug=exc.slug, errors=exc.errors, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if _unparsed_body(exc):
+            sent = (request.headers.get("content-type") or "no Content-Type")[:100]
+            message = f"the body must be JSON sent with `Content-Type: {JSON_MEDIA_TYPE}` (this request had {sent})"
+            return problem_response(
+                415,
+                message,
+                slug=ProblemType.UNSUPPORTED_MEDIA_TYPE,
+                errors=[{"field": "Content-Type", "message": message}],
+            )
         errors = _validation_errors(exc)
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return problem_response(422, f"invalid request — {detail}", slug=ProblemType.VALIDATION_ERROR, errors=errors)

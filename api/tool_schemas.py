@@ -16,7 +16,7 @@ from core.tools.tenant_http import (
     url_template_problem,
 )
 from core.validation import CleanModel
-from core.webhooks import EventType
+from core.webhooks import EVENT_TYPES, EventType
 
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")
 _FORBIDDEN_HEADERS = frozenset(
@@ -104,7 +104,7 @@ class WebhookCreate(CleanModel):
     """``POST /v1/webhooks``."""
 
     url: str = Field(min_length=1, max_length=2000)
-    events: list[EventType] = Field(min_length=1, max_length=3)
+    events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
 
     @field_validator("url")
     @classmethod

@@ -14,7 +14,11 @@ PLATFORM_TENANT = "platform"
 
 
 class Permission(StrEnum):
-    """Every permission a route can require (``<resource>:<action>``)."""
+    """Every permission a route requires (``<resource>:<action>``).
+
+    A permission exists while a route requires it (a test checks): a capability adds its
+    own together with its routes.
+    """
 
     AGENTS_READ = "agents:read"
     AGENTS_WRITE = "agents:write"
@@ -32,7 +36,6 @@ class Permission(StrEnum):
     SECRETS_READ = "secrets:read"
     SECRETS_WRITE = "secrets:write"
     WEBHOOKS_MANAGE = "webhooks:manage"
-    OPTIMIZER_MANAGE = "optimizer:manage"
     KEYS_MANAGE = "keys:manage"
     USERS_READ = "users:read"
     USERS_MANAGE = "users:manage"
@@ -52,7 +55,6 @@ _DEVELOP = _OPERATE | {
     _P.TOOLS_WRITE,
     _P.WEBHOOKS_MANAGE,
     _P.MEMORY_WRITE,
-    _P.OPTIMIZER_MANAGE,
 }
 _ADMIN = _DEVELOP | {_P.KEYS_MANAGE, _P.USERS_READ, _P.USERS_MANAGE, _P.AUDIT_READ}
 

@@ -6,7 +6,7 @@ row copied to another tenant or name does not decrypt.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert
@@ -24,6 +24,14 @@ _secret = Secret.__table__  # type: ignore[attr-defined]
 
 def _aad(tenant_id: str, name: str) -> bytes:
     return f"{tenant_id}:{name}".encode()
+
+
+async def missing_secrets(session: AsyncSession, tenant_id: str, names: Collection[str]) -> set[str]:
+    """Those of ``names`` the tenant has no secret under (another tenant's secrets do not count)."""
+    if not names:
+        return set()
+    query = select(Secret.name).where(Secret.tenant_id == tenant_id, col(Secret.name).in_(list(names)))
+    return set(names) - set((await session.exec(query)).all())
 
 
 class SecretStore:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core import home_keys
 from core.crypto import parse_keyring
 from core.security import API_KEY_PREFIX
+
+_ORIGIN = re.compile(r"https?://[^/\s?#]+")
 
 
 class Settings(BaseSettings):
@@ -25,6 +29,13 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     public_url: str | None = Field(default=None, description="URL clients use for the API.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Browser origins allowed to call the API ('https://app.example.com,...' or a JSON list).",
+    )
+    cors_allow_credentials: bool = Field(
+        default=False, description="Let those origins send cookies and HTTP authentication (never with '*')."
+    )
 
     temporal_port: int = Field(default=7233, ge=1, le=65535)
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
@@ -242,6 +253,32 @@ class Settings(BaseSettings):
         if "@" not in value or value.startswith("@") or value.endswith("@"):
             raise ValueError("must be an email address")
         return value.lower()
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [o for o in text.split(",") if o.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        origins = [origin.strip().rstrip("/") for origin in value]
+        if "*" in origins and info.data.get("env") == "prod":
+            raise ValueError("'*' lets every website call the API from a browser; list the origins outside dev")
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
+        return origins
+
+    @field_validator("cors_allow_credentials")
+    @classmethod
+    def _no_credentials_for_any_origin(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and "*" in info.data.get("cors_origins", []):
+            raise ValueError("cannot be on while AIMPACT_CORS_ORIGINS is '*'; list the origins")
+        return value
 
     @cached_property
     def api_url(self) -> str:

@@ -154,7 +154,7 @@ class LifecycleActivities(AgentRunBase):
             turn_end_data(inp.status, output, inp.error, inp.usage, inp.turn),
         )
         deliveries: list[str] = []
-        if inp.status in ("completed", "failed"):
+        if inp.status in ("completed", "failed", "cancelled"):
             summary = {"status": inp.status, "output": preview(output), "error": inp.error, "turn": inp.turn}
             deliveries = await self._deliveries(inp.tenant_id, inp.run_id, f"run.{inp.status}", str(inp.turn), summary)
         if inp.status == "completed" and inp.thread_id:

@@ -20,6 +20,7 @@ from api.version_schemas import AgentUpdate, AgentVersionPublic, AuthorPublic, F
 from core.agents import AgentConfig
 from core.db.models import Agent, AgentVersion, TenantTool, utcnow
 from core.db.repos import AgentRepository, Author, Keyset
+from core.secrets import missing_secrets
 from core.tools.builtin import BUILTIN_TOOL_NAMES
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
@@ -46,20 +47,27 @@ def _shown(version: AgentVersion) -> dict[str, Any]:
     return {name: getattr(config, name) for name in AgentConfigPublic.model_fields}
 
 
-async def _check_tools_exist(session: SessionDep, tenant_id: str, config: AgentConfig) -> None:
-    """422 naming each tool that is neither built in nor one of the tenant's tools."""
+async def _check_references(
+    session: SessionDep, tenant_id: str, config: AgentConfig, *, model_set: bool = True
+) -> None:
+    """422 naming each tool that is neither built in nor the tenant's and, when the request
+    sets the model, a ``model.api_key_secret`` the tenant has no secret under."""
     names = [t.name for t in config.tools if t.name not in BUILTIN_TOOL_NAMES]
-    if not names:
-        return
-    rows = await session.exec(
-        select(TenantTool.name).where(TenantTool.tenant_id == tenant_id, col(TenantTool.name).in_(names))
-    )
-    found = set(rows.all())
+    found: set[str] = set()
+    if names:
+        rows = await session.exec(
+            select(TenantTool.name).where(TenantTool.tenant_id == tenant_id, col(TenantTool.name).in_(names))
+        )
+        found = set(rows.all())
     errors = [
         {"field": f"tools[{i}].name", "message": f"unknown tool {t.name!r}; define it with POST /v1/tools"}
         for i, t in enumerate(config.tools)
         if t.name not in BUILTIN_TOOL_NAMES and t.name not in found
     ]
+    secret = config.model.api_key_secret
+    if model_set and secret is not None and await missing_secrets(session, tenant_id, [secret]):
+        message = f"unknown secret {secret!r}; store it first with POST /v1/secrets"
+        errors.append({"field": "model.api_key_secret", "message": message})
     if errors:
         raise ProblemError(422, errors[0]["message"], slug=ProblemType.VALIDATION_ERROR, errors=errors)
 
@@ -67,7 +75,7 @@ async def _check_tools_exist(session: SessionDep, tenant_id: str, config: AgentC
 @router.post("", status_code=201, response_model=AgentPublic)
 async def create_agent(body: AgentConfig, session: SessionDep, principal: AgentsWrite) -> AgentPublic:
     """Create an agent at version 1."""
-    await _check_tools_exist(session, principal.tenant_id, body)
+    await _check_references(session, principal.tenant_id, body)
     agent, version = await AgentRepository(session, principal.tenant_id).create(body, _author(principal))
     audit(
         session,
@@ -146,7 +154,7 @@ async def update_agent(
         config = AgentConfig.model_validate({**current.config, **changes})
     except ValidationError as exc:
         raise RequestValidationError(exc.errors()) from None
-    await _check_tools_exist(session, principal.tenant_id, config)
+    await _check_references(session, principal.tenant_id, config, model_set="model" in changes)
     version = await repo.add_version(agent, config, _author(principal), promote=body.promote)
     audit(
         session,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Sequence
 from typing import Annotated
@@ -118,13 +120,18 @@ async def start_run(
     principal: RunsStart,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> RunPublic:
-    """Start a run of the agent's current version (``Idempotency-Key`` dedupes)."""
+    """Start a run of the agent's current version.
+
+    ``Idempotency-Key`` dedupes: the same key with the same request answers the run it
+    started; with another agent or body it answers 422 (``idempotency-key-reused``).
+    """
     tenant = principal.tenant_id
     runs = RunRepository(session, tenant)
+    fingerprint = request_fingerprint(agent_id, body)
     if idempotency_key is not None:
         existing = await runs.by_idempotency_key(idempotency_key)
         if existing is not None:
-            return await _accepted(state, runs, existing)
+            return await _accepted(state, runs, _same_request(existing, idempotency_key, fingerprint))
     agent = await AgentRepository(session, tenant).get_any(agent_id)
     if agent is None:
         raise ProblemError(404, f"agent {agent_id} not found", slug=ProblemType.NOT_FOUND)
@@ -147,13 +154,43 @@ async def start_run(
             subject=body.subject,
             metadata_=body.metadata,
             idempotency_key=idempotency_key,
+            idempotency_hash=fingerprint if idempotency_key is not None else None,
             workflow_id=run_workflow_id(tenant, run_id),
         )
     )
+    if not created and idempotency_key is not None:
+        run = _same_request(run, idempotency_key, fingerprint)
     if created:
         metrics.RUNS_STARTED.inc()
         await state.events.publish(tenant, run.id, "run.queued", {"status": RunStatus.QUEUED, "agent_id": agent.id})
     return await _accepted(state, runs, run)
+
+
+def request_fingerprint(agent_id: str, body: RunCreate) -> str:
+    """SHA-256 of the agent and the body with defaults filled (key order and omitted defaults do not count)."""
+    canonical = json.dumps(
+        {"agent_id": agent_id, "body": body.model_dump(mode="json")}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _same_request(run: Run, key: str, fingerprint: str) -> Run:
+    """``run``, started with ``key``, if this request is the one that started it; 422 otherwise.
+
+    Runs recorded before requests were fingerprinted carry no hash: any request with their key gets them.
+    """
+    if run.idempotency_hash is None or run.idempotency_hash == fingerprint:
+        return run
+    message = (
+        f"Idempotency-Key {key!r} was used for another request (run {run.id}); "
+        "send the same agent and body to get that run, or use a new key"
+    )
+    raise ProblemError(
+        422,
+        message,
+        slug=ProblemType.IDEMPOTENCY_KEY_REUSED,
+        errors=[{"field": "Idempotency-Key", "message": message}],
+    )
 
 
 async def _accepted(state: AppState, runs: RunRepository, run: Run) -> RunPublic:

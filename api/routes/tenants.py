@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from api.audit import audit
 from api.deps import Principal, SessionDep, StateDep
 from api.identity_schemas import TenantCreate, TenantOwnerSet, TenantPublic, TenantUpdate, UserPublic
+from api.pagination import Limit, NewestFirst
 from api.permissions import PlatformTenants, TenantRead
 from api.problem_types import ProblemType
 from api.problems import ProblemError
 from api.routes.users import user_public
+from api.schemas import Page
 from core.db.models import Tenant, User, utcnow
+from core.db.repos import Keyset, newest_first
 from core.ids import new_id
 from core.security import hash_password
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
+TENANTS = NewestFirst("tenants")
 
 
 def tenant_public(tenant: Tenant) -> TenantPublic:
@@ -65,6 +71,19 @@ async def create_tenant(body: TenantCreate, session: SessionDep, principal: Plat
             errors=[{"field": "owner_email", "message": "taken"}],
         ) from None
     return tenant_public(tenant)
+
+
+@router.get("", response_model=Page[TenantPublic])
+async def list_tenants(
+    session: SessionDep,
+    principal: PlatformTenants,
+    after: Annotated[Keyset | None, Depends(TENANTS.after)],
+    limit: Limit = 50,
+) -> Page[TenantPublic]:
+    """Every tenant of the platform, newest first (platform admins; tenant users get 403)."""
+    query = newest_first(select(Tenant), col(Tenant.created_at), col(Tenant.id), after)
+    rows, next_cursor = TENANTS.page((await session.exec(query.limit(limit + 1))).all(), limit)
+    return Page(items=[tenant_public(t) for t in rows], next_cursor=next_cursor)
 
 
 async def _visible_tenant(session: SessionDep, principal: Principal, tenant_id: str) -> Tenant:

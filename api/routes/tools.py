@@ -20,9 +20,11 @@ from api.schemas import Page
 from api.tool_schemas import ToolCreate, ToolPublic
 from core.db.models import TenantTool
 from core.ids import new_id
+from core.secrets import missing_secrets
 from core.tools.base import Tool
 from core.tools.builtin import builtin_tools
 from core.tools.http_request import HttpRequestTool
+from core.tools.tenant_http import secret_references
 
 router = APIRouter(prefix="/v1/tools", tags=["tools"])
 
@@ -74,13 +76,34 @@ async def _get(session: SessionDep, tenant_id: str, name: str) -> TenantTool | N
     return result.first()
 
 
+async def _check_secrets_exist(session: SessionDep, tenant_id: str, headers: dict[str, str]) -> None:
+    """422 naming each header whose ``{{secret:NAME}}`` references a secret the tenant does not have."""
+    wanted = {name: secret_references(value) for name, value in headers.items()}
+    missing = await missing_secrets(session, tenant_id, {ref for refs in wanted.values() for ref in refs})
+    errors = [
+        {
+            "field": f"headers.{name}",
+            "message": f"unknown secret {ref!r}; store it first with POST /v1/secrets",
+        }
+        for name, refs in wanted.items()
+        for ref in refs
+        if ref in missing
+    ]
+    if errors:
+        raise ProblemError(422, errors[0]["message"], slug=ProblemType.VALIDATION_ERROR, errors=errors)
+
+
 @router.post("", status_code=201, response_model=ToolPublic)
 async def create_tool(
     body: ToolCreate,
     session: SessionDep,
     principal: ToolsWrite,
 ) -> ToolPublic:
-    """Define an HTTP tool; header values keep their ``{{secret:NAME}}`` references as given."""
+    """Define an HTTP tool; header values keep their ``{{secret:NAME}}`` references as given.
+
+    Each referenced secret must exist in the tenant (422 naming the header otherwise).
+    """
+    await _check_secrets_exist(session, principal.tenant_id, body.headers)
     row = TenantTool(
         id=new_id("tool"),
         tenant_id=principal.tenant_id,

@@ -135,6 +135,8 @@ class Run(SQLModel, table=True):
     subject: str | None = Field(default=None, max_length=200)
     metadata_: dict[str, Any] = Field(default_factory=dict, sa_column=Column("metadata", JsonType, nullable=False))
     idempotency_key: str | None = Field(default=None, max_length=200)
+    idempotency_hash: str | None = Field(default=None, max_length=64)
+    """SHA-256 of the request that used ``idempotency_key`` (``None`` for runs started before it was kept)."""
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0

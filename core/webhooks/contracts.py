@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-EventType = Literal["run.completed", "run.failed", "run.waiting_approval"]
-EVENT_TYPES: tuple[str, ...] = ("run.completed", "run.failed", "run.waiting_approval")
+EventType = Literal["run.completed", "run.failed", "run.cancelled", "run.waiting_approval"]
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 DELIVERY_PENDING = "pending"
 DELIVERY_DELIVERED = "delivered"

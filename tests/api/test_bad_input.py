@@ -92,3 +92,43 @@ async def test_viewer_cannot_start_runs(tenant: TenantCtx, engine) -> None:  # t
     _fields(response)
     allowed = await tenant.http.get(f"/v1/agents/{agent['id']}", headers={"Authorization": f"Bearer {viewer}"})
     assert allowed.status_code == 200
+
+
+async def test_a_body_not_sent_as_json_is_415_saying_to_send_it(tenant: TenantCtx) -> None:
+    body = b'{"name": "a", "instructions": "x"}'  # valid JSON: only its media type is wrong
+    for headers in ({"Content-Type": "text/plain"}, {"Content-Type": "application/x-www-form-urlencoded"}, {}):
+        response = await tenant.http.post("/v1/agents", content=body, headers=headers)
+        assert response.status_code == 415, (headers, response.text)
+        assert _fields(response) == ["Content-Type"]
+        problem = response.json()
+        assert problem["type"].endswith("/unsupported-media-type")
+        assert "Content-Type: application/json" in problem["detail"]
+        assert (headers.get("Content-Type") or "no Content-Type") in problem["detail"]
+    assert (await tenant.http.get("/v1/agents")).json()["items"] == []  # nothing was created
+    sent = await tenant.http.post("/v1/agents", content=body, headers={"Content-Type": "application/json"})
+    assert sent.status_code == 201, sent.text
+
+
+async def test_a_missing_body_says_to_send_json(tenant: TenantCtx) -> None:
+    response = await tenant.http.post("/v1/agents")
+    assert response.status_code == 422
+    assert _fields(response) == ["body"]
+    assert "Content-Type: application/json" in response.json()["errors"][0]["message"]
+
+
+async def test_invalid_json_names_the_position_in_words(tenant: TenantCtx) -> None:
+    agent = await create_agent(tenant.http)
+    cases = {
+        b'{"input": "x" "thread_id": "t"}': "invalid JSON at line 1, column 15: Expecting ',' delimiter",
+        b'{\n  "input": "x",\n  "subject": }': "invalid JSON at line 3, column 14: Expecting value",
+        b"": None,  # an empty body is a missing one, not invalid JSON
+    }
+    for raw, message in cases.items():
+        response = await tenant.http.post(
+            f"/v1/agents/{agent['id']}/runs", content=raw, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 422, response.text
+        assert _fields(response) == ["body"]
+        if message is not None:
+            assert response.json()["errors"][0]["message"] == message
+            assert message in response.json()["detail"]

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from tests.conftest import TenantCtx
-from tests.support.runs import create_agent, record_history, wait_for, wait_run
+from tests.support.runs import agent_with_deleted_secret, create_agent, record_history, wait_for, wait_run
 
 SLOW = {"provider": "local", "params": {"latency_ms": 1500}}
 CALC_SLOW = {"provider": "local", "name": "local-echo", "params": {"latency_ms": 300}}
@@ -166,7 +166,7 @@ async def test_cancel(tenant: TenantCtx) -> None:
 
 
 async def test_retry_continues_from_the_failed_step(tenant: TenantCtx, temporal_client: Client) -> None:
-    agent = await create_agent(tenant.http, model={"provider": "local", "api_key_secret": "LATER"})
+    agent = await agent_with_deleted_secret(tenant.http, "LATER")
     run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "9 * 9"})).json()
     failed = await wait_run(tenant.http, run["id"])
     assert failed["status"] == "failed"

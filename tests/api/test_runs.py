@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from tests.conftest import TenantCtx
@@ -59,6 +62,48 @@ async def test_idempotency_key_returns_the_same_run(tenant: TenantCtx) -> None:
     await wait_run(tenant.http, first.json()["id"])
     listed = (await tenant.http.get("/v1/runs", params={"agent_id": agent["id"]})).json()
     assert [r["id"] for r in listed["items"]] == [first.json()["id"]]
+
+
+async def test_a_reused_idempotency_key_with_another_body_is_422_on_every_api_process(
+    tenant: TenantCtx, second_api: str, engine: AsyncEngine
+) -> None:
+    agent, other_agent = await create_agent(tenant.http), await create_agent(tenant.http)
+    url = f"/v1/agents/{agent['id']}/runs"
+    headers = {"Idempotency-Key": "order-43"}
+    async with httpx.AsyncClient(base_url=second_api, headers=tenant.http.headers, timeout=30) as replica:
+        first = await tenant.http.post(url, json={"input": "1+1", "metadata": {"a": 1, "b": 2}}, headers=headers)
+        assert first.status_code == 202
+        run_id = first.json()["id"]
+        same = {"metadata": {"b": 2, "a": 1}, "input": "1+1", "thread_id": None}  # the same request, spelled otherwise
+        for client in (tenant.http, replica):
+            again = await client.post(url, json=same, headers=headers)
+            assert (again.status_code, again.json()["id"]) == (202, run_id), again.text
+        others = [(url, {"input": "2+2"}), (url, {"input": "1+1"}), (f"/v1/agents/{other_agent['id']}/runs", same)]
+        for client in (tenant.http, replica):
+            for other_url, body in others:
+                refused = await client.post(other_url, json=body, headers=headers)
+                assert refused.status_code == 422, refused.text
+                assert refused.headers["content-type"].startswith("application/problem+json")
+                problem = refused.json()
+                assert problem["type"].endswith("/idempotency-key-reused")
+                assert [e["field"] for e in problem["errors"]] == ["Idempotency-Key"]
+                assert "order-43" in problem["detail"]
+                assert run_id in problem["detail"]
+
+        racing = await asyncio.gather(  # two processes, one new key, two different bodies at once
+            tenant.http.post(url, json={"input": "3+3"}, headers={"Idempotency-Key": "order-44"}),
+            replica.post(url, json={"input": "4+4"}, headers={"Idempotency-Key": "order-44"}),
+        )
+        assert sorted(r.status_code for r in racing) == [202, 422], [r.text for r in racing]
+
+    async with engine.begin() as conn:  # a run recorded before requests were fingerprinted
+        await conn.execute(text("UPDATE run SET idempotency_hash = NULL WHERE id = :id"), {"id": run_id})
+    legacy = await tenant.http.post(url, json={"input": "anything else"}, headers=headers)
+    assert (legacy.status_code, legacy.json()["id"]) == (202, run_id)
+    await wait_run(tenant.http, run_id)
+    listed = (await tenant.http.get("/v1/runs", params={"agent_id": agent["id"]})).json()["items"]
+    assert len(listed) == 2  # order-43's run and the race's winner
+    assert run_id in [r["id"] for r in listed]
 
 
 async def test_list_runs_filters_and_paginates(tenant: TenantCtx) -> None:

@@ -87,10 +87,16 @@ async def api_for(stack: StackProcess) -> AsyncIterator[ClientFor]:
         await client.aclose()
 
 
+async def with_weather_key(client: httpx.AsyncClient) -> httpx.AsyncClient:
+    """``client``, its tenant now holding ``WEATHER_KEY``, the secret ``WEATHER``'s header names."""
+    assert (await client.post("/v1/secrets", json={"name": "WEATHER_KEY", "value": "w-key"})).status_code == 201
+    return client
+
+
 @pytest.fixture
-def api(api_for: ClientFor, tenant: TenantCtx) -> httpx.AsyncClient:
-    """The test tenant's owner client."""
-    return api_for(tenant)
+async def api(api_for: ClientFor, tenant: TenantCtx) -> httpx.AsyncClient:
+    """The test tenant's owner client (the tenant holds ``WEATHER_KEY``)."""
+    return await with_weather_key(api_for(tenant))
 
 
 async def allow_loopback(engine: AsyncEngine, tenant_id: str, entries: list[str] | None = None) -> None:
@@ -211,7 +217,7 @@ async def test_duplicate_name_is_409(api: httpx.AsyncClient) -> None:
 
 
 async def test_other_tenant_gets_404(api_for: ClientFor, tenant: TenantCtx, other_tenant: TenantCtx) -> None:
-    mine, theirs = api_for(tenant), api_for(other_tenant)
+    mine, theirs = await with_weather_key(api_for(tenant)), await with_weather_key(api_for(other_tenant))
     assert (await mine.post("/v1/tools", json=WEATHER)).status_code == 201
     assert (await theirs.get("/v1/tools/weather")).status_code == 404
     assert (await theirs.delete("/v1/tools/weather")).status_code == 404
@@ -221,6 +227,7 @@ async def test_other_tenant_gets_404(api_for: ClientFor, tenant: TenantCtx, othe
 
 
 async def test_permissions(api_for: ClientFor, tenant: TenantCtx, engine: AsyncEngine) -> None:
+    await with_weather_key(api_for(tenant))
     viewer = api_for(await tenant.key_for(engine, "viewer"))
     assert (await viewer.get("/v1/tools")).status_code == 200
     assert (await viewer.post("/v1/tools", json=WEATHER)).status_code == 403
@@ -328,10 +335,12 @@ async def test_tenant_tool_fills_template_resolves_secret_and_validates(
             "url": receiver.url("/search"),
         }
         broken = add_note | {"name": "broken", "headers": {"X-Key": "{{secret:MISSING}}"}}
+        assert (await api.post("/v1/secrets", json={"name": "MISSING", "value": "deleted below"})).status_code == 201
         for definition in (add_note, search, broken):
             created = await api.post("/v1/tools", json=definition)
             assert created.status_code == 201, created.text
             assert canary not in created.text
+        assert (await api.delete("/v1/secrets/MISSING")).status_code == 204  # a run meets a deleted secret
 
         registry = TenantToolRegistry(engine, keyring)
         tool = await registry.get(tenant.id, "add_note")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import time
 from typing import Any
 
@@ -22,6 +23,8 @@ from core.webhooks.signing import generate_secret, secret_aad, sign, verify
 from core.webhooks.store import WebhookStore
 from tests.api import test_tools as _shared
 from tests.conftest import TenantCtx
+from tests.support.receivers import Receiver
+from tests.support.runs import create_agent, until, wait_for, wait_run
 
 api_for = _shared.api_for
 api = _shared.api
@@ -248,3 +251,27 @@ async def test_deliveries_beyond_the_inflight_limit_are_logged_as_dropped(
     assert dropped["delivered_at"] is None
     assert "limit 2" in dropped["last_error"]
     assert "in flight" in dropped["last_error"]
+
+
+async def test_a_cancelled_run_delivers_run_cancelled(tenant: TenantCtx, engine: AsyncEngine) -> None:
+    await _shared.allow_loopback(engine, tenant.id)
+    async with Receiver() as receiver:
+        hooks = {}
+        for events in (["run.cancelled"], ["run.completed", "run.failed"]):
+            created = await tenant.http.post("/v1/webhooks", json={"url": receiver.url("/hook"), "events": events})
+            assert created.status_code == 201, created.text
+            hooks[events[0]] = created.json()
+        agent = await create_agent(tenant.http, model={"provider": "local", "params": {"latency_ms": 5000}})
+        run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "slow"})).json()
+        await wait_for(tenant, run["id"], lambda r: r["status"] == "running")
+        assert (await tenant.http.post(f"/v1/runs/{run['id']}/cancel")).status_code == 202
+        assert (await wait_run(tenant.http, run["id"]))["status"] == "cancelled"
+        assert await until(lambda: bool(receiver.seen), 30)
+        await asyncio.sleep(1)  # a delivery to the other webhook would have arrived by now
+    [seen] = receiver.seen
+    assert verify(hooks["run.cancelled"]["secret"], seen.body, seen.headers["x-aimpact-signature"])
+    event = json.loads(seen.body)
+    assert (event["id"], event["type"]) == (f"{run['id']}:run.cancelled:1", "run.cancelled")
+    assert (event["data"]["run_id"], event["data"]["status"]) == (run["id"], "cancelled")
+    log = (await tenant.http.get(f"/v1/webhooks/{hooks['run.cancelled']['id']}/deliveries")).json()["items"]
+    assert [(d["event_type"], d["status"]) for d in log] == [("run.cancelled", "delivered")]

@@ -39,6 +39,19 @@ async def create_agent(http: httpx.AsyncClient, **overrides: Any) -> dict[str, A
     return agent
 
 
+async def agent_with_deleted_secret(http: httpx.AsyncClient, secret: str, **overrides: Any) -> dict[str, Any]:
+    """An agent whose ``model.api_key_secret`` names ``secret``, deleted after the agent was created.
+
+    An agent cannot be created naming a missing secret (422); deleting the secret afterwards
+    is how a run meets one: its model step fails with ``ProviderRejected``.
+    """
+    assert (await http.post("/v1/secrets", json={"name": secret, "value": "soon-deleted"})).status_code == 201
+    model = {"provider": "local"} | overrides.pop("model", {}) | {"api_key_secret": secret}
+    agent = await create_agent(http, model=model, **overrides)
+    assert (await http.delete(f"/v1/secrets/{secret}")).status_code == 204
+    return agent
+
+
 async def wait_run(http: httpx.AsyncClient, run_id: str, timeout_s: float = 60) -> dict[str, Any]:
     """Poll ``GET /v1/runs/{id}`` until the run reaches a final status."""
     deadline = time.monotonic() + timeout_s

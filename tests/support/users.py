@@ -31,3 +31,11 @@ async def login(stack: StackProcess, email: str, password: str = PASSWORD) -> ht
     """``POST /v1/auth/token`` with an email and password."""
     async with httpx.AsyncClient(base_url=stack.api_url) as client:
         return await client.post("/v1/auth/token", json={"email": email, "password": password})
+
+
+async def platform_admin_token(stack: StackProcess) -> str:
+    """An access token of the stack's platform admin."""
+    response = await login(stack, "admin@aimpact.local", stack.admin_password)
+    assert response.status_code == 200, response.text
+    token: str = response.json()["access_token"]
+    return token

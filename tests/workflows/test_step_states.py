@@ -13,7 +13,7 @@ from typing import Any
 
 from tests.api.test_events import _names, _read_events
 from tests.conftest import TenantCtx
-from tests.support.runs import create_agent, wait_run
+from tests.support.runs import agent_with_deleted_secret, create_agent, wait_run
 
 OPEN = ("running", "waiting")
 
@@ -51,9 +51,7 @@ def _assert_all_ended(run: dict[str, Any]) -> None:
 
 
 async def test_a_model_step_failing_for_a_missing_secret_ends_failed(tenant: TenantCtx) -> None:
-    agent = await create_agent(
-        tenant.http, tools=[], model={"provider": "local", "name": "local-echo", "api_key_secret": "no-such-secret"}
-    )
+    agent = await agent_with_deleted_secret(tenant.http, "no-such-secret", tools=[])
     run_id = await _start(tenant, agent, "hello")
     run = await wait_run(tenant.http, run_id)
     events = await _read_events(tenant.http, run_id)

@@ -35,7 +35,7 @@ from core.webhooks.store import WebhookStore
 from tests.api import test_tools as _shared
 from tests.conftest import TenantCtx
 from tests.support.receivers import Receiver, Reply, Seen
-from tests.support.runs import create_agent, record_history, wait_run
+from tests.support.runs import agent_with_deleted_secret, record_history, wait_run
 from workers.embedded.ports import free_port
 from workflows.webhook_delivery import WebhookDeliveryWorkflow, webhook_workflows_and_activities
 
@@ -235,7 +235,7 @@ async def test_an_event_delivered_again_does_not_fail_the_run(
         "/v1/webhooks", json={"url": f"http://127.0.0.1:{closed}/hook", "events": ["run.failed"]}
     )
     hook = created.json()
-    agent = await create_agent(tenant.http, model={"provider": "local", "api_key_secret": "MISSING"})
+    agent = await agent_with_deleted_secret(tenant.http, "MISSING")
     run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "9 * 9"})).json()
     failed = await wait_run(tenant.http, run["id"])
     assert failed["status"] == "failed"

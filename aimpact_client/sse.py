@@ -22,10 +22,10 @@ class Event:
     """The ``data:`` field decoded as JSON (the raw text when it is not JSON)."""
 
     @property
-    def turn(self) -> int:
-        """The turn the event belongs to (events without a turn: 1)."""
-        turn = self.data.get("turn", 1) if isinstance(self.data, dict) else 1
-        return turn if isinstance(turn, int) else 1
+    def turn(self) -> int | None:
+        """The turn the event names (a turn's start and end do; a step's events do not)."""
+        turn = self.data.get("turn") if isinstance(self.data, dict) else None
+        return turn if isinstance(turn, int) else None
 
 
 class SSEDecoder:

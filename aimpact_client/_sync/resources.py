@@ -120,7 +120,7 @@ class Runs(_Resource):
         """
         for event in self.events(run_id, after=after):
             yield event
-            if event.event in TURN_END_EVENTS and (turn is None or event.turn >= turn):
+            if event.event in TURN_END_EVENTS and (turn is None or (event.turn or 1) >= turn):
                 return
             if event.event == RUN_CLOSED:
                 return

@@ -68,6 +68,8 @@ def connect(json_out: bool = False) -> Iterator[Client]:
                 err.print(f"  {escape(str(item.get('field')))}: {escape(str(item.get('message')))}")
             if exc.type and exc.type != "about:blank":
                 err.print(f"  [dim]{escape(exc.type)}[/]")
+            if exc.status == 401:
+                err.print("  Set AIMPACT_API_KEY (or --api-key), or sign in with: aimpact login")
         raise typer.Exit(1) from None
     except ConfigError as exc:
         err.print(f"[bold red]Cannot connect:[/] {escape(str(exc))}")

@@ -6,7 +6,19 @@ from typing import Annotated
 
 import typer
 
-from cli.client.common import Json, Limit, connect, done, group, page_size, parse_json_option, show_list, show_one, take
+from cli.client.common import (
+    Json,
+    Limit,
+    cell,
+    connect,
+    done,
+    group,
+    page_size,
+    parse_json_option,
+    show_list,
+    show_one,
+    take,
+)
 
 app = group("Long-term memory per subject.")
 MEMORY_COLUMNS = [
@@ -88,4 +100,4 @@ def erase(
         typer.confirm(f"Erase everything stored about {subject!r}?", abort=True)
     with connect(json_out) as client:
         erased = client.memories.erase(subject)
-        done(f"erased: {erased['deleted']}", json_out, erased)
+        done(f"erased: {cell(erased['deleted'])}", json_out, erased)

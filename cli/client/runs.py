@@ -62,25 +62,38 @@ def _show_run(run: Run, json_out: bool) -> None:
     out.print(f"[dim]Temporal: {escape(run['temporal']['ui_url'])}[/]")
 
 
+def _step_result(kind: str, output: Any) -> Any:
+    """What a person wants from a step's output: the tools a model asks for, its text, a tool's value."""
+    if not isinstance(output, dict):
+        return output
+    if kind == "llm":
+        calls = output.get("tool_calls") or []
+        if calls:
+            return "calls " + ", ".join(f"{c.get('name')}({_short(c.get('arguments'), 40)})" for c in calls)
+        return output.get("content")
+    return output.get("value", output)
+
+
 def _print_event(run_id: str, event: Event) -> None:
     """One event as a line a person reads."""
     data: dict[str, Any] = event.data if isinstance(event.data, dict) else {"data": event.data}
     kind = event.event
+    name = f"{data.get('kind')} {data.get('name')}"
     if kind == "token.delta":
         return
     if kind == "step.started":
-        out.print(f"  [dim]…[/] {escape(str(data.get('kind')))} {escape(str(data.get('name')))}")
+        out.print(f"  [dim]…[/] {escape(name)}")
     elif kind.startswith("step."):
         mark = "[green]✓[/]" if kind == "step.completed" else "[red]✗[/]"
-        shown = data.get("output") if kind == "step.completed" else data.get("error")
-        out.print(f"  {mark} {escape(str(data.get('kind')))} {escape(str(data.get('name')))} → {escape(_short(shown))}")
+        shown = _step_result(str(data.get("kind")), data.get("output")) if kind == "step.completed" else data["error"]
+        out.print(f"  {mark} {escape(name)} → {escape(_short(shown))}")
     elif kind == "approval.requested":
         step, tool = data.get("step_id"), data.get("tool")
-        args = escape(_short(data.get("arguments")))
-        out.print(f"  [yellow]? approval needed[/]: {escape(str(tool))} {args}")
+        out.print(f"  [yellow]? approval needed[/]: {escape(str(tool))} {escape(_short(data.get('arguments')))}")
         out.print(f"    aimpact runs approve {run_id} {step}   |   aimpact runs reject {run_id} {step}")
     else:
-        out.print(f"[bold]{escape(kind)}[/] {escape(_short({k: v for k, v in data.items() if k != 'output'}))}")
+        turn = f" (turn {event.turn})" if event.turn is not None else ""
+        out.print(f"[bold]{escape(kind)}[/]{turn}")
 
 
 def follow_turn(client: Client, run_id: str, *, after: str | None, json_out: bool) -> None:

@@ -2,7 +2,7 @@
 
 ``python -m aimpact_client._unasync`` regenerates it; ``--check`` exits 1 when ``_sync/`` is
 stale. The rewrite is textual (``async def`` → ``def``, ``await x`` → ``x``, ``AsyncX`` → ``X``,
-``aclose`` → ``close``, asyncio's lock and sleep → threading's and time's, a loop that
+``aclose`` → ``close``, ``aclosing`` → ``closing``, asyncio's lock and sleep → threading's and time's, a loop that
 re-yields → ``yield from``), then ruff sorts the
 imports and formats the result as ``make lint`` expects.
 """
@@ -20,10 +20,12 @@ _RULES: tuple[tuple[str, str], ...] = (
     (r"aimpact_client\._async\.", "aimpact_client._sync."),
     (r"\basync (def|for|with)\b", r"\1"),
     (r"\bawait ", ""),
+    (r"\bAsyncGenerator\[(.+?), None\]", r"Generator[\1, None, None]"),
     (r"\bAsync(?=[A-Z])", ""),
     (r"\baclose\b", "close"),
     (r"\baread\b", "read"),
     (r"\baiter_lines\b", "iter_lines"),
+    (r"\baclosing\b", "closing"),
     (r"__aenter__", "__enter__"),
     (r"__aexit__", "__exit__"),
     (r"\basyncio\.Lock\(\)", "threading.Lock()"),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from typing import Any, Literal
 
 from aimpact_client._async.transport import AsyncTransport
@@ -109,10 +110,11 @@ class AsyncRuns(_Resource):
         """The next message of the conversation; ``turn.after_event_id`` follows the turn that answers it."""
         return await self._t.call(RunTurn, "POST", f"/v1/runs/{seg(run_id)}/messages", json={"input": input})
 
-    async def events(self, run_id: str, *, after: str | None = None) -> AsyncIterator[Event]:
+    async def events(self, run_id: str, *, after: str | None = None) -> AsyncGenerator[Event, None]:
         """The run's events (after the event id ``after``) as they happen, up to ``run.closed``."""
-        async for event in self._t.events(f"/v1/runs/{seg(run_id)}/events", after=after):
-            yield event
+        async with aclosing(self._t.events(f"/v1/runs/{seg(run_id)}/events", after=after)) as stream:
+            async for event in stream:
+                yield event
 
     async def follow(self, run_id: str, *, after: str | None = None, turn: int | None = None) -> AsyncIterator[Event]:
         """The run's events up to the end of a turn: the first one after ``after`` that ends (or ``turn``).
@@ -120,12 +122,13 @@ class AsyncRuns(_Resource):
         A run stays open for the next message after each turn; this stops at the turn's
         ``run.completed``, ``run.failed`` or ``run.cancelled`` (or at ``run.closed``).
         """
-        async for event in self.events(run_id, after=after):
-            yield event
-            if event.event in TURN_END_EVENTS and (turn is None or (event.turn or 1) >= turn):
-                return
-            if event.event == RUN_CLOSED:
-                return
+        async with aclosing(self.events(run_id, after=after)) as events:  # the stream closes when the turn ends
+            async for event in events:
+                yield event
+                if event.event in TURN_END_EVENTS and (turn is None or (event.turn or 1) >= turn):
+                    return
+                if event.event == RUN_CLOSED:
+                    return
 
     async def feedback(
         self, run_id: str, score: float, *, label: str | None = None, comment: str | None = None

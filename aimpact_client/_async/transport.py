@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any, TypeVar, cast
 
 import httpx
@@ -106,7 +106,7 @@ class AsyncTransport:
             if not cursor:
                 return
 
-    async def events(self, path: str, *, after: str | None = None) -> AsyncIterator[Event]:
+    async def events(self, path: str, *, after: str | None = None) -> AsyncGenerator[Event, None]:
         """The events of an event stream from after ``after``, up to ``run.closed`` or the server's end of it.
 
         A connection that breaks is resumed with ``Last-Event-ID`` (the stream's ``retry:`` delay

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
+from contextlib import closing
 from typing import Any, Literal
 
 from aimpact_client._common import FINAL_STATUSES, MAX_WAIT_S, body, params, seg
@@ -108,9 +109,10 @@ class Runs(_Resource):
         """The next message of the conversation; ``turn.after_event_id`` follows the turn that answers it."""
         return self._t.call(RunTurn, "POST", f"/v1/runs/{seg(run_id)}/messages", json={"input": input})
 
-    def events(self, run_id: str, *, after: str | None = None) -> Iterator[Event]:
+    def events(self, run_id: str, *, after: str | None = None) -> Generator[Event, None, None]:
         """The run's events (after the event id ``after``) as they happen, up to ``run.closed``."""
-        yield from self._t.events(f"/v1/runs/{seg(run_id)}/events", after=after)
+        with closing(self._t.events(f"/v1/runs/{seg(run_id)}/events", after=after)) as stream:
+            yield from stream
 
     def follow(self, run_id: str, *, after: str | None = None, turn: int | None = None) -> Iterator[Event]:
         """The run's events up to the end of a turn: the first one after ``after`` that ends (or ``turn``).
@@ -118,12 +120,13 @@ class Runs(_Resource):
         A run stays open for the next message after each turn; this stops at the turn's
         ``run.completed``, ``run.failed`` or ``run.cancelled`` (or at ``run.closed``).
         """
-        for event in self.events(run_id, after=after):
-            yield event
-            if event.event in TURN_END_EVENTS and (turn is None or (event.turn or 1) >= turn):
-                return
-            if event.event == RUN_CLOSED:
-                return
+        with closing(self.events(run_id, after=after)) as events:  # the stream closes when the turn ends
+            for event in events:
+                yield event
+                if event.event in TURN_END_EVENTS and (turn is None or (event.turn or 1) >= turn):
+                    return
+                if event.event == RUN_CLOSED:
+                    return
 
     def feedback(self, run_id: str, score: float, *, label: str | None = None, comment: str | None = None) -> Feedback:
         """Give feedback on a run (``score`` from 0, bad, to 1, good)."""

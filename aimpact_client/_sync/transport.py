@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, TypeVar, cast
 
 import httpx
@@ -108,7 +108,7 @@ class Transport:
             if not cursor:
                 return
 
-    def events(self, path: str, *, after: str | None = None) -> Iterator[Event]:
+    def events(self, path: str, *, after: str | None = None) -> Generator[Event, None, None]:
         """The events of an event stream from after ``after``, up to ``run.closed`` or the server's end of it.
 
         A connection that breaks is resumed with ``Last-Event-ID`` (the stream's ``retry:`` delay

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from aimpact_client.config import config_path
-from cli.client.common import ApiKey, Json, Url, connect, done, out, show_list, show_one, use_connection
+from cli.client.common import ApiKey, Json, Url, connect, out, print_json, show_list, show_one, use_connection
 
 app = typer.Typer()
 USAGE_COLUMNS = [
@@ -63,7 +63,7 @@ def usage(
     with connect(json_out) as client:
         report = client.usage(start=start, end=end)
         if json_out:
-            done("", json_out, report)
+            print_json(report)
             return
         show_list("usage per agent", report["agents"], USAGE_COLUMNS, json_out)
         out.print(

@@ -1,7 +1,7 @@
 """What every client command shares: connection options, errors as exit codes, JSON or table output.
 
 Exit codes: 0 success, 1 the API answered with a problem (or a followed run failed), 2 the
-URL or credentials cannot be used, 3 the API cannot be reached.
+URL or credentials cannot be used, 3 the API cannot be reached, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -74,6 +74,9 @@ def connect(json_out: bool = False) -> Iterator[Client]:
     except ConfigError as exc:
         err.print(f"[bold red]Cannot connect:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err.print("stopped")
+        raise typer.Exit(130) from None
     except httpx.TransportError as exc:
         where = client.url if client is not None else "the API"
         err.print(f"[bold red]Cannot reach {escape(where)}:[/] {escape(str(exc) or type(exc).__name__)}")

@@ -15,6 +15,7 @@ from cli.client.common import (
     group,
     page_size,
     parse_json_option,
+    print_json,
     show_list,
     show_one,
     take,
@@ -55,7 +56,7 @@ def search(
     with connect(json_out) as client:
         hits = client.memories.search(query, subject=subject, k=k)
         if json_out:
-            show_one("", hits, json_out)
+            print_json(hits)
         else:
             show_list(f"closest to {query!r}", hits["items"], HIT_COLUMNS, json_out)
 

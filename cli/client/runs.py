@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 import typer
 from rich.markup import escape
@@ -148,7 +148,7 @@ def list_runs(
     json_out: Json = False,
 ) -> None:
     """Runs, newest first."""
-    chosen: RunStatus | None = status  # type: ignore[assignment]  # the API names a wrong status (422)
+    chosen = cast("RunStatus | None", status)  # the API answers an unknown status with 422
     with connect(json_out) as client:
         runs = take(client.runs.list(agent_id=agent_id, status=chosen, page_size=page_size(limit)), limit)
         show_list("runs", runs, RUN_COLUMNS, json_out)

@@ -1,4 +1,4 @@
-"""``aimpact``: up | api | worker | migrate | seed."""
+"""``aimpact``: up | api | worker | migrate | seed, and the client commands of cli/client/."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cli.client import account, agents, keys, memories, runs, secrets, tenants, tools, users, webhooks
 from core.home_keys import HomeKeyError
 from core.seed import SeedResult, credentials_file, stored_credentials
 from core.settings import Settings
@@ -163,3 +164,15 @@ def seed() -> None:
 
     result = asyncio.run(_run())
     console.print("seeded" if result else "already seeded; nothing to do")
+
+
+app.add_typer(runs.app, name="runs")
+app.add_typer(agents.app, name="agents")
+app.add_typer(tenants.app, name="tenants")
+app.add_typer(users.app, name="users")
+app.add_typer(keys.app, name="keys")
+app.add_typer(tools.app, name="tools")
+app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(memories.app, name="memories")
+app.add_typer(secrets.app, name="secrets")
+app.add_typer(account.app)  # login, logout, me, usage

@@ -1,0 +1,1 @@
+"""The asynchronous client (source of the synchronous one: ``python -m aimpact_client._unasync``)."""

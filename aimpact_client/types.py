@@ -1,0 +1,330 @@
+"""What the API answers, as typed dictionaries (the JSON as it comes; extra fields pass through)."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypedDict, TypeVar
+
+T = TypeVar("T")
+
+RunStatus = Literal["queued", "running", "waiting_approval", "completed", "failed", "cancelled"]
+Role = Literal["owner", "admin", "developer", "operator", "viewer"]
+
+
+class Page(TypedDict, Generic[T]):
+    """One page of a list; ``next_cursor`` is ``None`` on the last."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+class Usage(TypedDict):
+    """Tokens and cost."""
+
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class Step(TypedDict):
+    """One step of a run: ``kind`` is llm, tool, approval or memory."""
+
+    id: str
+    kind: str
+    name: str
+    status: str
+    started_at: str | None
+    ended_at: str | None
+    attempts: int
+    input: Any
+    output: Any
+    error: dict[str, Any] | None
+
+
+class TemporalLink(TypedDict):
+    """Where the run lives in Temporal."""
+
+    workflow_id: str
+    run_id: str | None
+    ui_url: str
+
+
+class Run(TypedDict):
+    """An agent run."""
+
+    id: str
+    agent_id: str
+    agent_version: int
+    thread_id: str
+    status: RunStatus
+    input: str
+    output: str | None
+    steps: list[Step]
+    usage: Usage
+    error: dict[str, Any] | None
+    subject: str | None
+    metadata: dict[str, Any]
+    created_at: str
+    updated_at: str
+    temporal: TemporalLink
+
+
+class Turn(TypedDict):
+    """The turn a message or a retry set going; follow it with ``events(after=after_event_id)``."""
+
+    number: int
+    message_id: str | None
+    policy: str | None
+    after_event_id: str
+
+
+class RunTurn(Run):
+    """A run and the turn a message or a retry set going."""
+
+    turn: Turn
+
+
+class ThreadMessage(TypedDict):
+    """One message of a thread."""
+
+    seq: int
+    role: str
+    content: str
+    tool_calls: list[dict[str, Any]]
+    tool_call_id: str | None
+    name: str | None
+    run_id: str | None
+    created_at: str
+
+
+class Agent(TypedDict):
+    """An agent at its current version."""
+
+    id: str
+    version: int
+    name: str
+    instructions: str
+    model: dict[str, Any]
+    tools: list[dict[str, Any]]
+    memory: dict[str, Any]
+    double_texting: str
+    parallel_tool_calls: bool
+    created_at: str
+    updated_at: str
+
+
+class Author(TypedDict):
+    """Who made a version or gave feedback: ``kind`` is user, optimizer or recommendation."""
+
+    kind: str
+    id: str
+
+
+class FeedbackSummary(TypedDict):
+    """Feedback on the runs of one version."""
+
+    n: int
+    mean: float | None
+
+
+class AgentVersion(TypedDict):
+    """One immutable version of an agent."""
+
+    version: int
+    name: str
+    instructions: str
+    model: dict[str, Any]
+    tools: list[dict[str, Any]]
+    memory: dict[str, Any]
+    double_texting: str
+    parallel_tool_calls: bool
+    created_at: str
+    created_by: Author
+    current: bool
+    feedback: FeedbackSummary
+
+
+class Feedback(TypedDict):
+    """Feedback on a run."""
+
+    id: str
+    run_id: str
+    agent_id: str
+    agent_version: int
+    score: float
+    label: str | None
+    comment: str | None
+    created_by: Author
+    created_at: str
+
+
+class Tenant(TypedDict):
+    """A tenant."""
+
+    id: str
+    name: str
+    quotas: dict[str, Any]
+    egress_allowlist: list[str]
+    created_at: str
+
+
+class User(TypedDict):
+    """A user of the caller's tenant."""
+
+    id: str
+    email: str
+    role: str
+    created_at: str
+
+
+class ApiKey(TypedDict):
+    """An API key (never the key itself after its creation)."""
+
+    id: str
+    name: str
+    role: str
+    prefix: str
+    created_at: str
+    last_used_at: str | None
+
+
+class ApiKeyCreated(ApiKey):
+    """A new API key: ``key`` is shown this once."""
+
+    key: str
+
+
+class Tool(TypedDict, total=False):
+    """A tool: built in (``builtin``) or the tenant's HTTP tool."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    builtin: bool
+    method: str | None
+    url: str | None
+    headers: dict[str, str]
+    side_effects: bool
+    timeout_s: float | None
+    created_at: str | None
+
+
+class Webhook(TypedDict):
+    """A webhook (never its secret after its creation)."""
+
+    id: str
+    url: str
+    events: list[str]
+    created_at: str
+
+
+class WebhookCreated(Webhook):
+    """A new webhook: ``secret`` (the signing key) is shown this once."""
+
+    secret: str
+
+
+class Delivery(TypedDict):
+    """One event sent, or being sent, to a webhook."""
+
+    id: str
+    event_id: str
+    event_type: str
+    status: str
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    created_at: str
+    delivered_at: str | None
+
+
+class Memory(TypedDict):
+    """A stored memory; ``status`` is pending until its embedding is stored."""
+
+    id: str
+    subject: str
+    text: str
+    metadata: dict[str, Any]
+    status: str
+    importance: float
+    use_count: int
+    source_run_id: str | None
+    created_at: str
+    last_used_at: str | None
+
+
+class MemoryHit(TypedDict):
+    """A search result; ``score`` is the cosine similarity to the query."""
+
+    id: str
+    text: str
+    score: float
+    subject: str
+    metadata: dict[str, Any]
+
+
+class MemorySearch(TypedDict):
+    """The answer of a memory search."""
+
+    items: list[MemoryHit]
+
+
+class Erasure(TypedDict):
+    """What erasing a subject removed, per kind."""
+
+    subject: str
+    deleted: dict[str, int]
+
+
+class Secret(TypedDict):
+    """A secret's name and dates; never its value."""
+
+    name: str
+    created_at: str
+    updated_at: str
+
+
+class Me(TypedDict):
+    """Who the credentials belong to and what they may do."""
+
+    user_id: str | None
+    api_key_id: str | None
+    email: str | None
+    tenant_id: str | None
+    role: str
+    permissions: list[str]
+
+
+class TokenPair(TypedDict):
+    """Access and refresh tokens of a sign-in."""
+
+    access_token: str
+    refresh_token: str
+    token_type: str
+    expires_in: int
+
+
+class AgentUsage(TypedDict):
+    """Usage of one agent in the period."""
+
+    agent_id: str
+    agent_name: str
+    runs: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+UsageReport = TypedDict(
+    "UsageReport",
+    {
+        "tenant_id": str,
+        "from": str | None,
+        "to": str | None,
+        "runs": int,
+        "input_tokens": int,
+        "output_tokens": int,
+        "cost_usd": float,
+        "agents": list[AgentUsage],
+    },
+)
+"""The tenant's usage in a period (``from`` and ``to`` as asked), in all and per agent."""

@@ -32,7 +32,11 @@ def load_settings() -> Settings:
         console.print("[bold red]Invalid configuration:[/]")
         for error in exc.errors():
             field = ".".join(str(p) for p in error["loc"])
-            console.print(f"  AIMPACT_{field.upper()}: {error['msg']}")
+            if field:
+                console.print(f"  AIMPACT_{field.upper()}: {error['msg']}")
+            else:  # a check across settings: its message names the variables
+                for problem in error["msg"].removeprefix("Value error, ").splitlines():
+                    console.print(f"  {escape(problem)}", soft_wrap=True)
         raise typer.Exit(2) from None
     try:
         settings.load_keys()

@@ -145,8 +145,16 @@ def test_app_environment_is_settings_the_app_accepts(compose: dict[str, Any], mo
         monkeypatch.setenv(key, str(value))
     with pytest.raises(ValidationError, match="example value"):  # .env.example's placeholders never start
         Settings(_env_file=None)  # type: ignore[call-arg]
-    monkeypatch.setenv("AIMPACT_JWT_SECRET", base64.b64encode(os.urandom(48)).decode())
-    monkeypatch.setenv("AIMPACT_ENCRYPTION_KEYS", "k1:" + base64.b64encode(os.urandom(32)).decode())
+    strong = read_env_file(ENV_EXAMPLE) | {
+        "POSTGRES_PASSWORD": base64.urlsafe_b64encode(os.urandom(24)).decode(),
+        "AIMPACT_ADMIN_PASSWORD": base64.b64encode(os.urandom(24)).decode(),
+        "AIMPACT_BOOTSTRAP_API_KEY": "aim_" + os.urandom(24).hex(),
+        "AIMPACT_JWT_SECRET": base64.b64encode(os.urandom(48)).decode(),
+        "AIMPACT_ENCRYPTION_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),
+    }
+    app_env = interpolate(yaml.safe_load(COMPOSE.read_text()), strong)["services"]["api"]["environment"]
+    for key, value in app_env.items():
+        monkeypatch.setenv(key, str(value))
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.env == "prod"
     assert settings.api_host == "0.0.0.0"

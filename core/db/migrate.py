@@ -95,15 +95,17 @@ def wait_for_schema(
     """
     deadline = time.monotonic() + timeout_s
     last = ""
+    state: SchemaState | None = None
     while True:
         try:
-            state = schema_state(url)
+            read = schema_state(url)
         except SQLAlchemyError as exc:
-            line, state = f"database not reachable yet: {type(exc).__name__}", None
+            line = f"database not reachable yet: {type(exc).__name__}"
         else:
-            if state.ready or not state.known:
-                return state
-            line = state.describe()
+            state = read
+            if read.ready or not read.known:
+                return read
+            line = read.describe()
         if line != last:
             report(line)
             last = line

@@ -162,6 +162,16 @@ def test_app_environment_is_settings_the_app_accepts(compose: dict[str, Any], mo
     assert settings.temporal_target == "temporal:7233"
 
 
+def test_temporal_ui_decodes_through_the_api_codec(compose: dict[str, Any]) -> None:
+    """The UI calls the API's /codec from its own origin, with the codec-session cookie; the API admits it."""
+    ui, api = compose["services"]["temporal-ui"], compose["services"]["api"]
+    api_port = api["ports"][0].split(":")[1]
+    ui_port = ui["ports"][0].split(":")[1]
+    assert ui["environment"]["TEMPORAL_CODEC_ENDPOINT"] == f"http://localhost:{api_port}/codec"
+    assert ui["environment"]["TEMPORAL_CODEC_INCLUDE_CREDENTIALS"] == "true"
+    assert api["environment"]["AIMPACT_TEMPORAL_UI_URL"] == f"http://localhost:{ui_port}"
+
+
 def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:
     ran = False
     legacy = shutil.which("docker-compose")

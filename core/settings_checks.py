@@ -6,6 +6,7 @@ model raises them together, so one start shows everything to fix.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 _MIN_PASSWORD_CHARS = 12
 _MIN_PASSWORD_DISTINCT = 8
 _MIN_TOKEN_CHARS = 16
-_TEMPLATE_MARKS = ("<", ">", "\u2026", "{{", "${")
+_TEMPLATE = re.compile(r"<[A-Za-z][^<>]{2,}>|\u2026|\{\{|\$\{")
+"""A placeholder to fill in: ``<your key>``, an ellipsis, ``{{ value }}``, ``${VAR}``."""
 _GENERATE = {
     "secret": "`openssl rand -base64 48`",
     "key": "`echo aim_$(openssl rand -hex 24)`",
@@ -79,9 +81,9 @@ def _weak_secrets(s: Settings) -> Iterator[tuple[str, str]]:
 
 def _text_reason(value: str, *, min_bytes: int, min_distinct: int) -> str | None:
     """``weak_secret_reason`` of a typed-in value, which also must not be a template such as ``<key>``."""
-    template = next((mark for mark in _TEMPLATE_MARKS if mark in value), None)
+    template = _TEMPLATE.search(value)
     if template:
-        return f"looks like a template to fill in (contains {template!r})"
+        return f"looks like a template to fill in (contains {template.group()!r})"
     return home_keys.weak_secret_reason(value.encode(), min_bytes=min_bytes, min_distinct=min_distinct)
 
 

@@ -120,7 +120,7 @@ LOW_ENTROPY = {
     "AIMPACT_ADMIN_PASSWORD": "aaaaaaaaaaaaaaaa",
     "AIMPACT_DATABASE_URL": "postgresql+psycopg://aimpact:short@postgres:5432/aimpact",
     "AIMPACT_REDIS_URL": "redis://:111111111111111111@redis:6379/0",
-    "AIMPACT_TEMPORAL_API_KEY": "your-temporal-api-key",
+    "AIMPACT_TEMPORAL_API_KEY": "<temporal cloud api key>",
     "AIMPACT_EMBEDDER_API_KEY": "sk-xxxxxxxxxxxxxxxxxxxxxxxx",
 }
 
@@ -128,6 +128,11 @@ LOW_ENTROPY = {
 @pytest.mark.parametrize(("name", "value"), LOW_ENTROPY.items(), ids=list(LOW_ENTROPY))
 def test_low_entropy_values_are_refused_by_name(name: str, value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     assert _refused_names(_strong() | {name: value}, monkeypatch) == {name}
+
+
+def test_symbols_in_a_strong_password_are_no_template(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = _strong() | {"AIMPACT_ADMIN_PASSWORD": "q<7>Zr!x#9Lm$w>"}
+    assert _settings(env, monkeypatch).admin_password is not None
 
 
 def test_previous_jwt_secrets_are_checked_too(monkeypatch: pytest.MonkeyPatch) -> None:

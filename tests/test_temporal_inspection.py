@@ -46,14 +46,15 @@ async def _listed(stack: StackProcess, query: str, workflow_id: str, timeout_s: 
     return False
 
 
-async def _summaries(client: Client, workflow_id: str) -> list[str]:
-    """Summaries of the activities a run scheduled, in order."""
+async def _summaries(client: Client, workflow_id: str) -> list[str | None]:
+    """Summaries of the activities a run scheduled and of its local activities (markers), in order."""
     history = await client.get_workflow_handle(workflow_id).fetch_history()
     converter = client.data_converter.payload_converter
     return [
-        converter.from_payload(event.user_metadata.summary, str)
+        converter.from_payload(event.user_metadata.summary, str) if event.user_metadata.HasField("summary") else None
         for event in history.events
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and event.user_metadata.HasField("summary")
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        or event.marker_recorded_event_attributes.marker_name == "core_local_activity"
     ]
 
 
@@ -84,8 +85,10 @@ async def test_a_failed_run_is_listed_failed_queried_and_summarised(
     assert (state["status"], state["output"]) == ("completed", "Result — calculator: 81")
 
     summaries = await _summaries(temporal_client, workflow_id)
-    assert "s1 model local:local-echo" in summaries  # the failed model step (begin and finish are local)
-    assert "s3 tool calculator" in summaries
+    assert None not in summaries, summaries  # every activity says what it does
+    assert summaries[:2] == [f"begin run: agent {agent['id']} v1", "s1 model local:local-echo"]
+    assert "turn 1: failed" in summaries
     assert "turn 1: start" in summaries  # the retry's restart of the turn
-    assert all(summaries), summaries
+    assert "s3 tool calculator" in summaries
+    assert summaries[-1] == "turn 1: completed"
     await record_history(temporal_client, workflow_id, "run_status")

@@ -33,7 +33,11 @@ def load_settings() -> Settings:
         console.print("[bold red]Invalid configuration:[/]")
         for error in exc.errors():
             field = ".".join(str(p) for p in error["loc"])
-            console.print(f"  AIMPACT_{field.upper()}: {error['msg']}")
+            if field:
+                console.print(f"  AIMPACT_{field.upper()}: {error['msg']}")
+            else:  # a check across settings: its message names the variables
+                for problem in error["msg"].removeprefix("Value error, ").splitlines():
+                    console.print(f"  {escape(problem)}", soft_wrap=True)
         raise typer.Exit(2) from None
     try:
         settings.load_keys()
@@ -138,13 +142,39 @@ def worker(
 
 
 @app.command()
-def migrate() -> None:
-    """Apply database migrations."""
-    from core.db.migrate import upgrade
+def migrate(
+    check: Annotated[
+        bool, typer.Option("--check", help="Change nothing; exit 0 only if the schema is this release's.")
+    ] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Change nothing; wait until the schema is this release's (app pods).")
+    ] = False,
+    timeout: Annotated[float, typer.Option(min=0, help="Seconds --wait waits at most.")] = 300.0,
+) -> None:
+    """Apply database migrations, or (--check, --wait) verify the schema is the one this release needs."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.db.migrate import schema_state, upgrade, wait_for_schema
 
     settings = load_settings()
-    upgrade(settings.database_target)
-    console.print("migrations applied")
+    if not (check or wait):
+        upgrade(settings.database_target)
+        console.print("migrations applied")
+        return
+    if wait:
+        state = wait_for_schema(settings.database_target, timeout_s=timeout, report=console.print)
+    else:
+        try:
+            state = schema_state(settings.database_target)
+        except SQLAlchemyError as exc:
+            console.print(f"[red]database not reachable:[/] {escape(type(exc).__name__)}")
+            raise typer.Exit(1) from None
+    if state is None or not state.ready:
+        console.print(
+            f"[red]{escape(state.describe()) if state else f'database not reachable within {timeout:g} s'}[/]"
+        )
+        raise typer.Exit(1)
+    console.print(state.describe())
 
 
 @app.command()

@@ -28,7 +28,21 @@ LEGACY_DEV_JWT_SECRET = "aimpact-dev-only-jwt-secret-do-not-use-in-production"  
 LEGACY_DEV_ENCRYPTION_KEY = "dev:ZGV2LW9ubHktMzItYnl0ZS1rZXktZm9yLWFpbXBhY3Q="
 """The public keyring of earlier releases: kept decrypt-only for homes created before keys were generated."""
 
-_EXAMPLE_MARKERS = ("change-me", "changeme", "replace_me", "replace-me", "example", "secret123", "password")
+_EXAMPLE_MARKERS = (
+    "change-me",
+    "change_me",
+    "changeme",
+    "replace_me",
+    "replace-me",
+    "replaceme",
+    "example",
+    "placeholder",
+    "secret123",
+    "password",
+    "dummy",
+    "your-",
+    "your_",
+)
 _MIN_SECRET_BYTES = 32
 _MIN_DISTINCT = 12
 
@@ -37,18 +51,24 @@ class HomeKeyError(RuntimeError):
     """A key file that cannot be used; the message says why and how to fix it."""
 
 
-def weak_secret_reason(value: bytes) -> str | None:
-    """Why ``value`` is not acceptable as a production secret, or ``None`` when it is."""
-    if len(value) < _MIN_SECRET_BYTES:
-        return f"is shorter than {_MIN_SECRET_BYTES} bytes"
+def weak_secret_reason(
+    value: bytes, *, min_bytes: int = _MIN_SECRET_BYTES, min_distinct: int = _MIN_DISTINCT
+) -> str | None:
+    """Why ``value`` is not acceptable as a production secret, or ``None`` when it is.
+
+    Refused: shorter than ``min_bytes``, a public key of an earlier release, an example value
+    (``change-me``, ``REPLACE_ME``, ``your-...``), fewer than ``min_distinct`` distinct characters.
+    """
+    if len(value) < min_bytes:
+        return f"is shorter than {min_bytes} bytes"
     text = value.decode("latin-1").lower()
     if value in {LEGACY_DEV_JWT_SECRET.encode(), base64.b64decode(LEGACY_DEV_ENCRYPTION_KEY.partition(":")[2])}:
         return "is the public development key of an earlier release"
     marker = next((m for m in _EXAMPLE_MARKERS if m in text), None)
     if marker:
         return f"looks like an example value (contains {marker!r})"
-    if len(set(value)) < _MIN_DISTINCT:
-        return f"has fewer than {_MIN_DISTINCT} distinct characters (not random)"
+    if len(set(value)) < min_distinct:
+        return f"has fewer than {min_distinct} distinct characters (not random)"
     return None
 
 

@@ -13,8 +13,11 @@ from temporalio.common import SearchAttributeKey
 TENANT_ID = SearchAttributeKey.for_keyword("TenantId")
 AGENT_ID = SearchAttributeKey.for_keyword("AgentId")
 RUN_KIND = SearchAttributeKey.for_keyword("RunKind")
+RUN_STATUS = SearchAttributeKey.for_keyword("RunStatus")
+"""An agent run's status (``running``, ``waiting_approval``, ``failed``, ``completed``, ``cancelled``),
+kept current by the run, so Temporal's lists show a failed run that still waits for a retry."""
 
-SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = (TENANT_ID, AGENT_ID, RUN_KIND)
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = (TENANT_ID, AGENT_ID, RUN_KIND, RUN_STATUS)
 
 
 def new_id(prefix: str) -> str:

@@ -11,8 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from core import home_keys
-from core.crypto import parse_keyring
+from core import home_keys, settings_checks
 from core.security import API_KEY_PREFIX
 
 _ORIGIN = re.compile(r"https?://[^/\s?#]+")
@@ -47,6 +46,20 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="External PostgreSQL URL.")
     redis_url: str | None = Field(default=None, description="External Redis URL.")
     temporal_address: str | None = Field(default=None, description="External Temporal host:port.")
+    temporal_tls: bool | None = Field(
+        default=None, description="TLS to the Temporal frontend (default: on when a TLS file or an API key is set)."
+    )
+    temporal_tls_ca_file: Path | None = Field(
+        default=None, description="PEM CA bundle that signed the frontend's certificate (default: system roots)."
+    )
+    temporal_tls_cert_file: Path | None = Field(default=None, description="PEM client certificate for mTLS.")
+    temporal_tls_key_file: Path | None = Field(default=None, description="PEM private key of the client certificate.")
+    temporal_tls_server_name: str | None = Field(
+        default=None, description="Name the frontend's certificate must carry when it differs from the address host."
+    )
+    temporal_api_key: SecretStr | None = Field(
+        default=None, description="API key sent to the frontend (Temporal Cloud); implies TLS."
+    )
 
     admin_email: str = "admin@aimpact.local"
     admin_password: SecretStr | None = None
@@ -197,20 +210,13 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
-    def _strong_keys_outside_dev(self) -> Settings:
+    def _workable(self) -> Settings:
+        """Temporal TLS files that can be used; outside dev, every secret set, random and no example value."""
+        problems = settings_checks.temporal_tls_problems(self)
         if self.env != "dev":
-            if not self.jwt_signing_keys:
-                if self.jwt_secret is None:
-                    raise ValueError("jwt_secret must be set to at least 32 random bytes outside dev")
-                reason = home_keys.weak_secret_reason(self.jwt_secret.get_secret_value().encode())
-                if reason:
-                    raise ValueError(f"jwt_secret {reason}; set 32+ random bytes (e.g. `openssl rand -base64 48`)")
-            if self.encryption_keys is None:
-                raise ValueError("encryption_keys must be set outside dev")
-            for kid, key in parse_keyring(self.encryption_keys.get_secret_value()).items():
-                reason = home_keys.weak_secret_reason(key)
-                if reason:
-                    raise ValueError(f"encryption key {kid!r} {reason}; use `openssl rand -base64 32`")
+            problems += settings_checks.production_problems(self)
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     @model_validator(mode="after")
@@ -219,7 +225,8 @@ class Settings(BaseSettings):
             value = self.bootstrap_api_key.get_secret_value()
             if not value.startswith(API_KEY_PREFIX) or len(value) < len(API_KEY_PREFIX) + 24:
                 raise ValueError(
-                    f"bootstrap_api_key must start with {API_KEY_PREFIX!r} and hold at least 24 characters after it"
+                    f"AIMPACT_BOOTSTRAP_API_KEY must start with {API_KEY_PREFIX!r}"
+                    " and hold at least 24 characters after it"
                     " (API keys are recognised by that prefix; any other value could never sign in)"
                 )
         return self
@@ -289,6 +296,14 @@ class Settings(BaseSettings):
     def temporal_ui_base(self) -> str:
         """Base URL of the Temporal UI used in run links."""
         return self.temporal_ui_url or f"http://127.0.0.1:{self.temporal_ui_port}"
+
+    @property
+    def temporal_tls_enabled(self) -> bool:
+        """Whether the Temporal connection uses TLS (explicitly, or implied by a TLS file or an API key)."""
+        if self.temporal_tls is not None:
+            return self.temporal_tls
+        files = (self.temporal_tls_ca_file, self.temporal_tls_cert_file, self.temporal_tls_key_file)
+        return any(files) or bool(self.temporal_tls_server_name) or self.temporal_api_key is not None
 
     @property
     def temporal_target(self) -> str:

@@ -1,4 +1,9 @@
-"""Temporal client construction shared by the API and the workers."""
+"""Temporal client construction shared by the API and the workers.
+
+Connection options come from the settings: address and namespace, and for a secured cluster
+or Temporal Cloud TLS (a CA bundle, an mTLS client certificate and key, a server name
+override) and an API key.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from collections.abc import Sequence
 from temporalio.client import Client, Interceptor
 from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
+from temporalio.service import TLSConfig
 
 from core.codec import encrypted_data_converter
 from core.crypto import Keyring
@@ -19,6 +25,21 @@ def data_converter(settings: Settings) -> DataConverter:
     if settings.encrypt_payloads:
         return encrypted_data_converter(Keyring.from_setting(settings.encryption_keyring))
     return DataConverter.default
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """The ``tls`` argument of ``Client.connect``: ``False``, system roots (``True``), or a ``TLSConfig``."""
+    if not settings.temporal_tls_enabled:
+        return False
+    ca, cert, key = settings.temporal_tls_ca_file, settings.temporal_tls_cert_file, settings.temporal_tls_key_file
+    if not (ca or cert or settings.temporal_tls_server_name):
+        return True
+    return TLSConfig(
+        server_root_ca_cert=ca.read_bytes() if ca else None,
+        client_cert=cert.read_bytes() if cert else None,
+        client_private_key=key.read_bytes() if key else None,
+        domain=settings.temporal_tls_server_name,
+    )
 
 
 async def connect_temporal(
@@ -35,6 +56,8 @@ async def connect_temporal(
             return await Client.connect(
                 settings.temporal_target,
                 namespace=settings.temporal_namespace,
+                tls=tls_config(settings),
+                api_key=settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None,
                 data_converter=data_converter(settings),
                 runtime=runtime,
                 interceptors=interceptors,

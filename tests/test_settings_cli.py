@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+from tests.ops.support import DOCKER, read_env_file
 
 
 def test_invalid_setting_names_the_variable() -> None:
@@ -14,3 +17,23 @@ def test_invalid_setting_names_the_variable() -> None:
     assert "Invalid configuration" in result.stdout
     assert "AIMPACT_API_PORT" in result.stdout
     assert "AIMPACT_ENV" in result.stdout
+
+
+def test_production_placeholders_stop_the_cli_naming_each_variable(tmp_path: Path) -> None:
+    example = read_env_file(DOCKER / ".env.example")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIMPACT_")}
+    env |= {k: v for k, v in example.items() if k.startswith("AIMPACT_")} | {"AIMPACT_ENV": "prod"}
+    env["AIMPACT_TEMPORAL_TLS_CA_FILE"] = str(tmp_path / "missing-ca.pem")
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "migrate"], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 2
+    lines = result.stdout.splitlines()
+    for name in (
+        "AIMPACT_JWT_SECRET",
+        "AIMPACT_ENCRYPTION_KEYS",
+        "AIMPACT_BOOTSTRAP_API_KEY",
+        "AIMPACT_ADMIN_PASSWORD",
+        "AIMPACT_TEMPORAL_TLS_CA_FILE",
+    ):
+        assert any(line.strip().startswith(name) for line in lines), (name, result.stdout)

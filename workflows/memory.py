@@ -70,6 +70,7 @@ class MemoryIngestWorkflow:
                 heartbeat_timeout=timedelta(seconds=60),
                 retry_policy=retry,
                 priority=Priority(fairness_key=inp.tenant_id),
+                summary=f"embed memories {start + 1}-{start + len(batch.memory_ids)} of {len(inp.memory_ids)}",
             )
             embedded += result.embedded
         return MemoryIngestResult(embedded=embedded)
@@ -89,6 +90,7 @@ class MemoryExtractWorkflow:
             heartbeat_timeout=timedelta(seconds=30),
             retry_policy=policies.LLM_RETRY,
             priority=Priority(fairness_key=inp.tenant_id),
+            summary="extract memories from the run's thread",
         )
         return ids
 
@@ -115,6 +117,7 @@ class MemoryConsolidationWorkflow:
                 TenantPageInput(limit=page_size, after=inp.after),
                 start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
                 retry_policy=policies.DB_RETRY,
+                summary=f"list {page_size} tenants after {inp.after or 'the first'}",
             )
             last_page = len(tenants) < page_size
         result.pages += 1
@@ -162,6 +165,7 @@ class MemoryConsolidationWorkflow:
                 heartbeat_timeout=CONSOLIDATE_HEARTBEAT,
                 retry_policy=policies.CONSOLIDATE_RETRY,
                 priority=Priority(fairness_key=tenant_id),  # a platform workflow: each shard is its tenant's
+                summary=f"consolidate tenant {tenant_id}",
             )
         except ActivityError as exc:
             cause = exc.cause
@@ -191,6 +195,7 @@ class MemoryConsolidationWorkflow:
                 MemoryActivities.tenants,
                 start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
                 retry_policy=policies.DB_RETRY,
+                summary="list tenants",
             )
         result = ConsolidationResult(tenants=len(tenants))
         for tenant_id in tenants:
@@ -207,6 +212,7 @@ class MemoryConsolidationWorkflow:
                 start_to_close_timeout=CONSOLIDATE_TIMEOUT,
                 retry_policy=policies.DB_RETRY,
                 priority=Priority(fairness_key=tenant_id),  # a platform workflow: each shard is its tenant's
+                summary=f"consolidate tenant {tenant_id}",
             )
             result.by_tenant[tenant_id] = counts
             result.subjects += counts["subjects"]

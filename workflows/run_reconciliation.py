@@ -64,6 +64,7 @@ class RunReconciliationWorkflow:
                 start_to_close_timeout=PAGE_TIMEOUT,
                 heartbeat_timeout=PAGE_HEARTBEAT,
                 retry_policy=PAGE_RETRY,
+                summary=f"check {request.limit} open runs" + (f" of tenant {inp.tenant_id}" if inp.tenant_id else ""),
             )
         except ActivityError as exc:
             totals.error = activity_error_text(exc)[:MAX_ERROR_CHARS]

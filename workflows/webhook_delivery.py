@@ -67,6 +67,7 @@ class WebhookDeliveryWorkflow:
                 start_to_close_timeout=DELIVER_TIMEOUT,
                 retry_policy=retry,
                 priority=fair,
+                summary=f"deliver {inp.delivery_id}",
             )
         except ActivityError as exc:
             message = _cause(exc)
@@ -76,6 +77,7 @@ class WebhookDeliveryWorkflow:
                 start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
                 retry_policy=policies.DB_RETRY,
                 priority=fair,
+                summary=f"mark {inp.delivery_id} failed",
             )
             raise ApplicationError(
                 f"webhook delivery failed: {message}", type=WEBHOOK_DELIVERY_FAILED, non_retryable=True

@@ -91,15 +91,15 @@ def test_production_refuses_the_shipped_example_keys() -> None:
     with pytest.raises(ValidationError, match="example value"):
         Settings(env="prod", jwt_secret=SecretStr(example["AIMPACT_JWT_SECRET"]), encryption_keys=keyring)
     strong_secret = SecretStr(base64.b64encode(os.urandom(40)).decode())
-    with pytest.raises(ValidationError, match=r"encryption key 'k1'.*example value"):
+    with pytest.raises(ValidationError, match=r"AIMPACT_ENCRYPTION_KEYS key 'k1'.*example value"):
         Settings(env="prod", jwt_secret=strong_secret, encryption_keys=SecretStr(example["AIMPACT_ENCRYPTION_KEYS"]))
-    with pytest.raises(ValidationError, match="jwt_secret must be set"):
+    with pytest.raises(ValidationError, match="AIMPACT_JWT_SECRET must be set"):
         Settings(env="prod", encryption_keys=keyring, _env_file=None)  # type: ignore[call-arg]
     Settings(env="prod", jwt_secret=strong_secret, encryption_keys=keyring)
 
 
 def test_a_bootstrap_key_that_could_never_sign_in_stops_startup() -> None:
-    with pytest.raises(ValidationError, match="bootstrap_api_key must start with 'aim_'"):
+    with pytest.raises(ValidationError, match="AIMPACT_BOOTSTRAP_API_KEY must start with 'aim_'"):
         Settings(bootstrap_api_key=SecretStr("my-automation-key-0123456789abcdef"))
     with pytest.raises(ValidationError, match="at least 24"):
         Settings(bootstrap_api_key=SecretStr("aim_short"))

@@ -138,10 +138,10 @@ def test_rsa_rotation_old_key_still_verifies(tmp_path: Path) -> None:
 def test_default_secret_refused_outside_dev() -> None:
     keyring = SecretStr("k:" + base64.b64encode(os.urandom(32)).decode())
     strong = SecretStr(base64.b64encode(os.urandom(40)).decode())
-    with pytest.raises(ValueError, match="jwt_secret"):
+    with pytest.raises(ValueError, match="AIMPACT_JWT_SECRET must be set"):
         Settings(env="prod", encryption_keys=keyring, _env_file=None)  # type: ignore[call-arg]
-    with pytest.raises(ValueError, match="jwt_secret"):
+    with pytest.raises(ValueError, match="AIMPACT_JWT_SECRET is shorter"):
         Settings(env="prod", jwt_secret=SecretStr("short"), encryption_keys=keyring)
-    with pytest.raises(ValueError, match="encryption key 'k'"):  # 32 zero bytes: not a random key
+    with pytest.raises(ValueError, match="AIMPACT_ENCRYPTION_KEYS key 'k'"):  # 32 zero bytes: not a random key
         Settings(env="prod", jwt_secret=strong, encryption_keys=SecretStr("k:" + "A" * 43 + "="))
     Settings(env="prod", jwt_secret=strong, encryption_keys=keyring)

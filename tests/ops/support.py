@@ -168,7 +168,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 # --- Kustomize ------------------------------------------------------------------------------
 
 _CLUSTER_SCOPED = frozenset({"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"})
-_SUPPORTED_FIELDS = frozenset({"apiVersion", "kind", "resources", "namespace", "images", "patches"})
+_SUPPORTED_FIELDS = frozenset({"apiVersion", "kind", "resources", "namespace", "images", "patches", "replacements"})
 
 
 def _key(doc: Mapping[str, Any]) -> tuple[str, str]:
@@ -198,6 +198,52 @@ def _set_images(doc: dict[str, Any], images: list[dict[str, str]]) -> None:
             if image["name"] == name:
                 new = image.get("newName", name)
                 container["image"] = f"{new}:{image['newTag']}" if "newTag" in image else new
+
+
+def _field(doc: Any, path: str) -> tuple[Any, str | int]:
+    """The parent container and key of ``path`` (``a.b.[name=x].c``) in ``doc``."""
+    parts = path.split(".")
+    node = doc
+    for part in parts[:-1]:
+        if part.startswith("[") and "=" in part:
+            key, _, value = part.strip("[]").partition("=")
+            node = next(item for item in node if item.get(key) == value)
+        else:
+            node = node[part]
+    return node, parts[-1]
+
+
+def _delimited(value: str, options: Mapping[str, Any], replacement: str | None = None) -> str:
+    """The ``index``-th part of ``value`` split by ``delimiter`` or, with ``replacement``, ``value`` with
+    that part replaced (appended when the index is past the end, as kustomize does)."""
+    if "delimiter" not in options:
+        return value if replacement is None else replacement
+    parts = value.split(options["delimiter"])
+    index = options.get("index", 0)
+    if replacement is None:
+        if not 0 <= index < len(parts):
+            raise ValueError(f"options.index {index} is out of bounds for value {value}")
+        return parts[index]
+    if index >= len(parts):
+        parts.append(replacement)
+    else:
+        parts[index] = replacement
+    return str(options["delimiter"]).join(parts)
+
+
+def _replace(docs: list[dict[str, Any]], replacements: list[dict[str, Any]]) -> None:
+    """Kustomize ``replacements`` with a source field and targets selected by kind and name."""
+    for entry in replacements:
+        source = entry["source"]
+        doc = next(d for d in docs if _key(d) == (source["kind"], source["name"]))
+        parent, key = _field(doc, source["fieldPath"])
+        value = _delimited(parent[key], source.get("options", {}))
+        for target in entry["targets"]:
+            selected = (target["select"]["kind"], target["select"]["name"])
+            for doc in [d for d in docs if _key(d) == selected]:
+                for path in target["fieldPaths"]:
+                    parent, key = _field(doc, path)
+                    parent[key] = _delimited(parent[key], target.get("options", {}), value)
 
 
 def render_kustomization(folder: Path) -> list[dict[str, Any]]:
@@ -231,6 +277,7 @@ def render_kustomization(folder: Path) -> list[dict[str, Any]]:
         if namespace and doc["kind"] not in _CLUSTER_SCOPED:
             doc["metadata"]["namespace"] = namespace
         _set_images(doc, spec.get("images", []))
+    _replace(docs, spec.get("replacements", []))
     return docs
 
 

@@ -145,13 +145,31 @@ def test_app_environment_is_settings_the_app_accepts(compose: dict[str, Any], mo
         monkeypatch.setenv(key, str(value))
     with pytest.raises(ValidationError, match="example value"):  # .env.example's placeholders never start
         Settings(_env_file=None)  # type: ignore[call-arg]
-    monkeypatch.setenv("AIMPACT_JWT_SECRET", base64.b64encode(os.urandom(48)).decode())
-    monkeypatch.setenv("AIMPACT_ENCRYPTION_KEYS", "k1:" + base64.b64encode(os.urandom(32)).decode())
+    strong = read_env_file(ENV_EXAMPLE) | {
+        "POSTGRES_PASSWORD": base64.urlsafe_b64encode(os.urandom(24)).decode(),
+        "AIMPACT_ADMIN_PASSWORD": base64.b64encode(os.urandom(24)).decode(),
+        "AIMPACT_BOOTSTRAP_API_KEY": "aim_" + os.urandom(24).hex(),
+        "AIMPACT_JWT_SECRET": base64.b64encode(os.urandom(48)).decode(),
+        "AIMPACT_ENCRYPTION_KEYS": "k1:" + base64.b64encode(os.urandom(32)).decode(),
+    }
+    app_env = interpolate(yaml.safe_load(COMPOSE.read_text()), strong)["services"]["api"]["environment"]
+    for key, value in app_env.items():
+        monkeypatch.setenv(key, str(value))
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings.env == "prod"
     assert settings.api_host == "0.0.0.0"
     assert settings.database_target.startswith("postgresql+psycopg://aimpact:")
     assert settings.temporal_target == "temporal:7233"
+
+
+def test_temporal_ui_decodes_through_the_api_codec(compose: dict[str, Any]) -> None:
+    """The UI calls the API's /codec from its own origin, with the codec-session cookie; the API admits it."""
+    ui, api = compose["services"]["temporal-ui"], compose["services"]["api"]
+    api_port = api["ports"][0].split(":")[1]
+    ui_port = ui["ports"][0].split(":")[1]
+    assert ui["environment"]["TEMPORAL_CODEC_ENDPOINT"] == f"http://localhost:{api_port}/codec"
+    assert ui["environment"]["TEMPORAL_CODEC_INCLUDE_CREDENTIALS"] == "true"
+    assert api["environment"]["AIMPACT_TEMPORAL_UI_URL"] == f"http://localhost:{ui_port}"
 
 
 def test_docker_compose_config_accepts_the_file(tmp_path: Path) -> None:

@@ -10,12 +10,15 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
+import typer
 import yaml
 from pydantic import ValidationError
 
+from cli.main import app
 from core.settings import Settings
 from tests.ops.support import K8S, by_key, render_kustomization
 
@@ -71,6 +74,12 @@ def test_every_resource_file_validates_on_its_own() -> None:
             continue
         for doc in yaml.safe_load_all(path.read_text()):
             kubernetes_validate.validate(doc, KUBERNETES_VERSIONS[-1], strict=True)
+
+
+def _job(resources: dict) -> dict[str, Any]:
+    """The migration Job (its name carries the image tag in overlays)."""
+    (job,) = [doc for (kind, _), doc in resources.items() if kind == "Job"]
+    return job  # type: ignore[no-any-return]
 
 
 def _pod(resources: dict, kind: str, name: str) -> dict[str, Any]:
@@ -142,13 +151,13 @@ def test_config_and_secret_wiring(rendered: tuple[str, dict]) -> None:
         placeholders = resources[("Secret", "aimpact-secrets")]["stringData"]
         assert secret_keys <= set(placeholders)
         env = {**config, **placeholders}
-        with pytest.raises(ValidationError, match=r"jwt_secret|encryption"):  # placeholders never run a pod
+        with pytest.raises(ValidationError, match="AIMPACT_JWT_SECRET"):  # placeholders never run a pod
             Settings(_env_file=None, **{k.removeprefix("AIMPACT_").lower(): v for k, v in env.items() if k in known})
     else:
         assert ("Secret", "aimpact-secrets") not in resources, "the overlay's Secret is created out of band"
     workloads = [
         *(_pod(resources, "Deployment", n) for n in ("api", "worker-agents")),
-        _pod(resources, "Job", "migrate"),
+        _job(resources)["spec"]["template"]["spec"],
     ]
     for pod in workloads:
         assert pod["serviceAccountName"] == "aimpact"
@@ -159,7 +168,7 @@ def test_config_and_secret_wiring(rendered: tuple[str, dict]) -> None:
 
 def test_migration_job_migrates_then_seeds(rendered: tuple[str, dict]) -> None:
     _, resources = rendered
-    job = resources[("Job", "migrate")]["spec"]
+    job = _job(resources)["spec"]
     pod = job["template"]["spec"]
     assert [c["args"] for c in pod["initContainers"]] == [["migrate"]]
     assert [c["args"] for c in pod["containers"]] == [["seed"]]
@@ -186,3 +195,69 @@ def test_example_overlay_points_at_an_existing_temporal_cluster() -> None:
     worker = resources[("Deployment", "worker-agents")]["spec"]["template"]["spec"]["containers"][0]
     assert worker["resources"]["limits"]["memory"] == "2Gi"
     assert worker["readinessProbe"]["httpGet"]["path"] == "/readyz"  # the patch kept the base's probes
+
+
+def _render(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    return by_key(_kubectl_render(folder) or render_kustomization(folder))
+
+
+def test_each_release_gets_its_own_migration_job(tmp_path: Path) -> None:
+    """A Job's pod template is immutable: a new image tag must create a new Job, not patch the old one."""
+    assert _job(_render(OVERLAY))["metadata"]["name"] == "migrate-0.1.0"
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy)
+    kustomization = copy / "overlays" / "example" / "kustomization.yaml"
+    kustomization.write_text(kustomization.read_text().replace('newTag: "0.1.0"', 'newTag: "0.2.0-rc.1"'))
+    job = _job(_render(copy / "overlays" / "example"))
+    assert job["metadata"]["name"] == "migrate-0.2.0-rc.1"
+    images = {
+        c["image"]
+        for c in [*job["spec"]["template"]["spec"]["initContainers"], *job["spec"]["template"]["spec"]["containers"]]
+    }
+    assert images == {"registry.example.com/aimpact:0.2.0-rc.1"}
+    assert job["spec"]["ttlSecondsAfterFinished"] > 0  # finished Jobs of earlier releases go away
+
+
+def test_app_pods_wait_for_the_schema_of_their_image(rendered: tuple[str, dict]) -> None:
+    _, resources = rendered
+    options = {p.name for p in typer.main.get_command(app).commands["migrate"].params}  # type: ignore[attr-defined]
+    assert {"wait", "timeout"} <= options
+    for name in ("api", "worker-agents", "worker-webhooks"):
+        pod = _pod(resources, "Deployment", name)
+        (wait,) = pod["initContainers"]
+        assert wait["args"][:2] == ["migrate", "--wait"]
+        assert int(wait["args"][wait["args"].index("--timeout") + 1]) > 0
+        assert wait["image"] == pod["containers"][0]["image"], "the same image knows the schema it needs"
+        assert wait["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_example_ingress_serves_the_api_over_tls_and_streams_events() -> None:
+    resources = _render(OVERLAY)
+    ingress = resources[("Ingress", "api")]
+    public = urlsplit(resources[("ConfigMap", "aimpact-config")]["data"]["AIMPACT_PUBLIC_URL"])
+    assert public.scheme == "https"
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == public.hostname
+    assert ingress["spec"]["tls"][0]["hosts"] == [public.hostname]
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    service = resources[("Service", "api")]["spec"]
+    assert backend["name"] == "api"
+    assert backend["port"]["name"] in {p["name"] for p in service["ports"]}
+    annotations = ingress["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/proxy-buffering"] == "off"  # SSE events arrive as written
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) > 10 * settings.stream_keepalive_s
+    assert int(annotations["nginx.ingress.kubernetes.io/proxy-body-size"].removesuffix("m")) * 1024**2 >= (
+        settings.max_body_bytes
+    )
+
+
+def test_temporal_ui_decodes_through_the_api_codec() -> None:
+    """The separately installed UI calls the API's /codec from its origin; the API admits that origin."""
+    config = _render(OVERLAY)[("ConfigMap", "aimpact-config")]["data"]
+    values = yaml.safe_load((OVERLAY / "temporal-values.yaml").read_text())
+    env = {item["name"]: item["value"] for item in values["web"]["additionalEnv"]}
+    assert env["TEMPORAL_CODEC_ENDPOINT"] == config["AIMPACT_PUBLIC_URL"].rstrip("/") + "/codec"
+    assert env["TEMPORAL_CODEC_INCLUDE_CREDENTIALS"] == "true"  # the codec-session cookie goes along
+    ui = urlsplit(config["AIMPACT_TEMPORAL_UI_URL"])
+    assert (ui.scheme, ui.path) == ("https", ""), "CORS compares exact origins: no path"

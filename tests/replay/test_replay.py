@@ -22,6 +22,7 @@ from workflows.agent_run import (
     PARALLEL_TOOLS,
     RETRY_AT_DEADLINE,
     RUN_CLOSED_EVENT,
+    RUN_STATUS_ATTRIBUTE,
     TOOL_CALL_LIMIT,
     AgentRunWorkflow,
 )
@@ -73,6 +74,7 @@ def test_histories_exist() -> None:
         "redelivery",
         "run_closed",
         "run_closed_failed",
+        "run_status",
     }
 
 
@@ -183,3 +185,24 @@ def test_closing_runs_announce_it_behind_a_patch() -> None:
         ]
         assert [a["activityType"]["name"] for a in scheduled].count("agent_run.close") == 1
     assert not _patches(ROOT / "two_turns.json") & {RUN_CLOSED_EVENT}
+
+
+def _run_statuses(path: Path) -> list[str]:
+    """``RunStatus`` values a history upserts, in order."""
+    statuses = []
+    for event in json.loads(path.read_text())["events"]:
+        fields = event.get("upsertWorkflowSearchAttributesEventAttributes", {}).get("searchAttributes", {})
+        value = fields.get("indexedFields", {}).get("RunStatus")
+        if value:
+            statuses.append(json.loads(base64.b64decode(value["data"])))
+    return statuses
+
+
+def test_run_status_search_attribute_is_patched() -> None:
+    """Today's runs keep ``RunStatus`` current (failed while a retry is possible); earlier runs replay without."""
+    today = ROOT / "run_status.json"
+    assert RUN_STATUS_ATTRIBUTE in _patches(today)
+    assert _run_statuses(today) == ["running", "failed", "running", "completed"]
+    for earlier in ("retry_after_failure", "approval", "run_closed_failed"):
+        assert RUN_STATUS_ATTRIBUTE not in _patches(ROOT / f"{earlier}.json")
+        assert not _run_statuses(ROOT / f"{earlier}.json")

@@ -24,6 +24,7 @@ from workflows.agent_run.patches import (
     PARALLEL_TOOLS,
     RETRY_AT_DEADLINE,
     RUN_CLOSED_EVENT,
+    RUN_STATUS_ATTRIBUTE,
     TOOL_CALL_LIMIT,
 )
 from workflows.agent_run.tool_calls import MAX_CONCURRENT_TOOL_CALLS
@@ -42,6 +43,7 @@ __all__ = [
     "PARALLEL_TOOLS",
     "RETRY_AT_DEADLINE",
     "RUN_CLOSED_EVENT",
+    "RUN_STATUS_ATTRIBUTE",
     "TOOL_CALL_LIMIT",
     "AgentRunWorkflow",
 ]

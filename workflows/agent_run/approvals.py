@@ -28,7 +28,7 @@ class Approvals(RunState):
             inp.tenant_id, inp.run_id, step_id, tool_step_id="", call=call, deadline_s=binding.approval_timeout_s
         )
         self._waiting.append(step_id)  # decisions are accepted from now on, even before the record is written
-        self._loop.status = "waiting_approval"
+        self._set_status("waiting_approval")
         await self._record_approval(request)
         timeout = timedelta(seconds=binding.approval_timeout_s) if binding.approval_timeout_s else None
         if await wait_or_timeout(lambda: step_id in self._decisions, timeout, patch_id=DECISION_AT_DEADLINE):
@@ -38,7 +38,7 @@ class Approvals(RunState):
                 step_id, "reject", "deadline", f"no decision within {binding.approval_timeout_s} s"
             )
         self._waiting.remove(step_id)
-        self._loop.status = "waiting_approval" if self._waiting else "running"
+        self._set_status("waiting_approval" if self._waiting else "running")
         request.decision, request.decided_by, request.comment = decision.decision, decision.decided_by, decision.comment
         await self._record_approval(request)
         self._end_step(step_id, status="completed" if decision.decision == "approve" else "rejected")
@@ -52,5 +52,6 @@ class Approvals(RunState):
             request,
             start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
             retry_policy=policies.DB_RETRY,
+            summary=f"{request.step_id} approval of tool {request.call.name}: {request.decision or 'requested'}",
         )
         await deliver(request.tenant_id, result)

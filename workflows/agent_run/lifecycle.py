@@ -36,6 +36,7 @@ class RunLifecycle(RunState):
     async def _begin(self, inp: AgentRunInput) -> BegunRun:
         request = BeginRunInput(inp.tenant_id, inp.run_id, inp.agent_id, inp.agent_version, thread_id=inp.thread_id)
         begun: BegunRun
+        summary = f"begin run: agent {inp.agent_id} v{inp.agent_version}"
         if workflow.patched(LOCAL_BEGIN):
             # A few fast database writes: run in the workflow's own task, no activity task round trip.
             begun = await workflow.execute_local_activity_method(
@@ -43,6 +44,7 @@ class RunLifecycle(RunState):
                 request,
                 start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
                 retry_policy=policies.DB_RETRY,
+                summary=summary,
             )
         else:
             begun = await workflow.execute_activity_method(
@@ -50,13 +52,14 @@ class RunLifecycle(RunState):
                 request,
                 start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
                 retry_policy=policies.DB_RETRY,
+                summary=summary,
             )
-        self._loop.status = "running"
+        self._set_status("running")
         return begun
 
     async def _start_turn(self, inp: AgentRunInput, *, interrupted: str | None = None) -> None:
         messages, self._pending = self._pending, []
-        self._loop.status = "running"
+        self._set_status("running")
         await workflow.execute_activity_method(
             AgentRunActivities.start_turn,
             StartTurnInput(
@@ -69,6 +72,7 @@ class RunLifecycle(RunState):
             ),
             start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
             retry_policy=policies.DB_RETRY,
+            summary=f"turn {self._loop.turn}: start" + (f" (interrupts {interrupted})" if interrupted else ""),
         )
 
     async def _finish(
@@ -80,7 +84,8 @@ class RunLifecycle(RunState):
         error: dict[str, str] | None = None,
     ) -> None:
         output = answer.response.content if answer else None
-        self._loop.status, self._loop.output = status, output if answer else self._loop.output
+        self._loop.output = output if answer else self._loop.output
+        self._set_status(status)
         request = FinishRunInput(
             inp.tenant_id,
             inp.run_id,
@@ -97,14 +102,23 @@ class RunLifecycle(RunState):
         # Retried until the database takes it: a run's final status must never be lost.
         retry = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
         result: FinishRunResult | None
+        summary = f"turn {self._loop.turn}: {status}"
         if workflow.patched(LOCAL_FINISH):
             # A few fast database writes and an event: run in the workflow's own task.
             result = await workflow.execute_local_activity_method(
-                AgentRunActivities.finish, request, start_to_close_timeout=policies.DB_WRITE_TIMEOUT, retry_policy=retry
+                AgentRunActivities.finish,
+                request,
+                start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+                retry_policy=retry,
+                summary=summary,
             )
         else:
             result = await workflow.execute_activity_method(
-                AgentRunActivities.finish, request, start_to_close_timeout=policies.DB_WRITE_TIMEOUT, retry_policy=retry
+                AgentRunActivities.finish,
+                request,
+                start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+                retry_policy=retry,
+                summary=summary,
             )
         await deliver(inp.tenant_id, result)
 
@@ -155,6 +169,7 @@ class RunLifecycle(RunState):
                 CloseRunInput(tenant_id=inp.tenant_id, run_id=inp.run_id, status=status, turn=self._loop.turn),
                 start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
                 retry_policy=RetryPolicy(initial_interval=timedelta(milliseconds=100), maximum_attempts=3),
+                summary=f"close run: {status}",
             )
         except ActivityError as exc:
             workflow.logger.warning("run.closed not published", extra={"error": str(exc.cause or exc)})

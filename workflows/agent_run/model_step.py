@@ -42,6 +42,7 @@ class ModelStep(RunState):
             heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
             retry_policy=policies.llm_retry(_int_param(begun.model.params.get("max_attempts"))),
             cancellation_type=ActivityCancellationType.TRY_CANCEL,
+            summary=f"{step_id} model {begun.model.provider}:{begun.model.name}",
         )
         task = asyncio.ensure_future(call)
         try:

@@ -9,6 +9,9 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from core.contracts.agent_run import ApprovalDecision, StepView, UserMessage
     from core.contracts.llm import ChatMessage, ToolCall, Usage
+    from core.ids import RUN_STATUS
+
+from workflows.agent_run.patches import RUN_STATUS_ATTRIBUTE
 
 
 @dataclass
@@ -52,6 +55,14 @@ class RunState:
         self._plan: Plan | None = None
         self._received = 0
         self._message_prefix = "m"
+        self._listed_status: str | None = None
+
+    def _set_status(self, status: str) -> None:
+        """The run's status, also written to its ``RunStatus`` search attribute for Temporal's lists."""
+        self._loop.status = status
+        if status != self._listed_status and workflow.patched(RUN_STATUS_ATTRIBUTE):
+            workflow.upsert_search_attributes([RUN_STATUS.value_set(status)])
+            self._listed_status = status
 
     def _begin_step(self, kind: str, name: str, *, status: str = "running") -> str:
         step_id = self._loop.next_step_id()

@@ -95,6 +95,7 @@ class ToolCalls(Approvals):
                 start_to_close_timeout=timedelta(seconds=timeout) if timeout else policies.TOOL_TIMEOUT,
                 heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
                 retry_policy=policies.tool_retry(binding.max_attempts if binding else None),
+                summary=f"{step_id} tool {call.name}" + (" (rejected)" if rejection is not None else ""),
             )
         except BaseException:
             self._end_step(step_id, status="failed")
@@ -113,6 +114,7 @@ class ToolCalls(Approvals):
             ChildRunInput(inp.tenant_id, inp.run_id, step_id, agent_id, text),
             start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
             retry_policy=policies.DB_RETRY,
+            summary=f"{step_id} child run of agent {agent_id}",
         )
         if child.error:
             return ToolStepResult(content=f"error: {child.error}", is_error=True)

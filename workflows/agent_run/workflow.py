@@ -46,12 +46,16 @@ class AgentRunWorkflow(Turns, RunLifecycle):
     # -- queries and updates ----------------------------------------------------------------
 
     @workflow.query
-    def state(self, query: StateQuery) -> RunStateView:
-        """Status, steps, output, usage, turn, approvals waiting and queued messages."""
+    def state(self, query: StateQuery | None = None) -> RunStateView:
+        """Status, steps, output, usage, turn, approvals waiting and queued messages.
+
+        Without an argument (``temporal workflow query --type state``) the steps are included.
+        """
+        include_steps = query.include_steps if query is not None else True
         return RunStateView(
             run_id=self._loop.run_id,
             status=self._loop.status,
-            steps=list(self._loop.steps) if query.include_steps else [],
+            steps=list(self._loop.steps) if include_steps else [],
             output=self._loop.output,
             usage=self._loop.usage,
             turn=self._loop.turn,

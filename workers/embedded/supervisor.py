@@ -80,13 +80,18 @@ class Supervisor:
 
         Raises ``HomeInUseError``, having touched nothing, when another supervisor holds the home.
         """
+        try:
+            queues = registry.queues_to_run(self.settings)
+        except registry.UnknownQueueError as exc:
+            log.error("startup failed", error=str(exc))
+            return 1
         with HomeLock(self.settings.home):
-            return self._run_locked()
+            return self._run_locked(queues)
 
-    def _run_locked(self) -> int:
+    def _run_locked(self, queues: list[registry.Queue]) -> int:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            seeded = self._start_all()
+            seeded = self._start_all(queues)
             if self.on_ready:
                 self.on_ready(self.settings, seeded)
             self._supervise()
@@ -110,12 +115,8 @@ class Supervisor:
             self._stopping = True
             raise ShutdownRequested
 
-    def _start_all(self) -> SeedResult | None:
+    def _start_all(self, queues: list[registry.Queue]) -> SeedResult | None:
         s = self.settings
-        try:
-            queues = registry.queues_to_run(s)
-        except registry.UnknownQueueError as exc:
-            raise ServiceError(str(exc)) from None
         self._check_ports()
         if not s.database_url:
             pgdata = s.embedded_pgdata

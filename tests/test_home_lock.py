@@ -15,9 +15,10 @@ import pytest
 import redis
 
 from core.settings import Settings
-from workers.embedded import postgres
+from workers.embedded import postgres, temporal
+from workers.embedded import redis as redis_service
 from workers.embedded.home_lock import HomeInUseError, HomeLock, lock_path
-from workers.embedded.process import ManagedProcess, ServiceError
+from workers.embedded.process import ManagedProcess, ServiceError, ServiceSpec
 from workers.embedded.stack import StackProcess
 from workers.embedded.supervisor import Supervisor
 
@@ -79,6 +80,35 @@ def test_the_lock_goes_with_its_holder_not_with_the_holders_children(tmp_path: P
         os.kill(grandchild, signal.SIGKILL)
 
 
+def test_each_probe_passes_only_for_the_process_that_runs_the_service(stack: StackProcess, tmp_path: Path) -> None:
+    """The running stack's services answer every probe; only their own pid makes it pass."""
+    pids = stack.pids()
+    probes = {
+        "postgres": postgres.spec(stack.home / "postgres" / "data", tmp_path / "pg.log", None).health,
+        "redis": redis_service.spec(stack.home / "redis", tmp_path / "redis.log").health,
+        "temporal": temporal.spec(
+            db_file=tmp_path / "unused.db",
+            log_path=tmp_path / "temporal.log",
+            port=stack.ports["TEMPORAL"],
+            ui_port=stack.ports["TEMPORAL_UI"],
+            http_port=stack.ports["TEMPORAL_HTTP"],
+            metrics_port=stack.ports["TEMPORAL_METRICS"],
+            namespace="default",
+        ).health,
+        "api": _api_spec(stack).health,
+    }
+    for name, probe in probes.items():
+        assert probe(pids[name]) is True, name
+        assert probe(pids["supervisor"]) is False, name  # alive, but not the one answering
+
+
+def _api_spec(stack: StackProcess) -> ServiceSpec:
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in stack.env.items():
+            env.setenv(name, value)
+        return Supervisor(Settings()).api_spec()
+
+
 def test_a_postgres_on_a_data_dir_in_use_is_a_start_failure_not_healthy(stack: StackProcess, tmp_path: Path) -> None:
     pgdata = stack.home / "postgres" / "data"
     owner = json.loads((stack.home / "run" / "pids.json").read_text())["postgres"]
@@ -97,13 +127,9 @@ def test_a_postgres_on_a_data_dir_in_use_is_a_start_failure_not_healthy(stack: S
     assert httpx.get(f"{stack.api_url}/readyz", timeout=10).status_code == 200
 
 
-def test_an_api_that_cannot_bind_is_a_start_failure_though_its_port_answers(
-    stack: StackProcess, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_api_that_cannot_bind_is_a_start_failure_though_its_port_answers(stack: StackProcess) -> None:
     """The port answers for the running stack's API; ours cannot bind it ("address already in use")."""
-    for name, value in stack.env.items():
-        monkeypatch.setenv(name, value)
-    spec = Supervisor(Settings()).api_spec()
+    spec = _api_spec(stack)
     spec.start_timeout_s = 20
     child = ManagedProcess(spec)
     child.start()

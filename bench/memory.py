@@ -392,7 +392,7 @@ async def single_latencies(embedder: Embedder, texts: Sequence[str]) -> list[flo
 def scratch_postgres(root: Path) -> Iterator[Path]:
     """A fresh embedded PostgreSQL in ``root`` (unix socket only), as a foreground child; yields its data dir."""
     pgdata = root / "pgdata"
-    child = ManagedProcess(postgres.spec(pgdata, root / "postgres.log"))
+    child = ManagedProcess(postgres.spec(pgdata, root / "postgres.log", postgres.prepare(pgdata)))
     child.start()
     try:
         child.wait_healthy()

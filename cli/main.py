@@ -52,6 +52,8 @@ def load_settings() -> Settings:
 @app.command()
 def up() -> None:
     """Start PostgreSQL, Redis, Temporal, the workers and the API; Ctrl-C stops all."""
+    from cli.progress import StartProgress
+    from workers.embedded.home_lock import HomeInUseError
     from workers.embedded.supervisor import Supervisor
 
     settings = load_settings()
@@ -60,7 +62,11 @@ def up() -> None:
     except registry.UnknownQueueError as exc:
         console.print(f"[bold red]Invalid configuration:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
-    code = Supervisor(settings, on_ready=print_ready_table).run()
+    try:
+        code = Supervisor(settings, on_ready=print_ready_table, phases=StartProgress(console)).run()
+    except HomeInUseError as exc:
+        console.print(f"[bold red]Not started:[/] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from None
     raise typer.Exit(code)
 
 

@@ -67,6 +67,11 @@ def _prepare_binaries(user: str | None) -> None:
     _open_path_for(install)
 
 
+def initialized(pgdata: Path) -> bool:
+    """Whether ``initdb`` has already run in ``pgdata``."""
+    return (pgdata / "PG_VERSION").exists()
+
+
 def prepare(pgdata: Path) -> str | None:
     """Create the data directory with ``initdb`` once; return the user to run as."""
     user = _run_as()
@@ -77,7 +82,7 @@ def prepare(pgdata: Path) -> str | None:
         entry = pwd.getpwnam(user)
         os.chown(pgdata, entry.pw_uid, entry.pw_gid)
     pgdata.chmod(0o700)
-    if not (pgdata / "PG_VERSION").exists():
+    if not initialized(pgdata):
         result = subprocess.run(
             [str(bin_dir() / "initdb"), "--auth=trust", "--encoding=utf8", "-U", "postgres", "-D", str(pgdata)],
             user=user,
@@ -89,9 +94,8 @@ def prepare(pgdata: Path) -> str | None:
     return user
 
 
-def spec(pgdata: Path, log_path: Path) -> ServiceSpec:
-    """The supervised PostgreSQL service (call :func:`prepare` first)."""
-    user = prepare(pgdata)
+def spec(pgdata: Path, log_path: Path, user: str | None) -> ServiceSpec:
+    """The supervised PostgreSQL service, run as ``user`` (what :func:`prepare` returned)."""
     stale_pid = pgdata / "postmaster.pid"
     if stale_pid.exists() and not _pid_alive(stale_pid):
         stale_pid.unlink()
@@ -115,7 +119,7 @@ def spec(pgdata: Path, log_path: Path) -> ServiceSpec:
     return ServiceSpec(
         name="postgres",
         argv=argv,
-        health=lambda: _ready(pgdata),
+        health=lambda pid: _ready(pgdata, pid),
         log_path=log_path,
         user=user,
         stop_signal=signal.SIGINT,
@@ -123,16 +127,32 @@ def spec(pgdata: Path, log_path: Path) -> ServiceSpec:
     )
 
 
-def _pid_alive(pidfile: Path) -> bool:
+def _postmaster_pid(pidfile: Path) -> int | None:
     try:
-        pid = int(pidfile.read_text().splitlines()[0])
-        os.kill(pid, 0)
-        return True
-    except (ValueError, IndexError, ProcessLookupError, PermissionError, OSError):
+        return int(pidfile.read_text().splitlines()[0])
+    except (ValueError, IndexError, OSError):
+        return None
+
+
+def _pid_alive(pidfile: Path) -> bool:
+    pid = _postmaster_pid(pidfile)
+    if pid is None:
         return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError, OSError):
+        return False
+    return True
 
 
-def _ready(pgdata: Path) -> bool:
+def _ready(pgdata: Path, pid: int) -> bool:
+    """Whether the postmaster of ``pgdata`` is our child ``pid`` and accepts connections.
+
+    A second postmaster on a data directory in use exits ("lock file already
+    exists"); until it does, the socket answers for the other one.
+    """
+    if _postmaster_pid(pgdata / "postmaster.pid") != pid:
+        return False
     with psycopg.connect(
         host=str(pgdata), port=SOCKET_PORT, user="postgres", dbname="postgres", connect_timeout=2
     ) as conn:

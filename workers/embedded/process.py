@@ -39,7 +39,8 @@ class ServiceSpec:
 
     name: str
     argv: Sequence[str]
-    health: Callable[[], bool]
+    health: Callable[[int], bool]
+    """Probe given the child's pid: true once the service answers (and, where it can tell, it is that child)."""
     log_path: Path
     env: dict[str, str] | None = None
     user: str | None = None
@@ -59,6 +60,7 @@ class ManagedProcess:
     started_at: float = 0.0
     next_restart_at: float | None = None
     history: list[float] = field(default_factory=list)
+    log_offset: int = 0
 
     @property
     def pid(self) -> int | None:
@@ -69,6 +71,7 @@ class ManagedProcess:
         """Spawn the child (logging to its file); does not wait for health."""
         self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.spec.log_path, "ab") as out:
+            self.log_offset = out.tell()
             self.proc = subprocess.Popen(
                 list(self.spec.argv),
                 stdout=out,
@@ -83,14 +86,20 @@ class ManagedProcess:
         log.info("service started", service=self.spec.name, pid=self.proc.pid)
 
     def wait_healthy(self) -> None:
-        """Block until the health probe passes; ``ServiceError`` on exit or timeout."""
+        """Block until the probe passes while the child is alive; ``ServiceError`` on exit or timeout.
+
+        A probe that passes counts only if our child is still running afterwards: a
+        service that failed to start must not pass on another instance's answer.
+        """
+        if self.proc is None:
+            raise ServiceError(f"{self.spec.name} was not started")
         deadline = time.monotonic() + self.spec.start_timeout_s
         while time.monotonic() < deadline:
-            if self.proc is None or self.proc.poll() is not None:
-                code = self.proc.returncode if self.proc else None
-                raise ServiceError(f"{self.spec.name} exited with {code}; see {self.spec.log_path}")
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                raise ServiceError(f"{self.spec.name} exited with {code} during start{self._log_tail()}")
             try:
-                if self.spec.health():
+                if self.spec.health(self.proc.pid) and self.proc.poll() is None:
                     log.info(
                         "service healthy", service=self.spec.name, after_s=round(time.monotonic() - self.started_at, 2)
                     )
@@ -98,7 +107,18 @@ class ManagedProcess:
             except Exception as exc:  # a probe error means "not yet"
                 log.debug("health probe failed", service=self.spec.name, error=str(exc))
             time.sleep(0.1)
-        raise ServiceError(f"{self.spec.name} not healthy after {self.spec.start_timeout_s}s; see {self.spec.log_path}")
+        raise ServiceError(f"{self.spec.name} not healthy after {self.spec.start_timeout_s}s{self._log_tail()}")
+
+    def _log_tail(self, lines: int = 15) -> str:
+        """The last lines this start wrote to the log, as the end of an error message."""
+        try:
+            with open(self.spec.log_path, "rb") as log_file:
+                log_file.seek(max(self.log_offset, log_file.seek(0, os.SEEK_END) - 16_384))
+                text = log_file.read().decode(errors="replace")
+        except OSError:
+            text = ""
+        tail = "\n".join(f"  {line}" for line in text.splitlines()[-lines:])
+        return f"; last lines of {self.spec.log_path}:\n{tail}" if tail else f"; see {self.spec.log_path}"
 
     def exited(self) -> bool:
         """Whether the child has exited."""

@@ -61,13 +61,15 @@ def spec(data_dir: Path, log_path: Path) -> ServiceSpec:
         "",
     ]
     return ServiceSpec(
-        name="redis", argv=argv, health=lambda: _ping(sock), log_path=log_path, stop_signal=signal.SIGTERM
+        name="redis", argv=argv, health=lambda pid: _serving(sock, pid), log_path=log_path, stop_signal=signal.SIGTERM
     )
 
 
-def _ping(sock: Path) -> bool:
+def _serving(sock: Path, pid: int) -> bool:
+    """Whether the Redis on ``sock`` answers and is our child ``pid`` (not another stack's)."""
     client = redis.Redis(unix_socket_path=str(sock), socket_timeout=1)
     try:
-        return bool(client.ping())
+        info: dict[str, object] = client.info("server")
+        return info.get("process_id") == pid
     finally:
         client.close()

@@ -73,7 +73,7 @@ class StackProcess:
         return f"unix://{self.home / 'redis' / 'redis.sock'}"
 
     def start(self, timeout_s: float = 120) -> None:
-        """Start ``aimpact up`` and wait until ``/readyz`` answers 200."""
+        """Start ``aimpact up`` and wait until ``/readyz`` answers 200 and the supervisor has listed its children."""
         self.home.mkdir(parents=True, exist_ok=True)
         log = open(self.home / "up.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
@@ -89,7 +89,8 @@ class StackProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"aimpact up exited with {self.proc.returncode}; see {self.home / 'up.log'}")
             try:
-                if httpx.get(f"{self.api_url}/readyz", timeout=2).status_code == 200:
+                pids_written = (self.home / "run" / "pids.json").exists()
+                if pids_written and httpx.get(f"{self.api_url}/readyz", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass

@@ -2,9 +2,10 @@
 
 Order: PostgreSQL → Redis → Temporal → migrations → first-boot seed → one
 worker per task queue → API. Each service must be healthy before the next
-starts; a child that dies is restarted with backoff; SIGINT/SIGTERM stops
-every child in reverse order. Children also get ``PR_SET_PDEATHSIG`` so none
-outlives a supervisor that is killed outright.
+starts, and each phase is reported as it runs; a child that dies is restarted
+with backoff; SIGINT/SIGTERM stops every child in reverse order. Children also
+get ``PR_SET_PDEATHSIG`` so none outlives a supervisor that is killed outright.
+One supervisor per home: a second one is refused (:mod:`workers.embedded.home_lock`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from types import FrameType
+from typing import Protocol
 
 import httpx
 import structlog
@@ -27,7 +30,8 @@ from core.seed import SeedResult, seed_if_empty
 from core.settings import Settings
 from workers import registry
 from workers.embedded import postgres, redis, temporal
-from workers.embedded.ports import port_is_free
+from workers.embedded.home_lock import HomeLock
+from workers.embedded.ports import listens_on, port_is_free
 from workers.embedded.process import ManagedProcess, ServiceError, ServiceSpec
 
 log = structlog.get_logger(__name__)
@@ -37,12 +41,32 @@ class ShutdownRequested(Exception):  # noqa: N818 - a request, not an error
     """Raised by the signal handler to unwind into an orderly stop."""
 
 
+class StartPhases(Protocol):
+    """Shows each start phase while it runs (``phase`` is entered for its whole duration)."""
+
+    def phase(self, title: str) -> AbstractContextManager[object]:
+        """Context of one phase, e.g. ``"Starting Redis"``."""
+        ...
+
+
+class _Quiet:
+    def phase(self, title: str) -> AbstractContextManager[object]:
+        return nullcontext()
+
+
 class Supervisor:
     """Owns every child process of ``aimpact up``."""
 
-    def __init__(self, settings: Settings, *, on_ready: Callable[[Settings, SeedResult | None], None] | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        on_ready: Callable[[Settings, SeedResult | None], None] | None = None,
+        phases: StartPhases | None = None,
+    ):
         self.settings = settings
         self.on_ready = on_ready
+        self.phases = phases or _Quiet()
         self.children: list[ManagedProcess] = []
         self._stopping = False
 
@@ -52,10 +76,22 @@ class Supervisor:
         return self.settings.home / "logs"
 
     def run(self) -> int:
-        """Start everything and supervise until a signal; return the exit code."""
+        """Lock the home, start everything and supervise until a signal; return the exit code.
+
+        Raises ``HomeInUseError``, having touched nothing, when another supervisor holds the home.
+        """
+        try:
+            queues = registry.queues_to_run(self.settings)
+        except registry.UnknownQueueError as exc:
+            log.error("startup failed", error=str(exc))
+            return 1
+        with HomeLock(self.settings.home):
+            return self._run_locked(queues)
+
+    def _run_locked(self, queues: list[registry.Queue]) -> int:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            seeded = self._start_all()
+            seeded = self._start_all(queues)
             if self.on_ready:
                 self.on_ready(self.settings, seeded)
             self._supervise()
@@ -79,42 +115,52 @@ class Supervisor:
             self._stopping = True
             raise ShutdownRequested
 
-    def _start_all(self) -> SeedResult | None:
+    def _start_all(self, queues: list[registry.Queue]) -> SeedResult | None:
         s = self.settings
-        try:
-            queues = registry.queues_to_run(s)
-        except registry.UnknownQueueError as exc:
-            raise ServiceError(str(exc)) from None
-        s.home.mkdir(parents=True, exist_ok=True)
         self._check_ports()
         if not s.database_url:
-            self._launch(postgres.spec(s.embedded_pgdata, s.home / "logs" / "postgres.log"))
-            postgres.ensure_database(s.embedded_pgdata)
+            pgdata = s.embedded_pgdata
+            first = not postgres.initialized(pgdata)
+            with self.phases.phase("Creating the PostgreSQL database (initdb)") if first else nullcontext():
+                user = postgres.prepare(pgdata)
+            with self.phases.phase("Starting PostgreSQL"):
+                self._launch(postgres.spec(pgdata, s.home / "logs" / "postgres.log", user))
+                postgres.ensure_database(pgdata)
         if not s.redis_url:
-            self._launch(redis.spec(s.embedded_redis_dir, s.home / "logs" / "redis.log"))
+            with self.phases.phase("Starting Redis"):
+                self._launch(redis.spec(s.embedded_redis_dir, s.home / "logs" / "redis.log"))
         if not s.temporal_address:
-            self._launch(
-                temporal.spec(
-                    db_file=s.home / "temporal" / "temporal.db",
-                    log_path=s.home / "logs" / "temporal.log",
-                    port=s.temporal_port,
-                    ui_port=s.temporal_ui_port,
-                    http_port=s.temporal_http_port,
-                    metrics_port=s.temporal_metrics_port,
-                    namespace=s.temporal_namespace,
-                    ui_codec_endpoint=f"{s.api_url}/codec" if s.encrypt_payloads else None,
-                )
-            )
-        upgrade(s.database_target)
+            with self.phases.phase("Starting Temporal"):
+                self._launch(self._temporal_spec())
+        with self.phases.phase("Applying database migrations"):
+            upgrade(s.database_target)
         log.info("migrations applied")
-        seeded = asyncio.run(self._seed())
+        with self.phases.phase("Seeding the admin and the demo tenant (first start only)"):
+            seeded = asyncio.run(self._seed())
         for queue in queues:
-            self._launch(
-                self._python_child(f"worker-{queue.name}", ["worker", "--queue", queue.name], health=lambda: True)
-            )
-        self._launch(self._python_child("api", ["api"], health=self._api_healthy, start_timeout_s=60))
+            with self.phases.phase(f"Starting the {queue.name} worker"):
+                self._launch(
+                    self._python_child(
+                        f"worker-{queue.name}", ["worker", "--queue", queue.name], health=lambda _pid: True
+                    )
+                )
+        with self.phases.phase("Starting the API"):
+            self._launch(self.api_spec())
         self._write_pids()
         return seeded
+
+    def _temporal_spec(self) -> ServiceSpec:
+        s = self.settings
+        return temporal.spec(
+            db_file=s.home / "temporal" / "temporal.db",
+            log_path=s.home / "logs" / "temporal.log",
+            port=s.temporal_port,
+            ui_port=s.temporal_ui_port,
+            http_port=s.temporal_http_port,
+            metrics_port=s.temporal_metrics_port,
+            namespace=s.temporal_namespace,
+            ui_codec_endpoint=f"{s.api_url}/codec" if s.encrypt_payloads else None,
+        )
 
     async def _seed(self) -> SeedResult | None:
         engine = make_engine(self.settings.database_target, pool_size=2)
@@ -138,7 +184,7 @@ class Supervisor:
             raise ServiceError(f"ports already in use: {', '.join(busy)}; set other values for these variables")
 
     def _python_child(
-        self, name: str, args: list[str], *, health: Callable[[], bool], start_timeout_s: float = 30
+        self, name: str, args: list[str], *, health: Callable[[int], bool], start_timeout_s: float = 30
     ) -> ServiceSpec:
         env = dict(os.environ, AIMPACT_HOME=str(self.settings.home), PYTHONUNBUFFERED="1")
         env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -152,7 +198,13 @@ class Supervisor:
             start_timeout_s=start_timeout_s,
         )
 
-    def _api_healthy(self) -> bool:
+    def api_spec(self) -> ServiceSpec:
+        """The API process: healthy once it listens on its port and ``/healthz`` answers there."""
+        return self._python_child("api", ["api"], health=self._api_healthy, start_timeout_s=60)
+
+    def _api_healthy(self, pid: int) -> bool:
+        if not listens_on(pid, self.settings.api_port):
+            return False
         response = httpx.get(f"http://{self.settings.api_host}:{self.settings.api_port}/healthz", timeout=1)
         return response.status_code == 200
 

@@ -14,6 +14,7 @@ import sysconfig
 from pathlib import Path
 
 from core.ids import SEARCH_ATTRIBUTES
+from workers.embedded.ports import listens_on
 from workers.embedded.process import ServiceError, ServiceSpec
 
 FAIRNESS_FLAG = "matching.enableFairness"
@@ -76,7 +77,7 @@ def spec(
     return ServiceSpec(
         name="temporal",
         argv=argv,
-        health=lambda: _serving(binary, address),
+        health=lambda pid: listens_on(pid, port) and _serving(binary, address),
         log_path=log_path,
         stop_signal=signal.SIGTERM,
         start_timeout_s=60,

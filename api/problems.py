@@ -10,11 +10,10 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic.json_schema import models_json_schema
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.problem_types import MEDIA_TYPE, Problem, ProblemType
+from api.problem_types import MEDIA_TYPE, ProblemType
 
 log = structlog.get_logger(__name__)
 
@@ -93,23 +92,8 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return items
 
 
-def _declare_problem_schema(app: FastAPI) -> None:
-    """Add the Problem schema (the target of ``PROBLEM_RESPONSES``) to the app's OpenAPI components."""
-    _, document = models_json_schema([(Problem, "serialization")], ref_template="#/components/schemas/{model}")
-
-    def openapi() -> dict[str, Any]:
-        fresh = app.openapi_schema is None
-        schema = FastAPI.openapi(app)
-        if fresh:
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(document["$defs"])
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
 def install_problem_handlers(app: FastAPI) -> None:
-    """Answer every error of ``app`` with problem+json and declare the Problem schema in its OpenAPI document."""
-    _declare_problem_schema(app)
+    """Answer every error of ``app`` with problem+json (``api.openapi`` declares the Problem schema)."""
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:

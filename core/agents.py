@@ -6,6 +6,7 @@ import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
+from pydantic.config import JsonDict
 
 from core.contracts.agent_run import ToolBinding
 from core.contracts.llm import ModelConfig
@@ -14,6 +15,8 @@ from core.tools.builtin import BUILTIN_TOOL_NAMES
 from core.validation import CleanModel
 
 TOOL_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]{0,63}")
+TOOL_NAME_SCHEMA: JsonDict = {"pattern": f"^{TOOL_NAME.pattern}$"}
+"""The JSON Schema rule of a tool name (built-in names follow it too)."""
 
 
 class ModelSpec(CleanModel):
@@ -59,7 +62,7 @@ class ModelSpec(CleanModel):
 class ToolSpec(CleanModel):
     """A tool attached to an agent with its options."""
 
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, json_schema_extra=TOOL_NAME_SCHEMA)
     requires_approval: bool = False
     approval_timeout_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
     timeout_s: float | None = Field(default=None, gt=0, le=3600)

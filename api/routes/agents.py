@@ -141,7 +141,7 @@ async def update_agent(
     current = await repo.get_version(agent_id, agent.version)
     if current is None:
         raise _not_found(agent_id)
-    changes = body.model_dump(exclude_unset=True, exclude={"promote"}, mode="json")
+    changes = body.model_dump(exclude_unset=True, exclude_none=True, exclude={"promote"}, mode="json")
     try:
         config = AgentConfig.model_validate({**current.config, **changes})
     except ValidationError as exc:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http import HTTPStatus
 from importlib.resources import files
 from typing import Any
 
@@ -29,7 +28,7 @@ from pydantic.json_schema import models_json_schema
 from api.deps import get_principal
 from api.openapi_examples import REQUEST_EXAMPLES
 from api.permissions import AUTHENTICATED
-from api.problem_types import MEDIA_TYPE, Problem
+from api.problem_types import Problem, problem
 from api.routes.codec_auth import COOKIE, authorize_codec
 
 DOCS_URL = "/docs"
@@ -56,7 +55,6 @@ STORABLE_JSON_SCHEMA: dict[str, Any] = {
         },
     ],
 }
-PROBLEM_REF = "#/components/schemas/Problem"
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     BEARER: {
         "type": "http",
@@ -70,36 +68,6 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
         "description": "The codec session of `POST /v1/auth/codec-session` (for the Temporal UI).",
     },
 }
-_MEANING = {
-    401: "Missing or invalid credentials.",
-    403: "The caller's role lacks the permission.",
-    404: "Not found (or another tenant's).",
-    409: "The request conflicts with the resource's state.",
-    422: "A parameter or the body is invalid; `errors` names each field.",
-    429: "A quota or limit is reached; `Retry-After` says when to retry.",
-    502: "An upstream service refused the request.",
-    503: "A service the request needs is unavailable; retry later.",
-}
-_HEADERS = {
-    401: {"WWW-Authenticate": {"description": "`Bearer`.", "schema": {"type": "string"}}},
-    429: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
-}
-
-
-def problem(status: int) -> dict[str, Any]:
-    """The OpenAPI response object of a ``status`` problem."""
-    response: dict[str, Any] = {
-        "description": _MEANING.get(status, HTTPStatus(status).phrase),
-        "content": {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
-    }
-    if status in _HEADERS:
-        response["headers"] = _HEADERS[status]
-    return response
-
-
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """``responses=`` of a route whose own logic answers these problems."""
-    return {status: problem(status) for status in statuses}
 
 
 def _dependencies(dependant: Dependant) -> Iterator[Dependant]:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, StrictBool, ValidationInfo, field_validator
 from pydantic.config import JsonDict
 
 from core.tools.tenant_http import (
@@ -60,7 +60,7 @@ class ToolCreate(CleanModel):
             "additionalProperties": {"type": "string", "maxLength": 8192, "pattern": r"^[^\u0000\r\n]*$"},
         },
     )
-    side_effects: bool | None = Field(default=None, description="Default: true unless the method is GET.")
+    side_effects: StrictBool | None = Field(default=None, description="Default: true unless the method is GET.")
     timeout_s: float = Field(default=15.0, gt=0, le=120)
 
     @field_validator("name")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from api.schemas import AgentConfigPublic
 from core.agents import TOOL_NAME_SCHEMA, DoubleTexting, MemorySpec, ModelSpec, ToolSpec
@@ -23,8 +23,8 @@ class AgentUpdate(CleanModel):
     )
     memory: MemorySpec | None = None
     double_texting: DoubleTexting | None = None
-    parallel_tool_calls: bool | None = None
-    promote: bool = Field(default=True, description="Make the new version current (false: keep it for later).")
+    parallel_tool_calls: StrictBool | None = None
+    promote: StrictBool = Field(default=True, description="Make the new version current (false: keep it for later).")
 
 
 class AuthorPublic(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
 from pydantic.config import JsonDict
 
 from core.contracts.agent_run import ToolBinding
@@ -63,7 +63,7 @@ class ToolSpec(CleanModel):
     """A tool attached to an agent with its options."""
 
     name: str = Field(min_length=1, max_length=100, json_schema_extra=TOOL_NAME_SCHEMA)
-    requires_approval: bool = False
+    requires_approval: StrictBool = False
     approval_timeout_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
     timeout_s: float | None = Field(default=None, gt=0, le=3600)
     max_attempts: int | None = Field(default=None, ge=1, le=20)
@@ -83,7 +83,7 @@ class ToolSpec(CleanModel):
 class MemorySpec(CleanModel):
     """``memory`` of an agent: its thread-context budget and its long-term memory."""
 
-    enabled: bool = Field(
+    enabled: StrictBool = Field(
         default=False, description="Long-term memory: recall before each model step, extraction after each turn."
     )
     context_tokens: int = Field(
@@ -91,7 +91,7 @@ class MemorySpec(CleanModel):
     )
     recall_k: int = Field(default=5, ge=1, le=20, description="Memories recalled into the prompt per model step.")
     recall_tokens: int = Field(default=400, ge=16, le=8000, description="Cap on the recalled memories' tokens.")
-    extract: bool = Field(default=True, description="Extract facts after each completed turn (when enabled).")
+    extract: StrictBool = Field(default=True, description="Extract facts after each completed turn (when enabled).")
 
 
 DoubleTexting = Literal["reject", "enqueue", "interrupt"]
@@ -109,7 +109,7 @@ class AgentConfig(CleanModel):
     double_texting: DoubleTexting = Field(
         default="enqueue", description="What a message sent while a turn is running does."
     )
-    parallel_tool_calls: bool = Field(
+    parallel_tool_calls: StrictBool = Field(
         default=True,
         description="Run the tool calls of one model answer concurrently; false runs them one by one, in order.",
     )

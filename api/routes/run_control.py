@@ -29,7 +29,7 @@ from api.permissions import RunsApprove, RunsCancel, RunsRead, RunsStart, UsageR
 from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
 from api.routes.runs import run_or_404, run_public
-from api.schemas import Page, RunPublic, RunTurnPublic, TurnPublic, UsagePublic
+from api.schemas import IsoDatetime, Page, RunPublic, RunTurnPublic, TurnPublic, UsagePublic
 from api.state import AppState
 from core.contracts.agent_run import (
     ApprovalDecision,
@@ -271,8 +271,8 @@ async def thread_messages(
 async def usage(
     session: SessionDep,
     principal: UsageRead,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    to: Annotated[datetime | None, Query()] = None,
+    start: Annotated[IsoDatetime | None, Query(alias="from")] = None,
+    to: Annotated[IsoDatetime | None, Query()] = None,
 ) -> UsageReport:
     """Tokens, cost and runs per agent for the caller's tenant (runs created in [from, to))."""
     query: Any = (

@@ -1,55 +1,50 @@
-"""schemathesis hooks (``SCHEMATHESIS_HOOKS``): skip generated requests whose validity no schema can state.
+"""schemathesis hooks (``SCHEMATHESIS_HOOKS``): rules the OpenAPI document states but no schema can decide.
 
-Each filter names a rule the OpenAPI document describes but cannot decide:
+A schema-valid request that the API refuses (422) is forgiven only when every invalid
+field the problem names is one of these rules, none of them a matter of shape:
 
-- a ``cursor`` is an opaque token the list issued (its alphabet is in the schema; which
-  values the server issued is not), so a generated non-empty cursor is always refused;
+- ``cursor``: an opaque token the list issued (its alphabet is in the schema; which
+  values the server issued is not);
+- an agent's tools and its model's ``api_key_secret`` must name tools and secrets the
+  tenant has, each tool once (server state; names unique across the string and object forms);
 - a tool's ``parameters`` must pass the JSON Schema 2020-12 meta-schema (not embeddable
   offline) and its URL's ``{placeholders}`` must name its ``parameters.properties``
-  (a rule across two fields);
-- an agent's tools and its model's ``api_key_secret`` must name tools and secrets the
-  tenant has (server state, not shape): generated agents name built-in tools only and no secret.
+  (a rule across two fields).
+
+Every other refusal, and every other check, fails the run.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import schemathesis
 from schemathesis import HookContext
 
-from core.tools.builtin import BUILTIN_TOOL_NAMES
-from core.tools.tenant_http import parameters_problem, url_placeholders
+_UNDECIDABLE = (
+    (re.compile(r"^cursor$"), re.compile(r"^not a cursor of this list")),
+    (re.compile(r"^tools(\[\d+\]\.name)?$"), re.compile(r"^(unknown tool|each tool may appear once)")),
+    (re.compile(r"^model\.api_key_secret$"), re.compile(r".")),
+    (re.compile(r"^parameters$"), re.compile(r"^(not a valid JSON Schema|\$ref|only local \$ref)")),
+    (re.compile(r"^url$"), re.compile(r"^placeholders .* are not declared in parameters\.properties$")),
+)
 
 
-@schemathesis.hook
-def filter_query(ctx: HookContext, query: dict[str, Any] | None) -> bool:
-    """Keep requests without a cursor (or with an empty one: the first page)."""
-    return not (isinstance(query, dict) and query.get("cursor"))
-
-
-@schemathesis.hook
-def filter_body(ctx: HookContext, body: Any) -> bool:
-    """Keep tool definitions whose parameters are a JSON Schema declaring every URL placeholder."""
-    operation = ctx.operation
-    if operation is None or not isinstance(body, dict):
-        return True
-    if operation.path in ("/v1/agents", "/v1/agents/{agent_id}"):
-        return _names_existing(body)
-    if (operation.method.upper(), operation.path) != ("POST", "/v1/tools"):
-        return True
-    if not isinstance(body.get("url"), str):
-        return True
-    parameters = body.get("parameters", {"type": "object", "properties": {}})
-    if parameters_problem(parameters) is not None:
+def _undecidable(error: Any) -> bool:
+    if not isinstance(error, dict):
         return False
-    properties = parameters.get("properties") or {}
-    return all(name in properties for name in url_placeholders(body["url"]))
+    field, message = str(error.get("field", "")), str(error.get("message", ""))
+    return any(where.match(field) and what.match(message) for where, what in _UNDECIDABLE)
 
 
-def _names_existing(agent: dict[str, Any]) -> bool:
-    tools = agent.get("tools") or []
-    names = [tool.get("name") if isinstance(tool, dict) else tool for tool in tools] if isinstance(tools, list) else []
-    model = agent.get("model")
-    secret = model.get("api_key_secret") if isinstance(model, dict) else None
-    return all(name in BUILTIN_TOOL_NAMES for name in names if isinstance(name, str)) and not secret
+@schemathesis.hook
+def filter_failure(ctx: HookContext, failure: Any, case: Any, response: Any) -> bool:
+    """Keep every failure except a 422 to schema-valid data that names only undecidable rules."""
+    if getattr(failure, "code", None) != "ST202" or response.status_code != 422:
+        return True
+    try:
+        errors = response.json().get("errors") or []
+    except ValueError:
+        return True
+    return not (errors and all(_undecidable(error) for error in errors))

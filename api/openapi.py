@@ -202,7 +202,6 @@ def install_openapi(app: FastAPI) -> None:
     static = files("fastapi_offline") / "static"
     app.mount(STATIC_URL, StaticFiles(directory=str(static)), name="docs-static")
 
-    @app.get(DOCS_URL, include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         return get_swagger_ui_html(
@@ -214,7 +213,6 @@ def install_openapi(app: FastAPI) -> None:
             swagger_ui_parameters={"persistAuthorization": True},
         )
 
-    @app.get(REDOC_URL, include_in_schema=False)
     async def redoc(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         return get_redoc_html(
@@ -224,3 +222,6 @@ def install_openapi(app: FastAPI) -> None:
             redoc_favicon_url=f"{root}{STATIC_URL}/favicon.png",
             with_google_fonts=False,
         )
+
+    app.add_route(DOCS_URL, docs, include_in_schema=False)  # plain routes: pages, not API operations
+    app.add_route(REDOC_URL, redoc, include_in_schema=False)

@@ -7,6 +7,8 @@ field the problem names is one of these rules, none of them a matter of shape:
   values the server issued is not);
 - an agent's tools and its model's ``api_key_secret`` must name tools and secrets the
   tenant has, each tool once (server state; names unique across the string and object forms);
+- an ``Idempotency-Key`` already used with another body (server state: the fuzzer reuses
+  short keys such as ``0`` across bodies);
 - a tool's ``parameters`` must pass the JSON Schema 2020-12 meta-schema (not embeddable
   offline) and its URL's ``{placeholders}`` must name its ``parameters.properties``
   (a rule across two fields).
@@ -26,6 +28,7 @@ _UNDECIDABLE = (
     (re.compile(r"^cursor$"), re.compile(r"^not a cursor of this list")),
     (re.compile(r"^tools(\[\d+\]\.name)?$"), re.compile(r"^(unknown tool|each tool may appear once)")),
     (re.compile(r"^model\.api_key_secret$"), re.compile(r".")),
+    (re.compile(r"^idempotency-key$", re.IGNORECASE), re.compile(r".")),
     (re.compile(r"^parameters$"), re.compile(r"^(not a valid JSON Schema|\$ref|only local \$ref)")),
     (re.compile(r"^url$"), re.compile(r"^placeholders .* are not declared in parameters\.properties$")),
 )

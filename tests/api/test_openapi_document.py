@@ -12,18 +12,12 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 
+from api.routes.auth import PUBLIC_ROUTES
+from tests.api.routes_table import UNAUTHENTICATED
 from workers.embedded.stack import StackProcess
 
 PROBLEM = {"schema": {"$ref": "#/components/schemas/Problem"}}
-PUBLIC = {
-    ("get", "/healthz"),
-    ("get", "/readyz"),
-    ("get", "/metrics"),
-    ("post", "/v1/auth/token"),
-    ("post", "/v1/auth/refresh"),
-    ("post", "/v1/auth/logout"),
-    ("get", "/.well-known/jwks.json"),
-}
+PUBLIC = {(method.lower(), path) for method, path in PUBLIC_ROUTES} | {("get", path) for path in UNAUTHENTICATED}
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 

@@ -4,10 +4,10 @@ Every operation gets, from its route: a summary (the first line of its docstring
 bearer security scheme when a dependency authenticates, and the problem responses its
 dependencies can give (401 and 429 when authenticated, 403 when a permission is checked,
 404 for path ids, 422 for parameters and bodies); routes add the problems of their own
-logic with ``responses=problems(409)``. Request text carries the server's text rule
-(no NUL, no lone surrogates) as a pattern, cursors carry their alphabet, and the main
-request bodies carry examples. ``/docs`` (Swagger UI) and ``/redoc`` serve files shipped by the ``fastapi-offline``
-package, under ``/docs/static``: the explorer needs no network.
+logic with ``responses=problems(409)``. Request text and free JSON carry the server's
+text rule (no NUL) as a pattern, and the main request bodies carry examples. ``/docs``
+(Swagger UI) and ``/redoc`` serve files shipped by the ``fastapi-offline`` package under
+``/docs/static``: the explorer needs no network.
 """
 
 from __future__ import annotations
@@ -173,7 +173,9 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     components["securitySchemes"] = SECURITY_SCHEMES
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
-            found = derived[(path, method)]
+            found = derived.get((path, method))
+            if found is None:  # not an API route's operation (none today)
+                continue
             operation["summary"] = found.summary
             responses = operation["responses"]
             for status in found.statuses:
@@ -210,7 +212,7 @@ def install_openapi(app: FastAPI) -> None:
             swagger_js_url=f"{root}{STATIC_URL}/swagger-ui-bundle.js",
             swagger_css_url=f"{root}{STATIC_URL}/swagger-ui.css",
             swagger_favicon_url=f"{root}{STATIC_URL}/favicon.png",
-            swagger_ui_parameters={"persistAuthorization": True},
+            swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},  # no online validator badge
         )
 
     async def redoc(request: Request) -> HTMLResponse:

@@ -14,6 +14,7 @@ import pytest
 
 from api.routes.auth import PUBLIC_ROUTES
 from tests.api.routes_table import UNAUTHENTICATED
+from tests.conftest import TenantCtx
 from workers.embedded.stack import StackProcess
 
 PROBLEM = {"schema": {"$ref": "#/components/schemas/Problem"}}
@@ -75,6 +76,20 @@ async def test_every_operation_is_documented(stack: StackProcess) -> None:
     names = document["components"]["schemas"]
     assert [name for name in names if "__" in name or "." in name] == []
     assert "HTTPValidationError" not in names
+
+
+async def test_method_not_allowed_lists_the_documented_methods(stack: StackProcess, tenant: TenantCtx) -> None:
+    document = await _document(stack)
+    mismatched = []
+    for path, operations in document["paths"].items():
+        url = re.sub(r"\{\w+\}", "x_missing", path)
+        response = await tenant.http.request("PUT", url)
+        if "put" not in operations and (
+            response.status_code != 405
+            or response.headers.get("allow") != ", ".join(sorted(m.upper() for m in operations))
+        ):
+            mismatched.append(f"PUT {path}: {response.status_code} Allow: {response.headers.get('allow')}")
+    assert mismatched == []
 
 
 async def test_main_request_bodies_have_valid_examples(stack: StackProcess) -> None:

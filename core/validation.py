@@ -12,6 +12,9 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
+SPACE = r"\s\x1c-\x1f\x85\ufeff"
+"""Whitespace for a regex character class, alike in Python, ECMAScript and Rust (their ``\\s`` differ on these)."""
+
 
 def text_problem(value: str) -> str | None:
     """Why ``value`` cannot be stored, or ``None`` if it can."""

@@ -50,7 +50,7 @@ CLOSE_GRACE_S = 2.0
 MAX_CLOSE_CHECK_S = 600.0
 """The interval between those checks doubles up to this."""
 DESCRIBE_TIMEOUT = timedelta(seconds=5)
-_EVENT_ID = r"^(0|\d{1,20}-\d{1,20})$"
+_EVENT_ID = r"^(0|[0-9]{1,20}-[0-9]{1,20})$"
 _RETRY = "retry: 1000\n\n"
 SSE_FORMAT = (
     "Frames `id: <event id>`, `event: <type>` (`step.started`, `run.completed`, `run.closed`, …), `data: <JSON>`."

@@ -11,7 +11,7 @@ from core.quotas import QuotaSpec
 from core.roles import Role
 from core.validation import SPACE, CleanModel
 
-EMAIL_PATTERN = rf"^[^@{SPACE}]{{1,64}}@[^@{SPACE}]{{1,255}}$"
+EMAIL_PATTERN = rf"^[^@{SPACE}\x00]{{1,64}}@[^@{SPACE}\x00]{{1,255}}$"
 NAME = Field(min_length=1, max_length=200)
 
 

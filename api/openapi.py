@@ -4,8 +4,8 @@ Every operation gets, from its route: a summary (the first line of its docstring
 bearer security scheme when a dependency authenticates, and the problem responses its
 dependencies can give (401 and 429 when authenticated, 403 when a permission is checked,
 404 for path ids, 422 for parameters and bodies); routes add the problems of their own
-logic with ``responses=problems(409)``. Request text and free JSON carry the server's
-text rule (no NUL) as a pattern, and the main request bodies carry examples. ``/docs``
+logic with ``responses=problems(409)``. Request text and the keys of free JSON carry the
+server's text rule (no NUL) as a pattern, and the main request bodies carry examples. ``/docs``
 (Swagger UI) and ``/redoc`` serve files shipped by the ``fastapi-offline`` package under
 ``/docs/static``: the explorer needs no network.
 """
@@ -39,22 +39,6 @@ CODEC_SESSION = "codecSession"
 STORABLE_TEXT = r"^[^\u0000]*$"
 """No NUL in request text (``core.validation``; lone surrogates are refused too, but the Rust and
 ECMAScript regex engines of schema validators cannot name them)."""
-STORABLE_JSON = "StorableJson"
-STORABLE_JSON_SCHEMA: dict[str, Any] = {
-    "description": "Any JSON value whose strings and keys contain no NUL.",
-    "anyOf": [
-        {"type": "string", "pattern": STORABLE_TEXT},
-        {"type": "number"},
-        {"type": "boolean"},
-        {"type": "null"},
-        {"type": "array", "items": {"$ref": f"#/components/schemas/{STORABLE_JSON}"}},
-        {
-            "type": "object",
-            "propertyNames": {"pattern": STORABLE_TEXT},
-            "additionalProperties": {"$ref": f"#/components/schemas/{STORABLE_JSON}"},
-        },
-    ],
-}
 SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
     BEARER: {
         "type": "http",
@@ -115,8 +99,8 @@ def _text_rule(schema: Any) -> None:
     if schema.get("type") == "string" and not {"pattern", "format", "enum", "const"} & schema.keys():
         schema["pattern"] = STORABLE_TEXT
     if schema.get("type") == "object" and schema.get("additionalProperties", True) is True:
-        schema["propertyNames"] = {"pattern": STORABLE_TEXT}
-        schema["additionalProperties"] = {"$ref": f"#/components/schemas/{STORABLE_JSON}"}
+        schema["propertyNames"] = {"pattern": STORABLE_TEXT}  # values: free JSON, described, not a recursive schema
+        schema.setdefault("description", "Free JSON; its strings and keys contain no NUL.")
     for key, value in schema.items():
         if key not in ("examples", "example", "default", "enum", "const"):
             _text_rule(value)
@@ -169,7 +153,6 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
     components = document.setdefault("components", {})
     _, problem_schemas = models_json_schema([(Problem, "serialization")], ref_template="#/components/schemas/{model}")
     components.setdefault("schemas", {}).update(problem_schemas["$defs"])
-    components["schemas"][STORABLE_JSON] = STORABLE_JSON_SCHEMA
     components["securitySchemes"] = SECURITY_SCHEMES
     for path, operations in document["paths"].items():
         for method, operation in operations.items():

@@ -9,6 +9,10 @@ field the problem names is one of these rules, none of them a matter of shape:
   tenant has, each tool once (server state; names unique across the string and object forms);
 - an ``Idempotency-Key`` already used with another body (server state: the fuzzer reuses
   short keys such as ``0`` across bodies);
+- the strings inside free JSON (``metadata``, ``model.params``, ``parameters``) contain no
+  NUL: the document says so in words, since a recursive schema for it makes the fuzzer's
+  strategies deep enough to hit a CPython 3.11 bug (``ast.parse`` raising "AST constructor
+  recursion depth mismatch" deep in a recursion);
 - a tool's ``parameters`` must pass the JSON Schema 2020-12 meta-schema (not embeddable
   offline) and its URL's ``{placeholders}`` must name its ``parameters.properties``
   (a rule across two fields).
@@ -29,6 +33,7 @@ _UNDECIDABLE = (
     (re.compile(r"^tools(\[\d+\]\.name)?$"), re.compile(r"^(unknown tool|each tool may appear once)")),
     (re.compile(r"^model\.api_key_secret$"), re.compile(r".")),
     (re.compile(r"^idempotency-key$", re.IGNORECASE), re.compile(r".")),
+    (re.compile(r"^(metadata|model\.params|parameters)$"), re.compile(r"^must not contain NUL characters$")),
     (re.compile(r"^parameters$"), re.compile(r"^(not a valid JSON Schema|\$ref|only local \$ref)")),
     (re.compile(r"^url$"), re.compile(r"^placeholders .* are not declared in parameters\.properties$")),
 )

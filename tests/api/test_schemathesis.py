@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,15 +18,29 @@ ROOT = Path(__file__).resolve().parents[2]
 PYTHONPATH = [part for part in os.environ.get("PYTHONPATH", "").split(os.pathsep) if part]
 HOOKS = "tests.api.schemathesis_hooks"
 """Rules the document states but no schema can decide (server-issued cursors, existing tools): see the module."""
+SEEDS = (20261125, 20261126)
+CPYTHON_AST_BUG = "AST constructor recursion depth mismatch"
+"""CPython 3.11.7's ``ast.parse`` can raise this SystemError deep in a recursion (hypothesis describes its
+strategies with it): a run that hit it stopped a phase early, so it is run once more with the next seed."""
 
 
+@pytest.mark.timeout(900)  # two runs at most, each bounded by its own timeout
 async def test_schemathesis_all_checks_pass(stack: StackProcess, tenant: TenantCtx, engine: AsyncEngine) -> None:
     async with engine.begin() as conn:  # the fuzzer sends far more than the default per-minute quota
         await conn.execute(
             text("""update tenant set quotas = '{"requests_per_minute": 1000000}' where id = :t"""), {"t": tenant.id}
         )
+    for seed in SEEDS:
+        result = _run(stack, tenant, seed)
+        if CPYTHON_AST_BUG not in result.stdout:
+            break
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert "generated" in result.stdout
+
+
+def _run(stack: StackProcess, tenant: TenantCtx, seed: int) -> subprocess.CompletedProcess[str]:
     schemathesis = Path(sys.executable).with_name("schemathesis")
-    result = subprocess.run(
+    return subprocess.run(
         [
             str(schemathesis),
             "run",
@@ -39,7 +54,7 @@ async def test_schemathesis_all_checks_pass(stack: StackProcess, tenant: TenantC
             "--workers",
             "2",
             "--seed",
-            "20261125",
+            str(seed),
             "--request-timeout",
             "65",  # GET /v1/runs/{id}?wait_s= long-polls for up to 60 s by design
             "--max-response-time",
@@ -52,5 +67,3 @@ async def test_schemathesis_all_checks_pass(stack: StackProcess, tenant: TenantC
         timeout=400,
         env={**os.environ, "SCHEMATHESIS_HOOKS": HOOKS, "PYTHONPATH": os.pathsep.join([str(ROOT), *PYTHONPATH])},
     )
-    assert result.returncode == 0, result.stdout[-5000:]
-    assert "generated" in result.stdout

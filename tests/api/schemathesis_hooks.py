@@ -10,14 +10,17 @@ field the problem names is one of these rules, none of them a matter of shape:
 - an ``Idempotency-Key`` already used with another body (server state: the fuzzer reuses
   short keys such as ``0`` across bodies);
 - the strings inside free JSON (``metadata``, ``model.params``, ``parameters``) contain no
-  NUL: the document says so in words, since a recursive schema for it makes the fuzzer's
-  strategies deep enough to hit a CPython 3.11 bug (``ast.parse`` raising "AST constructor
-  recursion depth mismatch" deep in a recursion);
+  NUL: the document says so in words, since a recursive schema for it deepens the fuzzer's
+  strategies into the CPython bug below;
 - a tool's ``parameters`` must pass the JSON Schema 2020-12 meta-schema (not embeddable
   offline) and its URL's ``{placeholders}`` must name its ``parameters.properties``
   (a rule across two fields).
 
 Every other refusal, and every other check, fails the run.
+
+CPython 3.11.7's ``ast.parse`` raises ``SystemError: AST constructor recursion depth
+mismatch`` when called deep in a recursion; hypothesis calls it to describe the lambdas of
+a strategy (only for its ``repr``), so such a description falls back to ``<unknown>``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import re
 from typing import Any
 
 import schemathesis
+from hypothesis.internal import lambda_sources
 from schemathesis import HookContext
 
 _UNDECIDABLE = (
@@ -37,6 +41,19 @@ _UNDECIDABLE = (
     (re.compile(r"^parameters$"), re.compile(r"^(not a valid JSON Schema|\$ref|only local \$ref)")),
     (re.compile(r"^url$"), re.compile(r"^placeholders .* are not declared in parameters\.properties$")),
 )
+
+
+_describe_lambda = lambda_sources._lambda_description
+
+
+def _lambda_description(f: Any) -> str:
+    try:
+        return _describe_lambda(f)
+    except SystemError:  # the CPython ast bug of the module docstring
+        return "lambda: <unknown>"
+
+
+lambda_sources._lambda_description = _lambda_description
 
 
 def _undecidable(error: Any) -> bool:

@@ -13,6 +13,7 @@ from temporalio.converter import PayloadCodec
 
 from api.cors import CorsByPath
 from api.middleware import BodyLimitMiddleware, ObservabilityMiddleware
+from api.openapi import install_openapi
 from api.problem_types import PROBLEM_RESPONSES
 from api.problems import install_problem_handlers
 from api.routes import (
@@ -151,8 +152,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         responses=PROBLEM_RESPONSES,
         redirect_slashes=False,  # a redirect would be built from the caller's Host header
+        docs_url=None,  # api.openapi serves the explorer from the package's files, not a CDN
+        redoc_url=None,
     )
     install_problem_handlers(app)
+    install_openapi(app)
     instrument_fastapi(app, tracer_provider)
     app.add_middleware(
         BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, read_timeout_s=settings.body_read_timeout_s

@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field, field_validator
 
 from core.quotas import QuotaSpec
 from core.roles import Role
-from core.validation import CleanModel
+from core.validation import SPACE, CleanModel
 
-EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}$"
+EMAIL_PATTERN = rf"^[^@{SPACE}\x00]{{1,64}}@[^@{SPACE}\x00]{{1,255}}$"
 NAME = Field(min_length=1, max_length=200)
 
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from core.validation import CleanModel
+from core.validation import SPACE, CleanModel
 
 MAX_METADATA_BYTES = 16 * 1024
-SUBJECT_PATTERN = r"^[^\s\x00-\x1f][^\x00-\x1f]{0,199}$"
+SUBJECT_PATTERN = rf"^[^{SPACE}\x00-\x1f][^\x00-\x1f]{{0,199}}$"
 
 
 class MemoryCreate(CleanModel):

@@ -27,12 +27,18 @@ from core.validation import text_problem
 
 MAX_LIMIT = 200
 MAX_CURSOR_CHARS = 512
+CURSOR_PATTERN = "^[A-Za-z0-9_-]*$"
+"""A cursor's alphabet (unpadded base64url); only cursors the list issued decode."""
 _MAX_SEQ = 2**63 - 1
 
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page (1 to {MAX_LIMIT}).")]
 CursorParam = Annotated[
     str | None,
-    Query(max_length=MAX_CURSOR_CHARS, description="`next_cursor` of the previous page; omit for the first page."),
+    Query(
+        max_length=MAX_CURSOR_CHARS,
+        description="`next_cursor` of the previous page, unchanged; omit for the first page.",
+        json_schema_extra={"pattern": CURSOR_PATTERN},
+    ),
 ]
 
 K = TypeVar("K")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from http import HTTPStatus
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
@@ -10,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 from core.errors import problem_type
 
 MEDIA_TYPE = "application/problem+json"
+PROBLEM_REF = "#/components/schemas/Problem"
 
 
 class ProblemType(StrEnum):
@@ -125,7 +127,38 @@ class Problem(BaseModel):
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     "default": {
         "description": "A problem: every error answers `application/problem+json`.",
-        "content": {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        "content": {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
     }
 }
 """The ``responses`` of the app: the Problem schema is every route's default response."""
+
+_MEANING = {
+    401: "Missing or invalid credentials.",
+    403: "The caller's role lacks the permission.",
+    404: "Not found (or another tenant's).",
+    409: "The request conflicts with the resource's state.",
+    422: "A parameter or the body is invalid; `errors` names each field.",
+    429: "A quota or limit is reached; `Retry-After` says when to retry.",
+    502: "An upstream service refused the request.",
+    503: "A service the request needs is unavailable; retry later.",
+}
+_HEADERS = {
+    401: {"WWW-Authenticate": {"description": "`Bearer`.", "schema": {"type": "string"}}},
+    429: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+}
+
+
+def problem(status: int) -> dict[str, Any]:
+    """The OpenAPI response object of a ``status`` problem."""
+    response: dict[str, Any] = {
+        "description": _MEANING.get(status, HTTPStatus(status).phrase),
+        "content": {MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}},
+    }
+    if status in _HEADERS:
+        response["headers"] = _HEADERS[status]
+    return response
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route whose own logic answers these problems."""
+    return {status: problem(status) for status in statuses}

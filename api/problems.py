@@ -10,11 +10,12 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic.json_schema import models_json_schema
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
-from api.problem_types import MEDIA_TYPE, Problem, ProblemType
+from api.problem_types import MEDIA_TYPE, ProblemType
 
 log = structlog.get_logger(__name__)
 
@@ -119,23 +120,21 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return items
 
 
-def _declare_problem_schema(app: FastAPI) -> None:
-    """Add the Problem schema (the target of ``PROBLEM_RESPONSES``) to the app's OpenAPI components."""
-    _, document = models_json_schema([(Problem, "serialization")], ref_template="#/components/schemas/{model}")
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """The methods of the resource at ``path`` (the ``Allow`` of a 405).
 
-    def openapi() -> dict[str, Any]:
-        fresh = app.openapi_schema is None
-        schema = FastAPI.openapi(app)
-        if fresh:
-            schema.setdefault("components", {}).setdefault("schemas", {}).update(document["$defs"])
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+    The resource is the most literal path that matches: ``/v1/memories/search`` is its own,
+    not a ``/v1/memories/{memory_id}``.
+    """
+    by_params: dict[int, set[str]] = {}
+    for route in iter_route_contexts(app.routes):
+        if route.path and route.methods and compile_path(route.path)[0].match(path):
+            by_params.setdefault(route.path.count("{"), set()).update(route.methods)
+    return sorted(by_params[min(by_params)]) if by_params else []
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Answer every error of ``app`` with problem+json and declare the Problem schema in its OpenAPI document."""
-    _declare_problem_schema(app)
+    """Answer every error of ``app`` with problem+json (``api.openapi`` declares the Problem schema)."""
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
@@ -157,8 +156,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(422, f"invalid request — {detail}", slug=ProblemType.VALIDATION_ERROR, errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # a route answers only its own methods; the path may have more
+            headers["Allow"] = ", ".join(allowed_methods(app, request.url.path))
+        return problem_response(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(DataError)
     async def _unstorable(_: Request, exc: DataError) -> JSONResponse:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, field_validator
 
 from core.agents import DoubleTexting, MemorySpec, ModelSpec, ToolSpec
 from core.contracts.agent_run import RunStatus, StepKind, StepStatus
@@ -13,6 +14,17 @@ from core.validation import CleanModel
 
 T = TypeVar("T")
 MAX_INPUT_CHARS = 200_000
+_NUMBER = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def _not_a_number(value: Any) -> Any:
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be an ISO 8601 date-time such as 2026-01-31T00:00:00Z, not a number")
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_not_a_number)]
+"""A date-time in ISO 8601 only (pydantic would also read a number as Unix seconds)."""
 
 
 class Page(BaseModel, Generic[T]):

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 import httpx
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, Field, StrictBool, ValidationInfo, field_validator
+from pydantic.config import JsonDict
 
 from core.tools.tenant_http import (
     RESERVED_TOOL_NAMES,
@@ -24,6 +25,13 @@ _FORBIDDEN_HEADERS = frozenset(
 )
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+_HOST = r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z]([a-z0-9-]{0,61}[a-z0-9])?){0,3}(:[1-9][0-9]{0,3})?"
+_PCHARS = r"A-Za-z0-9._~!$&'()*+,;=:@/-"
+WEBHOOK_URL_SCHEMA: JsonDict = {"pattern": rf"^https?://{_HOST}(/[{_PCHARS}]*)?(\?[{_PCHARS}?]*)?$"}
+"""The documented shape of a webhook URL: http(s), a host name, a path and a query (no credentials, no fragment)."""
+_TEMPLATE = rf"([{_PCHARS}]|\{{[A-Za-z_][A-Za-z0-9_]*\}})"
+TOOL_URL_SCHEMA: JsonDict = {"pattern": rf"^https?://{_HOST}(/{_TEMPLATE}*)?(\?({_TEMPLATE}|\?)*)?$"}
+"""The documented shape of a tool URL: a webhook URL whose path and query may hold ``{param}`` placeholders."""
 
 
 class ToolCreate(CleanModel):
@@ -34,15 +42,25 @@ class ToolCreate(CleanModel):
     parameters: dict[str, Any] = Field(
         default_factory=lambda: {"type": "object", "properties": {}},
         description="JSON Schema of the arguments (an object).",
+        json_schema_extra={"properties": {"type": {"const": "object"}}, "required": ["type"]},
     )
     method: HttpMethod = "GET"
     url: str = Field(
-        min_length=1, max_length=2000, description="http(s) URL; {param} placeholders in the path or query."
+        min_length=1,
+        max_length=2000,
+        description="http(s) URL; {param} placeholders (declared in `parameters.properties`) in the path or query.",
+        json_schema_extra=TOOL_URL_SCHEMA,
     )
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Header values may reference secrets as {{secret:NAME}}."
+        default_factory=dict,
+        description="Header values may reference secrets as {{secret:NAME}}.",
+        json_schema_extra={
+            "maxProperties": 50,
+            "propertyNames": {"pattern": _HEADER_NAME.pattern},
+            "additionalProperties": {"type": "string", "maxLength": 8192, "pattern": r"^[^\u0000\r\n]*$"},
+        },
     )
-    side_effects: bool | None = Field(default=None, description="Default: true unless the method is GET.")
+    side_effects: StrictBool | None = Field(default=None, description="Default: true unless the method is GET.")
     timeout_s: float = Field(default=15.0, gt=0, le=120)
 
     @field_validator("name")
@@ -103,7 +121,7 @@ class ToolPublic(BaseModel):
 class WebhookCreate(CleanModel):
     """``POST /v1/webhooks``."""
 
-    url: str = Field(min_length=1, max_length=2000)
+    url: str = Field(min_length=1, max_length=2000, json_schema_extra=WEBHOOK_URL_SCHEMA)
     events: list[EventType] = Field(min_length=1, max_length=len(EVENT_TYPES))
 
     @field_validator("url")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from api.schemas import AgentConfigPublic
-from core.agents import DoubleTexting, MemorySpec, ModelSpec, ToolSpec
+from core.agents import TOOL_NAME_SCHEMA, DoubleTexting, MemorySpec, ModelSpec, ToolSpec
 from core.validation import CleanModel
 
 
@@ -17,11 +18,13 @@ class AgentUpdate(CleanModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     instructions: str | None = Field(default=None, max_length=50_000)
     model: ModelSpec | None = None
-    tools: list[ToolSpec | str] | None = Field(default=None, max_length=64)
+    tools: list[ToolSpec | Annotated[str, Field(json_schema_extra=TOOL_NAME_SCHEMA)]] | None = Field(
+        default=None, max_length=64
+    )
     memory: MemorySpec | None = None
     double_texting: DoubleTexting | None = None
-    parallel_tool_calls: bool | None = None
-    promote: bool = Field(default=True, description="Make the new version current (false: keep it for later).")
+    parallel_tool_calls: StrictBool | None = None
+    promote: StrictBool = Field(default=True, description="Make the new version current (false: keep it for later).")
 
 
 class AuthorPublic(BaseModel):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictBool, field_validator
+from pydantic.config import JsonDict
 
 from core.contracts.agent_run import ToolBinding
 from core.contracts.llm import ModelConfig
@@ -14,6 +15,8 @@ from core.tools.builtin import BUILTIN_TOOL_NAMES
 from core.validation import CleanModel
 
 TOOL_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]{0,63}")
+TOOL_NAME_SCHEMA: JsonDict = {"pattern": f"^{TOOL_NAME.pattern}$"}
+"""The JSON Schema rule of a tool name (built-in names follow it too)."""
 
 
 class ModelSpec(CleanModel):
@@ -59,8 +62,8 @@ class ModelSpec(CleanModel):
 class ToolSpec(CleanModel):
     """A tool attached to an agent with its options."""
 
-    name: str = Field(min_length=1, max_length=100)
-    requires_approval: bool = False
+    name: str = Field(min_length=1, max_length=100, json_schema_extra=TOOL_NAME_SCHEMA)
+    requires_approval: StrictBool = False
     approval_timeout_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
     timeout_s: float | None = Field(default=None, gt=0, le=3600)
     max_attempts: int | None = Field(default=None, ge=1, le=20)
@@ -80,7 +83,7 @@ class ToolSpec(CleanModel):
 class MemorySpec(CleanModel):
     """``memory`` of an agent: its thread-context budget and its long-term memory."""
 
-    enabled: bool = Field(
+    enabled: StrictBool = Field(
         default=False, description="Long-term memory: recall before each model step, extraction after each turn."
     )
     context_tokens: int = Field(
@@ -88,7 +91,7 @@ class MemorySpec(CleanModel):
     )
     recall_k: int = Field(default=5, ge=1, le=20, description="Memories recalled into the prompt per model step.")
     recall_tokens: int = Field(default=400, ge=16, le=8000, description="Cap on the recalled memories' tokens.")
-    extract: bool = Field(default=True, description="Extract facts after each completed turn (when enabled).")
+    extract: StrictBool = Field(default=True, description="Extract facts after each completed turn (when enabled).")
 
 
 DoubleTexting = Literal["reject", "enqueue", "interrupt"]
@@ -106,7 +109,7 @@ class AgentConfig(CleanModel):
     double_texting: DoubleTexting = Field(
         default="enqueue", description="What a message sent while a turn is running does."
     )
-    parallel_tool_calls: bool = Field(
+    parallel_tool_calls: StrictBool = Field(
         default=True,
         description="Run the tool calls of one model answer concurrently; false runs them one by one, in order.",
     )

@@ -1,4 +1,4 @@
-"""Input hygiene shared by every request model: no NUL bytes, no lone surrogates.
+"""Input hygiene shared by every request model: no NUL bytes, no lone surrogates, no booleans as numbers.
 
 PostgreSQL text cannot hold NUL and UTF-8 cannot encode lone surrogates, so such
 strings would fail at the database; they are refused at the boundary instead,
@@ -7,9 +7,13 @@ with the field named.
 
 from __future__ import annotations
 
-from typing import Any
+from types import NoneType, UnionType
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+
+SPACE = r"\s\x1c-\x1f\x85\ufeff"
+"""Whitespace for a regex character class, alike in Python, ECMAScript and Rust (their ``\\s`` differ on these)."""
 
 
 def text_problem(value: str) -> str | None:
@@ -39,10 +43,25 @@ def _check(value: Any, depth: int = 0) -> None:
             _check(item, depth + 1)
 
 
+def _numeric_only(annotation: Any) -> bool:
+    """Whether a field's type admits numbers (and ``None``) and nothing else."""
+    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else (annotation,)
+    kinds = [member for member in members if member is not NoneType]
+    return bool(kinds) and all(kind in (int, float) for kind in kinds)
+
+
 class CleanModel(BaseModel):
-    """A request model that refuses unknown fields and unstorable text in any field."""
+    """A request model that refuses unknown fields, unstorable text in any field and ``true`` for a number."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if isinstance(value, bool) and field is not None and _numeric_only(field.annotation):
+            raise ValueError("must be a number, not true or false")  # pydantic would read it as 1 or 0
+        return value
 
     @field_validator("*", mode="after")
     @classmethod

@@ -27,7 +27,9 @@ router = APIRouter(prefix="/v1/agents", tags=["agents"])
 AGENTS = NewestFirst("agents")
 VERSIONS = BySeq("agent-versions", lambda row: row[0].version)
 """Version numbers; the list is newest first, so a cursor's version is an upper bound."""
-VersionPath = Annotated[int, Path(ge=1, le=2**31 - 1, description="A version number of the agent.")]
+MAX_VERSION = 2**31 - 1
+"""Versions are 32-bit integers in the database."""
+VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION, description="A version number of the agent.")]
 
 
 def agent_public(agent: Agent, version: AgentVersion) -> AgentPublic:
@@ -149,7 +151,7 @@ async def update_agent(
     current = await repo.get_version(agent_id, agent.version)
     if current is None:
         raise _not_found(agent_id)
-    changes = body.model_dump(exclude_unset=True, exclude={"promote"}, mode="json")
+    changes = body.model_dump(exclude_unset=True, exclude_none=True, exclude={"promote"}, mode="json")
     try:
         config = AgentConfig.model_validate({**current.config, **changes})
     except ValidationError as exc:
@@ -209,7 +211,7 @@ async def list_versions(
 
 
 async def _version_row(repo: AgentRepository, agent_id: str, version: int) -> tuple[AgentVersion, int, float | None]:
-    rows = await repo.versions(agent_id, limit=1, before=version + 1)
+    rows = await repo.versions(agent_id, limit=1, before=version + 1 if version < MAX_VERSION else None)
     if not rows or rows[0][0].version != version:
         raise ProblemError(404, f"agent {agent_id} has no version {version}", slug=ProblemType.NOT_FOUND)
     found, n, mean = rows[0]

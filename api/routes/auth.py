@@ -10,7 +10,7 @@ from sqlmodel import select
 from api.deps import SessionDep, StateDep
 from api.identity_schemas import Me, RefreshRequest, TokenPair, TokenRequest
 from api.permissions import Authenticated
-from api.problem_types import ProblemType
+from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
 from api.state import AppState
 from core.auth.jwt_keys import TokenError
@@ -37,7 +37,7 @@ def _pair(state: AppState, user: User, refresh_token: str) -> TokenPair:
     return TokenPair(access_token=access, refresh_token=refresh_token, expires_in=state.jwt.ttl_s)
 
 
-@router.post("/v1/auth/token", response_model=TokenPair)
+@router.post("/v1/auth/token", response_model=TokenPair, responses=problems(401, 429))
 async def issue_token(body: TokenRequest, request: Request, state: StateDep, session: SessionDep) -> TokenPair:
     """Exchange email + password for tokens; throttled per account and per client IP."""
     ip = request.client.host if request.client else "unknown"
@@ -55,7 +55,7 @@ async def issue_token(body: TokenRequest, request: Request, state: StateDep, ses
     return _pair(state, user, await state.refresh_tokens.issue(session, user))
 
 
-@router.post("/v1/auth/refresh", response_model=TokenPair)
+@router.post("/v1/auth/refresh", response_model=TokenPair, responses=problems(401))
 async def refresh(body: RefreshRequest, state: StateDep, session: SessionDep) -> TokenPair:
     """Rotate a refresh token; reusing a spent one revokes its whole family."""
     try:

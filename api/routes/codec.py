@@ -35,7 +35,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.converter import PayloadCodec
 
-from api.problem_types import ProblemType
+from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
 from core.crypto import DecryptionError, decode_base64
 
@@ -80,13 +80,13 @@ def codec_router(get_codec: Callable[..., PayloadCodec], authorize: Callable[...
     """
     router = APIRouter(prefix="/codec", tags=["codec"], dependencies=[Depends(authorize)])
 
-    @router.post("/encode", openapi_extra=_OPENAPI, response_class=JSONResponse)
+    @router.post("/encode", openapi_extra=_OPENAPI, response_class=JSONResponse, responses=problems(422))
     async def encode(request: Request, codec: Annotated[PayloadCodec, Depends(get_codec)]) -> JSONResponse:
         """Encode (encrypt) payloads."""
         payloads = _parse(await request.body())
         return _answer(await codec.encode(payloads) if payloads else [])
 
-    @router.post("/decode", openapi_extra=_OPENAPI, response_class=JSONResponse)
+    @router.post("/decode", openapi_extra=_OPENAPI, response_class=JSONResponse, responses=problems(422))
     async def decode(request: Request, codec: Annotated[PayloadCodec, Depends(get_codec)]) -> JSONResponse:
         """Decode (decrypt) payloads; payloads the codec did not encode come back unchanged."""
         payloads = _parse(await request.body())

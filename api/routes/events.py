@@ -31,7 +31,7 @@ from temporalio.client import Client, RPCError, RPCStatusCode, WorkflowExecution
 
 from api.deps import StateDep
 from api.permissions import RunsRead
-from api.problem_types import ProblemType
+from api.problem_types import ProblemType, problem
 from api.problems import ProblemError
 from api.routes.runs import run_or_404
 from api.state import AppState
@@ -50,8 +50,11 @@ CLOSE_GRACE_S = 2.0
 MAX_CLOSE_CHECK_S = 600.0
 """The interval between those checks doubles up to this."""
 DESCRIBE_TIMEOUT = timedelta(seconds=5)
-_EVENT_ID = r"^(0|\d{1,20}-\d{1,20})$"
+_EVENT_ID = r"^(0|[0-9]{1,20}-[0-9]{1,20})$"
 _RETRY = "retry: 1000\n\n"
+SSE_FORMAT = (
+    "Frames `id: <event id>`, `event: <type>` (`step.started`, `run.completed`, `run.closed`, …), `data: <JSON>`."
+)
 
 
 def sse_frame(event: RunEvent) -> str:
@@ -157,8 +160,11 @@ async def _live_run(state: AppState, tenant_id: str, run_id: str, workflow_id: s
     "/v1/runs/{run_id}/events",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events"},
-        429: {"description": "Too many open event streams (per tenant or on this server); see Retry-After."},
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string", "description": SSE_FORMAT}}},
+            "description": "Server-Sent Events",
+        },
+        429: problem(429) | {"description": "Too many open event streams (per tenant or on this server)."},
     },
 )
 async def run_events(

@@ -10,7 +10,7 @@ from api.audit import audit
 from api.deps import SessionDep, StateDep
 from api.pagination import Limit, NewestFirst
 from api.permissions import RunsFeedback, RunsRead
-from api.problem_types import ProblemType
+from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
 from api.routes.runs import run_or_404
 from api.schemas import Page
@@ -39,7 +39,7 @@ def feedback_public(row: RunFeedback) -> FeedbackPublic:
     )
 
 
-@router.post("/v1/runs/{run_id}/feedback", status_code=201, response_model=FeedbackPublic)
+@router.post("/v1/runs/{run_id}/feedback", status_code=201, response_model=FeedbackPublic, responses=problems(409))
 async def give_feedback(
     run_id: str,
     body: FeedbackCreate,

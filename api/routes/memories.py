@@ -26,7 +26,7 @@ from api.memory_schemas import (
 )
 from api.pagination import BySeq, Limit, NewestFirst
 from api.permissions import MemoryErase, MemoryRead, MemoryWrite, RunsRead
-from api.problem_types import ProblemType
+from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
 from api.schemas import Page
 from core.db.repos import Keyset
@@ -67,7 +67,8 @@ def subject_ref(subject: str) -> str:
     "/v1/memories",
     status_code=201,
     response_model=MemoryPublic,
-    responses={202: {"model": MemoryPublic, "description": "Stored; the embedding is queued (embedder busy or down)."}},
+    responses=problems(409)
+    | {202: {"model": MemoryPublic, "description": "Stored; the embedding is queued (embedder busy or down)."}},
 )
 async def write_memory(
     body: MemoryCreate,
@@ -103,7 +104,7 @@ async def write_memory(
     return JSONResponse(public.model_dump(mode="json"), status_code=201 if public.status == "ready" else 202)
 
 
-@router.get("/v1/memories/search", response_model=MemorySearchResult)
+@router.get("/v1/memories/search", responses=problems(502, 503), response_model=MemorySearchResult)
 async def search_memories(
     state: StateDep,
     principal: MemoryRead,

@@ -26,10 +26,10 @@ from temporalio.exceptions import ApplicationError
 from api.deps import SessionDep, StateDep
 from api.pagination import BySeq, Limit
 from api.permissions import RunsApprove, RunsCancel, RunsRead, RunsStart, UsageRead
-from api.problem_types import ProblemType
+from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
 from api.routes.runs import run_or_404, run_public
-from api.schemas import Page, RunPublic, RunTurnPublic, TurnPublic, UsagePublic
+from api.schemas import IsoDatetime, Page, RunPublic, RunTurnPublic, TurnPublic, UsagePublic
 from api.state import AppState
 from core.contracts.agent_run import (
     ApprovalDecision,
@@ -151,7 +151,12 @@ async def _turn_of(handle: WorkflowHandle[AgentRunWorkflow, Any], accepted: Mess
     return view.turn if in_turn and view.turn < accepted.turn else accepted.turn
 
 
-@router.post("/v1/runs/{run_id}/messages", status_code=202, response_model=RunTurnPublic, responses=MESSAGE_ACCEPTED)
+@router.post(
+    "/v1/runs/{run_id}/messages",
+    status_code=202,
+    response_model=RunTurnPublic,
+    responses=MESSAGE_ACCEPTED | problems(409),
+)
 async def send_message(
     run_id: str,
     body: MessageCreate,
@@ -183,7 +188,12 @@ async def send_message(
     return RunTurnPublic(**dict(await _answer(state, session, run)), turn=turn)
 
 
-@router.post("/v1/runs/{run_id}/approvals/{step_id}", status_code=202, response_model=RunPublic, responses=ACCEPTED)
+@router.post(
+    "/v1/runs/{run_id}/approvals/{step_id}",
+    status_code=202,
+    response_model=RunPublic,
+    responses=ACCEPTED | problems(409),
+)
 async def decide_approval(
     run_id: str,
     step_id: str,
@@ -204,7 +214,7 @@ async def decide_approval(
     return await _answer(state, session, run)
 
 
-@router.post("/v1/runs/{run_id}/cancel", status_code=202, response_model=RunPublic, responses=ACCEPTED)
+@router.post("/v1/runs/{run_id}/cancel", status_code=202, response_model=RunPublic, responses=ACCEPTED | problems(409))
 async def cancel_run(run_id: str, state: StateDep, session: SessionDep, principal: RunsCancel) -> RunPublic:
     """Cancel a run (its current step is cancelled, its status becomes ``cancelled``)."""
     run = await run_or_404(session, principal.tenant_id, run_id)
@@ -220,7 +230,9 @@ async def cancel_run(run_id: str, state: StateDep, session: SessionDep, principa
     return await _answer(state, session, run)
 
 
-@router.post("/v1/runs/{run_id}/retry", status_code=202, response_model=RunTurnPublic, responses=ACCEPTED)
+@router.post(
+    "/v1/runs/{run_id}/retry", status_code=202, response_model=RunTurnPublic, responses=ACCEPTED | problems(409)
+)
 async def retry_run(run_id: str, state: StateDep, session: SessionDep, principal: RunsStart) -> RunTurnPublic:
     """Continue a failed run from the step that failed; completed steps are not repeated.
 
@@ -259,8 +271,8 @@ async def thread_messages(
 async def usage(
     session: SessionDep,
     principal: UsageRead,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    to: Annotated[datetime | None, Query()] = None,
+    start: Annotated[IsoDatetime | None, Query(alias="from")] = None,
+    to: Annotated[IsoDatetime | None, Query()] = None,
 ) -> UsageReport:
     """Tokens, cost and runs per agent for the caller's tenant (runs created in [from, to))."""
     query: Any = (

@@ -20,7 +20,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from api.deps import SessionDep, StateDep, tenant_quotas, too_many_requests
 from api.pagination import Limit, NewestFirst
 from api.permissions import RunsRead, RunsStart
-from api.problem_types import ProblemType
+from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
 from api.schemas import Page, RunCreate, RunPublic, StepPublic, TemporalLink, UsagePublic
 from api.state import AppState
@@ -111,7 +111,7 @@ async def _start_workflow(state: AppState, run: Run) -> None:
         return
 
 
-@router.post("/v1/agents/{agent_id}/runs", status_code=202, response_model=RunPublic)
+@router.post("/v1/agents/{agent_id}/runs", status_code=202, response_model=RunPublic, responses=problems(409, 503))
 async def start_run(
     agent_id: str,
     body: RunCreate,

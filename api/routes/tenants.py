@@ -13,7 +13,7 @@ from api.deps import Principal, SessionDep, StateDep
 from api.identity_schemas import TenantCreate, TenantOwnerSet, TenantPublic, TenantUpdate, UserPublic
 from api.pagination import Limit, NewestFirst
 from api.permissions import PlatformTenants, TenantRead
-from api.problem_types import ProblemType
+from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
 from api.routes.users import user_public
 from api.schemas import Page
@@ -37,7 +37,7 @@ def tenant_public(tenant: Tenant) -> TenantPublic:
     )
 
 
-@router.post("", status_code=201, response_model=TenantPublic)
+@router.post("", status_code=201, response_model=TenantPublic, responses=problems(409))
 async def create_tenant(body: TenantCreate, session: SessionDep, principal: PlatformTenants) -> TenantPublic:
     """Create a tenant and its owner."""
     tenant = Tenant(id=new_id("ten"), name=body.name)
@@ -140,7 +140,12 @@ def _email_taken() -> ProblemError:
     )
 
 
-@router.post("/{tenant_id}/owners", status_code=201, response_model=UserPublic, responses={200: {"model": UserPublic}})
+@router.post(
+    "/{tenant_id}/owners",
+    status_code=201,
+    response_model=UserPublic,
+    responses=problems(409) | {200: {"model": UserPublic}},
+)
 async def set_owner(
     tenant_id: str,
     body: TenantOwnerSet,

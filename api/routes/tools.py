@@ -14,7 +14,7 @@ from api.audit import audit
 from api.deps import SessionDep
 from api.pagination import ByText, Limit
 from api.permissions import ToolsRead, ToolsWrite
-from api.problem_types import ProblemType
+from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
 from api.schemas import Page
 from api.tool_schemas import ToolCreate, ToolPublic
@@ -93,7 +93,7 @@ async def _check_secrets_exist(session: SessionDep, tenant_id: str, headers: dic
         raise ProblemError(422, errors[0]["message"], slug=ProblemType.VALIDATION_ERROR, errors=errors)
 
 
-@router.post("", status_code=201, response_model=ToolPublic)
+@router.post("", status_code=201, response_model=ToolPublic, responses=problems(409))
 async def create_tool(
     body: ToolCreate,
     session: SessionDep,

@@ -15,7 +15,7 @@ from api.deps import Principal, SessionDep, StateDep
 from api.identity_schemas import UserCreate, UserPublic, UserUpdate
 from api.pagination import ByText, Limit
 from api.permissions import UsersManage, UsersRead
-from api.problem_types import ProblemType
+from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
 from api.schemas import Page
 from core.db.models import ApiKey, User, utcnow
@@ -60,7 +60,7 @@ async def _member(session: SessionDep, principal: Principal, user_id: str) -> Us
     return user
 
 
-@router.post("", status_code=201, response_model=UserPublic)
+@router.post("", status_code=201, response_model=UserPublic, responses=problems(409))
 async def create_user(body: UserCreate, session: SessionDep, principal: UsersManage) -> UserPublic:
     """Add a user to the caller's tenant (never with a role above the caller's)."""
     _forbid_escalation(principal, body.role)
@@ -108,7 +108,7 @@ async def list_users(
     return Page(items=[user_public(u) for u in rows], next_cursor=next_cursor)
 
 
-@router.patch("/{user_id}", response_model=UserPublic)
+@router.patch("/{user_id}", response_model=UserPublic, responses=problems(409))
 async def update_user(
     user_id: str,
     body: UserUpdate,
@@ -137,7 +137,7 @@ async def update_user(
     return user_public(user)
 
 
-@router.delete("/{user_id}", status_code=204, response_class=Response)
+@router.delete("/{user_id}", status_code=204, response_class=Response, responses=problems(409))
 async def delete_user(
     user_id: str,
     state: StateDep,

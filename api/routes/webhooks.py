@@ -10,7 +10,7 @@ from api.audit import audit
 from api.deps import SessionDep, StateDep
 from api.pagination import Limit, NewestFirst
 from api.permissions import WebhooksManage
-from api.problem_types import ProblemType
+from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
 from api.schemas import Page
 from api.tool_schemas import DeliveryPublic, WebhookCreate, WebhookCreated, WebhookPublic
@@ -47,7 +47,7 @@ def _not_found(webhook_id: str) -> ProblemError:
     return ProblemError(404, f"webhook {webhook_id} not found", slug=ProblemType.NOT_FOUND)
 
 
-@router.post("", status_code=201, response_model=WebhookCreated)
+@router.post("", status_code=201, response_model=WebhookCreated, responses=problems(409))
 async def create_webhook(
     body: WebhookCreate, state: StateDep, session: SessionDep, principal: WebhooksManage
 ) -> WebhookCreated:

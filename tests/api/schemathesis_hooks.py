@@ -1,0 +1,75 @@
+"""schemathesis hooks (``SCHEMATHESIS_HOOKS``): rules the OpenAPI document states but no schema can decide.
+
+A schema-valid request that the API refuses (422) is forgiven only when every invalid
+field the problem names is one of these rules, none of them a matter of shape:
+
+- ``cursor``: an opaque token the list issued (its alphabet is in the schema; which
+  values the server issued is not);
+- an agent's tools and its model's ``api_key_secret`` must name tools and secrets the
+  tenant has, each tool once (server state; names unique across the string and object forms);
+- an ``Idempotency-Key`` already used with another body (server state: the fuzzer reuses
+  short keys such as ``0`` across bodies);
+- the strings inside free JSON (``metadata``, ``model.params``, ``parameters``) contain no
+  NUL: the document says so in words, since a recursive schema for it deepens the fuzzer's
+  strategies into the CPython bug below;
+- a tool's ``parameters`` must pass the JSON Schema 2020-12 meta-schema (not embeddable
+  offline) and its URL's ``{placeholders}`` must name its ``parameters.properties``
+  (a rule across two fields).
+
+Every other refusal, and every other check, fails the run.
+
+CPython 3.11.7's ``ast.parse`` raises ``SystemError: AST constructor recursion depth
+mismatch`` when called deep in a recursion; hypothesis calls it to describe the lambdas of
+a strategy (only for its ``repr``), so such a description falls back to ``<unknown>``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import schemathesis
+from hypothesis.internal import lambda_sources
+from schemathesis import HookContext
+
+_UNDECIDABLE = (
+    (re.compile(r"^cursor$"), re.compile(r"^not a cursor of this list")),
+    (re.compile(r"^tools(\[\d+\]\.name)?$"), re.compile(r"^(unknown tool|each tool may appear once)")),
+    (re.compile(r"^model\.api_key_secret$"), re.compile(r".")),
+    (re.compile(r"^idempotency-key$", re.IGNORECASE), re.compile(r".")),
+    (re.compile(r"^(metadata|model\.params|parameters)$"), re.compile(r"^must not contain NUL characters$")),
+    (re.compile(r"^parameters$"), re.compile(r"^(not a valid JSON Schema|\$ref|only local \$ref)")),
+    (re.compile(r"^url$"), re.compile(r"^placeholders .* are not declared in parameters\.properties$")),
+)
+
+
+_describe_lambda = lambda_sources._lambda_description
+
+
+def _lambda_description(f: Any) -> str:
+    try:
+        return _describe_lambda(f)
+    except SystemError:  # the CPython ast bug of the module docstring
+        return "lambda: <unknown>"
+
+
+lambda_sources._lambda_description = _lambda_description
+
+
+def _undecidable(error: Any) -> bool:
+    if not isinstance(error, dict):
+        return False
+    field, message = str(error.get("field", "")), str(error.get("message", ""))
+    return any(where.match(field) and what.match(message) for where, what in _UNDECIDABLE)
+
+
+@schemathesis.hook
+def filter_failure(ctx: HookContext, failure: Any, case: Any, response: Any) -> bool:
+    """Keep every failure except a 422 to schema-valid data that names only undecidable rules."""
+    if getattr(failure, "code", None) != "ST202" or response.status_code != 422:
+        return True
+    try:
+        errors = response.json().get("errors") or []
+    except ValueError:
+        return True
+    return not (errors and all(_undecidable(error) for error in errors))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 
@@ -69,9 +70,11 @@ async def test_request_quota_bursting_tenant_gets_429_other_tenant_unaffected(
     async def burst(client: httpx.AsyncClient, n: int) -> list[httpx.Response]:
         return list(await asyncio.gather(*(client.get("/v1/agents") for _ in range(n))))
 
+    started = time.time()
     noisy, quiet = await asyncio.gather(burst(tenant.http, 200), burst(other_tenant.http, 100))
+    minutes = int(time.time() // 60) - int(started // 60) + 1  # a burst on a loaded machine may cross a minute
     limited = [r for r in noisy if r.status_code == 429]
-    assert len(limited) >= 170
+    assert len(noisy) - len(limited) <= 20 * minutes
     assert all(int(r.headers["retry-after"]) >= 1 for r in limited)
     assert limited[0].headers["content-type"].startswith("application/problem+json")
     assert [r.status_code for r in quiet] == [200] * 100

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import httpx
@@ -107,9 +108,27 @@ def _series(ops_stack: OpsStack) -> dict[str, set[tuple[str, tuple[tuple[str, st
     return {name: exposition_series(text) for name, text in texts.items()}
 
 
+IDLE_POLL_SERIES = ("temporal_activity_poll_no_task_total",)
+"""SDK series first written when a long poll comes back empty, about a minute after the worker starts: activities
+are handed to the worker eagerly with its workflow tasks, so its activity pollers come back empty until then."""
+
+
+def _wait_for_idle_poll_series(ops_stack: OpsStack, timeout_s: float = 150) -> None:
+    """Wait until the worker's activity pollers have come back empty once, so their series exist before a baseline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        names = {name for name, _ in _series(ops_stack)["sdk"]}
+        if all(series in names for series in IDLE_POLL_SERIES):
+            return
+        polls = sorted(name for name in names if "poll" in name)
+        assert time.monotonic() < deadline, f"no {IDLE_POLL_SERIES} within {timeout_s} s; poll series: {polls}"
+        time.sleep(2)
+
+
 def test_series_stay_bounded_and_carry_no_ids_across_tenants_and_runs(ops_stack: OpsStack, scrapes: Scrapes) -> None:
     (warmup_tenant, warmup_key), *tenants = asyncio.run(_tenants(ops_stack.stack.database_url, 4))
     seen = [warmup_tenant, warmup_key, *_tenant_round(ops_stack, warmup_key, runs=2)]
+    _wait_for_idle_poll_series(ops_stack)
     before = _series(ops_stack)
     for tenant_id, key in tenants:
         seen += [tenant_id, key, *_tenant_round(ops_stack, key, runs=3)]

@@ -27,7 +27,9 @@ _FORBIDDEN_HEADERS = frozenset(
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 _HOST = r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z]([a-z0-9-]{0,61}[a-z0-9])?){0,3}(:[1-9][0-9]{0,3})?"
 _PCHARS = r"A-Za-z0-9._~!$&'()*+,;=:@/-"
-WEBHOOK_URL_SCHEMA: JsonDict = {"pattern": rf"^https?://{_HOST}(/[{_PCHARS}]*)?(\?[{_PCHARS}?]*)?$"}
+_URI_TEXT = re.compile(r"(%[0-9A-Fa-f]{2}|[A-Za-z0-9._~!$&'()*+,;=:@/?#\[\]-])+")
+"""The characters a URI may hold (RFC 3986): unreserved, reserved and percent-encoded octets."""
+WEBHOOK_URL_SCHEMA: JsonDict = {"pattern": rf"^https?://{_HOST}(/[{_PCHARS}]*)?(\?[?{_PCHARS}]*)?$"}
 """The documented shape of a webhook URL: http(s), a host name, a path and a query (no credentials, no fragment)."""
 _TEMPLATE = rf"([{_PCHARS}]|\{{[A-Za-z_][A-Za-z0-9_]*\}})"
 TOOL_URL_SCHEMA: JsonDict = {"pattern": rf"^https?://{_HOST}(/{_TEMPLATE}*)?(\?({_TEMPLATE}|\?)*)?$"}
@@ -139,6 +141,8 @@ class WebhookCreate(CleanModel):
             raise ValueError("must not contain credentials")
         if url.fragment:
             raise ValueError("must not contain a fragment")
+        if not _URI_TEXT.fullmatch(value):
+            raise ValueError("must hold only URI characters (RFC 3986): percent-encode the others")
         return value
 
     @field_validator("events")

@@ -7,6 +7,7 @@ field the problem names is one of these rules, none of them a matter of shape:
   values the server issued is not);
 - an agent's tools and its model's ``api_key_secret`` must name tools and secrets the
   tenant has, each tool once (server state; names unique across the string and object forms);
+  so must a tool header's ``{{secret:NAME}}`` references;
 - an ``Idempotency-Key`` already used with another body (server state: the fuzzer reuses
   short keys such as ``0`` across bodies);
 - the strings inside free JSON (``metadata``, ``model.params``, ``parameters``) contain no
@@ -36,6 +37,7 @@ _UNDECIDABLE = (
     (re.compile(r"^cursor$"), re.compile(r"^not a cursor of this list")),
     (re.compile(r"^tools(\[\d+\]\.name)?$"), re.compile(r"^(unknown tool|each tool may appear once)")),
     (re.compile(r"^model\.api_key_secret$"), re.compile(r".")),
+    (re.compile(r"^headers\..+$"), re.compile(r"^unknown secret ")),
     (re.compile(r"^idempotency-key$", re.IGNORECASE), re.compile(r".")),
     (re.compile(r"^(metadata|model\.params|parameters)$"), re.compile(r"^must not contain NUL characters$")),
     (re.compile(r"^parameters$"), re.compile(r"^(not a valid JSON Schema|\$ref|only local \$ref)")),

@@ -71,6 +71,8 @@ async def test_create_shows_the_secret_once(
         ({"url": "http://"}, "url"),
         ({"url": "https://user:pw@hooks.example.com/"}, "url"),
         ({"url": "javascript:alert(1)"}, "url"),
+        ({"url": "https://hooks.example.com/?q=<x>"}, "url"),
+        ({"url": "https://hooks.example.com/a b"}, "url"),
         ({"url": "https://hooks.example.com/" + "a" * 2000}, "url"),
         ({"events": []}, "events"),
         ({"events": ["run.started"]}, "events[0]"),

@@ -42,10 +42,14 @@ class ApprovalActivities(AgentRunBase):
             started_at=utcnow() if waiting else None,
             ended_at=None if waiting else utcnow(),
         )
-        await self._record(inp.tenant_id, inp.run_id, step)
         if waiting:
-            await self._projection.set_status(inp.tenant_id, inp.run_id, "waiting_approval")
+            async with self._projection.engine.begin() as conn:  # a reader sees the waiting step and status together
+                await self._projection.record_step(inp.tenant_id, inp.run_id, step, conn=conn)
+                await self._projection.set_status(inp.tenant_id, inp.run_id, "waiting_approval", conn=conn)
+            await self._announce(inp.tenant_id, inp.run_id, step)
         else:
+            # The decision commits first, so concurrent decisions each see the others' steps when they check.
+            await self._record(inp.tenant_id, inp.run_id, step)
             await self._projection.resume_after_approval(inp.tenant_id, inp.run_id)
         if info.attempt == 1:
             metrics.APPROVALS_WAITING.inc() if waiting else metrics.APPROVALS_WAITING.dec()

@@ -213,10 +213,12 @@ class RunProjection:
             row = (await conn.execute(select(_run.c.agent_version, _run.c.thread_id).where(_run.c.id == run_id))).one()
         return run_id, row.agent_version, row.thread_id
 
-    async def set_status(self, tenant_id: str, run_id: str, status: str) -> None:
+    async def set_status(
+        self, tenant_id: str, run_id: str, status: str, *, conn: AsyncConnection | None = None
+    ) -> None:
         """Change a run's status (running, waiting_approval, …); a cancelled run stays cancelled."""
-        async with statement(self._engine) as conn:
-            await conn.execute(
+        async with statement(self._engine, conn) as tx:
+            await tx.execute(
                 update(_run)
                 .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id, _run.c.status != "cancelled")
                 .values(status=status, updated_at=utcnow())

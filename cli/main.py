@@ -132,6 +132,7 @@ def worker(
     queue: Annotated[str, typer.Option(help=f"Task queue to serve: {' | '.join(registry.QUEUES)}.")] = "agents",
 ) -> None:
     """Run the worker of one task queue."""
+    from core.temporal import MissingSearchAttributesError
     from workers.runner import run_worker
 
     settings = load_settings()
@@ -140,7 +141,11 @@ def worker(
     except registry.UnknownQueueError as exc:
         console.print(f"[red]{escape(str(exc))}[/]")
         raise typer.Exit(2) from None
-    asyncio.run(run_worker(settings, queue))
+    try:
+        asyncio.run(run_worker(settings, queue))
+    except MissingSearchAttributesError as exc:
+        console.print(f"[bold red]Invalid configuration:[/] {escape(str(exc))}")
+        raise typer.Exit(2) from None
     # The SDK's metrics runtime can crash the interpreter during finalisation
     # (temporalio/sdk-python#300); everything is flushed and stopped by now.
     logging.shutdown()

@@ -10,14 +10,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import structlog
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client, Interceptor
 from temporalio.converter import DataConverter
 from temporalio.runtime import Runtime
-from temporalio.service import TLSConfig
+from temporalio.service import RPCError, TLSConfig
 
 from core.codec import encrypted_data_converter
 from core.crypto import Keyring
+from core.ids import SEARCH_ATTRIBUTES
 from core.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class MissingSearchAttributesError(RuntimeError):
+    """The namespace lacks search attributes the platform's workflows write."""
 
 
 def data_converter(settings: Settings) -> DataConverter:
@@ -68,3 +78,32 @@ async def connect_temporal(
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
     raise AssertionError("unreachable")
+
+
+async def check_search_attributes(client: Client) -> None:
+    """Refuse a namespace without the platform's Keyword search attributes (a run could not write them).
+
+    A cluster that does not let this client list them (Temporal Cloud without operator rights)
+    is only warned about: the README's operator guide says to register them first.
+
+    Raises:
+        MissingSearchAttributesError: One or more are absent or not of type Keyword.
+    """
+    try:
+        listed = await client.operator_service.list_search_attributes(
+            ListSearchAttributesRequest(namespace=client.namespace)
+        )
+    except RPCError as exc:
+        log.warning("search attributes not checked", namespace=client.namespace, error=str(exc))
+        return
+    keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+    missing = [key.name for key in SEARCH_ATTRIBUTES if listed.custom_attributes.get(key.name) != keyword]
+    if missing:
+        create = " && ".join(
+            f"temporal operator search-attribute create --namespace {client.namespace} --name {name} --type Keyword"
+            for name in missing
+        )
+        raise MissingSearchAttributesError(
+            f"namespace {client.namespace!r} lacks the Keyword search attributes {', '.join(missing)}; "
+            f"register them before starting workers (add --address and your TLS options): {create}"
+        )

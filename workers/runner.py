@@ -18,7 +18,7 @@ from temporalio.worker import Worker
 from core.db.engine import make_engine
 from core.settings import Settings
 from core.telemetry.tracing import configure_tracing, temporal_interceptors
-from core.temporal import connect_temporal
+from core.temporal import check_search_attributes, connect_temporal
 from workers import registry
 from workers.build import plan_worker
 from workers.deps import WorkerDeps
@@ -106,6 +106,7 @@ async def run_worker(
         readiness.client = await connect_temporal(
             settings, runtime=runtime, interceptors=temporal_interceptors(tracer_provider)
         )
+        await check_search_attributes(readiness.client)
         deps = WorkerDeps(settings=settings, client=readiness.client, engine=engine, redis=redis)
         plan = plan_worker(target, deps)
         readiness.worker = plan.worker(readiness.client)

@@ -132,7 +132,7 @@ def worker(
     queue: Annotated[str, typer.Option(help=f"Task queue to serve: {' | '.join(registry.QUEUES)}.")] = "agents",
 ) -> None:
     """Run the worker of one task queue."""
-    from core.temporal import MissingSearchAttributesError
+    from core.temporal import MissingSearchAttributesError, TemporalTlsFileError
     from workers.runner import run_worker
 
     settings = load_settings()
@@ -143,7 +143,7 @@ def worker(
         raise typer.Exit(2) from None
     try:
         asyncio.run(run_worker(settings, queue))
-    except MissingSearchAttributesError as exc:
+    except (MissingSearchAttributesError, TemporalTlsFileError) as exc:
         console.print(f"[bold red]Invalid configuration:[/] {escape(str(exc))}")
         raise typer.Exit(2) from None
     # The SDK's metrics runtime can crash the interpreter during finalisation
@@ -158,7 +158,11 @@ def migrate(
         bool, typer.Option("--check", help="Change nothing; exit 0 only if the schema is this release's.")
     ] = False,
     wait: Annotated[
-        bool, typer.Option("--wait", help="Change nothing; wait until the schema is this release's (app pods).")
+        bool,
+        typer.Option(
+            "--wait",
+            help="Change nothing; wait until the schema is this release's or a newer one's (app pods).",
+        ),
     ] = False,
     timeout: Annotated[float, typer.Option(min=0, help="Seconds --wait waits at most.")] = 300.0,
 ) -> None:
@@ -180,6 +184,10 @@ def migrate(
         except SQLAlchemyError as exc:
             console.print(f"[red]database not reachable:[/] {escape(type(exc).__name__)}")
             raise typer.Exit(1) from None
+    if wait and state is not None and not state.known:
+        # A newer release migrated it: its migrations keep the previous release working (README, upgrades).
+        console.print(f"{escape(state.describe())}; starting, as migrations keep the previous release working")
+        return
     if state is None or not state.ready:
         console.print(
             f"[red]{escape(state.describe()) if state else f'database not reachable within {timeout:g} s'}[/]"

@@ -1,4 +1,4 @@
-"""Checks of settings that cannot work: weak or example secrets in production, Temporal TLS files.
+"""Checks of settings that cannot work: weak or example secrets in production, Temporal TLS settings.
 
 Each check returns problems as sentences that name the ``AIMPACT_*`` variable; the settings
 model raises them together, so one start shows everything to fix.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -123,11 +122,6 @@ def temporal_tls_problems(s: Settings) -> list[str]:
             else ("AIMPACT_TEMPORAL_TLS_KEY_FILE", "AIMPACT_TEMPORAL_TLS_CERT_FILE")
         )
         problems.append(f"{given} is set without {missing} (mTLS needs the client certificate and its key)")
-    for name, path in files.items():
-        if path is not None:
-            reason = _pem_problem(path)
-            if reason:
-                problems.append(f"{name}: {reason}")
     configured = [name for name, path in files.items() if path is not None]
     if s.temporal_tls_server_name:
         configured.append("AIMPACT_TEMPORAL_TLS_SERVER_NAME")
@@ -138,13 +132,3 @@ def temporal_tls_problems(s: Settings) -> list[str]:
             "Temporal TLS or an API key needs AIMPACT_TEMPORAL_ADDRESS (the embedded dev server speaks neither)"
         )
     return problems
-
-
-def _pem_problem(path: Path) -> str | None:
-    try:
-        text = path.read_bytes()
-    except OSError as exc:
-        return f"cannot read {path} ({exc.strerror or exc})"
-    if b"-----BEGIN " not in text:
-        return f"{path} is not a PEM file (no '-----BEGIN' line)"
-    return None

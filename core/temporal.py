@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from pathlib import Path
 
 import structlog
 from temporalio.api.enums.v1 import IndexedValueType
@@ -24,6 +25,10 @@ from core.ids import SEARCH_ATTRIBUTES
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+
+class TemporalTlsFileError(RuntimeError):
+    """A Temporal TLS file of the settings cannot be read or is not PEM; the message names its variable."""
 
 
 class MissingSearchAttributesError(RuntimeError):
@@ -45,11 +50,28 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     if not (ca or cert or settings.temporal_tls_server_name):
         return True
     return TLSConfig(
-        server_root_ca_cert=ca.read_bytes() if ca else None,
-        client_cert=cert.read_bytes() if cert else None,
-        client_private_key=key.read_bytes() if key else None,
+        server_root_ca_cert=_read_pem("AIMPACT_TEMPORAL_TLS_CA_FILE", ca),
+        client_cert=_read_pem("AIMPACT_TEMPORAL_TLS_CERT_FILE", cert),
+        client_private_key=_read_pem("AIMPACT_TEMPORAL_TLS_KEY_FILE", key),
         domain=settings.temporal_tls_server_name,
     )
+
+
+def _read_pem(variable: str, path: Path | None) -> bytes | None:
+    """The PEM file ``path`` names, read when a client connects (processes that never connect need not mount it).
+
+    Raises:
+        TemporalTlsFileError: It cannot be read or holds no PEM block.
+    """
+    if path is None:
+        return None
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise TemporalTlsFileError(f"{variable}: cannot read {path} ({exc.strerror or exc})") from None
+    if b"-----BEGIN " not in text:
+        raise TemporalTlsFileError(f"{variable}: {path} is not a PEM file (no '-----BEGIN' line)")
+    return text
 
 
 async def connect_temporal(
@@ -94,7 +116,13 @@ async def check_search_attributes(client: Client) -> None:
             ListSearchAttributesRequest(namespace=client.namespace)
         )
     except RPCError as exc:
-        log.warning("search attributes not checked", namespace=client.namespace, error=str(exc))
+        names = ", ".join(key.name for key in SEARCH_ATTRIBUTES)
+        log.warning(
+            f"search attributes not checked: make sure {names} are Keyword attributes of the namespace, "
+            "or runs stop at their first status change",
+            namespace=client.namespace,
+            error=str(exc),
+        )
         return
     keyword = IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
     missing = [key.name for key in SEARCH_ATTRIBUTES if listed.custom_attributes.get(key.name) != keyword]

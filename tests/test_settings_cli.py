@@ -23,7 +23,6 @@ def test_production_placeholders_stop_the_cli_naming_each_variable(tmp_path: Pat
     example = read_env_file(DOCKER / ".env.example")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIMPACT_")}
     env |= {k: v for k, v in example.items() if k.startswith("AIMPACT_")} | {"AIMPACT_ENV": "prod"}
-    env["AIMPACT_TEMPORAL_TLS_CA_FILE"] = str(tmp_path / "missing-ca.pem")
     result = subprocess.run(
         [sys.executable, "-m", "cli", "migrate"], env=env, capture_output=True, text=True, cwd=tmp_path
     )
@@ -34,6 +33,5 @@ def test_production_placeholders_stop_the_cli_naming_each_variable(tmp_path: Pat
         "AIMPACT_ENCRYPTION_KEYS",
         "AIMPACT_BOOTSTRAP_API_KEY",
         "AIMPACT_ADMIN_PASSWORD",
-        "AIMPACT_TEMPORAL_TLS_CA_FILE",
     ):
         assert any(line.strip().startswith(name) for line in lines), (name, result.stdout)

@@ -18,7 +18,7 @@ from pydantic import SecretStr, ValidationError
 from temporalio.service import TLSConfig
 
 from core.settings import Settings
-from core.temporal import connect_temporal, tls_config
+from core.temporal import TemporalTlsFileError, connect_temporal, tls_config
 
 SERVER_NAME = "temporal.internal"
 
@@ -98,15 +98,18 @@ def test_cert_without_key_names_both_variables(pki: Pki) -> None:
         _settings(temporal_address="t:7233", temporal_tls_key_file=pki.files["client-key.pem"])
 
 
-def test_unreadable_or_non_pem_files_are_named(pki: Pki, tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match=r"AIMPACT_TEMPORAL_TLS_CA_FILE: cannot read .*missing\.pem"):
-        _settings(temporal_address="t:7233", temporal_tls_ca_file=tmp_path / "missing.pem")
-    with pytest.raises(ValidationError, match=r"AIMPACT_TEMPORAL_TLS_KEY_FILE: .*not a PEM file"):
-        _settings(
-            temporal_address="t:7233",
-            temporal_tls_cert_file=pki.files["client.pem"],
-            temporal_tls_key_file=pki.files["not-pem.txt"],
-        )
+def test_unreadable_or_non_pem_files_are_named_when_a_client_connects(pki: Pki, tmp_path: Path) -> None:
+    """Settings load without reading them (a migrate Job need not mount them); building the client names them."""
+    missing = _settings(temporal_address="t:7233", temporal_tls_ca_file=tmp_path / "missing.pem")
+    with pytest.raises(TemporalTlsFileError, match=r"AIMPACT_TEMPORAL_TLS_CA_FILE: cannot read .*missing\.pem"):
+        tls_config(missing)
+    not_pem = _settings(
+        temporal_address="t:7233",
+        temporal_tls_cert_file=pki.files["client.pem"],
+        temporal_tls_key_file=pki.files["not-pem.txt"],
+    )
+    with pytest.raises(TemporalTlsFileError, match=r"AIMPACT_TEMPORAL_TLS_KEY_FILE: .*not a PEM file"):
+        tls_config(not_pem)
 
 
 def test_contradictions_are_refused(pki: Pki) -> None:

@@ -76,12 +76,17 @@ def test_wait_gives_up_at_its_timeout(empty_database: str) -> None:
     assert time.monotonic() - started < 60
 
 
-def test_a_newer_schema_is_reported_at_once(empty_database: str) -> None:
+def test_a_newer_schema_fails_check_and_lets_wait_start_at_once(empty_database: str) -> None:
+    """A newer release migrated it: ``--check`` says so; ``--wait`` (old pods during a rollout) starts."""
     upgrade(empty_database)
     with psycopg.connect(make_url(empty_database).set(drivername="postgresql").render_as_string(False)) as conn:
         conn.execute("UPDATE alembic_version SET version_num = '9999_from_a_newer_release'")
-    started = time.monotonic()
-    code, out = _run(empty_database, "--wait", "--timeout", "60")
+    code, out = _run(empty_database, "--check")
     assert code == 1
     assert "9999_from_a_newer_release, which this release does not know" in out
-    assert time.monotonic() - started < 30  # no point waiting: this release can never migrate it
+    started = time.monotonic()
+    code, out = _run(empty_database, "--wait", "--timeout", "60")
+    assert code == 0, out
+    assert "9999_from_a_newer_release, which this release does not know" in out
+    assert "starting" in out
+    assert time.monotonic() - started < 30  # no waiting: this release can never change it

@@ -96,11 +96,9 @@ class ThreadMessage(TypedDict):
     created_at: str
 
 
-class Agent(TypedDict):
-    """An agent at its current version."""
+class AgentConfig(TypedDict):
+    """What a version of an agent sets."""
 
-    id: str
-    version: int
     name: str
     instructions: str
     model: dict[str, Any]
@@ -108,6 +106,13 @@ class Agent(TypedDict):
     memory: dict[str, Any]
     double_texting: str
     parallel_tool_calls: bool
+
+
+class Agent(AgentConfig):
+    """An agent at its current version."""
+
+    id: str
+    version: int
     created_at: str
     updated_at: str
 
@@ -126,17 +131,10 @@ class FeedbackSummary(TypedDict):
     mean: float | None
 
 
-class AgentVersion(TypedDict):
+class AgentVersion(AgentConfig):
     """One immutable version of an agent."""
 
     version: int
-    name: str
-    instructions: str
-    model: dict[str, Any]
-    tools: list[dict[str, Any]]
-    memory: dict[str, Any]
-    double_texting: str
-    parallel_tool_calls: bool
     created_at: str
     created_by: Author
     current: bool

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
-
 from cli.client.common import Json, Limit, connect, done, group, out, page_size, show_list, show_one, take
-from cli.client.users import role
+from cli.client.users import RoleOption, role
 
 app = group("API keys of your tenant.")
 KEY_COLUMNS = [
@@ -29,7 +25,7 @@ def list_keys(limit: Limit = 50, json_out: Json = False) -> None:
 @app.command()
 def create(
     name: str,
-    role_name: Annotated[str, typer.Option("--role", help="owner, admin, developer, operator or viewer.")],
+    role_name: RoleOption,
     json_out: Json = False,
 ) -> None:
     """Issue a key; it is shown this once."""

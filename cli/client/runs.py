@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 
 from aimpact_client import Client, Event
-from aimpact_client.types import Run, RunStatus
+from aimpact_client.types import Run, RunStatus, RunTurn
 from cli.client.common import (
     Json,
     Limit,
@@ -211,15 +211,19 @@ def _decide(
         _show_run(client.runs.decide(run_id, step_id, decision, comment=comment), json_out)
 
 
+def _show_turn(client: Client, run: RunTurn, *, follow: bool, json_out: bool) -> None:
+    """Follow the turn a message or retry set going, or show the run as it answered."""
+    if follow:
+        follow_turn(client, run["id"], after=run["turn"]["after_event_id"], json_out=json_out)
+    else:
+        _show_run(run, json_out)
+
+
 @app.command()
 def retry(run_id: str, follow: Follow = False, json_out: Json = False) -> None:
     """Continue a failed run from the step that failed."""
     with connect(json_out) as client:
-        run = client.runs.retry(run_id)
-        if follow:
-            follow_turn(client, run_id, after=run["turn"]["after_event_id"], json_out=json_out)
-        else:
-            _show_run(run, json_out)
+        _show_turn(client, client.runs.retry(run_id), follow=follow, json_out=json_out)
 
 
 @app.command()
@@ -231,11 +235,7 @@ def message(
 ) -> None:
     """Send the next message of the conversation."""
     with connect(json_out) as client:
-        run = client.runs.send_message(run_id, input)
-        if follow:
-            follow_turn(client, run_id, after=run["turn"]["after_event_id"], json_out=json_out)
-        else:
-            _show_run(run, json_out)
+        _show_turn(client, client.runs.send_message(run_id, input), follow=follow, json_out=json_out)
 
 
 @app.command()

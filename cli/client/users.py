@@ -16,7 +16,8 @@ USER_COLUMNS = [
     ("role", lambda u: u["role"]),
     ("created", lambda u: u["created_at"]),
 ]
-RoleOpt = Annotated[str, typer.Option(help="owner, admin, developer, operator or viewer.")]
+RoleOption = Annotated[str, typer.Option("--role", help="owner, admin, developer, operator or viewer.")]
+"""``--role`` of the commands that create users and keys."""
 
 
 def role(value: str) -> Role:
@@ -34,7 +35,7 @@ def list_users(limit: Limit = 50, json_out: Json = False) -> None:
 @app.command()
 def create(
     email: str,
-    role_name: Annotated[str, typer.Option("--role", help="owner, admin, developer, operator or viewer.")],
+    role_name: RoleOption,
     password: Annotated[str, typer.Option(prompt=True, hide_input=True, help="At least 12 characters.")],
     json_out: Json = False,
 ) -> None:

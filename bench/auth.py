@@ -5,7 +5,7 @@ authenticated (API key, then JWT) against ``GET /bench/runs/{id}``, which calls
 the same handler with a fixed principal (bench/auth_app.py).
 
 Usage: ``python -m bench.auth [--seconds S] [--concurrency C] [--rounds R]``; uses ``wrk``
-(``apt-get install wrk``) as the load generator when it is installed.
+(``apt-get install wrk``) as the load generator when it is installed (bench/load.py).
 """
 
 from __future__ import annotations
@@ -13,11 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
-import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +21,7 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
+from bench.load import client_name, load, serve, wait_up
 from core.auth.jwt_keys import JwtService
 from core.security import hash_password, verify_password
 from core.settings import Settings
@@ -48,62 +45,6 @@ def micro() -> None:
     verify_us = _per_call_us(lambda: service.verify(token), 5000)
     print(f"argon2id verify (t=2, m=19 MiB, p=1): {argon_ms:.1f} ms per login")
     print(f"JWT HS256 verify: {verify_us:.1f} µs per request")
-
-
-async def _load(url: str, headers: dict[str, str], seconds: float, concurrency: int) -> tuple[float, float]:
-    """Requests/s and p50 latency (ms) of GET ``url`` for ``seconds`` (wrk when installed: a cheap client)."""
-    if shutil.which("wrk"):
-        return _wrk(url, headers, seconds, concurrency)
-    latencies: list[float] = []
-    deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as client:
-
-        async def worker() -> None:
-            while time.monotonic() < deadline:
-                began = time.perf_counter()
-                response = await client.get(url)
-                if response.status_code != 200:
-                    raise RuntimeError(f"{response.status_code}: {response.text[:200]}")
-                latencies.append(time.perf_counter() - began)
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    return len(latencies) / elapsed, statistics.median(latencies) * 1000
-
-
-def _wrk(url: str, headers: dict[str, str], seconds: float, concurrency: int) -> tuple[float, float]:
-    argv = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency"]
-    for name, value in headers.items():
-        argv += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
-    if "Non-2xx" in out:
-        raise RuntimeError(out)
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50, unit = re.search(r"50%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-    return rate, float(p50) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def _serve(stack: StackProcess, factory: str, port: int, tenant_id: str) -> subprocess.Popen[bytes]:
-    env = stack.env | {"AIMPACT_API_PORT": str(port), "BENCH_TENANT_ID": tenant_id, "AIMPACT_LOG_LEVEL": "warning"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", factory, "--port", str(port), "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def _wait(url: str) -> None:
-    for _ in range(300):
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
 
 
 async def main() -> None:
@@ -136,8 +77,9 @@ async def main() -> None:
                     )
                 print(f"POST /v1/auth/token end to end: {(time.perf_counter() - began) / 5 * 1000:.0f} ms")
             port = free_port()
-            servers.append(_serve(stack, "bench.auth_app:app_with_unauthenticated_twin", port, me["tenant_id"]))
-            _wait(f"http://127.0.0.1:{port}/healthz")
+            twin = "bench.auth_app:app_with_unauthenticated_twin"
+            servers.append(serve(stack, twin, port, {"BENCH_TENANT_ID": me["tenant_id"]}))
+            wait_up(f"http://127.0.0.1:{port}/healthz")
             base = f"http://127.0.0.1:{port}"
             sides = [
                 ("no auth", f"{base}/bench/runs/{run['id']}", {}),
@@ -145,20 +87,21 @@ async def main() -> None:
                 ("jwt", f"{base}/v1/runs/{run['id']}", jwt_headers),
             ]
             for _, url, headers in sides:
-                await _load(url, headers, 2, args.concurrency)  # warm up
+                await load(url, headers, 2, args.concurrency)  # warm up
             results: dict[str, list[tuple[float, float]]] = {"api key": [], "jwt": [], "no auth": []}
             for round_ in range(args.rounds):  # interleave, alternating order, to even out drift
                 for name, url, headers in sides if round_ % 2 == 0 else reversed(sides):
-                    results[name].append(await _load(url, headers, args.seconds, args.concurrency))
+                    measured = await load(url, headers, args.seconds, args.concurrency)
+                    results[name].append((measured.rate, measured.p50))
         finally:
             for server in servers:
                 server.terminate()
                 server.wait()
             stack.stop()
 
-    client = "wrk" if shutil.which("wrk") else "httpx"
     print(
-        f"\nGET /v1/runs/{{id}}, C={args.concurrency}, {args.seconds:.0f} s x {args.rounds} rounds ({client}; medians)"
+        f"\nGET /v1/runs/{{id}}, C={args.concurrency}, {args.seconds:.0f} s x {args.rounds} rounds"
+        f" ({client_name()}; medians)"
     )
     print(f"{'':<10} {'req/s':>8} {'p50 ms':>8}")
     rates = {}

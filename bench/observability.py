@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.auth import _load, _serve, _wait
+from bench.load import load, serve, wait_up
 from workers.embedded.ports import free_port
 from workers.embedded.stack import StackProcess
 
@@ -46,24 +46,22 @@ async def main() -> None:
         try:
             key = {"Authorization": f"Bearer {stack.api_key}"}
             async with httpx.AsyncClient(base_url=stack.api_url, headers=key, timeout=60) as http:
-                me = (await http.get("/v1/me")).json()
                 agent = (await http.post("/v1/agents", json={"name": "o", "tools": ["calculator"]})).json()
                 run = (await http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "1+1"})).json()
                 await http.get(f"/v1/runs/{run['id']}", params={"wait_s": 30})
                 before = _series((await http.get("/metrics")).text)
             ports = {"instrumented": free_port(), "bare": free_port()}
-            servers.append(_serve(stack, "api.app:create_app", ports["instrumented"], me["tenant_id"]))
-            servers.append(_serve(stack, "bench.observability_app:uninstrumented_app", ports["bare"], me["tenant_id"]))
+            servers.append(serve(stack, "api.app:create_app", ports["instrumented"], {}))
+            servers.append(serve(stack, "bench.observability_app:uninstrumented_app", ports["bare"], {}))
             for port in ports.values():
-                _wait(f"http://127.0.0.1:{port}/healthz")
+                wait_up(f"http://127.0.0.1:{port}/healthz")
             sides = [(name, f"http://127.0.0.1:{port}/v1/runs/{run['id']}") for name, port in ports.items()]
             for _, url in sides:
-                await _load(url, key, 2, args.concurrency)
+                await load(url, key, 2, args.concurrency)
             results: dict[str, list[float]] = {name: [] for name, _ in sides}
             for round_ in range(args.rounds):
                 for name, url in sides if round_ % 2 == 0 else reversed(sides):
-                    rate, _ = await _load(url, key, args.seconds, args.concurrency)
-                    results[name].append(rate)
+                    results[name].append((await load(url, key, args.seconds, args.concurrency)).rate)
             after = await _many_runs(stack, args.runs, args.tenants)
         finally:
             for server in servers:

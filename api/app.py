@@ -44,6 +44,7 @@ from core.auth.throttle import LoginThrottle
 from core.codec import EncryptionCodec
 from core.crypto import Keyring
 from core.db.engine import make_engine, make_sessionmaker
+from core.db.reads import ReadPool
 from core.event_hub import READER_SOCKET_TIMEOUT_S, RunEventHub
 from core.events import RunEventLog
 from core.memory.embedders import MiniLMEmbedder, embedder_from_settings
@@ -93,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         raise_open_files_limit()
         keyring = Keyring.from_setting(settings.encryption_keyring)
         engine = make_engine(settings.database_target, pool_size=20)
+        reads = ReadPool(settings.database_target, max_size=settings.read_pool_size)
+        await reads.open()
         redis = Redis.from_pool(
             BlockingConnectionPool.from_url(
                 settings.redis_target,
@@ -111,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.aimpact = AppState(
             settings=settings,
             engine=engine,
+            reads=reads,
             sessions=make_sessionmaker(engine),
             temporal=temporal,
             redis=redis,
@@ -141,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await event_hub.stop()
             await stream_reader.aclose()
             await redis.aclose()
+            await reads.close()
             await engine.dispose()
             if tracer_provider is not None:
                 tracer_provider.shutdown()

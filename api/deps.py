@@ -25,7 +25,7 @@ from core.security import API_KEY_PREFIX, hash_api_key
 log = structlog.get_logger(__name__)
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     """The application's shared resources."""
     state: AppState = request.app.state.aimpact
     return state

@@ -86,7 +86,7 @@ class Pager(ABC, Generic[K]):
         except (binascii.Error, UnicodeDecodeError, ValueError, TypeError, RecursionError):
             raise _invalid_cursor() from None
 
-    def after(self, cursor: CursorParam = None) -> K | None:
+    async def after(self, cursor: CursorParam = None) -> K | None:
         """FastAPI dependency: the decoded ``cursor`` query parameter, ``None`` for the first page."""
         return self.decode(cursor) if cursor else None
 

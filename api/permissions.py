@@ -18,7 +18,7 @@ AUTHENTICATED = "authenticated"
 """The pseudo-permission of routes open to every authenticated caller (``GET /v1/me``)."""
 
 
-def _authenticated(principal: PrincipalDep) -> Principal:
+async def _authenticated(principal: PrincipalDep) -> Principal:
     return principal
 
 

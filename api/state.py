@@ -16,6 +16,7 @@ from core.auth.jwt_keys import JwtService
 from core.auth.refresh import RefreshTokens
 from core.auth.throttle import LoginThrottle
 from core.crypto import Keyring
+from core.db.reads import ReadPool
 from core.event_hub import RunEventHub
 from core.events import RunEventLog
 from core.memory.service import MemoryService
@@ -29,6 +30,8 @@ class AppState:
 
     settings: Settings
     engine: AsyncEngine
+    reads: ReadPool
+    """The hot reads' pool (runs, steps, thread messages): plain SQL, no unit of work."""
     sessions: async_sessionmaker[AsyncSession]
     temporal: Client
     redis: Redis

@@ -152,7 +152,9 @@ async def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="aimpact-bench-") as home:
-        stack = StackProcess(home=Path(home), extra_env={"AIMPACT_DEFAULT_REQUESTS_PER_MINUTE": "100000000"})
+        stack = StackProcess(
+            home=Path(home), extra_env={"AIMPACT_DEFAULT_REQUESTS_PER_MINUTE": "100000000", "AIMPACT_EMBEDDER": "hash"}
+        )
         stack.start()
         bare = None
         try:

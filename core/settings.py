@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    read_pool_size: int = Field(
+        default=10, ge=1, le=200, description="Connections per API process for the hot reads (runs, steps, threads)."
+    )
     credential_cache_s: float = Field(
         default=10.0, ge=0, le=300, description="How long an API replica trusts a verified API key."
     )

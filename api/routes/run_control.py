@@ -40,9 +40,9 @@ from core.contracts.agent_run import (
     StateQuery,
 )
 from core.db.models import Agent, Run
+from core.db.reads import ThreadReads
 from core.db.repos import RunRepository
 from core.events import TURN_ACCEPTED, TURN_RETRIED
-from core.threads import ThreadStore
 from core.validation import CleanModel
 from workflows.agent_run import AgentRunWorkflow
 
@@ -259,7 +259,9 @@ async def thread_messages(
     limit: Limit = 100,
 ) -> Page[ThreadMessagePublic]:
     """The messages of a thread in order (user, assistant and tool messages)."""
-    found = await ThreadStore(state.engine).rows(principal.tenant_id, thread_id, limit=limit + 1, after_seq=after or 0)
+    found = await ThreadReads(state.reads, principal.tenant_id).messages(
+        thread_id, limit=limit + 1, after_seq=after or 0
+    )
     if not found and after is None:
         raise ProblemError(404, f"thread {thread_id} not found", slug=ProblemType.NOT_FOUND)
     rows, next_cursor = THREAD_MESSAGES.page(found, limit)

@@ -11,7 +11,6 @@ from urllib.parse import quote
 
 import structlog
 from fastapi import APIRouter, Depends, Header, Query
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import WorkflowHandle
 from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
@@ -26,6 +25,7 @@ from api.schemas import Page, RunCreate, RunPublic, StepPublic, TemporalLink, Us
 from api.state import AppState
 from core.contracts.agent_run import AgentRunInput, RunStatus
 from core.db.models import Run, RunStep
+from core.db.reads import RunReads, RunRow, StepRow
 from core.db.repos import AgentRepository, Keyset, RunRepository
 from core.events import TurnState, ends_turn
 from core.ids import AGENT_ID, RUN_KIND, TENANT_ID, new_id, run_workflow_id
@@ -38,7 +38,7 @@ router = APIRouter(tags=["runs"])
 RUNS = NewestFirst("runs")
 
 
-def run_public(state: AppState, run: Run, steps: Sequence[RunStep]) -> RunPublic:
+def run_public(state: AppState, run: Run | RunRow, steps: Sequence[RunStep] | Sequence[StepRow]) -> RunPublic:
     """The public view of a run and its steps."""
     namespace = quote(state.settings.temporal_namespace)
     ui = f"{state.settings.temporal_ui_base}/namespaces/{namespace}/workflows/{quote(run.workflow_id, safe='')}"
@@ -249,9 +249,10 @@ async def run_or_404(session: AsyncSession, tenant_id: str, run_id: str) -> Run:
 
 
 async def _read_run(state: AppState, tenant_id: str, run_id: str) -> RunPublic:
-    async with state.sessions() as session:
-        run = await run_or_404(session, tenant_id, run_id)
-        return run_public(state, run, await RunRepository(session, tenant_id).steps(run.id))
+    found = await RunReads(state.reads, tenant_id).get(run_id)
+    if found is None:
+        raise ProblemError(404, f"run {run_id} not found", slug=ProblemType.NOT_FOUND)
+    return run_public(state, *found)
 
 
 def _in_flight(position: TurnState, status: str) -> bool:
@@ -274,7 +275,6 @@ async def _wait_turn(state: AppState, tenant_id: str, run_id: str, position: Tur
 @router.get("/v1/runs", response_model=Page[RunPublic])
 async def list_runs(
     state: StateDep,
-    session: SessionDep,
     principal: RunsRead,
     after: Annotated[Keyset | None, Depends(RUNS.after)],
     agent_id: Annotated[str | None, Query(max_length=40)] = None,
@@ -282,17 +282,8 @@ async def list_runs(
     limit: Limit = 50,
 ) -> Page[RunPublic]:
     """Runs of the caller's tenant, newest first."""
-    found = await RunRepository(session, principal.tenant_id).list(
+    found, steps = await RunReads(state.reads, principal.tenant_id).list(
         limit=limit + 1, after=after, agent_id=agent_id, status=status
     )
     page, next_cursor = RUNS.page(found, limit)
-    steps_by_run: dict[str, list[RunStep]] = {r.id: [] for r in page}
-    if page:
-        rows = await session.exec(
-            select(RunStep)
-            .where(RunStep.tenant_id == principal.tenant_id, col(RunStep.run_id).in_(list(steps_by_run)))
-            .order_by(col(RunStep.seq))
-        )
-        for step in rows.all():
-            steps_by_run[step.run_id].append(step)
-    return Page(items=[run_public(state, r, steps_by_run[r.id]) for r in page], next_cursor=next_cursor)
+    return Page(items=[run_public(state, r, steps[r.id]) for r in page], next_cursor=next_cursor)

@@ -1,0 +1,214 @@
+"""Hot reads at driver speed: runs, steps and thread messages through a psycopg pool, outside any unit of work.
+
+An ORM session costs several times the query itself on a small read (greenlet hops,
+statement cache keys, identity map, an implicit transaction and its rollback). The reads the
+API serves most — a run with its steps, a page of runs, a thread's messages — go through
+:class:`ReadPool` instead: plain SQL over the same tables, autocommit (one round trip per
+statement, no ``BEGIN``/``ROLLBACK``), statements prepared server-side after a few uses, rows
+straight into slotted dataclasses. SQLModel still owns the schema and the migrations, and every
+write; the readers here are tenant-scoped like the repositories in :mod:`core.db.repos`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, LiteralString
+
+from psycopg import AsyncConnection, sql
+from psycopg.rows import args_row
+from psycopg_pool import AsyncConnectionPool
+from sqlalchemy.engine import make_url
+
+Keyset = tuple[datetime, str]
+
+
+def libpq_url(database_url: str) -> str:
+    """The libpq form of a SQLAlchemy ``postgresql+psycopg://`` URL (the driver name dropped)."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class ReadPool:
+    """A small psycopg pool of autocommit connections for the hot reads of one process."""
+
+    def __init__(self, database_url: str, *, max_size: int = 10, timeout_s: float = 10.0):
+        self._pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
+            libpq_url(database_url),
+            min_size=min(2, max_size),
+            max_size=max_size,
+            timeout=timeout_s,
+            open=False,
+            kwargs={"autocommit": True},
+            name="reads",
+        )
+
+    async def open(self) -> None:
+        """Connect (waits for the first connections, so a wrong URL fails the start)."""
+        await self._pool.open(wait=True, timeout=30)
+
+    async def close(self) -> None:
+        """Close every connection."""
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        """A pooled connection; each statement on it commits alone."""
+        async with self._pool.connection() as conn:
+            yield conn
+
+
+def _select(row_type: type, template: LiteralString, renamed: dict[str, str] | None = None) -> bytes:
+    """``template`` with ``{}`` replaced by the columns of ``row_type``'s fields in order, rendered once.
+
+    ``renamed`` maps a field to its column where the names differ.
+    """
+    names = [(renamed or {}).get(f.name, f.name) for f in fields(row_type)]
+    return sql.SQL(template).format(sql.SQL(", ").join(map(sql.Identifier, names))).as_bytes()
+
+
+@dataclass(slots=True)
+class RunRow:
+    """A run as the API shows it (the projection's columns, without the idempotency fingerprint)."""
+
+    id: str
+    tenant_id: str
+    agent_id: str
+    agent_version: int
+    thread_id: str
+    status: str
+    input: str
+    output: str | None
+    error: dict[str, Any] | None
+    subject: str | None
+    metadata_: dict[str, Any]
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    workflow_id: str
+    workflow_run_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(slots=True)
+class StepRow:
+    """A step of a run."""
+
+    run_id: str
+    step_id: str
+    kind: str
+    name: str
+    status: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    attempts: int
+    input: Any
+    output: Any
+    error: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class MessageRow:
+    """A message of a thread."""
+
+    seq: int
+    role: str
+    content: str
+    tool_calls: list[dict[str, Any]]
+    tool_call_id: str | None
+    name: str | None
+    run_id: str | None
+    created_at: datetime
+
+
+RUN_BY_ID = _select(RunRow, "SELECT {} FROM run WHERE id = %s AND tenant_id = %s", {"metadata_": "metadata"})
+STEPS_OF_RUN = _select(StepRow, "SELECT {} FROM run_step WHERE run_id = %s AND tenant_id = %s ORDER BY seq")
+STEPS_OF_RUNS = _select(
+    StepRow, "SELECT {} FROM run_step WHERE tenant_id = %s AND run_id = ANY(%s) ORDER BY run_id, seq"
+)
+MESSAGES = _select(
+    MessageRow,
+    "SELECT {} FROM thread_message WHERE tenant_id = %s AND thread_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+)
+
+
+def _runs_query(*, agent: bool, status: bool, after: bool) -> bytes:
+    """Newest first by ``(created_at, id)``; one fixed text per filter combination, so each is prepared once."""
+    query: LiteralString = "SELECT {} FROM run WHERE tenant_id = %(tenant)s"
+    if agent:
+        query += " AND agent_id = %(agent)s"
+    if status:
+        query += " AND status = %(status)s"
+    if after:
+        query += " AND (created_at, id) < (%(moment)s, %(last_id)s)"
+    return _select(RunRow, query + " ORDER BY created_at DESC, id DESC LIMIT %(limit)s", {"metadata_": "metadata"})
+
+
+_RUN_LISTS = {
+    (agent, status, after): _runs_query(agent=agent, status=status, after=after)
+    for agent in (False, True)
+    for status in (False, True)
+    for after in (False, True)
+}
+
+
+class RunReads:
+    """Reads of one tenant's runs."""
+
+    def __init__(self, pool: ReadPool, tenant_id: str):
+        if not tenant_id:
+            raise ValueError("a tenant-scoped reader needs a tenant id")
+        self._pool = pool
+        self._tenant_id = tenant_id
+
+    async def get(self, run_id: str) -> tuple[RunRow, list[StepRow]] | None:
+        """The run ``run_id`` of this tenant with its steps in order."""
+        async with self._pool.connection() as conn:
+            runs = conn.cursor(row_factory=args_row(RunRow))
+            run = await (await runs.execute(RUN_BY_ID, (run_id, self._tenant_id))).fetchone()
+            if run is None:
+                return None
+            steps = conn.cursor(row_factory=args_row(StepRow))
+            return run, await (await steps.execute(STEPS_OF_RUN, (run_id, self._tenant_id))).fetchall()
+
+    async def steps(self, run_id: str) -> list[StepRow]:
+        """The steps of a run in order."""
+        async with self._pool.connection() as conn:
+            steps = conn.cursor(row_factory=args_row(StepRow))
+            return await (await steps.execute(STEPS_OF_RUN, (run_id, self._tenant_id))).fetchall()
+
+    async def list(
+        self, *, limit: int, after: Keyset | None = None, agent_id: str | None = None, status: str | None = None
+    ) -> tuple[list[RunRow], dict[str, list[StepRow]]]:
+        """At most ``limit`` runs newest first after the keyset ``after``, and their steps by run id."""
+        params: dict[str, Any] = {"tenant": self._tenant_id, "agent": agent_id, "status": status, "limit": limit}
+        if after is not None:
+            params["moment"], params["last_id"] = after
+        query = _RUN_LISTS[(agent_id is not None, status is not None, after is not None)]
+        async with self._pool.connection() as conn:
+            runs = conn.cursor(row_factory=args_row(RunRow))
+            found = await (await runs.execute(query, params)).fetchall()
+            by_run: dict[str, list[StepRow]] = {run.id: [] for run in found}
+            if found:
+                steps = conn.cursor(row_factory=args_row(StepRow))
+                for step in await (await steps.execute(STEPS_OF_RUNS, (self._tenant_id, list(by_run)))).fetchall():
+                    by_run[step.run_id].append(step)
+        return found, by_run
+
+
+class ThreadReads:
+    """Reads of one tenant's conversation threads."""
+
+    def __init__(self, pool: ReadPool, tenant_id: str):
+        if not tenant_id:
+            raise ValueError("a tenant-scoped reader needs a tenant id")
+        self._pool = pool
+        self._tenant_id = tenant_id
+
+    async def messages(self, thread_id: str, *, limit: int, after_seq: int = 0) -> Sequence[MessageRow]:
+        """At most ``limit`` messages of a thread after position ``after_seq``, in order."""
+        async with self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=args_row(MessageRow))
+            return await (await cursor.execute(MESSAGES, (self._tenant_id, thread_id, after_seq, limit))).fetchall()

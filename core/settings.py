@@ -15,6 +15,8 @@ from core import home_keys, settings_checks
 from core.security import API_KEY_PREFIX
 
 _ORIGIN = re.compile(r"https?://[^/\s?#]+")
+MAX_PROCESSES = 32
+"""Most API processes, and most workers per task queue, one `aimpact up` runs."""
 
 
 class Settings(BaseSettings):
@@ -121,6 +123,15 @@ class Settings(BaseSettings):
     worker_queues: list[str] | None = Field(
         default=None,
         description="Task queues `aimpact up` runs a worker for (default: every queue of workers/registry.py).",
+    )
+    api_processes: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_PROCESSES,
+        description="API processes `aimpact up` runs, sharing the API port (SO_REUSEPORT).",
+    )
+    workers_per_queue: int = Field(
+        default=1, ge=1, le=MAX_PROCESSES, description="Worker processes `aimpact up` runs for each task queue."
     )
 
     embedder: Literal["minilm", "openai", "hash"] = Field(

@@ -100,7 +100,10 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     credential_cache_s: float = Field(
-        default=10.0, ge=0, le=300, description="How long an API replica trusts a verified API key."
+        default=10.0,
+        ge=0,
+        le=300,
+        description="How long an API process trusts a cached API key, user or quota (changes clear every process).",
     )
     model_prices: str | None = Field(
         default=None,

@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from tests.support.runs import CALC_AGENT
+from workers import registry
 from workers.embedded.ports import listens_on
 from workers.embedded.stack import StackProcess
-
-pytestmark = pytest.mark.slow
+from workers.embedded.supervisor import WORKER_PORT_STEP, metrics_ports
 
 
 def eventually(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -37,6 +37,15 @@ def answers(stack: StackProcess, requests: int) -> list[int]:
     return statuses
 
 
+def test_each_further_worker_of_a_queue_moves_its_metrics_ports_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    agents = registry.queue("agents")
+    monkeypatch.delenv(agents.metrics.env, raising=False)
+    monkeypatch.setenv(agents.sdk_metrics.env, "0")  # disabled stays disabled
+    assert metrics_ports(agents, offset=0) == {}
+    assert metrics_ports(agents, offset=2 * WORKER_PORT_STEP) == {agents.metrics.env: str(agents.metrics.default + 20)}
+
+
+@pytest.mark.slow
 def test_two_api_processes_share_the_port_and_survive_each_others_death(tmp_path: Path) -> None:
     stack = StackProcess(home=tmp_path / "home", up_args=["--api-processes", "2", "--workers-per-queue", "2"])
     stack.start(timeout_s=240)

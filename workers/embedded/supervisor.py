@@ -34,6 +34,7 @@ from workers.embedded import postgres, redis, temporal
 from workers.embedded.home_lock import HomeLock
 from workers.embedded.ports import listens_on, port_is_free
 from workers.embedded.process import ManagedProcess, ServiceError, ServiceSpec
+from workers.health import port_from_env
 
 log = structlog.get_logger(__name__)
 
@@ -58,6 +59,23 @@ class _Quiet:
 def numbered(name: str, count: int) -> list[str]:
     """Names of ``count`` children of one kind: ``name`` alone, or ``name-1`` … ``name-count``."""
     return [name] if count == 1 else [f"{name}-{n}" for n in range(1, count + 1)]
+
+
+WORKER_PORT_STEP = 10
+"""The n-th worker of a queue (from 0) serves its metrics ports ``n * WORKER_PORT_STEP`` above the queue's."""
+
+
+def metrics_ports(queue: registry.Queue, *, offset: int) -> dict[str, str]:
+    """Variables moving the queue's metrics ports (those not disabled) up by ``offset``; none for offset 0."""
+    moved: dict[str, str] = {}
+    for port in (queue.metrics, queue.sdk_metrics) if offset else ():
+        try:
+            value = port_from_env(port.env, port.default)
+        except ValueError:
+            continue  # the worker itself refuses it, naming the variable
+        if value:
+            moved[port.env] = str(value + offset)
+    return moved
 
 
 class Supervisor:
@@ -147,8 +165,10 @@ class Supervisor:
         for queue in queues:
             title = f"Starting the {queue.name} worker" + ("s" if per_queue > 1 else "")
             with self.phases.phase(f"{title} ({per_queue})" if per_queue > 1 else title):
-                for name in numbered(f"worker-{queue.name}", per_queue):
-                    self._launch(self._python_child(name, ["worker", "--queue", queue.name], health=lambda _pid: True))
+                for n, name in enumerate(numbered(f"worker-{queue.name}", per_queue)):
+                    args = ["worker", "--queue", queue.name]
+                    env = metrics_ports(queue, offset=n * WORKER_PORT_STEP)
+                    self._launch(self._python_child(name, args, health=lambda _pid: True, env=env))
         count = s.api_processes
         with self.phases.phase(f"Starting the API ({count} processes)" if count > 1 else "Starting the API"):
             for name in numbered("api", count):
@@ -191,9 +211,15 @@ class Supervisor:
             raise ServiceError(f"ports already in use: {', '.join(busy)}; set other values for these variables")
 
     def _python_child(
-        self, name: str, args: list[str], *, health: Callable[[int], bool], start_timeout_s: float = 30
+        self,
+        name: str,
+        args: list[str],
+        *,
+        health: Callable[[int], bool],
+        start_timeout_s: float = 30,
+        env: dict[str, str] | None = None,
     ) -> ServiceSpec:
-        env = dict(os.environ, AIMPACT_HOME=str(self.settings.home), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, AIMPACT_HOME=str(self.settings.home), PYTHONUNBUFFERED="1") | (env or {})
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         return ServiceSpec(
             name=name,

@@ -18,7 +18,6 @@ then expire within their TTL.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
 from typing import Any
 
 import structlog
@@ -34,8 +33,6 @@ log = structlog.get_logger(__name__)
 
 CHANNEL = "aimpact:cache-invalidate"
 """Redis pub/sub channel whose messages are cache names to clear."""
-ALL = "*"
-"""Message that clears every cache."""
 PRINCIPALS = "principals"
 """Verified API keys, token users and tenant quotas (``api.deps``)."""
 _POLL_S = 1.0
@@ -60,7 +57,7 @@ class CacheBus:
         publisher: the process's shared Redis client (publishes invalidations).
         subscriber: a client used only by the subscription (it holds one connection), from
             :func:`subscriber_client`.
-        caches: the caches by name; more can be added with :meth:`register` before :meth:`start`.
+        caches: the caches by name; more can be added with :meth:`register`.
     """
 
     def __init__(self, *, publisher: Redis, subscriber: Redis, caches: dict[str, TtlCache[Any]] | None = None):
@@ -75,8 +72,8 @@ class CacheBus:
 
     def register(self, name: str, cache: TtlCache[Any]) -> TtlCache[Any]:
         """Add a cache under ``name`` (suspended until the subscription is up); return it."""
-        if name == ALL or name in self._caches:
-            raise ValueError(f"cache name {name!r} is reserved or taken")
+        if name in self._caches:
+            raise ValueError(f"cache name {name!r} is taken")
         if not self.subscribed.is_set():
             cache.suspend()
         self._caches[name] = cache
@@ -113,17 +110,14 @@ class CacheBus:
 
     def _set_trusted(self, trusted: bool) -> None:
         for cache in self._caches.values():
-            cache.resume() if trusted else cache.suspend()
+            if trusted:
+                cache.resume()
+            else:
+                cache.suspend()
         if trusted:
             self.subscribed.set()
         else:
             self.subscribed.clear()
-
-    def _clear(self, names: Iterable[str]) -> None:
-        for name in names:
-            cache = self._caches.get(name)
-            if cache is not None:
-                cache.clear()
 
     async def _run(self) -> None:
         backoff = 0.1
@@ -166,4 +160,6 @@ class CacheBus:
         elif kind == "message":
             data = message["data"]
             name = data.decode() if isinstance(data, bytes) else str(data)
-            self._clear(self._caches if name == ALL else [name])
+            cache = self._caches.get(name)  # a name this process does not cache: nothing to clear
+            if cache is not None:
+                cache.clear()

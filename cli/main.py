@@ -54,13 +54,15 @@ def up(
     api_processes: Annotated[
         int | None,
         typer.Option(
-            min=1, max=MAX_PROCESSES, help="API processes sharing the API port [default: AIMPACT_API_PROCESSES or 1]."
+            min=1,
+            max=MAX_PROCESSES,
+            help="API processes sharing the API port (default: AIMPACT_API_PROCESSES, else 1).",
         ),
     ] = None,
     workers_per_queue: Annotated[
         int | None,
         typer.Option(
-            min=1, max=MAX_PROCESSES, help="Workers per task queue [default: AIMPACT_WORKERS_PER_QUEUE or 1]."
+            min=1, max=MAX_PROCESSES, help="Workers per task queue (default: AIMPACT_WORKERS_PER_QUEUE, else 1)."
         ),
     ] = None,
 ) -> None:

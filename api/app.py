@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from redis.asyncio import BlockingConnectionPool, Redis
 from temporalio.converter import PayloadCodec
 
+from api.cache_bus import PRINCIPALS, CacheBus, subscriber_client
 from api.cors import CorsByPath
 from api.middleware import BodyLimitMiddleware, ObservabilityMiddleware
 from api.openapi import install_openapi
@@ -108,6 +110,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stream_reader = Redis.from_url(settings.redis_target, socket_timeout=READER_SOCKET_TIMEOUT_S)
         event_hub = RunEventHub(reader=stream_reader, events=events, redis=redis)
         temporal = await connect_temporal(settings, interceptors=temporal_interceptors(tracer_provider))
+        principals: TtlCache[Any] = TtlCache(ttl_s=settings.credential_cache_s)
+        caches = CacheBus(
+            publisher=redis, subscriber=subscriber_client(settings.redis_target), caches={PRINCIPALS: principals}
+        )
         embedder = embedder_from_settings(settings)
         warming = asyncio.create_task(embedder.warm()) if isinstance(embedder, MiniLMEmbedder) else None
 
@@ -123,7 +129,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stream_limits=StreamLimits(
                 per_tenant=settings.streams_per_tenant, per_process=settings.streams_per_process
             ),
-            principals=TtlCache(ttl_s=settings.credential_cache_s),
+            principals=principals,
+            caches=caches,
             jwt=JwtService(settings),
             refresh_tokens=RefreshTokens(ttl_s=settings.refresh_token_ttl_s),
             login_throttle=LoginThrottle(
@@ -137,11 +144,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             memory=MemoryService(MemoryStore(engine), embedder, temporal, settings.agents_task_queue),
         )
         event_hub.start()
+        caches.start()
         try:
             yield
         finally:
             if warming is not None:
                 warming.cancel()
+            await caches.stop()
             await event_hub.stop()
             await stream_reader.aclose()
             await redis.aclose()

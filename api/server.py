@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from http import HTTPStatus
 from typing import Any, ClassVar, NoReturn
 
@@ -122,3 +123,21 @@ def http_protocol(settings: Settings) -> type[LimitedHttpToolsProtocol]:
         header_timeout_s = settings.header_read_timeout_s
 
     return Configured
+
+
+def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """The API's socket, bound to ``host:port`` but not yet listening (uvicorn listens once the app has started).
+
+    With ``reuse_port`` (``SO_REUSEPORT``) several ``aimpact api`` processes share the port and
+    the kernel spreads new connections over them; without it a port already in use is an error.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import Client
 
+from api.cache_bus import CacheBus
 from api.streams import StreamLimits
 from api.ttl_cache import TtlCache
 from core.auth.jwt_keys import JwtService
@@ -39,6 +40,9 @@ class AppState:
     event_hub: RunEventHub
     stream_limits: StreamLimits
     principals: TtlCache[Any]
+    """The ``principals`` cache of ``caches`` (verified API keys, token users, tenant quotas)."""
+    caches: CacheBus
+    """Every named cache; ``await caches.invalidate(name)`` clears one in every API process."""
     jwt: JwtService
     refresh_tokens: RefreshTokens
     login_throttle: LoginThrottle

@@ -17,7 +17,7 @@ from rich.table import Table
 from cli.client import account, agents, keys, memories, runs, secrets, tenants, tools, users, webhooks
 from core.home_keys import HomeKeyError
 from core.seed import SeedResult, credentials_file, stored_credentials
-from core.settings import Settings
+from core.settings import MAX_PROCESSES, Settings
 from core.telemetry.logging import configure_logging
 from workers import registry
 
@@ -50,13 +50,30 @@ def load_settings() -> Settings:
 
 
 @app.command()
-def up() -> None:
+def up(
+    api_processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_PROCESSES,
+            help="API processes sharing the API port (default: AIMPACT_API_PROCESSES, else 1).",
+        ),
+    ] = None,
+    workers_per_queue: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=MAX_PROCESSES, help="Workers per task queue (default: AIMPACT_WORKERS_PER_QUEUE, else 1)."
+        ),
+    ] = None,
+) -> None:
     """Start PostgreSQL, Redis, Temporal, the workers and the API; Ctrl-C stops all."""
     from cli.progress import StartProgress
     from workers.embedded.home_lock import HomeInUseError
     from workers.embedded.supervisor import Supervisor
 
     settings = load_settings()
+    overrides = {"api_processes": api_processes, "workers_per_queue": workers_per_queue}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     try:
         registry.queues_to_run(settings)
     except registry.UnknownQueueError as exc:
@@ -77,6 +94,7 @@ def print_ready_table(settings: Settings, seeded: SeedResult | None) -> None:
     table.add_column(style="bold")
     table.add_column()
     table.add_row("API", settings.api_url)
+    table.add_row("Processes", process_counts(settings))
     table.add_row("API docs", f"{settings.api_url}/docs")
     table.add_row("Temporal UI", settings.temporal_ui_base)
     table.add_row("State", str(settings.home))
@@ -106,16 +124,36 @@ def print_ready_table(settings: Settings, seeded: SeedResult | None) -> None:
     console.print("Press Ctrl-C to stop.")
 
 
+def process_counts(settings: Settings) -> str:
+    """How many API processes and workers ``up`` runs: ``2 API processes, 2 workers per queue (agents, webhooks)``."""
+    queues = ", ".join(q.name for q in registry.queues_to_run(settings))
+    api = "1 API process" if settings.api_processes == 1 else f"{settings.api_processes} API processes"
+    workers = "1 worker" if settings.workers_per_queue == 1 else f"{settings.workers_per_queue} workers"
+    return f"{api}, {workers} per queue ({queues})"
+
+
 @app.command()
-def api() -> None:
+def api(
+    reuse_port: Annotated[
+        bool,
+        typer.Option(
+            "--reuse-port", help="Share the API port with other `aimpact api` processes (SO_REUSEPORT; `up` sets it)."
+        ),
+    ] = False,
+) -> None:
     """Serve the HTTP API (uvicorn)."""
     import uvicorn
 
     from api.app import create_app
-    from api.server import http_protocol
+    from api.server import http_protocol, listening_socket
 
     settings = load_settings()
-    uvicorn.run(
+    try:
+        sock = listening_socket(settings.api_host, settings.api_port, reuse_port=reuse_port)
+    except OSError as exc:
+        console.print(f"[bold red]Cannot listen on {settings.api_host}:{settings.api_port}:[/] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
@@ -125,6 +163,10 @@ def api() -> None:
         proxy_headers=True,
         timeout_graceful_shutdown=5,  # open event streams must not hold up a stop
     )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's own code for a failed start
 
 
 @app.command()

@@ -15,6 +15,8 @@ from core import home_keys, settings_checks
 from core.security import API_KEY_PREFIX
 
 _ORIGIN = re.compile(r"https?://[^/\s?#]+")
+MAX_PROCESSES = 32
+"""Most API processes, and most workers per task queue, one `aimpact up` runs."""
 
 
 class Settings(BaseSettings):
@@ -101,7 +103,10 @@ class Settings(BaseSettings):
         default=10, ge=1, le=200, description="Connections per API process for the hot reads (runs, steps, threads)."
     )
     credential_cache_s: float = Field(
-        default=10.0, ge=0, le=300, description="How long an API replica trusts a verified API key."
+        default=10.0,
+        ge=0,
+        le=300,
+        description="How long an API process trusts a cached API key, user or quota (changes clear every process).",
     )
     model_prices: str | None = Field(
         default=None,
@@ -124,6 +129,15 @@ class Settings(BaseSettings):
     worker_queues: list[str] | None = Field(
         default=None,
         description="Task queues `aimpact up` runs a worker for (default: every queue of workers/registry.py).",
+    )
+    api_processes: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_PROCESSES,
+        description="API processes `aimpact up` runs, sharing the API port (SO_REUSEPORT).",
+    )
+    workers_per_queue: int = Field(
+        default=1, ge=1, le=MAX_PROCESSES, description="Worker processes `aimpact up` runs for each task queue."
     )
 
     embedder: Literal["minilm", "openai", "hash"] = Field(

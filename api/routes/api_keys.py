@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Response
 from sqlmodel import col, select
 
 from api.audit import audit
+from api.cache_bus import PRINCIPALS
 from api.deps import SessionDep, StateDep
 from api.identity_schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyPublic
 from api.pagination import ByText, Limit
@@ -97,5 +98,5 @@ async def revoke_api_key(key_id: str, state: StateDep, session: SessionDep, prin
         target_id=key.id,
     )
     await session.commit()
-    state.principals.clear()
+    await state.caches.invalidate(PRINCIPALS)
     return Response(status_code=204)

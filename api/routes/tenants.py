@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from api.audit import audit
+from api.cache_bus import PRINCIPALS
 from api.deps import Principal, SessionDep, StateDep
 from api.identity_schemas import TenantCreate, TenantOwnerSet, TenantPublic, TenantUpdate, UserPublic
 from api.pagination import Limit, NewestFirst
@@ -127,7 +128,7 @@ async def update_tenant(
         data=changes | {"at": utcnow().isoformat()},
     )
     await session.commit()
-    state.principals.clear()
+    await state.caches.invalidate(PRINCIPALS)
     return tenant_public(tenant)
 
 
@@ -176,5 +177,5 @@ async def set_owner(
     except IntegrityError:
         await session.rollback()
         raise _email_taken() from None
-    state.principals.clear()
+    await state.caches.invalidate(PRINCIPALS)
     return user_public(user)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from api.audit import audit
+from api.cache_bus import PRINCIPALS
 from api.deps import Principal, SessionDep, StateDep
 from api.identity_schemas import UserCreate, UserPublic, UserUpdate
 from api.pagination import ByText, Limit
@@ -133,7 +134,7 @@ async def update_user(
         data={"from": previous, "to": body.role},
     )
     await session.commit()
-    state.principals.clear()
+    await state.caches.invalidate(PRINCIPALS)
     return user_public(user)
 
 
@@ -162,5 +163,5 @@ async def delete_user(
     )
     await session.delete(user)
     await session.commit()
-    state.principals.clear()
+    await state.caches.invalidate(PRINCIPALS)
     return Response(status_code=204)

@@ -29,6 +29,8 @@ class StackProcess:
     api_key: str = "aim_test_bootstrap_key_0123456789abcdef"
     admin_password: str = "test-admin-password"  # noqa: S105 - test stacks only
     extra_env: dict[str, str] = field(default_factory=dict)
+    up_args: list[str] = field(default_factory=list)
+    """Options of ``aimpact up``, e.g. ``["--api-processes", "2"]``."""
     ports: dict[str, int] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -77,7 +79,7 @@ class StackProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         log = open(self.home / "up.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "up"],
+            [sys.executable, "-m", "cli", "up", *self.up_args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

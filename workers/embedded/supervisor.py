@@ -1,7 +1,8 @@
 """``aimpact up``: start the embedded stack in order, keep it running, stop it cleanly.
 
-Order: PostgreSQL → Redis → Temporal → migrations → first-boot seed → one
-worker per task queue → API. Each service must be healthy before the next
+Order: PostgreSQL → Redis → Temporal → migrations → first-boot seed →
+``workers_per_queue`` workers per task queue → ``api_processes`` API processes
+(sharing one port). Each service must be healthy before the next
 starts, and each phase is reported as it runs; a child that dies is restarted
 with backoff; SIGINT/SIGTERM stops every child in reverse order. Children also
 get ``PR_SET_PDEATHSIG`` so none outlives a supervisor that is killed outright.
@@ -33,6 +34,7 @@ from workers.embedded import postgres, redis, temporal
 from workers.embedded.home_lock import HomeLock
 from workers.embedded.ports import listens_on, port_is_free
 from workers.embedded.process import ManagedProcess, ServiceError, ServiceSpec
+from workers.health import port_from_env
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +54,28 @@ class StartPhases(Protocol):
 class _Quiet:
     def phase(self, title: str) -> AbstractContextManager[object]:
         return nullcontext()
+
+
+def numbered(name: str, count: int) -> list[str]:
+    """Names of ``count`` children of one kind: ``name`` alone, or ``name-1`` … ``name-count``."""
+    return [name] if count == 1 else [f"{name}-{n}" for n in range(1, count + 1)]
+
+
+WORKER_PORT_STEP = 10
+"""The n-th worker of a queue (from 0) serves its metrics ports ``n * WORKER_PORT_STEP`` above the queue's."""
+
+
+def metrics_ports(queue: registry.Queue, *, offset: int) -> dict[str, str]:
+    """Variables moving the queue's metrics ports (those not disabled) up by ``offset``; none for offset 0."""
+    moved: dict[str, str] = {}
+    for port in (queue.metrics, queue.sdk_metrics) if offset else ():
+        try:
+            value = port_from_env(port.env, port.default)
+        except ValueError:
+            continue  # the worker itself refuses it, naming the variable
+        if value:
+            moved[port.env] = str(value + offset)
+    return moved
 
 
 class Supervisor:
@@ -137,15 +161,18 @@ class Supervisor:
         log.info("migrations applied")
         with self.phases.phase("Seeding the admin and the demo tenant (first start only)"):
             seeded = asyncio.run(self._seed())
+        per_queue = s.workers_per_queue
         for queue in queues:
-            with self.phases.phase(f"Starting the {queue.name} worker"):
-                self._launch(
-                    self._python_child(
-                        f"worker-{queue.name}", ["worker", "--queue", queue.name], health=lambda _pid: True
-                    )
-                )
-        with self.phases.phase("Starting the API"):
-            self._launch(self.api_spec())
+            title = f"Starting the {queue.name} worker" + ("s" if per_queue > 1 else "")
+            with self.phases.phase(f"{title} ({per_queue})" if per_queue > 1 else title):
+                for n, name in enumerate(numbered(f"worker-{queue.name}", per_queue)):
+                    args = ["worker", "--queue", queue.name]
+                    env = metrics_ports(queue, offset=n * WORKER_PORT_STEP)
+                    self._launch(self._python_child(name, args, health=lambda _pid: True, env=env))
+        count = s.api_processes
+        with self.phases.phase(f"Starting the API ({count} processes)" if count > 1 else "Starting the API"):
+            for name in numbered("api", count):
+                self._launch(self.api_spec(name))
         self._write_pids()
         return seeded
 
@@ -184,9 +211,15 @@ class Supervisor:
             raise ServiceError(f"ports already in use: {', '.join(busy)}; set other values for these variables")
 
     def _python_child(
-        self, name: str, args: list[str], *, health: Callable[[int], bool], start_timeout_s: float = 30
+        self,
+        name: str,
+        args: list[str],
+        *,
+        health: Callable[[int], bool],
+        start_timeout_s: float = 30,
+        env: dict[str, str] | None = None,
     ) -> ServiceSpec:
-        env = dict(os.environ, AIMPACT_HOME=str(self.settings.home), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, AIMPACT_HOME=str(self.settings.home), PYTHONUNBUFFERED="1") | (env or {})
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         return ServiceSpec(
             name=name,
@@ -198,9 +231,14 @@ class Supervisor:
             start_timeout_s=start_timeout_s,
         )
 
-    def api_spec(self) -> ServiceSpec:
-        """The API process: healthy once it listens on its port and ``/healthz`` answers there."""
-        return self._python_child("api", ["api"], health=self._api_healthy, start_timeout_s=60)
+    def api_spec(self, name: str = "api") -> ServiceSpec:
+        """One API process: healthy once it listens on its port and ``/healthz`` answers there.
+
+        With several API processes each binds the port with ``SO_REUSEPORT`` and the kernel
+        spreads connections over them; the listening-socket check tells each child's own start.
+        """
+        args = ["api", "--reuse-port"] if self.settings.api_processes > 1 else ["api"]
+        return self._python_child(name, args, health=self._api_healthy, start_timeout_s=60)
 
     def _api_healthy(self, pid: int) -> bool:
         if not listens_on(pid, self.settings.api_port):

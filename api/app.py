@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from redis.asyncio import BlockingConnectionPool, Redis
 from temporalio.converter import PayloadCodec
 
-from api.cache_bus import PRINCIPALS, CacheBus, subscriber_client
+from api.cache_bus import AGENTS, PRINCIPALS, CacheBus, subscriber_client
 from api.cors import CorsByPath
 from api.middleware import BodyLimitMiddleware, ObservabilityMiddleware
 from api.openapi import install_openapi
@@ -46,7 +46,7 @@ from core.auth.throttle import LoginThrottle
 from core.codec import EncryptionCodec
 from core.crypto import Keyring
 from core.db.engine import make_engine, make_sessionmaker
-from core.db.reads import ReadPool
+from core.db.reads import AgentRef, ReadPool
 from core.event_hub import READER_SOCKET_TIMEOUT_S, RunEventHub
 from core.events import RunEventLog
 from core.memory.embedders import MiniLMEmbedder, embedder_from_settings
@@ -111,8 +111,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         event_hub = RunEventHub(reader=stream_reader, events=events, redis=redis)
         temporal = await connect_temporal(settings, interceptors=temporal_interceptors(tracer_provider))
         principals: TtlCache[Any] = TtlCache(ttl_s=settings.credential_cache_s)
+        agents: TtlCache[AgentRef] = TtlCache(ttl_s=settings.credential_cache_s)
         caches = CacheBus(
-            publisher=redis, subscriber=subscriber_client(settings.redis_target), caches={PRINCIPALS: principals}
+            publisher=redis,
+            subscriber=subscriber_client(settings.redis_target),
+            caches={PRINCIPALS: principals, AGENTS: agents},
         )
         embedder = embedder_from_settings(settings)
         warming = asyncio.create_task(embedder.warm()) if isinstance(embedder, MiniLMEmbedder) else None
@@ -130,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 per_tenant=settings.streams_per_tenant, per_process=settings.streams_per_process
             ),
             principals=principals,
+            agents=agents,
             caches=caches,
             jwt=JwtService(settings),
             refresh_tokens=RefreshTokens(ttl_s=settings.refresh_token_ttl_s),

@@ -35,6 +35,8 @@ CHANNEL = "aimpact:cache-invalidate"
 """Redis pub/sub channel whose messages are cache names to clear."""
 PRINCIPALS = "principals"
 """Verified API keys, token users and tenant quotas (``api.deps``)."""
+AGENTS = "agents"
+"""Each agent's current version and whether it is archived (``api.routes.runs``: starting a run)."""
 _POLL_S = 1.0
 _PING_S = 5.0
 _SILENT_S = 3 * _PING_S

@@ -17,7 +17,7 @@ from core.auth.jwt_keys import JwtService
 from core.auth.refresh import RefreshTokens
 from core.auth.throttle import LoginThrottle
 from core.crypto import Keyring
-from core.db.reads import ReadPool
+from core.db.reads import AgentRef, ReadPool
 from core.event_hub import RunEventHub
 from core.events import RunEventLog
 from core.memory.service import MemoryService
@@ -41,6 +41,8 @@ class AppState:
     stream_limits: StreamLimits
     principals: TtlCache[Any]
     """The ``principals`` cache of ``caches`` (verified API keys, token users, tenant quotas)."""
+    agents: TtlCache[AgentRef]
+    """The ``agents`` cache of ``caches`` (current version and archival of each agent, by tenant and id)."""
     caches: CacheBus
     """Every named cache; ``await caches.invalidate(name)`` clears one in every API process."""
     jwt: JwtService

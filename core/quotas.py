@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import Field
 from redis.asyncio import Redis
-from sqlalchemy import func
+from sqlalchemy import bindparam, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -128,25 +128,23 @@ class RequestRateLimiter:
         self._leases[tenant_id] = _Lease(window=window, remaining=granted - 1)
 
 
+_RUN_USAGE = select(
+    func.count().filter(col(Run.status).in_(sorted(RunStatus.ACTIVE))),
+    func.coalesce(func.sum(Run.input_tokens + Run.output_tokens).filter(col(Run.created_at) >= bindparam("since")), 0),
+).where(
+    col(Run.tenant_id) == bindparam("tenant_id"),
+    or_(col(Run.status).in_(sorted(RunStatus.ACTIVE)), col(Run.created_at) >= bindparam("since")),
+)
+"""Active runs and today's tokens of a tenant, in one statement (built once)."""
+
+
 async def check_run_quotas(session: AsyncSession, tenant_id: str, quotas: Quotas) -> None:
     """``QuotaExceededError`` if the tenant is at its concurrent-run or daily-token quota."""
-    active = (
-        await session.exec(
-            select(func.count())
-            .select_from(Run)
-            .where(Run.tenant_id == tenant_id, col(Run.status).in_(sorted(RunStatus.ACTIVE)))
-        )
-    ).one()
+    now = utcnow()
+    midnight = datetime.combine(now.date(), dtime.min, tzinfo=now.tzinfo)
+    active, used = (await session.execute(_RUN_USAGE, {"tenant_id": tenant_id, "since": midnight})).one()
     if active >= quotas.concurrent_runs:
         raise QuotaExceededError(f"{active} runs active; quota is {quotas.concurrent_runs}", retry_after_s=5)
-    midnight = datetime.combine(utcnow().date(), dtime.min, tzinfo=utcnow().tzinfo)
-    used = (
-        await session.exec(
-            select(func.coalesce(func.sum(Run.input_tokens + Run.output_tokens), 0)).where(
-                Run.tenant_id == tenant_id, Run.created_at >= midnight
-            )
-        )
-    ).one()
     if used >= quotas.tokens_per_day:
-        seconds_left = int(86_400 - (utcnow() - midnight).total_seconds())
+        seconds_left = int(86_400 - (now - midnight).total_seconds())
         raise QuotaExceededError(f"{used} tokens used today; quota is {quotas.tokens_per_day}", seconds_left)

@@ -9,8 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from sqlmodel import col, select
 
+from api import cache_bus
 from api.audit import audit
-from api.deps import Principal, SessionDep
+from api.deps import Principal, SessionDep, StateDep
 from api.pagination import BySeq, Limit, NewestFirst
 from api.permissions import AgentsRead, AgentsWrite
 from api.problem_types import ProblemType
@@ -142,6 +143,7 @@ async def _agent(repo: AgentRepository, agent_id: str, *, live: bool = False, lo
 async def update_agent(
     agent_id: str,
     body: AgentUpdate,
+    state: StateDep,
     session: SessionDep,
     principal: AgentsWrite,
 ) -> AgentPublic:
@@ -167,11 +169,13 @@ async def update_agent(
         data={"version": version.version, "promoted": body.promote, "fields": sorted(changes)},
     )
     await session.commit()
+    if body.promote:
+        await state.caches.invalidate(cache_bus.AGENTS)
     return agent_public(agent, version if body.promote else current)
 
 
 @router.delete("/{agent_id}", status_code=204, response_class=Response)
-async def archive_agent(agent_id: str, session: SessionDep, principal: AgentsWrite) -> Response:
+async def archive_agent(agent_id: str, state: StateDep, session: SessionDep, principal: AgentsWrite) -> Response:
     """Archive: new runs answer 409; the agent, its versions, runs and threads stay readable."""
     repo = AgentRepository(session, principal.tenant_id)
     agent = await _agent(repo, agent_id, lock=True)
@@ -180,6 +184,7 @@ async def archive_agent(agent_id: str, session: SessionDep, principal: AgentsWri
         session.add(agent)
         audit(session, principal, action="agent.archived", target_type="agent", target_id=agent.id)
         await session.commit()
+        await state.caches.invalidate(cache_bus.AGENTS)
     return Response(status_code=204)
 
 
@@ -235,6 +240,7 @@ async def get_version(
 async def promote_version(
     agent_id: str,
     version: VersionPath,
+    state: StateDep,
     session: SessionDep,
     principal: AgentsWrite,
 ) -> AgentVersionPublic:
@@ -253,4 +259,5 @@ async def promote_version(
         data={"from": previous, "to": version},
     )
     await session.commit()
+    await state.caches.invalidate(cache_bus.AGENTS)
     return version_public(agent, found, n, mean)

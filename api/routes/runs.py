@@ -25,8 +25,8 @@ from api.schemas import Page, RunCreate, RunPublic, StepPublic, TemporalLink, Us
 from api.state import AppState
 from core.contracts.agent_run import AgentRunInput, RunStatus
 from core.db.models import Run, RunStep
-from core.db.reads import RunReads, RunRow, StepRow
-from core.db.repos import AgentRepository, Keyset, RunRepository
+from core.db.reads import AgentRef, RunReads, RunRow, StepRow, agent_ref
+from core.db.repos import Keyset, RunRepository
 from core.events import TurnState, ends_turn
 from core.ids import AGENT_ID, RUN_KIND, TENANT_ID, new_id, run_workflow_id
 from core.quotas import QuotaExceededError, check_run_quotas
@@ -131,11 +131,11 @@ async def start_run(
     if idempotency_key is not None:
         existing = await runs.by_idempotency_key(idempotency_key)
         if existing is not None:
-            return await _accepted(state, runs, _same_request(existing, idempotency_key, fingerprint))
-    agent = await AgentRepository(session, tenant).get_any(agent_id)
+            return await _accepted(state, _same_request(existing, idempotency_key, fingerprint), created=False)
+    agent = await _current_agent(state, tenant, agent_id)
     if agent is None:
         raise ProblemError(404, f"agent {agent_id} not found", slug=ProblemType.NOT_FOUND)
-    if agent.deleted_at is not None:
+    if agent.archived:
         raise ProblemError(409, f"agent {agent_id} is archived: it starts no new runs", slug=ProblemType.AGENT_ARCHIVED)
     try:
         await check_run_quotas(session, tenant, await tenant_quotas(state, tenant))
@@ -163,7 +163,18 @@ async def start_run(
     if created:
         metrics.RUNS_STARTED.inc()
         await state.events.publish(tenant, run.id, "run.queued", {"status": RunStatus.QUEUED, "agent_id": agent.id})
-    return await _accepted(state, runs, run)
+    return await _accepted(state, run, created=created)
+
+
+async def _current_agent(state: AppState, tenant_id: str, agent_id: str) -> AgentRef | None:
+    """The agent's current version and archival, cached per process until an agent changes anywhere."""
+    key = f"{tenant_id}:{agent_id}"
+    agent = state.agents.get(key)
+    if agent is None:
+        agent = await agent_ref(state.reads, tenant_id, agent_id)
+        if agent is not None:
+            state.agents.put(key, agent)
+    return agent
 
 
 def request_fingerprint(agent_id: str, body: RunCreate) -> str:
@@ -193,7 +204,8 @@ def _same_request(run: Run, key: str, fingerprint: str) -> Run:
     )
 
 
-async def _accepted(state: AppState, runs: RunRepository, run: Run) -> RunPublic:
+async def _accepted(state: AppState, run: Run, *, created: bool) -> RunPublic:
+    """The run just recorded (it has no steps yet) or found by its key, its workflow started if still queued."""
     if run.status == RunStatus.QUEUED:
         try:
             await _start_workflow(state, run)
@@ -205,7 +217,8 @@ async def _accepted(state: AppState, runs: RunRepository, run: Run) -> RunPublic
                 slug=ProblemType.TEMPORAL_UNAVAILABLE,
                 headers={"Retry-After": "2"},
             ) from exc
-    return run_public(state, run, await runs.steps(run.id))
+    steps = [] if created else await RunReads(state.reads, run.tenant_id).steps(run.id)
+    return run_public(state, run, steps)
 
 
 @router.get("/v1/runs/{run_id}", response_model=RunPublic)

@@ -109,6 +109,15 @@ class StepRow:
     error: dict[str, Any] | None
 
 
+@dataclass(slots=True, frozen=True)
+class AgentRef:
+    """What starting a run needs of an agent: its current version, and whether it is archived."""
+
+    id: str
+    version: int
+    archived: bool
+
+
 @dataclass(slots=True)
 class MessageRow:
     """A message of a thread."""
@@ -152,6 +161,16 @@ _RUN_LISTS = {
     for status in (False, True)
     for after in (False, True)
 }
+
+
+AGENT_REF = b"SELECT id, version, deleted_at IS NOT NULL FROM agent WHERE id = %s AND tenant_id = %s"
+
+
+async def agent_ref(pool: ReadPool, tenant_id: str, agent_id: str) -> AgentRef | None:
+    """The tenant's agent ``agent_id`` (archived or not), as a run start needs it."""
+    async with pool.connection() as conn:
+        cursor = conn.cursor(row_factory=args_row(AgentRef))
+        return await (await cursor.execute(AGENT_REF, (agent_id, tenant_id))).fetchone()
 
 
 class RunReads:

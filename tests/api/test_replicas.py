@@ -137,6 +137,39 @@ async def test_a_run_started_through_one_process_is_followed_to_its_end_through_
     assert run["output"] == "Result — calculator: 42"
 
 
+async def test_an_agent_change_holds_for_runs_started_through_every_process_within_a_second(
+    tenant: TenantCtx, replica: httpx.AsyncClient
+) -> None:
+    agent = await create_agent(tenant.http)
+    runs = f"/v1/agents/{agent['id']}/runs"
+
+    async def started_with(client: httpx.AsyncClient) -> httpx.Response:
+        return await client.post(runs, json={"input": "2 + 2"}, headers=_owner(tenant))
+
+    async def replica_starts_version(version: int) -> bool:
+        response = await started_with(replica)
+        assert response.status_code == 202, response.text
+        return bool(response.json()["agent_version"] == version)
+
+    for client in (tenant.http, replica):  # each process has now looked the agent up (and cached it)
+        assert (await started_with(client)).json()["agent_version"] == 1
+
+    patched = await tenant.http.patch(f"/v1/agents/{agent['id']}", json={"instructions": "Be brief."})
+    assert patched.status_code == 200, patched.text
+    await within(PROPAGATION_S, lambda: replica_starts_version(2))
+
+    rolled_back = await tenant.http.post(f"/v1/agents/{agent['id']}/versions/1/promote")
+    assert rolled_back.status_code == 200, rolled_back.text
+    await within(PROPAGATION_S, lambda: replica_starts_version(1))
+
+    assert (await tenant.http.delete(f"/v1/agents/{agent['id']}")).status_code == 204
+    await within(PROPAGATION_S, lambda: _answers(started_with(replica), 409))
+
+
+async def _answers(request: Awaitable[httpx.Response], status: int) -> bool:
+    return (await request).status_code == status
+
+
 async def _status_is(client: httpx.AsyncClient, path: str, headers: dict[str, str], status: int) -> bool:
     return (await client.get(path, headers=headers)).status_code == status
 

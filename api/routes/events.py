@@ -33,10 +33,10 @@ from api.deps import StateDep
 from api.permissions import RunsRead
 from api.problem_types import ProblemType, problem
 from api.problems import ProblemError
-from api.routes.runs import run_or_404
 from api.state import AppState
 from api.streams import StreamLease, StreamLimitError
 from core.contracts.agent_run import RunStatus
+from core.db.reads import RunReads
 from core.events import FINAL_EVENTS, RUN_CLOSED, RunEvent, RunEventLog
 
 log = structlog.get_logger(__name__)
@@ -175,9 +175,10 @@ async def run_events(
     after: Annotated[str | None, Query(pattern=_EVENT_ID, description="Resume after this event id.")] = None,
 ) -> StreamingResponse:
     """Step starts/finishes and each turn's outcome, up to ``run.closed``; resume with ``Last-Event-ID``."""
-    async with state.sessions() as session:  # not SessionDep: that one would stay open for the stream's life
-        run = await run_or_404(session, principal.tenant_id, run_id)
-        status, workflow_id = run.status, run.workflow_id
+    found = await RunReads(state.reads, principal.tenant_id).status(run_id)
+    if found is None:
+        raise ProblemError(404, f"run {run_id} not found", slug=ProblemType.NOT_FOUND)
+    status, workflow_id = found
     ended = status in RunStatus.FINAL and await workflow_closed(state.temporal, workflow_id)
     try:
         lease = state.stream_limits.acquire(principal.tenant_id)

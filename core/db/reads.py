@@ -133,6 +133,7 @@ class MessageRow:
 
 
 RUN_BY_ID = _select(RunRow, "SELECT {} FROM run WHERE id = %s AND tenant_id = %s", {"metadata_": "metadata"})
+RUN_STATUS = b"SELECT status, workflow_id FROM run WHERE id = %s AND tenant_id = %s"
 STEPS_OF_RUN = _select(StepRow, "SELECT {} FROM run_step WHERE run_id = %s AND tenant_id = %s ORDER BY seq")
 STEPS_OF_RUNS = _select(
     StepRow, "SELECT {} FROM run_step WHERE tenant_id = %s AND run_id = ANY(%s) ORDER BY run_id, seq"
@@ -191,6 +192,11 @@ class RunReads:
                 return None
             steps = conn.cursor(row_factory=args_row(StepRow))
             return run, await (await steps.execute(STEPS_OF_RUN, (run_id, self._tenant_id))).fetchall()
+
+    async def status(self, run_id: str) -> tuple[str, str] | None:
+        """The status and workflow id of the run ``run_id`` of this tenant."""
+        async with self._pool.connection() as conn:
+            return await (await conn.execute(RUN_STATUS, (run_id, self._tenant_id))).fetchone()
 
     async def steps(self, run_id: str) -> list[StepRow]:
         """The steps of a run in order."""

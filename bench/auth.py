@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 from pydantic import SecretStr
 
-from bench.load import client_name, load, serve, wait_up
+from bench.load import BENCH_ENV, client_name, load, serve, wait_up
 from core.auth.jwt_keys import JwtService
 from core.security import hash_password, verify_password
 from core.settings import Settings
@@ -56,7 +56,7 @@ async def main() -> None:
     micro()
 
     with tempfile.TemporaryDirectory(prefix="aimpact-bench-") as home:
-        stack = StackProcess(home=Path(home), extra_env={"AIMPACT_DEFAULT_REQUESTS_PER_MINUTE": "100000000"})
+        stack = StackProcess(home=Path(home), extra_env=BENCH_ENV)
         stack.start()
         servers = []
         try:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 
 from api.app import create_app
-from api.deps import Principal, SessionDep, StateDep
+from api.deps import Principal, StateDep
 from api.routes.runs import get_run
+from api.schemas import RunPublic
 from core.roles import permissions_of
 
 
@@ -29,7 +29,7 @@ def app_with_unauthenticated_twin() -> FastAPI:
     )
 
     @app.get("/bench/runs/{run_id}", include_in_schema=False)
-    async def unauthenticated_get_run(run_id: str, state: StateDep, session: SessionDep) -> JSONResponse:
-        return await get_run(run_id, state, session, principal, wait_s=0)
+    async def unauthenticated_get_run(run_id: str, state: StateDep) -> RunPublic:
+        return await get_run(run_id, state, principal, wait_s=0)
 
     return app

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.load import load, serve, wait_up
+from bench.load import BENCH_ENV, load, serve, wait_up
 from workers.embedded.ports import free_port
 from workers.embedded.stack import StackProcess
 
@@ -37,10 +37,7 @@ async def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="aimpact-bench-") as home:
-        stack = StackProcess(
-            home=Path(home),
-            extra_env={"AIMPACT_THREAD_IDLE_S": "0", "AIMPACT_DEFAULT_REQUESTS_PER_MINUTE": "100000000"},
-        )
+        stack = StackProcess(home=Path(home), extra_env=BENCH_ENV)
         stack.start()
         servers = []
         try:

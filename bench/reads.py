@@ -30,7 +30,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from bench.load import Load, client_name, load, serve, wait_up
+from bench.load import BENCH_ENV, Load, client_name, load, serve, wait_up
 from workers.embedded.ports import free_port
 from workers.embedded.stack import StackProcess
 
@@ -152,9 +152,7 @@ async def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="aimpact-bench-") as home:
-        stack = StackProcess(
-            home=Path(home), extra_env={"AIMPACT_DEFAULT_REQUESTS_PER_MINUTE": "100000000", "AIMPACT_EMBEDDER": "hash"}
-        )
+        stack = StackProcess(home=Path(home), extra_env=BENCH_ENV)
         stack.start()
         bare = None
         try:

@@ -73,7 +73,7 @@ def bare_app() -> FastAPI:
             steps = await (await conn.execute(STEPS_OF, (tenant, [r["id"] for r in rows[:limit]]))).fetchall()
         by_run: dict[str, list[Any]] = {r["id"]: [] for r in rows[:limit]}
         for step in steps:
-            by_run[step["run_id"]].append(step)
+            by_run[step["run_id"]].append(step)  # type: ignore[call-overload]  # dict rows (the pool's row factory)
         return _json({"items": [r | {"steps": by_run[r["id"]]} for r in rows[:limit]], "next_cursor": "x"})
 
     @app.get("/bare/threads/{thread_id}/messages")

@@ -44,7 +44,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from bench.agent_runs import SCENARIOS, Figures, platform
-from bench.auth import _load
+from bench.load import BENCH_ENV, load
 from workers.embedded.ports import free_port, listens_on
 from workers.embedded.process import die_with_parent
 from workers.embedded.stack import StackProcess
@@ -135,17 +135,17 @@ async def reads_side(stack: StackProcess, seconds: float, concurrency: int) -> t
     api = ["api", "--reuse-port"]
     with child(stack, "api-1", api, AIMPACT_API_PORT=str(port)) as first:
         await ready(first, f"http://127.0.0.1:{port}/readyz")
-        await _load(url, headers, 2, concurrency)  # warm up
-        single, _ = await _load(url, headers, seconds, concurrency)
+        await load(url, headers, 2, concurrency)  # warm up
+        single = (await load(url, headers, seconds, concurrency)).rate
         with child(stack, "api-2", api, AIMPACT_API_PORT=str(port)) as second:
             while not listens_on(second.pid, port):
                 if second.poll() is not None:
                     raise RuntimeError("the second API process exited")
                 await asyncio.sleep(0.2)
-            await _load(url, headers, 2, concurrency)
-            double, _ = await _load(url, headers, seconds, concurrency)
+            await load(url, headers, 2, concurrency)
+            double = (await load(url, headers, seconds, concurrency)).rate
         assert first.poll() is None
-        again, _ = await _load(url, headers, seconds, concurrency)
+        again = (await load(url, headers, seconds, concurrency)).rate
     return single, again, double
 
 
@@ -197,10 +197,8 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aimpact-scale-") as home:
         stack = StackProcess(
             home=Path(home),
-            extra_env={
-                "AIMPACT_THREAD_IDLE_S": "0",
-                "AIMPACT_DEFAULT_REQUESTS_PER_MINUTE": "1000000",
-                "AIMPACT_EMBEDDER": "hash",
+            extra_env=BENCH_ENV
+            | {
                 "AIMPACT_ACTIVITY_HEARTBEAT_TIMEOUT_S": "2",
                 "AIMPACT_LOG_LEVEL": "warning",
             },

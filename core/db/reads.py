@@ -174,14 +174,16 @@ async def agent_ref(pool: ReadPool, tenant_id: str, agent_id: str) -> AgentRef |
         return await (await cursor.execute(AGENT_REF, (agent_id, tenant_id))).fetchone()
 
 
-class RunReads:
-    """Reads of one tenant's runs."""
-
+class _TenantReader:
     def __init__(self, pool: ReadPool, tenant_id: str):
         if not tenant_id:
             raise ValueError("a tenant-scoped reader needs a tenant id")
         self._pool = pool
         self._tenant_id = tenant_id
+
+
+class RunReads(_TenantReader):
+    """Reads of one tenant's runs."""
 
     async def get(self, run_id: str) -> tuple[RunRow, list[StepRow]] | None:
         """The run ``run_id`` of this tenant with its steps in order."""
@@ -223,14 +225,8 @@ class RunReads:
         return found, by_run
 
 
-class ThreadReads:
+class ThreadReads(_TenantReader):
     """Reads of one tenant's conversation threads."""
-
-    def __init__(self, pool: ReadPool, tenant_id: str):
-        if not tenant_id:
-            raise ValueError("a tenant-scoped reader needs a tenant id")
-        self._pool = pool
-        self._tenant_id = tenant_id
 
     async def messages(self, thread_id: str, *, limit: int, after_seq: int = 0) -> Sequence[MessageRow]:
         """At most ``limit`` messages of a thread after position ``after_seq``, in order."""

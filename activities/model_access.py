@@ -57,6 +57,10 @@ class ModelAccess:
             self._configs[key] = AgentConfig.model_validate(raw)
         return self._configs[key]
 
+    def cached_config(self, tenant_id: str, agent_id: str, version: int) -> AgentConfig | None:
+        """The configuration of the agent's ``version`` if this process read it already."""
+        return self._configs.get((tenant_id, agent_id, version))
+
     def cache_config(self, tenant_id: str, agent_id: str, version: int, config: AgentConfig) -> None:
         """Keep a configuration read elsewhere (``begin`` reads it with the run)."""
         self._configs[(tenant_id, agent_id, version)] = config

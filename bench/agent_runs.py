@@ -13,7 +13,9 @@ another; ``raw-shape`` runs the tool calls of one model answer concurrently, as
 the platform does, so the comparison holds without that advantage. The sides
 run in two halves in the order raw, raw-shape, platform, platform, raw-shape,
 raw, so that none profits from going first on an emptier server (the dev
-server's SQLite grows with every run).
+server's SQLite grows with every run). Each side's CPU is charged per run to
+each service of the stack (agents worker, API, Temporal, PostgreSQL, Redis; the
+benchmark process is the load generator and the baselines' worker).
 
 Usage: ``python -m bench.agent_runs [--runs N] [--concurrency C]`` (or ``make bench``).
 """
@@ -33,6 +35,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bench.baseline import BaselineWorkflow, noop
+from bench.cpu import CpuLedger
 from workers.embedded.stack import StackProcess
 
 
@@ -160,6 +163,31 @@ async def time_to_first_event(stack: StackProcess, runs: int) -> tuple[list[floa
     return samples, from_open
 
 
+async def _scenario(
+    stack: StackProcess, scenario: Scenario, services: dict[str, int], runs: int, concurrency: int
+) -> tuple[Figures, Figures | None, Figures, CpuLedger]:
+    """The sides of one scenario in two halves (raw, raw-shape, platform, platform, raw-shape, raw)."""
+    cpu = CpuLedger(services)
+    first, second = runs // 2, runs - runs // 2
+    sequential, staged = [1] * scenario.activities, list(scenario.shape)
+    shaped = staged != sequential
+    with cpu.charge("raw", first):
+        raw = await baseline(stack, sequential, first, concurrency)
+    same = None
+    if shaped:
+        with cpu.charge("raw-shape", first):
+            same = await baseline(stack, staged, first, concurrency, name="raw-shape")
+    with cpu.charge("platform", runs):
+        ours = await platform(stack, scenario, first, concurrency)
+        ours += await platform(stack, scenario, second, concurrency)
+    if same is not None:
+        with cpu.charge("raw-shape", second):
+            same += await baseline(stack, staged, second, concurrency, name="raw-shape")
+    with cpu.charge("raw", second):
+        raw += await baseline(stack, sequential, second, concurrency)
+    return raw, same, ours, cpu
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=300)
@@ -168,7 +196,7 @@ async def main() -> None:
     parser.add_argument("--only-ttfe", action="store_true", help="skip the throughput scenarios")
     args = parser.parse_args()
 
-    results: list[tuple[Scenario, Figures, Figures | None, Figures]] = []
+    results: list[tuple[Scenario, Figures, Figures | None, Figures, CpuLedger]] = []
     with tempfile.TemporaryDirectory(prefix="aimpact-bench-") as home:
         stack = StackProcess(
             home=Path(home),
@@ -181,24 +209,15 @@ async def main() -> None:
             },
         )
         stack.start()
+        services = {name: pid for name, pid in stack.pids().items() if name != "supervisor"}
         try:
             for scenario in () if args.only_ttfe else SCENARIOS:
-                first, second = args.runs // 2, args.runs - args.runs // 2
-                sequential, staged = [1] * scenario.activities, list(scenario.shape)
-                shaped = staged != sequential
-                raw = await baseline(stack, sequential, first, args.concurrency)
-                same = await baseline(stack, staged, first, args.concurrency, name="raw-shape") if shaped else None
-                ours = await platform(stack, scenario, first, args.concurrency)
-                ours += await platform(stack, scenario, second, args.concurrency)
-                if same is not None:
-                    same += await baseline(stack, staged, second, args.concurrency, name="raw-shape")
-                raw += await baseline(stack, sequential, second, args.concurrency)
-                results.append((scenario, raw, same, ours))
+                results.append((scenario, *await _scenario(stack, scenario, services, args.runs, args.concurrency)))
             ttfe, from_open = await time_to_first_event(stack, args.ttfe_runs)
         finally:
             stack.stop()
 
-    for scenario, raw, same, ours in results:
+    for scenario, raw, same, ours, cpu in results:
         print(f"\n{scenario.name}: N={args.runs} C={args.concurrency}, {scenario.activities} activities per run")
         print(f"{'':<10} {'runs':>5} {'runs/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
         for figures in (raw, same, ours):
@@ -206,8 +225,9 @@ async def main() -> None:
                 print(figures.row())
         print(f"platform/raw throughput ratio: {ours.rate / raw.rate:.2f} (target >= 0.8)")
         print(f"platform/raw p50 latency ratio: {ours.pct(0.5) / raw.pct(0.5):.2f}")
-        if same is not None:
-            print(f"platform/raw-shape throughput ratio: {ours.rate / same.rate:.2f}")
+        shape = same or raw  # one tool call: the sequential baseline already has the platform's shape
+        print(f"platform/raw-shape throughput ratio: {ours.rate / shape.rate:.2f} (target >= 0.9)")
+        print(cpu.table())
     for label, values in (("opening the stream", from_open), ("POST …/runs (includes starting the workflow)", ttfe)):
         first = Figures("ttfe", len(values), 1.0, values)
         print(f"\ntime to first SSE event from {label}, {len(values)} runs one at a time:")

@@ -23,6 +23,7 @@ from core.codec import encrypted_data_converter
 from core.crypto import Keyring
 from core.ids import SEARCH_ATTRIBUTES
 from core.settings import Settings
+from core.type_hints import memoize_converter_type_hints
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +83,7 @@ async def connect_temporal(
     interceptors: Sequence[Interceptor] = (),
 ) -> Client:
     """Connect to the configured Temporal frontend, retrying while it starts."""
+    memoize_converter_type_hints()
     delay = 0.2
     for attempt in range(1, attempts + 1):
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -46,6 +46,36 @@ APPEND = (
 Any conflict is skipped rather than raised, so a shared transaction survives it: on the key, the
 message is already there; on the seq, a concurrent writer took it and the next try sees the new end."""
 ALREADY = select(_message.c.id).where(_message.c.message_key == bindparam("p_message_key"))
+
+
+@dataclass(frozen=True)
+class Append:
+    """A message to append once per ``key`` at the end of a thread (``APPEND``'s parameters)."""
+
+    tenant_id: str
+    thread_id: str
+    run_id: str | None
+    key: str
+    message: ChatMessage
+    subject: str | None = None
+    kind: str = "message"
+
+    def params(self) -> dict[str, Any]:
+        """The bind parameters of ``APPEND`` and ``ALREADY``."""
+        message = self.message
+        return {
+            "p_tenant_id": self.tenant_id,
+            "p_thread_id": self.thread_id,
+            "p_run_id": self.run_id,
+            "p_message_key": self.key,
+            "p_role": message.role,
+            "p_content": message.content,
+            "p_tool_calls": [asdict(c) for c in message.tool_calls],
+            "p_tool_call_id": message.tool_call_id,
+            "p_name": message.name,
+            "p_kind": self.kind,
+            "p_subject": self.subject,
+        }
 
 
 def cache_key(tenant_id: str, thread_id: str) -> str:
@@ -102,19 +132,7 @@ class ThreadStore:
         With ``conn`` the append joins the caller's transaction, and the caller calls
         ``invalidate`` after committing it.
         """
-        params: dict[str, Any] = {
-            "p_tenant_id": tenant_id,
-            "p_thread_id": thread_id,
-            "p_run_id": run_id,
-            "p_message_key": key,
-            "p_role": message.role,
-            "p_content": message.content,
-            "p_tool_calls": [asdict(c) for c in message.tool_calls],
-            "p_tool_call_id": message.tool_call_id,
-            "p_name": message.name,
-            "p_kind": kind,
-            "p_subject": subject,
-        }
+        params = Append(tenant_id, thread_id, run_id, key, message, subject, kind).params()
         async with statement(self._engine, conn) as tx:
             for _ in range(50):
                 if (await tx.execute(APPEND, params)).first() is not None or (

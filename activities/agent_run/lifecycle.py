@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio import activity
@@ -25,6 +27,7 @@ from core.contracts.memory import MemoryExtractInput
 from core.db.models import utcnow
 from core.db.projection import RunIdentity, StepRecord
 from core.telemetry import metrics
+from core.threads import Append
 
 log = structlog.get_logger(__name__)
 
@@ -38,26 +41,23 @@ class LifecycleActivities(AgentRunBase):
         """Mark the run running, append its input to the thread, return the loop configuration."""
         structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, run_id=inp.run_id)
         info = activity.info()
-        async with self._projection.engine.begin() as conn:
-            loaded = await self._projection.begin(
-                inp.tenant_id, inp.run_id, inp.agent_id, inp.agent_version, info.workflow_run_id or "", conn=conn
+        cached = self._models.cached_config(inp.tenant_id, inp.agent_id, inp.agent_version)
+        loaded = await self._projection.begin_run(  # one statement: the run's status and its input in the thread
+            inp.tenant_id,
+            inp.run_id,
+            inp.agent_id,
+            inp.agent_version,
+            info.workflow_run_id or "",
+            input_key=f"{info.workflow_id}:input",
+            with_config=cached is None,
+        )
+        if loaded is None:
+            raise ApplicationError(
+                f"run {inp.run_id} or agent {inp.agent_id} v{inp.agent_version} not found",
+                type=errors.RUN_NOT_FOUND,
+                non_retryable=True,
             )
-            if loaded is None:
-                raise ApplicationError(
-                    f"run {inp.run_id} or agent {inp.agent_id} v{inp.agent_version} not found",
-                    type=errors.RUN_NOT_FOUND,
-                    non_retryable=True,
-                )
-            config = AgentConfig.model_validate(loaded.config)
-            await self._threads.append(
-                tenant_id=inp.tenant_id,
-                thread_id=loaded.thread_id,
-                run_id=inp.run_id,
-                key=f"{info.workflow_id}:input",
-                message=ChatMessage(role="user", content=loaded.input),
-                subject=loaded.subject,
-                conn=conn,
-            )
+        config = cached or AgentConfig.model_validate(loaded.config)
         await self._threads.invalidate(inp.tenant_id, loaded.thread_id)
         self._models.cache_config(inp.tenant_id, inp.agent_id, inp.agent_version, config)
         self._identities[inp.run_id] = RunIdentity(loaded.subject, inp.agent_id, inp.agent_version)
@@ -120,31 +120,34 @@ class LifecycleActivities(AgentRunBase):
         output = inp.output
         if inp.output_ref:
             output = (await self._blobs.get(inp.tenant_id, inp.output_ref)).decode()
-        appended = inp.answer is not None and bool(inp.thread_id)
-        async with self._projection.engine.begin() as conn:
-            if inp.answer is not None and inp.thread_id:
-                answer = ChatMessage(role="assistant", content=output or "", tool_calls=inp.answer.tool_calls)
-                await self._threads.append(
-                    tenant_id=inp.tenant_id,
-                    thread_id=inp.thread_id,
-                    run_id=inp.run_id,
-                    key=inp.answer_key or f"{activity.info().workflow_id}:answer:{inp.turn}",
-                    message=answer,
-                    conn=conn,
-                )
-            created_at = await self._projection.finish(
+        answer = None
+        if inp.answer is not None and inp.thread_id:
+            answer = Append(
                 inp.tenant_id,
+                inp.thread_id,
                 inp.run_id,
-                status=inp.status,
-                output=output,
-                error=inp.error,
-                input_tokens=inp.usage.input_tokens,
-                output_tokens=inp.usage.output_tokens,
-                cost_usd=inp.usage.cost_usd,
-                conn=conn,
+                inp.answer_key or f"{activity.info().workflow_id}:answer:{inp.turn}",
+                ChatMessage(role="assistant", content=output or "", tool_calls=inp.answer.tool_calls),
             )
-            if inp.status in ("failed", "cancelled"):
+        appended = answer is not None
+        ending = functools.partial(
+            self._projection.finish,
+            inp.tenant_id,
+            inp.run_id,
+            status=inp.status,
+            output=output,
+            error=inp.error,
+            input_tokens=inp.usage.input_tokens,
+            output_tokens=inp.usage.output_tokens,
+            cost_usd=inp.usage.cost_usd,
+            message=answer,
+        )
+        if inp.status in ("failed", "cancelled"):  # with the steps the turn left open, in one transaction
+            async with self._projection.engine.begin() as conn:
+                created_at = await ending(conn=conn)
                 await self._end_open_steps(inp, conn)
+        else:  # one statement: the answer and the run's outcome
+            created_at = await ending()
         if appended:
             await self._threads.invalidate(inp.tenant_id, inp.thread_id)
         await self._events.publish(

@@ -18,10 +18,11 @@ from activities.heartbeat import heartbeating
 from core.contracts.agent_run import INLINE_LIMIT_BYTES, ChildRun, ChildRunInput, ToolStepInput, ToolStepResult
 from core.contracts.llm import ChatMessage
 from core.db.models import utcnow
-from core.db.projection import StepRecord
+from core.db.projection import Effect, StepRecord
 from core.errors import ToolError
 from core.ids import run_workflow_id
 from core.telemetry import metrics
+from core.threads import Append
 from core.tools.base import ToolContext
 from core.tools.schema import argument_errors
 
@@ -52,21 +53,16 @@ class ToolStepActivities(AgentRunBase):
             input=inp.call.arguments,
             started_at=utcnow(),
         )
-        # One transaction before the call (assistant message, step, effect check), the effect record
-        # right after it, and one transaction for the result (thread and step).
-        async with self._projection.engine.begin() as conn:
-            if inp.assistant is not None and inp.thread_id:
-                await self._threads.append(
-                    tenant_id=inp.tenant_id,
-                    thread_id=inp.thread_id,
-                    run_id=inp.run_id,
-                    key=inp.assistant_key or f"{info.workflow_id}:{inp.step_id}:assistant",
-                    message=inp.assistant,
-                    conn=conn,
-                )
-            await self._projection.record_step(inp.tenant_id, inp.run_id, step, conn=conn)
-            seen, stored = await self._projection.recorded_effect(effect_key, conn=conn)
+        # One statement before the call (assistant message, step, effect check) and one after it
+        # (effect record, result message, step): each commits alone, all or nothing.
+        assistant = None
         if inp.assistant is not None and inp.thread_id:
+            key = inp.assistant_key or f"{info.workflow_id}:{inp.step_id}:assistant"
+            assistant = Append(inp.tenant_id, inp.thread_id, inp.run_id, key, inp.assistant)
+        seen, stored = await self._projection.write_step(
+            inp.tenant_id, inp.run_id, step, message=assistant, read_effect=effect_key
+        )
+        if assistant is not None:
             await self._threads.invalidate(inp.tenant_id, inp.thread_id)
         await self._announce(inp.tenant_id, inp.run_id, step)
         if inp.outcome is not None:
@@ -77,23 +73,21 @@ class ToolStepActivities(AgentRunBase):
         else:
             async with heartbeating():
                 full, result = await self._execute(inp, effect_key)
-        if not seen:  # committed on its own at once: nothing after the call can undo the record of its effect
-            await self._projection.record_effect(inp.tenant_id, effect_key, asdict(result))
         step.status = "failed" if result.is_error else "completed"
         step.output = result.data if not result.is_error else None
         step.error = {"message": result.content} if result.is_error else None
         step.ended_at = utcnow()
-        async with self._projection.engine.begin() as conn:
-            if inp.thread_id:
-                await self._threads.append(
-                    tenant_id=inp.tenant_id,
-                    thread_id=inp.thread_id,
-                    run_id=inp.run_id,
-                    key=f"{effect_key}:result",
-                    message=ChatMessage(role="tool", content=full, tool_call_id=inp.call.id, name=inp.call.name),
-                    conn=conn,
-                )
-            await self._projection.record_step(inp.tenant_id, inp.run_id, step, conn=conn)
+        answer = None
+        if inp.thread_id:
+            message = ChatMessage(role="tool", content=full, tool_call_id=inp.call.id, name=inp.call.name)
+            answer = Append(inp.tenant_id, inp.thread_id, inp.run_id, f"{effect_key}:result", message)
+        effect = None if seen else Effect(effect_key, asdict(result))
+        try:
+            await self._projection.write_step(inp.tenant_id, inp.run_id, step, message=answer, effect=effect)
+        except Exception:
+            if effect is not None:  # the call happened: its record must outlive whatever failed with it
+                await self._projection.record_effect(inp.tenant_id, effect.key, effect.result)
+            raise
         if inp.thread_id:
             await self._threads.invalidate(inp.tenant_id, inp.thread_id)
         await self._announce(inp.tenant_id, inp.run_id, step)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, tuple_, update
+from sqlalchemy import Select, bindparam, func, literal, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.db.engine import statement, transaction
+from core.db.engine import statement
 from core.db.models import Agent, AgentVersion, Run, RunStep, StepEffect, ThreadMessage, utcnow
 from core.ids import run_workflow_id
+from core.threads import ALREADY, APPEND, Append
 
 _run = Run.__table__  # type: ignore[attr-defined]
 _step = RunStep.__table__  # type: ignore[attr-defined]
@@ -56,6 +58,145 @@ UPSERT_STEP = _step_insert.on_conflict_do_update(
 """Built once: statement construction (``excluded`` aliasing) is costly on the hot path."""
 INSERT_EFFECT = insert(_effect).on_conflict_do_nothing(index_elements=["key"])
 SELECT_EFFECT = select(_effect.c.result).where(_effect.c.key == bindparam("key"))
+
+_STEP_BOUND = (*_STEP_COLUMNS, "tenant_id", "run_id")
+_step_values = insert(_step).values({name: bindparam(f"s_{name}", type_=_step.c[name].type) for name in _STEP_BOUND})
+_STEP_WRITE = _step_values.on_conflict_do_update(
+    index_elements=["run_id", "step_id"],
+    set_={name: _step_values.excluded[name] for name in _STEP_COLUMNS if name not in ("step_id", "started_at")},
+).returning(_step.c.step_id)
+_EFFECT_WRITE = (
+    insert(_effect)
+    .values(
+        key=bindparam("e_key"),
+        tenant_id=bindparam("e_tenant_id"),
+        result=bindparam("e_result", type_=_effect.c.result.type),
+    )
+    .on_conflict_do_nothing(index_elements=["key"])
+    .returning(_effect.c.key)
+)
+_EFFECT_READ = select(_effect.c.result).where(_effect.c.key == bindparam("e_key"))
+
+
+def _appending(query: Select[Any], message: bool) -> Select[Any]:
+    """``query`` with ``APPEND`` as a CTE and its outcome as columns ``appended`` and ``already``, if ``message``."""
+    if not message:
+        return query
+    appended = APPEND.cte("appended")
+    return query.add_columns(
+        select(appended.c.id).exists().label("appended"), ALREADY.exists().label("already")
+    ).add_cte(appended)
+
+
+async def _execute_appending(conn: AsyncConnection, query: Select[Any], params: dict[str, Any], message: bool) -> Any:
+    """The one row of ``query`` (see ``_appending``), run again while a concurrent append took the seq."""
+    for _ in range(50):
+        row = (await conn.execute(query, params)).one()
+        if not message or row.appended or row.already:
+            return row
+    raise RuntimeError(f"could not append to thread {params['p_thread_id']}")
+
+
+_RUN_FINISH = (
+    update(_run)
+    .where(_run.c.id == bindparam("r_id"), _run.c.tenant_id == bindparam("r_tenant_id"))
+    .values(
+        status=bindparam("r_status"),
+        output=bindparam("r_output"),
+        error=bindparam("r_error", type_=_run.c.error.type),
+        input_tokens=bindparam("r_input_tokens"),
+        output_tokens=bindparam("r_output_tokens"),
+        cost_usd=bindparam("r_cost_usd"),
+        updated_at=bindparam("r_updated_at"),
+    )
+    .returning(_run.c.created_at)
+    .cte("run_finished")
+)
+
+
+@cache
+def _finish(message: bool) -> Select[Any]:
+    """One statement: the run's final status, output and usage, and the answer appended (once) if ``message``."""
+    query = select(select(_RUN_FINISH.c.created_at).scalar_subquery().label("created_at")).add_cte(_RUN_FINISH)
+    return _appending(query, message)
+
+
+_RUN_BEGIN = (
+    update(_run)
+    .where(_run.c.id == bindparam("b_run_id"), _run.c.tenant_id == bindparam("b_tenant_id"))
+    .values(status="running", workflow_run_id=bindparam("b_workflow_run_id"), updated_at=bindparam("b_updated_at"))
+    .returning(_run.c.input, _run.c.thread_id, _run.c.subject)
+    .cte("run_begun")
+)
+_tail = _message.alias("tail")
+_INPUT_APPEND = (
+    insert(_message)
+    .from_select(
+        ["tenant_id", "thread_id", "run_id", "message_key", "role", "content", "tool_calls", "kind", "subject", "seq"],
+        select(
+            bindparam("b_tenant_id"),
+            _RUN_BEGIN.c.thread_id,
+            bindparam("b_run_id"),
+            bindparam("p_message_key"),
+            literal("user"),
+            _RUN_BEGIN.c.input,
+            literal([], type_=_message.c.tool_calls.type),
+            literal("message"),
+            _RUN_BEGIN.c.subject,
+            select(func.coalesce(func.max(_tail.c.seq), 0) + 1)
+            .where(_tail.c.tenant_id == bindparam("b_tenant_id"), _tail.c.thread_id == _RUN_BEGIN.c.thread_id)
+            .scalar_subquery(),
+        ),
+    )
+    .on_conflict_do_nothing()
+    .returning(_message.c.id)
+    .cte("appended")
+)
+
+
+@cache
+def _begin(with_config: bool) -> Select[Any]:
+    """One statement: mark the run running, append its input to its thread (once), read its agent version."""
+    columns: list[Any] = [
+        _RUN_BEGIN.c.input,
+        _RUN_BEGIN.c.thread_id,
+        _RUN_BEGIN.c.subject,
+        select(_INPUT_APPEND.c.id).exists().label("appended"),
+        ALREADY.exists().label("already"),
+    ]
+    if with_config:
+        version = select(_version.c.config).where(
+            _version.c.tenant_id == bindparam("b_tenant_id"),
+            _version.c.agent_id == bindparam("b_agent_id"),
+            _version.c.version == bindparam("b_version"),
+        )
+        columns.append(version.scalar_subquery().label("config"))
+    return select(*columns).select_from(_RUN_BEGIN).add_cte(_INPUT_APPEND)
+
+
+@cache
+def _step_write(message: bool, effect: bool, read_effect: bool) -> Select[Any]:
+    """One statement: upsert a step, and append a thread message, record an effect, read an effect.
+
+    Built once per combination. Its data-modifying CTEs commit together (one statement), and
+    like ``APPEND`` nothing in it raises on a conflict: ``appended`` false and ``already`` false
+    mean a concurrent writer took the thread's next seq, and the statement is run again.
+    """
+    ctes = [_STEP_WRITE.cte("step_written")]
+    columns: list[Any] = [literal(True).label("written")]
+    if effect:
+        ctes.append(_EFFECT_WRITE.cte("effect_written"))
+    if read_effect:
+        columns += [_EFFECT_READ.exists().label("seen"), _EFFECT_READ.scalar_subquery().label("stored")]
+    return _appending(select(*columns).add_cte(*ctes), message)
+
+
+@dataclass(frozen=True)
+class Effect:
+    """The result of side effect ``key`` (first write wins)."""
+
+    key: str
+    result: Any
 
 
 @dataclass
@@ -122,7 +263,7 @@ class RunProjection:
         """The engine the projection writes with."""
         return self._engine
 
-    async def begin(
+    async def begin_run(
         self,
         tenant_id: str,
         run_id: str,
@@ -130,32 +271,34 @@ class RunProjection:
         version: int,
         workflow_run_id: str,
         *,
-        conn: AsyncConnection | None = None,
+        input_key: str,
+        with_config: bool = True,
     ) -> LoadedRun | None:
-        """Mark the run running and load its input and agent config; ``None`` if absent."""
-        async with transaction(self._engine, conn) as tx:
-            row = (
-                await tx.execute(
-                    update(_run)
-                    .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id)
-                    .values(status="running", workflow_run_id=workflow_run_id, updated_at=utcnow())
-                    .returning(_run.c.input, _run.c.thread_id, _run.c.subject)
-                )
-            ).first()
-            if row is None:
-                return None
-            config = (
-                await tx.execute(
-                    select(_version.c.config).where(
-                        _version.c.tenant_id == tenant_id,
-                        _version.c.agent_id == agent_id,
-                        _version.c.version == version,
-                    )
-                )
-            ).scalar_one_or_none()
-            if config is None:
-                return None
-            return LoadedRun(input=row.input, config=config, thread_id=row.thread_id, subject=row.subject)
+        """Mark the run running, append its input to its thread (once per ``input_key``), load its agent config.
+
+        One statement. ``None`` if the run (or, ``with_config``, its agent version) is absent.
+        Without ``with_config`` (the caller has the immutable version cached) ``config`` is empty.
+        """
+        params = {
+            "b_run_id": run_id,
+            "b_tenant_id": tenant_id,
+            "b_agent_id": agent_id,
+            "b_version": version,
+            "b_workflow_run_id": workflow_run_id,
+            "b_updated_at": utcnow(),
+            "p_message_key": input_key,
+        }
+        async with statement(self._engine) as conn:
+            for _ in range(50):
+                row = (await conn.execute(_begin(with_config), params)).first()
+                if row is None or row.appended or row.already:
+                    break
+            else:
+                raise RuntimeError(f"could not append the input of run {run_id} to its thread")
+        if row is None or (with_config and row.config is None):
+            return None
+        config = row.config if with_config else {}
+        return LoadedRun(input=row.input, config=config, thread_id=row.thread_id, subject=row.subject)
 
     async def identity(self, tenant_id: str, run_id: str) -> RunIdentity | None:
         """Subject and agent version of a run (they never change), or ``None``."""
@@ -246,6 +389,34 @@ class RunProjection:
         async with statement(self._engine, conn) as tx:
             await tx.execute(UPSERT_STEP, params)
 
+    async def write_step(
+        self,
+        tenant_id: str,
+        run_id: str,
+        step: StepRecord,
+        *,
+        message: Append | None = None,
+        effect: Effect | None = None,
+        read_effect: str | None = None,
+    ) -> tuple[bool, Any]:
+        """Upsert ``step``, append ``message`` (once), record ``effect``, in one statement (one round trip).
+
+        Returns whether side effect ``read_effect`` was already applied, and its stored result,
+        as they stood before the statement (``(False, None)`` without ``read_effect``).
+        """
+        params = {f"s_{name}": getattr(step, name) for name in _STEP_COLUMNS}
+        params |= {"s_tenant_id": tenant_id, "s_run_id": run_id}
+        if message is not None:
+            params |= message.params()
+        if effect is not None:
+            params |= {"e_key": effect.key, "e_tenant_id": tenant_id, "e_result": effect.result}
+        if read_effect is not None:
+            params["e_key"] = read_effect
+        query = _step_write(message is not None, effect is not None, read_effect is not None)
+        async with statement(self._engine) as conn:
+            row = await _execute_appending(conn, query, params, message is not None)
+        return (bool(row.seen), row.stored) if read_effect is not None else (False, None)
+
     async def finish(
         self,
         tenant_id: str,
@@ -257,26 +428,29 @@ class RunProjection:
         input_tokens: int,
         output_tokens: int,
         cost_usd: float,
+        message: Append | None = None,
         conn: AsyncConnection | None = None,
     ) -> datetime | None:
-        """Write the run's final status, output or error, and usage; return when the run was created."""
+        """Write the run's final status, output or error, and usage; return when the run was created.
+
+        With ``message`` (the answer) appended once to the thread in the same statement.
+        """
+        params: dict[str, Any] = {
+            "r_id": run_id,
+            "r_tenant_id": tenant_id,
+            "r_status": status,
+            "r_output": output,
+            "r_error": error,
+            "r_input_tokens": input_tokens,
+            "r_output_tokens": output_tokens,
+            "r_cost_usd": cost_usd,
+            "r_updated_at": utcnow(),
+        }
+        if message is not None:
+            params |= message.params()
         async with statement(self._engine, conn) as tx:
-            created: datetime | None = (
-                await tx.execute(
-                    update(_run)
-                    .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id)
-                    .values(
-                        status=status,
-                        output=output,
-                        error=error,
-                        input_tokens=input_tokens,
-                        output_tokens=output_tokens,
-                        cost_usd=cost_usd,
-                        updated_at=utcnow(),
-                    )
-                    .returning(_run.c.created_at)
-                )
-            ).scalar_one_or_none()
+            row = await _execute_appending(tx, _finish(message is not None), params, message is not None)
+        created: datetime | None = row.created_at
         return created
 
     async def end_open_steps(

@@ -36,6 +36,7 @@ from temporalio.worker import Worker
 
 from bench.baseline import BaselineWorkflow, noop
 from bench.cpu import CpuLedger
+from bench.load import BENCH_ENV
 from workers.embedded.stack import StackProcess
 
 
@@ -198,16 +199,9 @@ async def main() -> None:
 
     results: list[tuple[Scenario, Figures, Figures | None, Figures, CpuLedger]] = []
     with tempfile.TemporaryDirectory(prefix="aimpact-bench-") as home:
-        stack = StackProcess(
-            home=Path(home),
-            # The scenarios' agents have no long-term memory: the hash embedder spares the minilm model
-            # load (seconds of CPU at start-up) that would otherwise overlap the first baseline.
-            extra_env={
-                "AIMPACT_THREAD_IDLE_S": "0",
-                "AIMPACT_DEFAULT_REQUESTS_PER_MINUTE": "1000000",
-                "AIMPACT_EMBEDDER": "hash",
-            },
-        )
+        # The scenarios' agents have no long-term memory: the hash embedder spares the minilm model
+        # load (seconds of CPU at start-up) that would otherwise overlap the first baseline.
+        stack = StackProcess(home=Path(home), extra_env=BENCH_ENV)
         stack.start()
         services = {name: pid for name, pid in stack.pids().items() if name != "supervisor"}
         try:

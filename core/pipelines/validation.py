@@ -45,6 +45,7 @@ from referencing.exceptions import Unresolvable
 
 from core.contracts.pipelines import StepType
 from core.pipelines.definition import (
+    CEL_RESERVED,
     MAX_DEFINITION_BYTES,
     MAX_DEFINITION_EXPRESSION_CHARS,
     MAX_JSON_DEPTH,
@@ -281,6 +282,8 @@ class _Checker:
             at = pointer("", "steps", index, "id")
             if not step.id:
                 self.error(at, "is required")
+            elif step.id in CEL_RESERVED:
+                self.error(at, f"{step.id!r} is a reserved word in expressions")
             elif step.id in ids:
                 self.error(at, f"duplicate step id {step.id!r} (also /steps/{ids[step.id]}/id)")
             else:
@@ -442,7 +445,7 @@ def validate_input(schema: dict[str, Any] | None, value: Any, at: str = "/input"
     if schema is None:
         return []
     try:
-        found = sorted(InputValidator(schema).iter_errors(value), key=lambda e: list(map(str, e.absolute_path)))
+        found = list(InputValidator(schema).iter_errors(value))
     except Unresolvable as exc:
         return [FieldError(field=at, message=f"the inputs schema has an unresolvable reference: {exc}")]
     errors: list[FieldError] = []
@@ -455,4 +458,4 @@ def validate_input(schema: dict[str, Any] | None, value: Any, at: str = "/input"
                 errors.append(FieldError(field=pointer(at, *tokens, name), message="is required"))
                 continue
         errors.append(FieldError(field=pointer(at, *tokens), message=error.message[:300]))
-    return errors
+    return sorted(errors, key=_document_order)

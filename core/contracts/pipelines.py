@@ -1,0 +1,199 @@
+"""Contracts of ``PipelineWorkflow``: statuses, error types and the dataclasses it exchanges.
+
+A pipeline run interprets one immutable version of a tenant's definition, passed as a JSON
+snapshot in ``PipelineRunInput.definition``; the domain rules (parsing, validation, CEL,
+scheduling) live in ``core.pipelines``. Payloads carry step outputs inline only while they
+are small (``core.pipelines.expressions.MAX_VALUE_BYTES``).
+New fields always get defaults so that recorded histories keep decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+WORKFLOW_NAME = "PipelineWorkflow"
+DECIDE_APPROVAL_UPDATE = "decide_approval"
+CANCEL_UPDATE = "cancel"
+STATE_QUERY = "state"
+
+
+class PipelineRunStatus(StrEnum):
+    """Status of a pipeline run; the value is what the projection stores and the API shows."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING_APPROVAL = "waiting_approval"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    FINAL: ClassVar[frozenset[PipelineRunStatus]]
+    """The run has an outcome."""
+
+
+PipelineRunStatus.FINAL = frozenset(
+    {PipelineRunStatus.COMPLETED, PipelineRunStatus.FAILED, PipelineRunStatus.CANCELLED}
+)
+
+
+class PipelineStepStatus(StrEnum):
+    """Status of one step of a pipeline run."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING_APPROVAL = "waiting_approval"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    FINAL: ClassVar[frozenset[PipelineStepStatus]]
+    """The step will not change any more (in this run)."""
+    STARTED: ClassVar[frozenset[PipelineStepStatus]]
+    """The step was started and has not ended."""
+
+
+PipelineStepStatus.FINAL = frozenset(
+    {
+        PipelineStepStatus.COMPLETED,
+        PipelineStepStatus.FAILED,
+        PipelineStepStatus.SKIPPED,
+        PipelineStepStatus.CANCELLED,
+    }
+)
+PipelineStepStatus.STARTED = frozenset({PipelineStepStatus.RUNNING, PipelineStepStatus.WAITING_APPROVAL})
+
+
+class StepType(StrEnum):
+    """The kinds of steps a definition may contain."""
+
+    AGENT = "agent"
+    TOOL = "tool"
+    APPROVAL = "approval"
+    WAIT = "wait"
+    MAP = "map"
+    PIPELINE = "pipeline"
+
+
+class OnError(StrEnum):
+    """What a step's failure does to its run."""
+
+    FAIL = "fail"
+    """The run fails (steps still running are cancelled)."""
+    CONTINUE = "continue"
+    """The step is recorded ``failed`` with its error and counts as done for the steps that need it."""
+
+
+class OnTimeout(StrEnum):
+    """What an approval step's unanswered deadline decides."""
+
+    REJECT = "reject"
+    APPROVE = "approve"
+
+
+# Error types (``ApplicationError.type`` and ``error.type`` of a step or run).
+DEFINITION_INVALID = "PipelineDefinitionInvalid"
+"""A snapshot that does not parse (cannot happen for a saved version; guards the workflow)."""
+INPUT_INVALID = "PipelineInputInvalid"
+"""A run input that does not match the definition's ``inputs`` schema."""
+EXPRESSION_ERROR = "PipelineExpressionError"
+"""A CEL expression or ``${…}`` template failed at run time (missing key, wrong type, limit)."""
+STEP_FAILED = "PipelineStepFailed"
+"""The run failed because a step with ``on_error: fail`` failed; ``step_id`` names it."""
+STEP_TIMED_OUT = "PipelineStepTimedOut"
+APPROVAL_REJECTED = "PipelineApprovalRejected"
+APPROVAL_TIMED_OUT = "PipelineApprovalTimedOut"
+MAP_TOO_LARGE = "PipelineMapTooLarge"
+"""A ``map`` step's ``over`` produced more items than the fan-out limit."""
+PIPELINE_NOT_FOUND = "PipelineNotFound"
+PIPELINE_TOO_DEEP = "PipelineTooDeep"
+"""Sub-pipelines nested deeper than ``MAX_PIPELINE_DEPTH`` (a pipeline calling itself)."""
+
+MAX_PIPELINE_DEPTH = 5
+"""Sub-pipeline runs nested inside one top-level run (``PipelineRunInput.depth``)."""
+
+
+@dataclass(kw_only=True)
+class StepRecord:
+    """What a run knows about one step: the scheduler's input, the ``state`` query's source."""
+
+    status: str = PipelineStepStatus.PENDING
+    output: Any = None
+    error: dict[str, Any] | None = None
+    """``{type, message, ...}`` of a failed step (``expression`` too for CEL errors)."""
+    attempts: int = 0
+    reused: bool = False
+    """Copied from an earlier run by a re-run (not executed again)."""
+
+
+@dataclass(kw_only=True)
+class PipelineRunInput:
+    """Start argument of ``PipelineWorkflow``: the version's definition travels as a snapshot."""
+
+    tenant_id: str
+    run_id: str
+    pipeline_id: str
+    version: int
+    definition: dict[str, Any]
+    """The saved version's definition JSON (validated when saved)."""
+    input: Any = None
+    """The run's input, already checked against the definition's ``inputs`` schema."""
+    reused_steps: dict[str, StepRecord] = field(default_factory=dict)
+    """A re-run's records of the steps that do not depend on ``from_step`` (kept as they were)."""
+    rerun_of: str = ""
+    """The run this one re-runs, if any."""
+    parent_run_id: str = ""
+    """The run whose ``pipeline`` step started this one, if any."""
+    depth: int = 0
+    """Sub-pipeline nesting of this run (0 for a top-level run)."""
+
+
+@dataclass(kw_only=True)
+class PipelineApprovalDecision:
+    """Argument of the ``decide_approval`` update."""
+
+    step_id: str
+    decision: str
+    """``approve`` or ``reject``."""
+    decided_by: str
+    comment: str | None = None
+
+
+@dataclass(kw_only=True)
+class CancelRequest:
+    """Argument of the ``cancel`` update."""
+
+    requested_by: str = ""
+
+
+@dataclass(kw_only=True)
+class PipelineStepView:
+    """A step as the ``state`` query reports it."""
+
+    id: str
+    type: str
+    status: str
+    attempts: int = 0
+    error: dict[str, Any] | None = None
+
+
+@dataclass(kw_only=True)
+class PipelineStateView:
+    """Answer of the ``state`` query."""
+
+    run_id: str
+    status: str
+    steps: list[PipelineStepView] = field(default_factory=list)
+    waiting_approval: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class PipelineRunResult:
+    """Result of a finished ``PipelineWorkflow``."""
+
+    run_id: str
+    status: str
+    output: Any = None
+    error: dict[str, Any] | None = None

@@ -28,8 +28,14 @@ PASSTHROUGH_MODULES = (
     "cryptography",
     "numpy",
     "pgvector",
+    "celpy",
+    "lark",
+    "re2",
+    "pendulum",
 )
-"""Libraries that activities use: loaded once outside the workflow sandbox (workflows never call them)."""
+"""Libraries loaded once outside the workflow sandbox: those activities use (workflows never call them), and
+CEL (``celpy`` and what it loads), which pipeline workflows call: its grammar file is read at import, which the
+sandbox refuses; evaluation is deterministic (``core.pipelines.expressions`` refuses ``timestamp("now")``)."""
 
 
 def make_worker(

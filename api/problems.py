@@ -124,11 +124,13 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
     """The methods of the resource at ``path`` (the ``Allow`` of a 405).
 
     The resource is the most literal path that matches: ``/v1/memories/search`` is its own,
-    not a ``/v1/memories/{memory_id}``.
+    not a ``/v1/memories/{memory_id}``. Only documented routes count: a hidden one that
+    answers 405 itself (``PUT /v1/pipelines/validate``) adds no method.
     """
     by_params: dict[int, set[str]] = {}
     for route in iter_route_contexts(app.routes):
-        if route.path and route.methods and compile_path(route.path)[0].match(path):
+        documented = getattr(route.original_route, "include_in_schema", True)
+        if route.path and route.methods and documented and compile_path(route.path)[0].match(path):
             by_params.setdefault(route.path.count("{"), set()).update(route.methods)
     return sorted(by_params[min(by_params)]) if by_params else []
 

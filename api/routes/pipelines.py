@@ -34,6 +34,7 @@ from api.schemas import Page
 from api.version_schemas import AuthorPublic
 from core.db.models import Pipeline, PipelineVersion
 from core.db.repos import Author, Keyset
+from core.pipelines.definition import Definition, PipelineStep, walk_steps
 from core.pipelines.repository import PipelineRepository, load_catalog, references
 from core.pipelines.validation import ValidationResult, validate
 
@@ -87,13 +88,27 @@ async def _checked(
 ) -> None:
     """422 ``validation-error`` naming every problem of ``definition`` at its pointer into the body."""
     result = await _validated(session, tenant_id, definition, pipeline_id=pipeline_id)
-    if result.valid:
-        return
     errors = [{"field": BODY_POINTER + e.field, "message": e.message} for e in result.errors]
+    if result.definition is not None and pipeline_id is not None:
+        errors += await _cycles(PipelineRepository(session, tenant_id), pipeline_id, result.definition)
+    if not errors:
+        return
     first = errors[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     detail = f"invalid pipeline definition — {first['field']}: {first['message']}{more}"
     raise ProblemError(422, detail, slug=ProblemType.VALIDATION_ERROR, errors=errors)
+
+
+async def _cycles(repo: PipelineRepository, pipeline_id: str, definition: Definition) -> list[dict[str, str]]:
+    """An error at each ``pipeline`` step naming a pipeline that would run ``pipeline_id`` again."""
+    sites = [(s.pointer, s.step) for s in walk_steps(definition) if isinstance(s.step, PipelineStep)]
+    callers = await repo.callers_of(pipeline_id, {step.pipeline_id for _, step in sites})
+    message = "pipeline {} runs this pipeline again (through its sub-pipelines): pipelines cannot form a cycle"
+    return [
+        {"field": f"{BODY_POINTER}{at}/pipeline_id", "message": message.format(repr(step.pipeline_id))}
+        for at, step in sites
+        if step.pipeline_id in callers
+    ]
 
 
 def _author(principal: Principal) -> Author:

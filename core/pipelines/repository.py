@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -114,6 +115,43 @@ class PipelineRepository:
         query = newest_first(query, col(Pipeline.created_at), col(Pipeline.id), after)
         rows: Sequence[tuple[Pipeline, PipelineVersion]] = (await self.session.exec(query.limit(limit))).all()
         return rows
+
+    async def callers_of(self, pipeline_id: str, named: Iterable[str]) -> frozenset[str]:
+        """Those of the ``named`` pipelines that run ``pipeline_id`` again, directly or through the
+        sub-pipelines of their current versions (saving ``pipeline_id`` with them would make a cycle)."""
+        edges: dict[str, frozenset[str]] = {}
+        frontier = set(named)
+        while frontier:
+            query = (
+                select(Pipeline.id, PipelineVersion.definition)
+                .join(
+                    PipelineVersion,
+                    (col(PipelineVersion.pipeline_id) == col(Pipeline.id))
+                    & (col(PipelineVersion.version) == col(Pipeline.version)),
+                )
+                .where(Pipeline.tenant_id == self.tenant_id, col(Pipeline.id).in_(sorted(frontier)))
+            )
+            rows = (await self.session.exec(query)).all()
+            found = await anyio.to_thread.run_sync(_sub_pipelines, rows)
+            edges.update({name: found.get(name, frozenset()) for name in frontier})
+            frontier = set().union(*found.values()) - edges.keys() - {pipeline_id}
+        return frozenset(name for name in named if pipeline_id in _reachable(name, edges))
+
+
+def _sub_pipelines(rows: Sequence[Any]) -> dict[str, frozenset[str]]:
+    """``(pipeline id, definition)`` rows → the pipelines each definition names."""
+    return {row[0]: references(row[1]).pipelines for row in rows}
+
+
+def _reachable(start: str, edges: dict[str, frozenset[str]]) -> set[str]:
+    seen: set[str] = set()
+    stack = [start]
+    while stack:
+        for following in edges.get(stack.pop(), frozenset()):
+            if following not in seen:
+                seen.add(following)
+                stack.append(following)
+    return seen
 
 
 @dataclass(frozen=True)

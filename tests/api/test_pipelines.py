@@ -231,3 +231,30 @@ async def test_viewer_reads_but_cannot_write(tenant: TenantCtx, engine: AsyncEng
     ):
         assert (await tenant.http.request(method, url, json=body, headers=viewer)).status_code == 403, url
     assert (await tenant.http.get(f"/v1/pipelines/{created['id']}")).json()["archived"] is False
+
+
+async def test_sub_pipelines_cannot_form_a_cycle(tenant: TenantCtx) -> None:
+    def calls(*pipeline_ids: str) -> dict[str, Any]:
+        steps: list[dict[str, Any]] = [{"id": "pause", "type": "wait", "seconds": 1}]
+        steps += [{"id": f"sub{i}", "type": "pipeline", "pipeline_id": p} for i, p in enumerate(pipeline_ids)]
+        if pipeline_ids:  # the last one also inside a map
+            sub = {"type": "pipeline", "pipeline_id": pipeline_ids[-1]}
+            steps.append({"id": "each", "type": "map", "over": "[1]", "step": sub})
+        return {"steps": steps}
+
+    async def create(definition: dict[str, Any]) -> str:
+        response = await tenant.http.post("/v1/pipelines", json={"name": "p", "definition": definition})
+        assert response.status_code == 201, response.text
+        pipeline_id: str = response.json()["id"]
+        return pipeline_id
+
+    a = await create(calls())
+    b = await create(calls(a))
+    c = await create(calls(b))
+    unrelated = await create(calls())
+    fields = _errors(await tenant.http.put(f"/v1/pipelines/{a}", json={"definition": calls(unrelated, c)}))
+    assert set(fields) == {"/definition/steps/2/pipeline_id", "/definition/steps/3/step/pipeline_id"}
+    assert fields["/definition/steps/2/pipeline_id"].startswith(f"pipeline {c!r} runs this pipeline again")
+    assert (await tenant.http.get(f"/v1/pipelines/{a}")).json()["version"] == 1
+    assert (await tenant.http.put(f"/v1/pipelines/{a}", json={"definition": calls(unrelated)})).status_code == 200
+    assert (await tenant.http.put(f"/v1/pipelines/{c}", json={"definition": calls(a, b)})).status_code == 200

@@ -28,6 +28,7 @@ class ProblemType(StrEnum):
     """408: the headers or the body arrived too slowly."""
     CONFLICT = "conflict"
     AGENT_ARCHIVED = "agent-archived"
+    PIPELINE_ARCHIVED = "pipeline-archived"
     LAST_OWNER = "last-owner"
     WEBHOOK_LIMIT = "webhook-limit"
     FEEDBACK_LIMIT = "feedback-limit"

@@ -10,7 +10,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import iter_route_contexts
+from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
@@ -124,11 +124,14 @@ def allowed_methods(app: FastAPI, path: str) -> list[str]:
     """The methods of the resource at ``path`` (the ``Allow`` of a 405).
 
     The resource is the most literal path that matches: ``/v1/memories/search`` is its own,
-    not a ``/v1/memories/{memory_id}``.
+    not a ``/v1/memories/{memory_id}``. A hidden API route that answers 405 itself
+    (``PUT /v1/pipelines/validate``) adds no method.
     """
     by_params: dict[int, set[str]] = {}
     for route in iter_route_contexts(app.routes):
-        if route.path and route.methods and compile_path(route.path)[0].match(path):
+        original = route.original_route
+        documented = not isinstance(original, APIRoute) or original.include_in_schema
+        if route.path and route.methods and documented and compile_path(route.path)[0].match(path):
             by_params.setdefault(route.path.count("{"), set()).update(route.methods)
     return sorted(by_params[min(by_params)]) if by_params else []
 

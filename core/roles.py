@@ -22,6 +22,8 @@ class Permission(StrEnum):
 
     AGENTS_READ = "agents:read"
     AGENTS_WRITE = "agents:write"
+    PIPELINES_READ = "pipelines:read"
+    PIPELINES_WRITE = "pipelines:write"
     RUNS_READ = "runs:read"
     RUNS_START = "runs:start"
     RUNS_APPROVE = "runs:approve"
@@ -46,10 +48,11 @@ class Permission(StrEnum):
 
 
 _P = Permission
-_VIEW = {_P.AGENTS_READ, _P.RUNS_READ, _P.USAGE_READ, _P.TOOLS_READ, _P.MEMORY_READ, _P.TENANT_READ}
+_VIEW = {_P.AGENTS_READ, _P.PIPELINES_READ, _P.RUNS_READ, _P.USAGE_READ, _P.TOOLS_READ, _P.MEMORY_READ, _P.TENANT_READ}
 _OPERATE = _VIEW | {_P.RUNS_START, _P.RUNS_APPROVE, _P.RUNS_CANCEL, _P.RUNS_FEEDBACK}
 _DEVELOP = _OPERATE | {
     _P.AGENTS_WRITE,
+    _P.PIPELINES_WRITE,
     _P.SECRETS_READ,
     _P.SECRETS_WRITE,
     _P.TOOLS_WRITE,

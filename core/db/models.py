@@ -376,3 +376,34 @@ class ThreadCompaction(SQLModel, table=True):
     tokens_before: int
     tokens_after: int
     created_at: datetime = _ts(nullable=False)
+
+
+class Pipeline(SQLModel, table=True):
+    """A tenant-defined pipeline; its definition lives in immutable ``pipeline_version`` rows."""
+
+    __table_args__ = (Index("ix_pipeline_tenant_created", "tenant_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
+    name: str = Field(max_length=200)
+    version: int = 1
+    """The current version: the one new runs use."""
+    deleted_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class PipelineVersion(SQLModel, table=True):
+    """One immutable, validated definition of a pipeline."""
+
+    __tablename__ = "pipeline_version"
+    __table_args__ = (UniqueConstraint("pipeline_id", "version"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    pipeline_id: str = Field(foreign_key="pipeline.id", max_length=40)
+    version: int
+    definition: dict[str, Any] = Field(sa_column=Column(JsonType, nullable=False))
+    created_by_kind: str = Field(default="user", max_length=16)
+    created_by_id: str = Field(default="", max_length=40)
+    created_at: datetime = _ts(nullable=False)

@@ -13,6 +13,10 @@ field the problem names is one of these rules, none of them a matter of shape:
 - the strings inside free JSON (``metadata``, ``model.params``, ``parameters``) contain no
   NUL: the document says so in words, since a recursive schema for it deepens the fuzzer's
   strategies into the CPython bug below;
+- a pipeline ``definition`` is an object the document describes in words: its language
+  (step types and fields, ids, ``needs``, expressions, the agents, tools and pipelines it
+  names) is checked by the pipeline validator, which names each problem at a JSON pointer
+  under ``/definition``;
 - a tool's ``parameters`` must pass the JSON Schema 2020-12 meta-schema (not embeddable
   offline) and its URL's ``{placeholders}`` must name its ``parameters.properties``
   (a rule across two fields).
@@ -39,7 +43,8 @@ _UNDECIDABLE = (
     (re.compile(r"^model\.api_key_secret$"), re.compile(r".")),
     (re.compile(r"^headers\..+$"), re.compile(r"^unknown secret ")),
     (re.compile(r"^idempotency-key$", re.IGNORECASE), re.compile(r".")),
-    (re.compile(r"^(metadata|model\.params|parameters)$"), re.compile(r"^must not contain NUL characters$")),
+    (re.compile(r"^/definition(/.*)?$"), re.compile(r".")),
+    (re.compile(r"^(metadata|model\.params|parameters|definition)$"), re.compile(r"^must not contain NUL characters$")),
     (re.compile(r"^parameters$"), re.compile(r"^(not a valid JSON Schema|\$ref|only local \$ref)")),
     (re.compile(r"^url$"), re.compile(r"^placeholders .* are not declared in parameters\.properties$")),
 )

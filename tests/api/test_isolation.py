@@ -19,6 +19,7 @@ BODIES = {
     ("POST", "/v1/runs/{run_id}/approvals/{step_id}"): {"decision": "approve"},
     ("PATCH", "/v1/agents/{agent_id}"): {"instructions": "taken over"},
     ("POST", "/v1/runs/{run_id}/feedback"): {"score": 0.0},
+    ("PUT", "/v1/pipelines/{pipeline_id}"): {"definition": {"steps": [{"id": "w", "type": "wait", "seconds": 1}]}},
 }
 TOOL = {
     "name": "b_shared",
@@ -44,6 +45,9 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine) -> dict[str, str]:
     assert hook.status_code == 201
     memory = await tenant.http.post("/v1/memories", json={"subject": "b-user", "text": "B's home is in Lisbon"})
     assert memory.status_code in (201, 202), memory.text
+    steps = [{"id": "ask", "type": "agent", "agent_id": agent["id"], "input": "3 + 3"}]
+    pipeline = await tenant.http.post("/v1/pipelines", json={"name": "b", "definition": {"steps": steps}})
+    assert pipeline.status_code == 201, pipeline.text
     return {
         "agent_id": agent["id"],
         "run_id": run["id"],
@@ -55,6 +59,7 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine) -> dict[str, str]:
         "thread_id": run["thread_id"],
         "webhook_id": hook.json()["id"],
         "memory_id": memory.json()["id"],
+        "pipeline_id": pipeline.json()["id"],
         "version": "1",
     }
 
@@ -94,11 +99,13 @@ async def test_every_id_route_answers_404_across_tenants(
     keys = (await other_tenant.http.get("/v1/api-keys")).json()["items"]
     assert theirs["key_id"] in {k["id"] for k in keys}
     assert (await other_tenant.http.get(f"/v1/memories/{theirs['memory_id']}")).status_code == 200
+    pipeline = (await other_tenant.http.get(f"/v1/pipelines/{theirs['pipeline_id']}")).json()
+    assert (pipeline["version"], pipeline["archived"]) == (1, False)
 
 
 async def test_lists_never_show_other_tenants(tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine) -> None:
     await _objects_of(other_tenant, engine)
-    for path in ("/v1/agents", "/v1/runs", "/v1/secrets", "/v1/audit-events"):
+    for path in ("/v1/agents", "/v1/runs", "/v1/secrets", "/v1/audit-events", "/v1/pipelines"):
         items = (await tenant.http.get(path)).json()["items"]
         assert items == [], path
     keys = (await tenant.http.get("/v1/api-keys")).json()["items"]

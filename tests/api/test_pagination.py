@@ -29,6 +29,8 @@ KNOWN_LISTS = {
     "/v1/threads/{thread_id}/messages",
     "/v1/threads/{thread_id}/compactions",
     "/v1/tenants",
+    "/v1/pipelines",
+    "/v1/pipelines/{pipeline_id}/versions",
 }
 PLATFORM_LISTS = {"/v1/tenants"}
 """Lists of the platform admin (tenant users get 403)."""

@@ -28,6 +28,7 @@ from api.routes import (
     feedback,
     health,
     memories,
+    pipeline_runs,
     run_control,
     runs,
     secrets,
@@ -198,4 +199,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tools.router)
     app.include_router(webhooks.router)
     app.include_router(memories.router)
+    app.include_router(pipeline_runs.router)
     return app

@@ -93,23 +93,23 @@ async def list_pipeline_runs(
     return Page(items=[pipeline_run_public(state, r, steps[r.id]) for r in page], next_cursor=next_cursor)
 
 
-@router.get("/v1/pipeline-runs/{run_id}", response_model=PipelineRunPublic)
-async def get_pipeline_run(run_id: str, state: StateDep, principal: RunsRead) -> PipelineRunPublic:
+@router.get("/v1/pipeline-runs/{pipeline_run_id}", response_model=PipelineRunPublic)
+async def get_pipeline_run(pipeline_run_id: str, state: StateDep, principal: RunsRead) -> PipelineRunPublic:
     """A pipeline run with its steps (map items as ``<map id>[<index>]``)."""
-    return pipeline_run_public(state, *await _found(state, principal.tenant_id, run_id))
+    return pipeline_run_public(state, *await _found(state, principal.tenant_id, pipeline_run_id))
 
 
 @router.post(
-    "/v1/pipeline-runs/{run_id}/approvals/{step_id}",
+    "/v1/pipeline-runs/{pipeline_run_id}/approvals/{step_id}",
     status_code=202,
     response_model=PipelineRunPublic,
     responses=ACCEPTED | problems(409),
 )
 async def decide_pipeline_approval(
-    run_id: str, step_id: str, body: PipelineApprovalCreate, state: StateDep, principal: RunsApprove
+    pipeline_run_id: str, step_id: str, body: PipelineApprovalCreate, state: StateDep, principal: RunsApprove
 ) -> PipelineRunPublic:
     """Approve or reject an approval step that waits; 409 if that step is not waiting."""
-    run, _ = await _found(state, principal.tenant_id, run_id)
+    run, _ = await _found(state, principal.tenant_id, pipeline_run_id)
     if run.status in PipelineRunStatus.FINAL:
         raise ProblemError(409, f"pipeline run is {run.status}", slug=ProblemType.CONFLICT)
     handle = state.temporal.get_workflow_handle_for(PipelineWorkflow.run, run.workflow_id)
@@ -126,18 +126,18 @@ async def decide_pipeline_approval(
         if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
             raise ProblemError(409, "the pipeline run is closed", slug=ProblemType.CONFLICT) from None
         raise
-    return pipeline_run_public(state, *await _found(state, principal.tenant_id, run_id))
+    return pipeline_run_public(state, *await _found(state, principal.tenant_id, pipeline_run_id))
 
 
 @router.post(
-    "/v1/pipeline-runs/{run_id}/cancel",
+    "/v1/pipeline-runs/{pipeline_run_id}/cancel",
     status_code=202,
     response_model=PipelineRunPublic,
     responses=ACCEPTED | problems(409),
 )
-async def cancel_pipeline_run(run_id: str, state: StateDep, principal: RunsCancel) -> PipelineRunPublic:
+async def cancel_pipeline_run(pipeline_run_id: str, state: StateDep, principal: RunsCancel) -> PipelineRunPublic:
     """Cancel a run: its running steps are cancelled, its status becomes ``cancelled``; 409 once it is final."""
-    run, steps = await _found(state, principal.tenant_id, run_id)
+    run, steps = await _found(state, principal.tenant_id, pipeline_run_id)
     if run.status in PipelineRunStatus.FINAL:
         raise ProblemError(409, f"pipeline run is {run.status}", slug=ProblemType.CONFLICT)
     try:

@@ -13,7 +13,7 @@ from core.contracts.pipelines import APPROVAL_REJECTED, APPROVAL_TIMED_OUT, STEP
 from core.pipelines.runs import IdempotencyKeyReusedError
 from tests.conftest import TenantCtx
 from tests.support.pipelines import start, steps_of, wait_pipeline_run
-from tests.support.runs import create_agent, wait_run
+from tests.support.runs import create_agent, record_history, wait_run
 from workers.embedded.stack import StackProcess
 
 
@@ -36,6 +36,7 @@ async def test_parallel_tools_if_and_skip_propagation(
     }
     run = await start(engine, temporal_client, tenant.id, definition, {"n": 5})
     body = await wait_pipeline_run(tenant.http, run.id)
+    await record_history(temporal_client, run.workflow_id, "pipelines/parallel_tools")
     assert body["status"] == "completed", str(body)
     steps = steps_of(body)
     assert [s["status"] for s in body["steps"]] == ["completed", "completed", "completed", "skipped", "skipped"]
@@ -63,6 +64,7 @@ async def test_retries_then_continue(
     }
     run = await start(engine, temporal_client, tenant.id, definition)
     body = await wait_pipeline_run(tenant.http, run.id)
+    await record_history(temporal_client, run.workflow_id, "pipelines/retry_continue")
     assert body["status"] == "completed", str(body)
     bad = steps_of(body)["bad"]
     assert bad["status"] == "failed"
@@ -84,7 +86,10 @@ async def test_a_failing_step_fails_the_run_and_cancels_the_rest(
 
 
 def waiting(step_id: str) -> Callable[[dict[str, Any]], bool]:
-    return lambda run: steps_of(run).get(step_id, {}).get("status") == "waiting_approval"
+    """The step waits for a decision, and the run shows it (the run and its steps are read one after the other)."""
+    return lambda run: (
+        run["status"] == "waiting_approval" and steps_of(run).get(step_id, {}).get("status") == "waiting_approval"
+    )
 
 
 async def test_approval_approve_then_reject_and_wrong_steps(
@@ -97,8 +102,7 @@ async def test_approval_approve_then_reject_and_wrong_steps(
         ]
     }
     run = await start(engine, temporal_client, tenant.id, definition, {"what": "it"})
-    body = await wait_pipeline_run(tenant.http, run.id, waiting("ok"))
-    assert body["status"] == "waiting_approval"
+    await wait_pipeline_run(tenant.http, run.id, waiting("ok"))
     assert (
         await tenant.http.post(f"/v1/pipeline-runs/{run.id}/approvals/no", json={"decision": "approve"})
     ).status_code == 409
@@ -112,6 +116,7 @@ async def test_approval_approve_then_reject_and_wrong_steps(
     rejected = await tenant.http.post(f"/v1/pipeline-runs/{run.id}/approvals/no", json={"decision": "reject"})
     assert rejected.status_code == 202, rejected.text
     body = await wait_pipeline_run(tenant.http, run.id)
+    await record_history(temporal_client, run.workflow_id, "pipelines/approvals")
     assert body["status"] == "failed"
     steps = steps_of(body)
     assert steps["ok"]["status"] == "completed"
@@ -136,6 +141,7 @@ async def test_approval_deadlines_and_wait(
     }
     run = await start(engine, temporal_client, tenant.id, definition)
     body = await wait_pipeline_run(tenant.http, run.id)
+    await record_history(temporal_client, run.workflow_id, "pipelines/deadlines_wait")
     assert body["status"] == "completed", str(body)
     assert body["output"] == ["approve", APPROVAL_TIMED_OUT]
     steps = steps_of(body)
@@ -170,6 +176,32 @@ async def test_map_runs_at_most_max_concurrency_items_at_once(
     assert max(running_at) == 10
 
 
+async def test_map_items_skip_and_fail_per_their_step(
+    stack: StackProcess, engine: AsyncEngine, temporal_client: Client, tenant: TenantCtx
+) -> None:
+    item_step = {
+        "type": "tool",
+        "tool": "calculator",
+        "args": {"expression": "${item}"},
+        "if": "index % 3 != 0",
+        "on_error": "continue",
+    }
+    definition = {
+        "steps": [{"id": "m", "type": "map", "over": "input.items", "max_concurrency": 3, "step": item_step}],
+        "output": "steps.m.output.map(o, o == null ? null : o.value)",
+    }
+    items = ["1", "2", "3", "4", "nope", "6", "7"]
+    run = await start(engine, temporal_client, tenant.id, definition, {"items": items})
+    body = await wait_pipeline_run(tenant.http, run.id)
+    await record_history(temporal_client, run.workflow_id, "pipelines/map")
+    assert body["status"] == "completed", str(body)
+    assert body["output"] == [None, 2, 3, None, None, 6, None]
+    statuses = {s["id"]: s["status"] for s in body["steps"]}
+    assert statuses["m[0]"] == statuses["m[3]"] == statuses["m[6]"] == "skipped"
+    assert statuses["m[4]"] == "failed"
+    assert statuses["m"] == "completed"
+
+
 async def test_cancel_cancels_running_steps(
     stack: StackProcess, engine: AsyncEngine, temporal_client: Client, tenant: TenantCtx
 ) -> None:
@@ -185,6 +217,7 @@ async def test_cancel_cancels_running_steps(
     cancelled = await tenant.http.post(f"/v1/pipeline-runs/{run.id}/cancel")
     assert cancelled.status_code == 202, cancelled.text
     body = await wait_pipeline_run(tenant.http, run.id)
+    await record_history(temporal_client, run.workflow_id, "pipelines/cancel")
     assert body["status"] == "cancelled"
     assert {s["id"]: s["status"] for s in body["steps"]} == {
         "long": "cancelled",
@@ -204,6 +237,7 @@ async def test_agent_step_runs_a_visible_child_run(
     }
     run = await start(engine, temporal_client, tenant.id, definition, {"word": "hello"})
     body = await wait_pipeline_run(tenant.http, run.id, timeout_s=120)
+    await record_history(temporal_client, run.workflow_id, "pipelines/agent_step")
     assert body["status"] == "completed", str(body)
     assert "hello" in body["output"]
     runs = (await tenant.http.get("/v1/runs", params={"agent_id": agent["id"]})).json()["items"]
@@ -212,6 +246,8 @@ async def test_agent_step_runs_a_visible_child_run(
     assert child["status"] == "completed"
     assert child["input"] == "say hello"
     assert child["output"] == body["output"]
+    assert child["usage"]["output_tokens"] > 0
+    assert body["usage"] == child["usage"]  # the agent step's usage rolls up into the pipeline run
 
 
 async def test_reads_lists_and_isolation(

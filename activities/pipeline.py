@@ -74,11 +74,8 @@ class PipelineActivities:
     @activity.defn(name="pipeline.project")
     @classify_database_errors
     async def project(self, inp: ProjectionWrite) -> None:
-        """Write the run's live status and the steps that changed."""
-        if inp.workflow_run_id:
-            await self._store.set_workflow_run(inp.tenant_id, inp.run_id, inp.workflow_run_id)
-        if inp.status:
-            await self._store.set_status(inp.tenant_id, inp.run_id, inp.status)
+        """Write the run's live status and the steps that changed (two statements, each idempotent)."""
+        await self._store.set_live(inp.tenant_id, inp.run_id, status=inp.status, workflow_run_id=inp.workflow_run_id)
         steps = [
             StepWrite(
                 step_id=s.step_id,

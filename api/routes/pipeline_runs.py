@@ -86,10 +86,11 @@ async def list_pipeline_runs(
     limit: Limit = 50,
 ) -> Page[PipelineRunPublic]:
     """Pipeline runs of the caller's tenant, newest first."""
-    found, steps = await PipelineRunReads(state.reads, principal.tenant_id).list(
+    found = await PipelineRunReads(state.reads, principal.tenant_id).list(
         limit=limit + 1, after=after, pipeline_id=pipeline_id, status=status
     )
-    page, next_cursor = PIPELINE_RUNS.page(found, limit)
+    steps = {run.id: run_steps for run, run_steps in found}
+    page, next_cursor = PIPELINE_RUNS.page([run for run, _ in found], limit)
     return Page(items=[pipeline_run_public(state, r, steps[r.id]) for r in page], next_cursor=next_cursor)
 
 

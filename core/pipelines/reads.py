@@ -48,57 +48,73 @@ class PipelineStepRow:
     error: dict[str, Any] | None
 
 
-RUN_BY_ID = select_columns(PipelineRunRow, "SELECT {} FROM pipeline_run WHERE id = %s AND tenant_id = %s")
-STEPS_OF_RUN = select_columns(
-    PipelineStepRow, "SELECT {} FROM pipeline_run_step WHERE run_id = %s AND tenant_id = %s ORDER BY id"
+_STEPS_JSON: LiteralString = (
+    ", (SELECT coalesce(json_agg(json_build_array(step_id, type, status, started_at, ended_at, attempts, output, error)"
+    " ORDER BY s.id), '[]') FROM pipeline_run_step s WHERE s.run_id = pipeline_run.id AND s.tenant_id = %(tenant)s)"
 )
-STEPS_OF_RUNS = select_columns(
-    PipelineStepRow, "SELECT {} FROM pipeline_run_step WHERE tenant_id = %s AND run_id = ANY(%s) ORDER BY run_id, id"
-)
+"""The run's steps as one JSON array (``PipelineStepRow``'s fields after ``run_id``), read in the same statement:
+one snapshot, so a run and its steps always agree (a run and then its steps, read apart, can disagree)."""
+
+
+def _query(where: LiteralString, tail: LiteralString = "") -> bytes:
+    query: LiteralString = "SELECT {}"
+    query += _STEPS_JSON
+    query += " FROM pipeline_run WHERE "
+    query += where
+    query += tail
+    return select_columns(PipelineRunRow, query)
+
+
+RUN_BY_ID = _query("id = %(id)s AND tenant_id = %(tenant)s")
 
 
 def _list_query(*, pipeline: bool, status: bool, after: bool) -> bytes:
-    query: LiteralString = "SELECT {} FROM pipeline_run WHERE tenant_id = %(tenant)s"
+    where: LiteralString = "tenant_id = %(tenant)s"
     if pipeline:
-        query += " AND pipeline_id = %(pipeline)s"
+        where += " AND pipeline_id = %(pipeline)s"
     if status:
-        query += " AND status = %(status)s"
+        where += " AND status = %(status)s"
     if after:
-        query += " AND (created_at, id) < (%(moment)s, %(last_id)s)"
-    return select_columns(PipelineRunRow, query + " ORDER BY created_at DESC, id DESC LIMIT %(limit)s")
+        where += " AND (created_at, id) < (%(moment)s, %(last_id)s)"
+    return _query(where, " ORDER BY created_at DESC, id DESC LIMIT %(limit)s")
 
 
 _FLAGS = (False, True)
 _LISTS = {(p, s, a): _list_query(pipeline=p, status=s, after=a) for p in _FLAGS for s in _FLAGS for a in _FLAGS}
+RunWithSteps = tuple[PipelineRunRow, list[PipelineStepRow]]
+
+
+def _run_with_steps(*values: Any) -> RunWithSteps:
+    """A row of the queries above: the run's columns, then its steps as a JSON array."""
+    run = PipelineRunRow(*values[:-1])
+    steps = [
+        PipelineStepRow(run.id, step_id, type_, status, _time(started), _time(ended), attempts, output, error)
+        for step_id, type_, status, started, ended, attempts, output, error in values[-1]
+    ]
+    return run, steps
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
 
 
 class PipelineRunReads(TenantReader):
-    """Reads of one tenant's pipeline runs."""
+    """Reads of one tenant's pipeline runs; each run comes with its steps from the same snapshot."""
 
-    async def get(self, run_id: str) -> tuple[PipelineRunRow, list[PipelineStepRow]] | None:
+    async def get(self, run_id: str) -> RunWithSteps | None:
         """The run ``run_id`` of this tenant with its steps (in the order they were first written)."""
         async with self._pool.connection() as conn:
-            runs = conn.cursor(row_factory=args_row(PipelineRunRow))
-            run = await (await runs.execute(RUN_BY_ID, (run_id, self._tenant_id))).fetchone()
-            if run is None:
-                return None
-            steps = conn.cursor(row_factory=args_row(PipelineStepRow))
-            return run, await (await steps.execute(STEPS_OF_RUN, (run_id, self._tenant_id))).fetchall()
+            cursor = conn.cursor(row_factory=args_row(_run_with_steps))
+            return await (await cursor.execute(RUN_BY_ID, {"id": run_id, "tenant": self._tenant_id})).fetchone()
 
     async def list(
         self, *, limit: int, after: Keyset | None = None, pipeline_id: str | None = None, status: str | None = None
-    ) -> tuple[list[PipelineRunRow], dict[str, list[PipelineStepRow]]]:
-        """At most ``limit`` runs newest first after the keyset ``after``, and their steps by run id."""
+    ) -> list[RunWithSteps]:
+        """At most ``limit`` runs newest first after the keyset ``after``, each with its steps."""
         params: dict[str, Any] = {"tenant": self._tenant_id, "pipeline": pipeline_id, "status": status, "limit": limit}
         if after is not None:
             params["moment"], params["last_id"] = after
         query = _LISTS[(pipeline_id is not None, status is not None, after is not None)]
         async with self._pool.connection() as conn:
-            runs = conn.cursor(row_factory=args_row(PipelineRunRow))
-            found = await (await runs.execute(query, params)).fetchall()
-            by_run: dict[str, list[PipelineStepRow]] = {run.id: [] for run in found}
-            if found:
-                steps = conn.cursor(row_factory=args_row(PipelineStepRow))
-                for step in await (await steps.execute(STEPS_OF_RUNS, (self._tenant_id, list(by_run)))).fetchall():
-                    by_run[step.run_id].append(step)
-        return found, by_run
+            cursor = conn.cursor(row_factory=args_row(_run_with_steps))
+            return await (await cursor.execute(query, params)).fetchall()

@@ -77,22 +77,23 @@ class PipelineRunStore:
             ).one()
         return PipelineRun(**row._asdict()), False
 
-    async def set_workflow_run(self, tenant_id: str, run_id: str, workflow_run_id: str) -> None:
-        """Remember the Temporal run id of the run's workflow (for its UI link)."""
-        async with statement(self._engine) as conn:
-            await conn.execute(
-                update(_run)
-                .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id)
-                .values(workflow_run_id=workflow_run_id)
-            )
+    async def set_live(self, tenant_id: str, run_id: str, *, status: str = "", workflow_run_id: str = "") -> None:
+        """A live status (``running``, ``waiting_approval``) and/or the workflow's run id, in one statement.
 
-    async def set_status(self, tenant_id: str, run_id: str, status: str) -> None:
-        """A live status (``running``, ``waiting_approval``); a final run keeps its status."""
+        A final run keeps its status.
+        """
+        values: dict[str, Any] = {}
+        if status:
+            values |= {"status": status, "updated_at": utcnow()}
+        if workflow_run_id:
+            values["workflow_run_id"] = workflow_run_id
+        if not values:
+            return
         async with statement(self._engine) as conn:
             await conn.execute(
                 update(_run)
                 .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id, _run.c.status.not_in(_FINAL))
-                .values(status=status, updated_at=utcnow())
+                .values(values)
             )
 
     async def finish(

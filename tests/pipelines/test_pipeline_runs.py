@@ -86,7 +86,7 @@ async def test_a_failing_step_fails_the_run_and_cancels_the_rest(
 
 
 def waiting(step_id: str) -> Callable[[dict[str, Any]], bool]:
-    """The step waits for a decision, and the run shows it (the run and its steps are read one after the other)."""
+    """The step waits for a decision, and so does the run."""
     return lambda run: (
         run["status"] == "waiting_approval" and steps_of(run).get(step_id, {}).get("status") == "waiting_approval"
     )

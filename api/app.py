@@ -28,6 +28,7 @@ from api.routes import (
     feedback,
     health,
     memories,
+    pipeline_runs,
     pipelines,
     run_control,
     runs,
@@ -200,4 +201,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(memories.router)
     app.include_router(pipelines.router)
+    app.include_router(pipeline_runs.router)
     return app

@@ -17,7 +17,10 @@ RUN_STATUS = SearchAttributeKey.for_keyword("RunStatus")
 """An agent run's status (``running``, ``waiting_approval``, ``failed``, ``completed``, ``cancelled``),
 kept current by the run, so Temporal's lists show a failed run that still waits for a retry."""
 
-SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = (TENANT_ID, AGENT_ID, RUN_KIND, RUN_STATUS)
+PIPELINE_ID = SearchAttributeKey.for_keyword("PipelineId")
+"""The pipeline a pipeline run (``RunKind`` ``pipeline``) interprets."""
+
+SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = (TENANT_ID, AGENT_ID, RUN_KIND, RUN_STATUS, PIPELINE_ID)
 
 
 def new_id(prefix: str) -> str:
@@ -33,6 +36,11 @@ def workflow_id(tenant_id: str, kind: str, key: str) -> str:
 def run_workflow_id(tenant_id: str, run_id: str) -> str:
     """Workflow id of an agent run."""
     return workflow_id(tenant_id, "run", run_id)
+
+
+def pipeline_run_workflow_id(tenant_id: str, run_id: str) -> str:
+    """Workflow id of a pipeline run."""
+    return workflow_id(tenant_id, "pipeline", run_id)
 
 
 def tenant_of_workflow(workflow_id_: str) -> str:

@@ -195,6 +195,12 @@ class Settings(BaseSettings):
         max_length=200,
         description="Task queue of webhook deliveries, served by `aimpact worker --queue webhooks`.",
     )
+    pipelines_task_queue: str = Field(
+        default="pipelines",
+        min_length=1,
+        max_length=200,
+        description="Task queue of pipeline runs, served by `aimpact worker --queue pipelines`.",
+    )
     webhooks_per_tenant: int = Field(default=20, ge=1, le=100_000, description="Live webhooks one tenant may have.")
     webhook_inflight_per_tenant: int = Field(
         default=100,

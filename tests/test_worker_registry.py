@@ -31,6 +31,7 @@ from workers.health import port_from_env
 from workers.runner import run_worker
 from workflows.agent_run import AgentRunWorkflow
 from workflows.memory import MemoryConsolidationWorkflow, MemoryExtractWorkflow, MemoryIngestWorkflow
+from workflows.pipeline import PipelineWorkflow
 from workflows.run_reconciliation import RunReconciliationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
@@ -58,6 +59,10 @@ EXPECTED: dict[str, tuple[set[type], set[str]]] = {
         },
     ),
     "webhooks": ({WebhookDeliveryWorkflow}, WEBHOOK_ACTIVITIES),
+    "pipelines": (
+        {PipelineWorkflow},
+        {f"PipelineActivities.{name}" for name in ("project", "finish", "tool", "agent_run")},
+    ),
 }
 
 
@@ -72,6 +77,7 @@ def _settings(stack: StackProcess, **values: Any) -> Settings:
         "embedder": "hash",
         "agents_task_queue": f"test-agents-{suffix}",
         "webhooks_task_queue": f"test-webhooks-{suffix}",
+        "pipelines_task_queue": f"test-pipelines-{suffix}",
     }
     return Settings(_env_file=None, **(defaults | values))  # type: ignore[call-arg]
 
@@ -84,13 +90,13 @@ async def deps(stack: StackProcess, engine: AsyncEngine, temporal_client: Client
 
 
 def test_registry_names_each_queue_once_with_its_own_ports_and_settings() -> None:
-    assert list(registry.QUEUES) == ["agents", "webhooks"]
+    assert list(registry.QUEUES) == ["agents", "webhooks", "pipelines"]
     for capability in registry.CAPABILITIES:
         assert isinstance(registry.load(capability), registry.Slice), capability.name
         assert all(legacy in registry.QUEUES.values() for legacy in capability.legacy_queues)
     queues = list(registry.QUEUES.values())
     ports = [port for q in queues for port in (q.metrics, q.sdk_metrics)]
-    assert len({p.env for p in ports}) == len({p.default for p in ports}) == len(ports) == 4
+    assert len({p.env for p in ports}) == len({p.default for p in ports}) == len(ports) == 6
     assert (registry.AGENTS.metrics.env, registry.AGENTS.metrics.default) == ("AIMPACT_WORKER_METRICS_PORT", 9464)
     assert port_from_env(registry.WEBHOOKS.sdk_metrics.env, registry.WEBHOOKS.sdk_metrics.default, {}) == 9467
     for queue in queues:
@@ -152,8 +158,8 @@ async def test_queues_sharing_a_task_queue_are_refused(deps: WorkerDeps, stack: 
 async def test_unknown_queue_is_refused_naming_the_known_ones() -> None:
     with pytest.raises(registry.UnknownQueueError, match=r"unknown task queue 'nope'.*agents, webhooks"):
         registry.queue("nope")
-    with pytest.raises(registry.UnknownQueueError, match="'pipelines'"):
-        await run_worker(Settings(_env_file=None), "pipelines")  # type: ignore[call-arg]
+    with pytest.raises(registry.UnknownQueueError, match="'voice'"):
+        await run_worker(Settings(_env_file=None), "voice")  # type: ignore[call-arg]
 
 
 def test_worker_queues_setting_is_checked_then_validated_against_the_registry(tmp_path: Path) -> None:
@@ -190,8 +196,8 @@ def test_cli_worker_refuses_an_unknown_queue_and_lists_the_registered_ones(tmp_p
     refused = _cli("worker", "--queue", "nope", AIMPACT_HOME=home)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "unknown task queue 'nope'" in refused.stdout
-    assert "(registered queues: agents, webhooks)" in refused.stdout
-    assert "Task queue to serve: agents | webhooks." in _cli("worker", "--help").stdout
+    assert "(registered queues: agents, webhooks, pipelines)" in refused.stdout
+    assert "Task queue to serve: agents | webhooks | pipelines." in _cli("worker", "--help").stdout
 
 
 def test_cli_up_refuses_worker_queues_no_capability_serves(tmp_path: Path) -> None:

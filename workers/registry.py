@@ -113,6 +113,13 @@ WEBHOOKS = Queue(
     sdk_metrics=Port(env="AIMPACT_WEBHOOKS_WORKER_SDK_METRICS_PORT", default=9467),
     activity_slots=100,  # each delivery attempt waits on a receiver for up to 10 s
 )
+PIPELINES = Queue(
+    name="pipelines",
+    setting="pipelines_task_queue",
+    metrics=Port(env="AIMPACT_PIPELINES_WORKER_METRICS_PORT", default=9470),
+    sdk_metrics=Port(env="AIMPACT_PIPELINES_WORKER_SDK_METRICS_PORT", default=9471),
+    activity_slots=200,
+)
 
 CAPABILITIES: tuple[Capability, ...] = (
     Capability(name="agent_run", queue=AGENTS),
@@ -121,6 +128,9 @@ CAPABILITIES: tuple[Capability, ...] = (
     # Deliveries have their own queue, so a tenant whose receivers hang or fail fills that
     # one and never the runs'; the agents worker still serves the ones started on it before.
     Capability(name="webhooks", queue=WEBHOOKS, legacy_queues=(AGENTS,)),
+    # Pipeline runs (their tool steps, projection writes) have a queue of their own; their agent
+    # steps are child AgentRunWorkflows on the agents queue.
+    Capability(name="pipelines", queue=PIPELINES),
 )
 
 QUEUES: dict[str, Queue] = {c.queue.name: c.queue for c in CAPABILITIES}

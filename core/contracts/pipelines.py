@@ -197,3 +197,99 @@ class PipelineRunResult:
     status: str
     output: Any = None
     error: dict[str, Any] | None = None
+
+
+# --- activities ------------------------------------------------------------------------
+
+TOOL_FAILED = "PipelineToolFailed"
+"""A tool step's tool raised (retried per the step's ``retry``)."""
+TOOL_INVALID = "PipelineToolInvalid"
+"""A tool step names an unknown tool or passes arguments its schema refuses (not retried)."""
+OUTPUT_TOO_LARGE = "PipelineOutputTooLarge"
+"""A step's output is larger than ``core.pipelines.expressions.MAX_VALUE_BYTES``."""
+
+
+@dataclass(kw_only=True)
+class StepWriteView:
+    """One step's state for the projection (``pipeline_run_step``)."""
+
+    step_id: str
+    type: str
+    status: str
+    attempts: int = 0
+    started_at: str | None = None
+    """RFC 3339 (workflow time)."""
+    ended_at: str | None = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(kw_only=True)
+class ProjectionWrite:
+    """Argument of ``pipeline.project``: the run's live status and steps that changed."""
+
+    tenant_id: str
+    run_id: str
+    status: str = ""
+    """``running`` / ``waiting_approval``, or ``""`` to leave it."""
+    steps: list[StepWriteView] = field(default_factory=list)
+    workflow_run_id: str = ""
+
+
+@dataclass(kw_only=True)
+class FinishRunInput:
+    """Argument of ``pipeline.finish``: the run's outcome and usage."""
+
+    tenant_id: str
+    run_id: str
+    status: str
+    output: Any = None
+    error: dict[str, Any] | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass(kw_only=True)
+class ToolStepInput:
+    """Argument of ``pipeline.tool``: one attempt of a tool step."""
+
+    tenant_id: str
+    run_id: str
+    step_id: str
+    tool: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class ToolStepOutput:
+    """What ``pipeline.tool`` returns: the tool's result and the attempt that produced it."""
+
+    output: Any = None
+    attempts: int = 1
+
+
+@dataclass(kw_only=True)
+class AgentStepInput:
+    """Argument of ``pipeline.agent_run``: creates (once) the agent run of an ``agent`` step."""
+
+    tenant_id: str
+    run_id: str
+    step_id: str
+    agent_id: str
+    input: str
+
+
+@dataclass(kw_only=True)
+class AgentStepRun:
+    """The agent run to start as a child workflow (``error`` when the agent does not exist)."""
+
+    run_id: str = ""
+    agent_id: str = ""
+    agent_version: int = 0
+    thread_id: str = ""
+    workflow_id: str = ""
+    task_queue: str = ""
+    max_steps: int = 12
+    heartbeat_timeout_s: float = 15.0
+    error: str | None = None

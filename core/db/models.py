@@ -407,3 +407,52 @@ class PipelineVersion(SQLModel, table=True):
     created_by_kind: str = Field(default="user", max_length=16)
     created_by_id: str = Field(default="", max_length=40)
     created_at: datetime = _ts(nullable=False)
+
+
+class PipelineRun(SQLModel, table=True):
+    """Read projection of a pipeline run, written by the API (start) and the pipelines worker."""
+
+    __tablename__ = "pipeline_run"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key"),
+        Index("ix_pipeline_run_tenant_created", "tenant_id", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
+    pipeline_id: str = Field(max_length=40, index=True)
+    version: int
+    status: str = Field(max_length=24)
+    input: Any = Field(default=None, sa_column=Column(JsonType))
+    output: Any = Field(default=None, sa_column=Column(JsonType))
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    idempotency_hash: str | None = Field(default=None, max_length=64)
+    """SHA-256 of the request that used ``idempotency_key``."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    workflow_id: str = Field(max_length=200)
+    workflow_run_id: str | None = Field(default=None, max_length=64)
+    rerun_of: str | None = Field(default=None, max_length=40)
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class PipelineRunStep(SQLModel, table=True):
+    """One step of a pipeline run (``m[3]`` for an item of map ``m``); ``(run_id, step_id)`` is unique."""
+
+    __tablename__ = "pipeline_run_step"
+    __table_args__ = (UniqueConstraint("run_id", "step_id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    run_id: str = Field(foreign_key="pipeline_run.id", max_length=40)
+    step_id: str = Field(max_length=100)
+    type: str = Field(max_length=16)
+    status: str = Field(max_length=24)
+    attempts: int = 0
+    started_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    output: Any = Field(default=None, sa_column=Column(JsonType))
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))

@@ -59,7 +59,7 @@ class ReadPool:
             yield conn
 
 
-def _select(row_type: type, template: LiteralString, renamed: dict[str, str] | None = None) -> bytes:
+def select_columns(row_type: type, template: LiteralString, renamed: dict[str, str] | None = None) -> bytes:
     """``template`` with ``{}`` replaced by the columns of ``row_type``'s fields in order, rendered once.
 
     ``renamed`` maps a field to its column where the names differ.
@@ -132,13 +132,13 @@ class MessageRow:
     created_at: datetime
 
 
-RUN_BY_ID = _select(RunRow, "SELECT {} FROM run WHERE id = %s AND tenant_id = %s", {"metadata_": "metadata"})
+RUN_BY_ID = select_columns(RunRow, "SELECT {} FROM run WHERE id = %s AND tenant_id = %s", {"metadata_": "metadata"})
 RUN_STATUS = b"SELECT status, workflow_id FROM run WHERE id = %s AND tenant_id = %s"
-STEPS_OF_RUN = _select(StepRow, "SELECT {} FROM run_step WHERE run_id = %s AND tenant_id = %s ORDER BY seq")
-STEPS_OF_RUNS = _select(
+STEPS_OF_RUN = select_columns(StepRow, "SELECT {} FROM run_step WHERE run_id = %s AND tenant_id = %s ORDER BY seq")
+STEPS_OF_RUNS = select_columns(
     StepRow, "SELECT {} FROM run_step WHERE tenant_id = %s AND run_id = ANY(%s) ORDER BY run_id, seq"
 )
-MESSAGES = _select(
+MESSAGES = select_columns(
     MessageRow,
     "SELECT {} FROM thread_message WHERE tenant_id = %s AND thread_id = %s AND seq > %s ORDER BY seq LIMIT %s",
 )
@@ -153,7 +153,8 @@ def _runs_query(*, agent: bool, status: bool, after: bool) -> bytes:
         query += " AND status = %(status)s"
     if after:
         query += " AND (created_at, id) < (%(moment)s, %(last_id)s)"
-    return _select(RunRow, query + " ORDER BY created_at DESC, id DESC LIMIT %(limit)s", {"metadata_": "metadata"})
+    query += " ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+    return select_columns(RunRow, query, {"metadata_": "metadata"})
 
 
 _RUN_LISTS = {
@@ -174,7 +175,9 @@ async def agent_ref(pool: ReadPool, tenant_id: str, agent_id: str) -> AgentRef |
         return await (await cursor.execute(AGENT_REF, (agent_id, tenant_id))).fetchone()
 
 
-class _TenantReader:
+class TenantReader:
+    """A reader of one tenant's rows (a base class)."""
+
     def __init__(self, pool: ReadPool, tenant_id: str):
         if not tenant_id:
             raise ValueError("a tenant-scoped reader needs a tenant id")
@@ -182,7 +185,7 @@ class _TenantReader:
         self._tenant_id = tenant_id
 
 
-class RunReads(_TenantReader):
+class RunReads(TenantReader):
     """Reads of one tenant's runs."""
 
     async def get(self, run_id: str) -> tuple[RunRow, list[StepRow]] | None:
@@ -225,7 +228,7 @@ class RunReads(_TenantReader):
         return found, by_run
 
 
-class ThreadReads(_TenantReader):
+class ThreadReads(TenantReader):
     """Reads of one tenant's conversation threads."""
 
     async def messages(self, thread_id: str, *, limit: int, after_seq: int = 0) -> Sequence[MessageRow]:

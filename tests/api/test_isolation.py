@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
 
 from core.roles import PERMISSIONS
 from tests.api.routes_table import api_routes
 from tests.conftest import TenantCtx
+from tests.support.pipelines import start as start_pipeline
+from tests.support.pipelines import wait_pipeline_run
 from tests.support.runs import CALC_AGENT, create_agent, wait_run
 from tests.support.users import make_user
 
@@ -20,6 +23,7 @@ BODIES = {
     ("PATCH", "/v1/agents/{agent_id}"): {"instructions": "taken over"},
     ("POST", "/v1/runs/{run_id}/feedback"): {"score": 0.0},
     ("PUT", "/v1/pipelines/{pipeline_id}"): {"definition": {"steps": [{"id": "w", "type": "wait", "seconds": 1}]}},
+    ("POST", "/v1/pipeline-runs/{pipeline_run_id}/approvals/{step_id}"): {"decision": "approve"},
 }
 TOOL = {
     "name": "b_shared",
@@ -30,8 +34,10 @@ TOOL = {
 }
 
 
-async def _objects_of(tenant: TenantCtx, engine: AsyncEngine) -> dict[str, str]:
+async def _objects_of(tenant: TenantCtx, engine: AsyncEngine, temporal: Client) -> dict[str, str]:
     agent = await create_agent(tenant.http)
+    pipeline_run = await start_pipeline(engine, temporal, tenant.id, {"steps": [{"id": "s1", "type": "approval"}]})
+    await wait_pipeline_run(tenant.http, pipeline_run.id, lambda r: r["status"] == "waiting_approval")
     run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "2 + 2"})).json()
     await wait_run(tenant.http, run["id"])
     await make_user(engine, tenant.id, "viewer")
@@ -51,6 +57,7 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine) -> dict[str, str]:
     return {
         "agent_id": agent["id"],
         "run_id": run["id"],
+        "pipeline_run_id": pipeline_run.id,
         "user_id": users[0]["id"],
         "key_id": key["id"],
         "name": "b_shared",
@@ -65,9 +72,9 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine) -> dict[str, str]:
 
 
 async def test_every_id_route_answers_404_across_tenants(
-    tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine
+    tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client
 ) -> None:
-    theirs = await _objects_of(other_tenant, engine)
+    theirs = await _objects_of(other_tenant, engine, temporal_client)
     owner = PERMISSIONS["owner"] | {"authenticated"}
     checked, leaks = [], []
     for route in api_routes():
@@ -101,11 +108,15 @@ async def test_every_id_route_answers_404_across_tenants(
     assert (await other_tenant.http.get(f"/v1/memories/{theirs['memory_id']}")).status_code == 200
     pipeline = (await other_tenant.http.get(f"/v1/pipelines/{theirs['pipeline_id']}")).json()
     assert (pipeline["version"], pipeline["archived"]) == (1, False)
+    pipeline_run = (await other_tenant.http.get(f"/v1/pipeline-runs/{theirs['pipeline_run_id']}")).json()
+    assert pipeline_run["status"] == "waiting_approval"
 
 
-async def test_lists_never_show_other_tenants(tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine) -> None:
-    await _objects_of(other_tenant, engine)
-    for path in ("/v1/agents", "/v1/runs", "/v1/secrets", "/v1/audit-events", "/v1/pipelines"):
+async def test_lists_never_show_other_tenants(
+    tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client
+) -> None:
+    await _objects_of(other_tenant, engine, temporal_client)
+    for path in ("/v1/agents", "/v1/runs", "/v1/secrets", "/v1/audit-events", "/v1/pipelines", "/v1/pipeline-runs"):
         items = (await tenant.http.get(path)).json()["items"]
         assert items == [], path
     keys = (await tenant.http.get("/v1/api-keys")).json()["items"]

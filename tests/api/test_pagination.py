@@ -18,6 +18,7 @@ PROBLEM = "application/problem+json"
 KNOWN_LISTS = {
     "/v1/agents",
     "/v1/runs",
+    "/v1/pipeline-runs",
     "/v1/users",
     "/v1/api-keys",
     "/v1/secrets",

@@ -30,7 +30,7 @@ from workers import registry
 
 COMPOSE = DOCKER / "compose.yml"
 ENV_EXAMPLE = DOCKER / ".env.example"
-APP_SERVICES = {"migrate", "seed", "api", "worker-agents", "worker-webhooks"}
+APP_SERVICES = {"migrate", "seed", "api", "worker-agents", "worker-webhooks", "worker-pipelines"}
 WORKER_VARIABLES = {"AIMPACT_WORKER_METRICS_HOST", "AIMPACT_WORKER_METRICS_PORT", "AIMPACT_WORKER_SDK_METRICS_PORT"}
 
 
@@ -58,6 +58,7 @@ def test_compose_spec_parses_and_references_resolve(compose: dict[str, Any]) -> 
         "api",
         "worker-agents",
         "worker-webhooks",
+        "worker-pipelines",
         "prometheus",
         "grafana",
     } == set(project.service_names())
@@ -87,7 +88,7 @@ def test_dependencies_exist_and_wait_for_health_or_completion(compose: dict[str,
                 assert "healthcheck" in services[target], (name, target)
             if condition == "service_completed_successfully":
                 assert services[target].get("restart", "no") in {"no", "on-failure"}, target
-    for app in ("api", "worker-agents", "worker-webhooks"):
+    for app in ("api", "worker-agents", "worker-webhooks", "worker-pipelines"):
         conditions = {t: r["condition"] for t, r in services[app]["depends_on"].items()}
         assert conditions == {
             "seed": "service_completed_successfully",

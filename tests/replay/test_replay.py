@@ -32,6 +32,7 @@ from workflows.memory import (
     MemoryExtractWorkflow,
     MemoryIngestWorkflow,
 )
+from workflows.pipeline import PipelineWorkflow
 from workflows.run_reconciliation import RunReconciliationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
@@ -78,6 +79,19 @@ def test_histories_exist() -> None:
     }
 
 
+def test_pipeline_histories_exist() -> None:
+    """One recorded run per step type and ending: tools, retries, approvals, deadlines, maps, agents, cancel."""
+    assert {p.stem for p in (ROOT / "pipelines").glob("*.json")} >= {
+        "parallel_tools",
+        "retry_continue",
+        "approvals",
+        "deadlines_wait",
+        "map",
+        "agent_step",
+        "cancel",
+    }
+
+
 def test_earlier_histories_kept() -> None:
     assert len(list((ROOT / "before_local_steps").glob("*.json"))) >= 11
     assert len(list((ROOT / "begin_local_only").glob("*.json"))) >= 10
@@ -96,6 +110,7 @@ async def test_replay(path: Path) -> None:
             MemoryConsolidationWorkflow,
             WebhookDeliveryWorkflow,
             RunReconciliationWorkflow,
+            PipelineWorkflow,
         ]
     ).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

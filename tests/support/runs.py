@@ -70,8 +70,9 @@ async def record_history(client: Client, workflow_id: str, name: str, *, run_id:
     if os.environ.get("AIMPACT_RECORD_HISTORIES") != "1":
         return
     history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
-    HISTORIES.mkdir(parents=True, exist_ok=True)
-    (HISTORIES / f"{name}.json").write_text(history.to_json())
+    path = HISTORIES / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(history.to_json())
 
 
 async def insert_run(engine: AsyncEngine, tenant_id: str, agent: dict[str, object], text: str) -> Run:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -55,8 +56,6 @@ def build_agent_activities(
     engine = projection.engine
     sessions = make_sessionmaker(engine)
     platform = parse_allowlist(settings.egress_allowlist)
-    http_request = HttpRequestTool(allowlist_for=tenant_allowlist_loader(sessions), platform_allowlist=platform)
-    memory_tools: list[Any] = [MemorySearchTool(memory), MemoryWriteTool(memory)] if memory else []
 
     async def notify(tenant_id: str, event_id: str, event_type: str, data: dict[str, Any]) -> list[str]:
         if not await has_live_webhooks(engine, tenant_id):
@@ -72,10 +71,7 @@ def build_agent_activities(
         projection=projection,
         events=events,
         providers=model_providers(settings),
-        tools=LayeredToolResolver(
-            ToolRegistry([*builtin_tools(), http_request, *memory_tools]),
-            TenantToolRegistry(sessions, keyring, platform_allowlist=platform),
-        ),
+        tools=tool_resolver(engine, keyring, memory, settings),
         threads=ThreadStore(engine, redis),
         context=ThreadContext(engine, redis),
         memory=memory,
@@ -84,6 +80,20 @@ def build_agent_activities(
         notify=notify,
         egress=egress_check(sessions, platform),
         webhooks_task_queue=webhooks_task_queue or settings.webhooks_task_queue,
+    )
+
+
+def tool_resolver(
+    engine: AsyncEngine, keyring: Keyring, memory: MemoryService | None, settings: Settings
+) -> LayeredToolResolver:
+    """The tools a run may call: built-ins, ``http_request`` (egress-checked), memory tools, then tenant tools."""
+    sessions = make_sessionmaker(engine)
+    platform = parse_allowlist(settings.egress_allowlist)
+    http_request = HttpRequestTool(allowlist_for=tenant_allowlist_loader(sessions), platform_allowlist=platform)
+    memory_tools: list[Any] = [MemorySearchTool(memory), MemoryWriteTool(memory)] if memory else []
+    return LayeredToolResolver(
+        ToolRegistry([*builtin_tools(), http_request, *memory_tools]),
+        TenantToolRegistry(sessions, keyring, platform_allowlist=platform),
     )
 
 

@@ -1,0 +1,167 @@
+"""Activities of ``PipelineWorkflow``: projection writes, tool steps and the runs of agent steps.
+
+- ``pipeline.project`` / ``pipeline.finish`` write the run's projection (idempotent:
+  steps upsert, a final run is never rewritten).
+- ``pipeline.tool`` runs one attempt of a ``tool`` step through the same tool resolver as
+  agent runs (built-ins, ``http_request``, memory tools, tenant tools). Its side effect is
+  applied at most once per (workflow, step): a success is recorded under the key
+  ``{workflow id}:{step id}`` (also the tool's idempotency key), so an attempt after a
+  lost completion answers the recorded result. A ``ToolError`` fails the attempt
+  (retried per the step's ``retry``); an unknown tool or refused arguments fail the step
+  without retrying.
+- ``pipeline.agent_run`` inserts (once) the ``run`` row of an ``agent`` step, with
+  ``parent_run_id`` = the pipeline run, so it is listed under ``/v1/runs``; the workflow
+  then runs it as a child ``AgentRunWorkflow``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.agent_run.tool_step import child_run_id
+from activities.errors import classify_database_errors
+from activities.heartbeat import heartbeating
+from core.contracts.pipelines import (
+    OUTPUT_TOO_LARGE,
+    TOOL_FAILED,
+    TOOL_INVALID,
+    AgentStepInput,
+    AgentStepRun,
+    FinishRunInput,
+    ProjectionWrite,
+    ToolStepInput,
+    ToolStepOutput,
+)
+from core.db.projection import RunProjection
+from core.errors import ToolError
+from core.ids import run_workflow_id
+from core.pipelines.expressions import MAX_VALUE_BYTES, json_size
+from core.pipelines.store import PipelineRunStore, StepWrite
+from core.tools.base import ToolContext, ToolResolver
+from core.tools.schema import argument_errors
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+class PipelineActivities:
+    """The pipelines worker's activities, over the projection, the tool resolver and the runs table."""
+
+    def __init__(
+        self,
+        store: PipelineRunStore,
+        runs: RunProjection,
+        tools: ToolResolver,
+        *,
+        agents_task_queue: str,
+        agent_max_steps: int = 12,
+        heartbeat_timeout_s: float = 15.0,
+    ):
+        self._store = store
+        self._runs = runs
+        self._tools = tools
+        self._agents_task_queue = agents_task_queue
+        self._agent_max_steps = agent_max_steps
+        self._heartbeat_timeout_s = heartbeat_timeout_s
+
+    @activity.defn(name="pipeline.project")
+    @classify_database_errors
+    async def project(self, inp: ProjectionWrite) -> None:
+        """Write the run's live status and the steps that changed (two statements, each idempotent)."""
+        await self._store.set_live(inp.tenant_id, inp.run_id, status=inp.status, workflow_run_id=inp.workflow_run_id)
+        steps = [
+            StepWrite(
+                step_id=s.step_id,
+                type=s.type,
+                status=s.status,
+                attempts=s.attempts,
+                started_at=_time(s.started_at),
+                ended_at=_time(s.ended_at),
+                output=s.output,
+                error=s.error,
+            )
+            for s in inp.steps
+        ]
+        await self._store.write_steps(inp.tenant_id, inp.run_id, steps)
+
+    @activity.defn(name="pipeline.finish")
+    @classify_database_errors
+    async def finish(self, inp: FinishRunInput) -> None:
+        """Record the run's outcome (once)."""
+        await self._store.finish(
+            inp.tenant_id,
+            inp.run_id,
+            status=inp.status,
+            output=inp.output,
+            error=inp.error,
+            usage=(inp.input_tokens, inp.output_tokens, inp.cost_usd),
+        )
+
+    @activity.defn(name="pipeline.tool")
+    @classify_database_errors
+    async def tool(self, inp: ToolStepInput) -> ToolStepOutput:
+        """One attempt of a tool step; the side effect happens at most once per (workflow, step)."""
+        structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, pipeline_run_id=inp.run_id)
+        info = activity.info()
+        key = f"{info.workflow_id}:{inp.step_id}"
+        seen, stored = await self._runs.recorded_effect(key)
+        if seen:
+            return ToolStepOutput(output=stored, attempts=info.attempt)
+        tool = await self._tools.get(inp.tenant_id, inp.tool)
+        if tool is None:
+            raise _failure(f"unknown tool {inp.tool!r}", TOOL_INVALID, non_retryable=True)
+        problems = argument_errors(tool.schema, inp.args)
+        if problems:
+            raise _failure(f"invalid arguments for {inp.tool}: {'; '.join(problems)}", TOOL_INVALID, non_retryable=True)
+        context = ToolContext(tenant_id=inp.tenant_id, run_id=inp.run_id, idempotency_key=key)
+        try:
+            async with heartbeating():
+                data: Any = await tool.call(inp.args, context)
+        except ToolError as exc:
+            raise _failure(str(exc), TOOL_FAILED) from None
+        output = data.get("value") if isinstance(data, dict) and set(data) == {"value"} else data
+        output = json.loads(json.dumps(output, default=str))
+        if json_size(output) > MAX_VALUE_BYTES:
+            raise _failure(
+                f"the output of {inp.tool} is larger than {MAX_VALUE_BYTES} bytes", OUTPUT_TOO_LARGE, non_retryable=True
+            )
+        await self._runs.record_effect(inp.tenant_id, key, output)
+        return ToolStepOutput(output=output, attempts=info.attempt)
+
+    @activity.defn(name="pipeline.agent_run")
+    @classify_database_errors
+    async def agent_run(self, inp: AgentStepInput) -> AgentStepRun:
+        """Create (once) the agent run of an ``agent`` step, a child of the pipeline run."""
+        key = f"{activity.info().workflow_id}:{inp.step_id}"
+        created = await self._runs.create_child_run(
+            inp.tenant_id, inp.run_id, inp.agent_id, inp.input, child_run_id(key)
+        )
+        if created is None:
+            return AgentStepRun(error=f"no agent {inp.agent_id!r} in this workspace")
+        run_id, version, thread_id = created
+        return AgentStepRun(
+            run_id=run_id,
+            agent_id=inp.agent_id,
+            agent_version=version,
+            thread_id=thread_id,
+            workflow_id=run_workflow_id(inp.tenant_id, run_id),
+            task_queue=self._agents_task_queue,
+            max_steps=self._agent_max_steps,
+            heartbeat_timeout_s=self._heartbeat_timeout_s,
+        )
+
+    def all(self) -> list[Any]:
+        """Every activity callable, for the worker."""
+        return [self.project, self.finish, self.tool, self.agent_run]
+
+
+def _failure(message: str, kind: str, *, non_retryable: bool = False) -> ApplicationError:
+    """An attempt's failure; its details carry the attempt number (the step's ``attempts``)."""
+    return ApplicationError(message, {"attempt": activity.info().attempt}, type=kind, non_retryable=non_retryable)

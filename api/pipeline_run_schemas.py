@@ -1,0 +1,49 @@
+"""Schemas of pipeline runs (``/v1/pipeline-runs``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from api.schemas import TemporalLink, UsagePublic
+from core.validation import CleanModel
+
+
+class PipelineStepPublic(BaseModel):
+    """One step of a pipeline run (an item of map ``m`` is ``m[3]``)."""
+
+    id: str
+    type: str
+    status: str
+    started_at: datetime | None
+    ended_at: datetime | None
+    attempts: int
+    output: Any
+    error: dict[str, Any] | None
+
+
+class PipelineRunPublic(BaseModel):
+    """A pipeline run."""
+
+    id: str
+    pipeline_id: str
+    version: int
+    status: str
+    input: Any
+    output: Any
+    steps: list[PipelineStepPublic]
+    usage: UsagePublic
+    error: dict[str, Any] | None
+    rerun_of: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    temporal: TemporalLink
+
+
+class PipelineApprovalCreate(CleanModel):
+    """``POST /v1/pipeline-runs/{id}/approvals/{step_id}``."""
+
+    decision: str = Field(pattern="^(approve|reject)$")
+    comment: str | None = Field(default=None, max_length=2000)

@@ -1,0 +1,150 @@
+"""Pipeline runs: read and list them from the projection, decide their approval steps, cancel them.
+
+Starting a run (``POST /v1/pipelines/{id}/runs``) lives with the pipeline definitions and
+calls ``core.pipelines.runs.start_pipeline_run``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Query
+from temporalio.client import RPCError, RPCStatusCode, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from api.deps import StateDep
+from api.pagination import Limit, NewestFirst
+from api.permissions import RunsApprove, RunsCancel, RunsRead
+from api.pipeline_run_schemas import PipelineApprovalCreate, PipelineRunPublic, PipelineStepPublic
+from api.problem_types import ProblemType, problems
+from api.problems import ProblemError
+from api.schemas import Page, TemporalLink, UsagePublic
+from api.state import AppState
+from core.contracts.pipelines import PipelineApprovalDecision, PipelineRunStatus
+from core.db.reads import Keyset
+from core.pipelines.reads import PipelineRunReads, PipelineRunRow, PipelineStepRow
+from workflows.pipeline import PipelineWorkflow
+
+router = APIRouter(tags=["pipeline runs"])
+PIPELINE_RUNS = NewestFirst("pipeline-runs")
+ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"description": "The run as it stands; the workflow acts on the request next."}
+}
+
+
+def pipeline_run_public(state: AppState, run: PipelineRunRow, steps: Sequence[PipelineStepRow]) -> PipelineRunPublic:
+    """The public view of a pipeline run and its steps."""
+    namespace = quote(state.settings.temporal_namespace)
+    ui = f"{state.settings.temporal_ui_base}/namespaces/{namespace}/workflows/{quote(run.workflow_id, safe='')}"
+    if run.workflow_run_id:
+        ui += f"/{run.workflow_run_id}/history"
+    return PipelineRunPublic(
+        id=run.id,
+        pipeline_id=run.pipeline_id,
+        version=run.version,
+        status=run.status,
+        input=run.input,
+        output=run.output,
+        steps=[
+            PipelineStepPublic(
+                id=s.step_id,
+                type=s.type,
+                status=s.status,
+                started_at=s.started_at,
+                ended_at=s.ended_at,
+                attempts=s.attempts,
+                output=s.output,
+                error=s.error,
+            )
+            for s in steps
+        ],
+        usage=UsagePublic(input_tokens=run.input_tokens, output_tokens=run.output_tokens, cost_usd=run.cost_usd),
+        error=run.error,
+        rerun_of=run.rerun_of,
+        created_at=run.created_at,
+        updated_at=run.updated_at,
+        temporal=TemporalLink(workflow_id=run.workflow_id, run_id=run.workflow_run_id, ui_url=ui),
+    )
+
+
+async def _found(state: AppState, tenant_id: str, run_id: str) -> tuple[PipelineRunRow, list[PipelineStepRow]]:
+    found = await PipelineRunReads(state.reads, tenant_id).get(run_id)
+    if found is None:
+        raise ProblemError(404, f"pipeline run {run_id} not found", slug=ProblemType.NOT_FOUND)
+    return found
+
+
+@router.get("/v1/pipeline-runs", response_model=Page[PipelineRunPublic])
+async def list_pipeline_runs(
+    state: StateDep,
+    principal: RunsRead,
+    after: Annotated[Keyset | None, Depends(PIPELINE_RUNS.after)],
+    pipeline_id: Annotated[str | None, Query(max_length=40)] = None,
+    status: PipelineRunStatus | None = None,
+    limit: Limit = 50,
+) -> Page[PipelineRunPublic]:
+    """Pipeline runs of the caller's tenant, newest first."""
+    found = await PipelineRunReads(state.reads, principal.tenant_id).list(
+        limit=limit + 1, after=after, pipeline_id=pipeline_id, status=status
+    )
+    steps = {run.id: run_steps for run, run_steps in found}
+    page, next_cursor = PIPELINE_RUNS.page([run for run, _ in found], limit)
+    return Page(items=[pipeline_run_public(state, r, steps[r.id]) for r in page], next_cursor=next_cursor)
+
+
+@router.get("/v1/pipeline-runs/{pipeline_run_id}", response_model=PipelineRunPublic)
+async def get_pipeline_run(pipeline_run_id: str, state: StateDep, principal: RunsRead) -> PipelineRunPublic:
+    """A pipeline run with its steps (map items as ``<map id>[<index>]``)."""
+    return pipeline_run_public(state, *await _found(state, principal.tenant_id, pipeline_run_id))
+
+
+@router.post(
+    "/v1/pipeline-runs/{pipeline_run_id}/approvals/{step_id}",
+    status_code=202,
+    response_model=PipelineRunPublic,
+    responses=ACCEPTED | problems(409),
+)
+async def decide_pipeline_approval(
+    pipeline_run_id: str, step_id: str, body: PipelineApprovalCreate, state: StateDep, principal: RunsApprove
+) -> PipelineRunPublic:
+    """Approve or reject an approval step that waits; 409 if that step is not waiting."""
+    run, _ = await _found(state, principal.tenant_id, pipeline_run_id)
+    if run.status in PipelineRunStatus.FINAL:
+        raise ProblemError(409, f"pipeline run is {run.status}", slug=ProblemType.CONFLICT)
+    handle = state.temporal.get_workflow_handle_for(PipelineWorkflow.run, run.workflow_id)
+    decision = PipelineApprovalDecision(
+        step_id=step_id, decision=body.decision, decided_by=principal.subject_id, comment=body.comment
+    )
+    try:
+        _ = await handle.execute_update(PipelineWorkflow.decide_approval, decision)
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        detail = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise ProblemError(409, detail, slug=ProblemType.CONFLICT) from None
+    except RPCError as exc:
+        if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.FAILED_PRECONDITION):
+            raise ProblemError(409, "the pipeline run is closed", slug=ProblemType.CONFLICT) from None
+        raise
+    return pipeline_run_public(state, *await _found(state, principal.tenant_id, pipeline_run_id))
+
+
+@router.post(
+    "/v1/pipeline-runs/{pipeline_run_id}/cancel",
+    status_code=202,
+    response_model=PipelineRunPublic,
+    responses=ACCEPTED | problems(409),
+)
+async def cancel_pipeline_run(pipeline_run_id: str, state: StateDep, principal: RunsCancel) -> PipelineRunPublic:
+    """Cancel a run: its running steps are cancelled, its status becomes ``cancelled``; 409 once it is final."""
+    run, steps = await _found(state, principal.tenant_id, pipeline_run_id)
+    if run.status in PipelineRunStatus.FINAL:
+        raise ProblemError(409, f"pipeline run is {run.status}", slug=ProblemType.CONFLICT)
+    try:
+        await state.temporal.get_workflow_handle(run.workflow_id).cancel()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise ProblemError(409, "the pipeline run is closed", slug=ProblemType.CONFLICT) from None
+        raise
+    return pipeline_run_public(state, run, steps)

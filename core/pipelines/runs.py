@@ -1,0 +1,124 @@
+"""Starting a pipeline run: record it (``queued``), then start its ``PipelineWorkflow``.
+
+``start_pipeline_run`` is what ``POST /v1/pipelines/{id}/runs`` calls once it has the
+version's definition and a validated input. It is idempotent twice over: an
+``Idempotency-Key`` already used by the tenant answers the run it started (the same
+pipeline, version and input, else :class:`IdempotencyKeyReusedError`), and the workflow is
+started with ``REJECT_DUPLICATE`` on the id ``{tenant}:pipeline:{run id}``, so starting a
+queued run again (a retried request after Temporal was unreachable) is a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from core.contracts.pipelines import WORKFLOW_NAME, PipelineRunInput, PipelineRunStatus
+from core.db.models import PipelineRun
+from core.ids import PIPELINE_ID, RUN_KIND, TENANT_ID, new_id, pipeline_run_workflow_id
+from core.pipelines.store import PipelineRunStore
+from core.settings import Settings
+
+RUN_KIND_PIPELINE = "pipeline"
+"""``RunKind`` search attribute of pipeline-run workflows."""
+
+
+class IdempotencyKeyReusedError(Exception):
+    """An ``Idempotency-Key`` already started a run of another pipeline, version or input."""
+
+    def __init__(self, key: str, run_id: str):
+        super().__init__(
+            f"Idempotency-Key {key!r} was used for another request (pipeline run {run_id}); "
+            "send the same pipeline, version and input to get that run, or use a new key"
+        )
+        self.key = key
+        self.run_id = run_id
+
+
+def request_fingerprint(pipeline_id: str, version: int, run_input: Any) -> str:
+    """SHA-256 of what a start request asks for (key order does not count)."""
+    canonical = json.dumps(
+        {"pipeline_id": pipeline_id, "version": version, "input": run_input}, sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def start_pipeline_run(
+    engine: AsyncEngine,
+    temporal: Client,
+    settings: Settings,
+    *,
+    tenant_id: str,
+    pipeline_id: str,
+    version: int,
+    definition: dict[str, Any],
+    run_input: Any = None,
+    idempotency_key: str | None = None,
+    rerun_of: str | None = None,
+) -> tuple[PipelineRun, bool]:
+    """Record a run of ``pipeline_id`` ``version`` and start its workflow; ``(run, created)``.
+
+    ``definition`` is the version's saved (validated) definition and ``run_input`` the
+    input already checked against its ``inputs`` schema. A run found by its key that is
+    still ``queued`` has its workflow started (again: a no-op when it runs).
+
+    Raises:
+        IdempotencyKeyReusedError: the key started a run of another request.
+    """
+    fingerprint = request_fingerprint(pipeline_id, version, run_input)
+    run_id = new_id("prn")
+    run, created = await PipelineRunStore(engine).insert(
+        PipelineRun(
+            id=run_id,
+            tenant_id=tenant_id,
+            pipeline_id=pipeline_id,
+            version=version,
+            status=PipelineRunStatus.QUEUED,
+            input=run_input,
+            idempotency_key=idempotency_key,
+            idempotency_hash=fingerprint if idempotency_key is not None else None,
+            workflow_id=pipeline_run_workflow_id(tenant_id, run_id),
+            rerun_of=rerun_of,
+        )
+    )
+    if not created and run.idempotency_hash != fingerprint:
+        raise IdempotencyKeyReusedError(idempotency_key or "", run.id)
+    if run.status == PipelineRunStatus.QUEUED:
+        await start_workflow(temporal, settings, run, definition)
+    return run, created
+
+
+async def start_workflow(temporal: Client, settings: Settings, run: PipelineRun, definition: dict[str, Any]) -> None:
+    """Start ``run``'s workflow on the pipelines queue; a workflow already started is left alone."""
+    try:
+        await temporal.start_workflow(
+            WORKFLOW_NAME,
+            PipelineRunInput(
+                tenant_id=run.tenant_id,
+                run_id=run.id,
+                pipeline_id=run.pipeline_id,
+                version=run.version,
+                definition=definition,
+                input=run.input,
+                rerun_of=run.rerun_of or "",
+            ),
+            id=run.workflow_id,
+            task_queue=settings.pipelines_task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [
+                    SearchAttributePair(TENANT_ID, run.tenant_id),
+                    SearchAttributePair(RUN_KIND, RUN_KIND_PIPELINE),
+                    SearchAttributePair(PIPELINE_ID, run.pipeline_id),
+                ]
+            ),
+            priority=Priority(fairness_key=run.tenant_id),
+        )
+    except WorkflowAlreadyStartedError:
+        return

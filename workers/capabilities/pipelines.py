@@ -1,0 +1,33 @@
+"""Pipeline runs on the pipelines queue: ``PipelineWorkflow`` and its activities (tools as agent runs see them)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from activities.pipeline import PipelineActivities
+from core.db.projection import RunProjection
+from core.pipelines.store import PipelineRunStore
+from workers.capabilities.agent_run import tool_resolver
+from workers.deps import WorkerDeps
+from workers.registry import Slice
+from workflows.pipeline import PipelineWorkflow
+
+
+def build_pipeline_activities(deps: WorkerDeps) -> PipelineActivities:
+    """The activities over the worker's database, tool resolver and settings."""
+    return PipelineActivities(
+        PipelineRunStore(deps.engine),
+        RunProjection(deps.engine),
+        tool_resolver(deps.engine, deps.keyring, deps.memory, deps.settings),
+        agents_task_queue=deps.settings.agents_task_queue,
+        agent_max_steps=deps.settings.agent_max_steps,
+        heartbeat_timeout_s=deps.settings.activity_heartbeat_timeout_s,
+    )
+
+
+def _activities(deps: WorkerDeps) -> Sequence[Callable[..., Any]]:
+    return build_pipeline_activities(deps).all()
+
+
+SLICE = Slice(workflows=[PipelineWorkflow], activities=_activities)

@@ -42,6 +42,13 @@ class PipelineRunPublic(BaseModel):
     temporal: TemporalLink
 
 
+class PipelineRunCreate(CleanModel):
+    """Start a run of a pipeline: its current version unless ``version`` names another."""
+
+    input: Any = None
+    version: int | None = Field(default=None, ge=1, description="A saved version to run (default: the current one).")
+
+
 class PipelineApprovalCreate(CleanModel):
     """``POST /v1/pipeline-runs/{id}/approvals/{step_id}``."""
 

@@ -1,8 +1,5 @@
-"""Pipeline runs: read and list them from the projection, decide their approval steps, cancel them.
-
-Starting a run (``POST /v1/pipelines/{id}/runs``) lives with the pipeline definitions and
-calls ``core.pipelines.runs.start_pipeline_run``.
-"""
+"""Pipeline runs: start them (pinned to a version), read and list them from the projection, decide their
+approval steps, cancel them."""
 
 from __future__ import annotations
 
@@ -10,14 +7,14 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
 from temporalio.client import RPCError, RPCStatusCode, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from api.deps import StateDep
+from api.deps import SessionDep, StateDep
 from api.pagination import Limit, NewestFirst
-from api.permissions import RunsApprove, RunsCancel, RunsRead
-from api.pipeline_run_schemas import PipelineApprovalCreate, PipelineRunPublic, PipelineStepPublic
+from api.permissions import RunsApprove, RunsCancel, RunsRead, RunsStart
+from api.pipeline_run_schemas import PipelineApprovalCreate, PipelineRunCreate, PipelineRunPublic, PipelineStepPublic
 from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
 from api.schemas import Page, TemporalLink, UsagePublic
@@ -25,6 +22,9 @@ from api.state import AppState
 from core.contracts.pipelines import PipelineApprovalDecision, PipelineRunStatus
 from core.db.reads import Keyset
 from core.pipelines.reads import PipelineRunReads, PipelineRunRow, PipelineStepRow
+from core.pipelines.repository import PipelineRepository
+from core.pipelines.runs import IdempotencyKeyReusedError, start_pipeline_run
+from core.pipelines.validation import validate_input
 from workflows.pipeline import PipelineWorkflow
 
 router = APIRouter(tags=["pipeline runs"])
@@ -74,6 +74,71 @@ async def _found(state: AppState, tenant_id: str, run_id: str) -> tuple[Pipeline
     if found is None:
         raise ProblemError(404, f"pipeline run {run_id} not found", slug=ProblemType.NOT_FOUND)
     return found
+
+
+@router.post(
+    "/v1/pipelines/{pipeline_id}/runs", status_code=202, response_model=PipelineRunPublic, responses=problems(409, 503)
+)
+async def start_pipeline(
+    pipeline_id: str,
+    body: PipelineRunCreate,
+    state: StateDep,
+    session: SessionDep,
+    principal: RunsStart,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
+) -> PipelineRunPublic:
+    """Start a run of the pipeline's current version (or ``version``); the run keeps that version's definition.
+
+    The input is checked against the definition's ``inputs`` schema (422 naming ``/input/...``).
+    ``Idempotency-Key`` dedupes like agent runs: the same key with the same request answers
+    the run it started; with another pipeline, version or input it answers 422.
+    """
+    repo = PipelineRepository(session, principal.tenant_id)
+    pipeline = await repo.get_any(pipeline_id)
+    if pipeline is None:
+        raise ProblemError(404, f"pipeline {pipeline_id} not found", slug=ProblemType.NOT_FOUND)
+    if pipeline.deleted_at is not None:
+        message = f"pipeline {pipeline_id} is archived: it starts no new runs"
+        raise ProblemError(409, message, slug=ProblemType.PIPELINE_ARCHIVED)
+    number = body.version or pipeline.version
+    version = await repo.get_version(pipeline_id, number)
+    if version is None:
+        message = f"pipeline {pipeline_id} has no version {number}"
+        raise ProblemError(
+            422, message, slug=ProblemType.VALIDATION_ERROR, errors=[{"field": "version", "message": message}]
+        )
+    refused = validate_input(version.definition.get("inputs"), body.input)
+    if refused:
+        errors = [{"field": e.field, "message": e.message} for e in refused]
+        raise ProblemError(
+            422,
+            "the input does not match the pipeline's inputs schema",
+            slug=ProblemType.VALIDATION_ERROR,
+            errors=errors,
+        )
+    try:
+        run, _ = await start_pipeline_run(
+            state.engine,
+            state.temporal,
+            state.settings,
+            tenant_id=principal.tenant_id,
+            pipeline_id=pipeline_id,
+            version=number,
+            definition=version.definition,
+            run_input=body.input,
+            idempotency_key=idempotency_key,
+        )
+    except IdempotencyKeyReusedError as exc:
+        errors = [{"field": "Idempotency-Key", "message": str(exc)}]
+        raise ProblemError(422, str(exc), slug=ProblemType.IDEMPOTENCY_KEY_REUSED, errors=errors) from None
+    except RPCError as exc:
+        raise ProblemError(
+            503,
+            "the run was recorded but could not be started; retry with the same Idempotency-Key",
+            slug=ProblemType.TEMPORAL_UNAVAILABLE,
+            headers={"Retry-After": "2"},
+        ) from exc
+    return pipeline_run_public(state, *await _found(state, principal.tenant_id, run.id))
 
 
 @router.get("/v1/pipeline-runs", response_model=Page[PipelineRunPublic])

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +44,7 @@ from core.errors import ToolError
 from core.ids import run_workflow_id
 from core.pipelines.expressions import MAX_VALUE_BYTES, json_size
 from core.pipelines.store import PipelineRunStore, StepWrite
+from core.quotas import QuotaExceededError
 from core.tools.base import ToolContext, ToolResolver
 from core.tools.schema import argument_errors
 
@@ -61,6 +63,7 @@ class PipelineActivities:
         tools: ToolResolver,
         *,
         agents_task_queue: str,
+        quota_check: Callable[[str], Awaitable[None]],
         agent_max_steps: int = 12,
         heartbeat_timeout_s: float = 15.0,
     ):
@@ -68,6 +71,7 @@ class PipelineActivities:
         self._runs = runs
         self._tools = tools
         self._agents_task_queue = agents_task_queue
+        self._quota_check = quota_check
         self._agent_max_steps = agent_max_steps
         self._heartbeat_timeout_s = heartbeat_timeout_s
 
@@ -140,6 +144,11 @@ class PipelineActivities:
     async def agent_run(self, inp: AgentStepInput) -> AgentStepRun:
         """Create (once) the agent run of an ``agent`` step, a child of the pipeline run."""
         key = f"{activity.info().workflow_id}:{inp.step_id}"
+        if activity.info().attempt == 1:  # a later attempt may find its own run already counted
+            try:
+                await self._quota_check(inp.tenant_id)
+            except QuotaExceededError as exc:
+                return AgentStepRun(error=f"the tenant's run quota is exhausted: {exc}")
         created = await self._runs.create_child_run(
             inp.tenant_id, inp.run_id, inp.agent_id, inp.input, child_run_id(key)
         )

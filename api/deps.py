@@ -72,6 +72,7 @@ async def _principal_from_api_key(state: AppState, token: str) -> Principal:
     cached: Principal | None = state.principals.get(key_hash)
     if cached is not None:
         return cached
+    read_at = state.principals.generation
     async with state.sessions() as session:
         key = await find_api_key(session, key_hash)
         if key is None:
@@ -85,7 +86,7 @@ async def _principal_from_api_key(state: AppState, token: str) -> Principal:
         kind="api_key",
         permissions=permissions_of(key.role),
     )
-    state.principals.put(key_hash, principal)
+    state.principals.put(key_hash, principal, read_at)
     return principal
 
 
@@ -108,11 +109,12 @@ async def principal_from_claims(state: AppState, claims: dict[str, Any]) -> Prin
     cache_key = f"user:{claims['sub']}"
     user: User | None = state.principals.get(cache_key)
     if user is None:
+        read_at = state.principals.generation
         async with state.sessions() as session:
             user = await session.get(User, claims["sub"])
         if user is None:
             raise _unauthorized()
-        state.principals.put(cache_key, user)
+        state.principals.put(cache_key, user, read_at)
     if claims.get("plat", False) is not user.is_platform_admin:
         log.info("token rejected", reason="platform flag does not match the user")
         raise _unauthorized()
@@ -144,10 +146,11 @@ async def tenant_quotas(state: AppState, tenant_id: str) -> Quotas:
     cache_key = f"quotas:{tenant_id}"
     quotas: Quotas | None = state.principals.get(cache_key)
     if quotas is None:
+        read_at = state.principals.generation
         async with state.sessions() as session:
             tenant = await session.get(Tenant, tenant_id)
         quotas = Quotas.of(tenant.quotas if tenant else {}, state.settings)
-        state.principals.put(cache_key, quotas)
+        state.principals.put(cache_key, quotas, read_at)
     return quotas
 
 

@@ -4,9 +4,9 @@ Every API process holds its own copy; :mod:`api.cache_bus` clears the copies of 
 processes when the data behind a cache changes. Two rules keep a copy from serving
 data older than the last clear:
 
-- a value read before a clear is not stored after it: ``get`` notes the generation of a
-  miss and ``put`` of that key drops the value if a clear came in between (the caller
-  still uses the value it read, but the next request reads again);
+- a value read before a clear is not stored after it: the caller takes :attr:`TtlCache.generation`
+  before it reads, and ``put`` drops the value if a clear came in between (the caller still
+  uses the value it read, but the next request reads again);
 - while the cache is suspended (its process cannot hear clears) it stores and serves nothing.
 """
 
@@ -26,7 +26,6 @@ class TtlCache(Generic[V]):
         self._ttl_s = ttl_s
         self._max = max_entries
         self._items: OrderedDict[str, tuple[float, V]] = OrderedDict()
-        self._misses: OrderedDict[str, int] = OrderedDict()
         self._generation = 0
         self._suspended = False
 
@@ -35,22 +34,22 @@ class TtlCache(Generic[V]):
         """Whether the cache is bypassed (see :meth:`suspend`)."""
         return self._suspended
 
+    @property
+    def generation(self) -> int:
+        """How many clears so far: take it before reading a value to :meth:`put`."""
+        return self._generation
+
     def get(self, key: str) -> V | None:
         """The live value for ``key``, if any."""
         item = None if self._suspended else self._items.get(key)
         if item is not None and item[0] >= time.monotonic():
             return item[1]
         self._items.pop(key, None)
-        self._misses[key] = self._generation
-        self._misses.move_to_end(key)
-        while len(self._misses) > self._max:
-            self._misses.popitem(last=False)
         return None
 
-    def put(self, key: str, value: V) -> None:
-        """Store ``value`` for ``ttl_s``, unless the cache was cleared since ``get`` missed ``key``."""
-        missed_at = self._misses.pop(key, self._generation)
-        if self._suspended or missed_at != self._generation:
+    def put(self, key: str, value: V, read_at: int) -> None:
+        """Store ``value`` for ``ttl_s``, unless the cache was cleared since ``read_at`` (a :attr:`generation`)."""
+        if self._suspended or read_at != self._generation:
             return
         self._items[key] = (time.monotonic() + self._ttl_s, value)
         self._items.move_to_end(key)

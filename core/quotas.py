@@ -12,11 +12,13 @@ from typing import Any
 from pydantic import Field
 from redis.asyncio import Redis
 from sqlalchemy import bindparam, func, or_
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.contracts.agent_run import RunStatus
-from core.db.models import Run, utcnow
+from core.db.engine import make_sessionmaker
+from core.db.models import Run, Tenant, utcnow
 from core.settings import Settings
 from core.validation import CleanModel
 
@@ -148,3 +150,10 @@ async def check_run_quotas(session: AsyncSession, tenant_id: str, quotas: Quotas
     if used >= quotas.tokens_per_day:
         seconds_left = int(86_400 - (now - midnight).total_seconds())
         raise QuotaExceededError(f"{used} tokens used today; quota is {quotas.tokens_per_day}", seconds_left)
+
+
+async def check_tenant_run_quotas(engine: AsyncEngine, settings: Settings, tenant_id: str) -> None:
+    """:func:`check_run_quotas` with the tenant's stored quotas, for runs started outside the API (pipeline steps)."""
+    async with make_sessionmaker(engine)() as session:
+        tenant = await session.get(Tenant, tenant_id)
+        await check_run_quotas(session, tenant_id, Quotas.of(tenant.quotas if tenant else {}, settings))

@@ -59,7 +59,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
@@ -279,6 +279,8 @@ class PipelineWorkflow:
             if isinstance(step, MapStep):
                 return await self._map(scheduler, launch, step)
             return _failed({"type": DEFINITION_INVALID, "message": f"steps of type {step.type} are not supported yet"})
+        except FailureError as exc:  # an activity or child failure no step handler expected: the step fails
+            return _failed(dict(error_of(exc)), attempts=self._records[launch.step_id].attempts)
         except asyncio.CancelledError:
             attempts = self._records[launch.step_id].attempts
             self._end(launch.step_id, StepRecord(status=_Status.CANCELLED, attempts=attempts))

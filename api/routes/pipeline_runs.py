@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from temporalio.client import RPCError, RPCStatusCode, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from api.deps import SessionDep, StateDep
+from api.deps import SessionDep, StateDep, tenant_quotas, too_many_requests
 from api.pagination import Limit, NewestFirst
 from api.permissions import RunsApprove, RunsCancel, RunsRead, RunsStart
 from api.pipeline_run_schemas import PipelineApprovalCreate, PipelineRunCreate, PipelineRunPublic, PipelineStepPublic
@@ -25,6 +25,7 @@ from core.pipelines.reads import PipelineRunReads, PipelineRunRow, PipelineStepR
 from core.pipelines.repository import PipelineRepository
 from core.pipelines.runs import IdempotencyKeyReusedError, start_pipeline_run
 from core.pipelines.validation import validate_input
+from core.quotas import QuotaExceededError, check_run_quotas
 from workflows.pipeline import PipelineWorkflow
 
 router = APIRouter(tags=["pipeline runs"])
@@ -116,6 +117,10 @@ async def start_pipeline(
             slug=ProblemType.VALIDATION_ERROR,
             errors=errors,
         )
+    try:
+        await check_run_quotas(session, principal.tenant_id, await tenant_quotas(state, principal.tenant_id))
+    except QuotaExceededError as exc:
+        raise too_many_requests(exc) from None
     try:
         run, _ = await start_pipeline_run(
             state.engine,

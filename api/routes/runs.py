@@ -171,9 +171,10 @@ async def _current_agent(state: AppState, tenant_id: str, agent_id: str) -> Agen
     key = f"{tenant_id}:{agent_id}"
     agent = state.agents.get(key)
     if agent is None:
+        read_at = state.agents.generation
         agent = await agent_ref(state.reads, tenant_id, agent_id)
         if agent is not None:
-            state.agents.put(key, agent)
+            state.agents.put(key, agent, read_at)
     return agent
 
 

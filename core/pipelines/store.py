@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.contracts.pipelines import PipelineRunStatus
+from core.contracts.pipelines import PipelineRunStatus, PipelineStepStatus
 from core.db.engine import statement
 from core.db.models import PipelineRun, PipelineRunStep, utcnow
 
@@ -35,8 +35,12 @@ _UPSERT_STEP = _step_insert.on_conflict_do_update(
         "output": _step_insert.excluded.output,
         "error": _step_insert.excluded.error,
     },
+    where=text(  # literal values: a bound list cannot be expanded in an executemany
+        "pipeline_run_step.status NOT IN ({})".format(", ".join(sorted(f"'{s}'" for s in PipelineStepStatus.FINAL)))
+    ),
 )
-"""``type`` and a set ``started_at`` keep their first value; a retried write of the same state changes nothing."""
+"""``type`` and a set ``started_at`` keep their first value; a retried write of the same state changes nothing,
+and a step once final stays as it ended (a write that arrives late cannot move it back to ``running``)."""
 
 
 @dataclass(kw_only=True)

@@ -52,20 +52,25 @@ async def process(url: str) -> AsyncIterator[tuple[CacheBus, TtlCache[str]]]:
 
 def test_a_value_read_before_a_clear_is_not_kept_after_it() -> None:
     cache: TtlCache[str] = TtlCache(ttl_s=60)
-    assert cache.get("key") is None  # a request misses and reads the database ...
+    assert cache.get("key") is None  # request A misses and reads the database ...
+    a_read_at = cache.generation
     cache.clear()  # ... while the row changes and the cache is cleared
-    cache.put("key", "old value")
+    assert cache.get("key") is None  # request B misses too, after the clear
+    b_read_at = cache.generation
+    cache.put("key", "old value", a_read_at)  # A's read predates the clear: dropped
     assert cache.get("key") is None
-    cache.put("key", "new value")  # the next request's read is kept
+    cache.put("key", "new value", b_read_at)  # B's read is kept
+    assert cache.get("key") == "new value"
+    cache.put("key", "old value", a_read_at)  # a late A cannot overwrite it either
     assert cache.get("key") == "new value"
 
     cache.suspend()
     assert cache.get("key") is None
-    cache.put("key", "anything")
+    cache.put("key", "anything", cache.generation)
     assert cache.get("key") is None
     cache.resume()
     assert cache.get("key") is None
-    cache.put("key", "again")
+    cache.put("key", "again", cache.generation)
     assert cache.get("key") == "again"
 
 
@@ -77,7 +82,7 @@ async def test_an_invalidation_clears_every_process_and_an_unheard_bus_trusts_no
             assert cache_b.suspended  # nothing is trusted before the subscription is confirmed
             assert await until(lambda: bus_a.subscribed.is_set() and bus_b.subscribed.is_set(), 10)
             for cache in (cache_a, cache_b):
-                cache.put("key", "cached")
+                cache.put("key", "cached", cache.generation)
             with pytest.raises(UnknownCacheError):
                 await bus_a.invalidate("principal")
 
@@ -85,10 +90,10 @@ async def test_an_invalidation_clears_every_process_and_an_unheard_bus_trusts_no
             assert cache_a.get("key") is None  # the caller's own copy at once
             assert await until(lambda: cache_b.get("key") is None, 5)
 
-            cache_b.put("key", "cached")
+            cache_b.put("key", "cached", cache_b.generation)
             server.stop()
             assert await until(lambda: cache_b.suspended, 10)
-            cache_b.put("key", "read while Redis is down")
+            cache_b.put("key", "read while Redis is down", cache_b.generation)
             assert cache_b.get("key") is None
             await bus_a.invalidate("principals")  # a publish that fails is logged, not raised
 
@@ -97,7 +102,7 @@ async def test_an_invalidation_clears_every_process_and_an_unheard_bus_trusts_no
             assert await until(lambda: bus_b.subscribed.is_set(), 15)
             assert not cache_b.suspended
             assert cache_b.get("key") is None
-            cache_b.put("key", "cached")
+            cache_b.put("key", "cached", cache_b.generation)
             await asyncio.sleep(0)
             assert cache_b.get("key") == "cached"
     finally:

@@ -5,9 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.db.models import PipelineRun
+from core.pipelines.store import PipelineRunStore, StepWrite
 from tests.conftest import TenantCtx
 from tests.support.pipelines import steps_of, wait_pipeline_run
+from tests.support.users import platform_admin_token
+from workers.embedded.stack import StackProcess
 
 INPUTS = {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}
 
@@ -91,3 +96,38 @@ async def test_bad_starts_are_refused_naming_their_field(tenant: TenantCtx, othe
     assert archived.json()["type"].endswith("/pipeline-archived")
     listed = (await tenant.http.get("/v1/pipeline-runs", params={"pipeline_id": pipeline_id})).json()["items"]
     assert [r["id"] for r in listed] == [keyed.json()["id"]]
+
+
+async def test_a_final_step_is_not_moved_back_by_a_late_write(tenant: TenantCtx, engine: AsyncEngine) -> None:
+    store = PipelineRunStore(engine)
+    run, _ = await store.insert(
+        PipelineRun(
+            id="prn_late_write",
+            tenant_id=tenant.id,
+            pipeline_id="pip_x",
+            version=1,
+            status="running",
+            workflow_id="wf-late-write",
+        )
+    )
+    done = StepWrite(step_id="a", type="tool", status="completed", attempts=1, output={"value": 1})
+    await store.write_steps(tenant.id, run.id, [done])
+    await store.write_steps(tenant.id, run.id, [StepWrite(step_id="a", type="tool", status="running", attempts=1)])
+    shown = (await tenant.http.get(f"/v1/pipeline-runs/{run.id}")).json()
+    assert [(s["status"], s["output"]) for s in shown["steps"]] == [("completed", {"value": 1})]
+
+
+async def test_starting_a_run_counts_against_the_tenants_run_quota(stack: StackProcess, tenant: TenantCtx) -> None:
+    admin = {"Authorization": f"Bearer {await platform_admin_token(stack)}"}
+    capped = await tenant.http.patch(f"/v1/tenants/{tenant.id}", json={"quotas": {"concurrent_runs": 1}}, headers=admin)
+    assert capped.status_code == 200, capped.text
+    created = await tenant.http.post(
+        "/v1/pipelines", json={"name": "quota", "definition": _definition("${input.n}", pause_s=0)}
+    )
+    agent = await tenant.http.post(
+        "/v1/agents", json={"name": "slow", "model": {"provider": "local", "params": {"latency_ms": 3000}}}
+    )
+    assert (await tenant.http.post(f"/v1/agents/{agent.json()['id']}/runs", json={"input": "hi"})).status_code == 202
+    refused = await _start(tenant.http, created.json()["id"], {"input": {"n": 1}})
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["type"].endswith("/quota-exceeded")

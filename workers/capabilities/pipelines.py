@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from activities.pipeline import PipelineActivities
 from core.db.projection import RunProjection
 from core.pipelines.store import PipelineRunStore
+from core.quotas import check_tenant_run_quotas
 from workers.capabilities.agent_run import tool_resolver
 from workers.deps import WorkerDeps
 from workers.registry import Slice
@@ -21,6 +23,7 @@ def build_pipeline_activities(deps: WorkerDeps) -> PipelineActivities:
         RunProjection(deps.engine),
         tool_resolver(deps.engine, deps.keyring, deps.memory, deps.settings),
         agents_task_queue=deps.settings.agents_task_queue,
+        quota_check=partial(check_tenant_run_quotas, deps.engine, deps.settings),
         agent_max_steps=deps.settings.agent_max_steps,
         heartbeat_timeout_s=deps.settings.activity_heartbeat_timeout_s,
     )

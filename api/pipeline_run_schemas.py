@@ -45,7 +45,10 @@ class PipelineRunPublic(BaseModel):
 class PipelineRunCreate(CleanModel):
     """Start a run of a pipeline: its current version unless ``version`` names another."""
 
-    input: Any = None
+    input: Any = Field(
+        default=None,
+        description="Any JSON (strings without NUL), checked against the definition's `inputs` schema.",
+    )
     version: int | None = Field(default=None, ge=1, description="A saved version to run (default: the current one).")
 
 

@@ -10,13 +10,15 @@ field the problem names is one of these rules, none of them a matter of shape:
   so must a tool header's ``{{secret:NAME}}`` references;
 - an ``Idempotency-Key`` already used with another body (server state: the fuzzer reuses
   short keys such as ``0`` across bodies);
-- the strings inside free JSON (``metadata``, ``model.params``, ``parameters``) contain no
-  NUL: the document says so in words, since a recursive schema for it deepens the fuzzer's
+- the strings inside free JSON (``metadata``, ``model.params``, ``parameters``, a pipeline
+  run's ``input``) contain no NUL: the document says so in words, since a recursive schema for it deepens the fuzzer's
   strategies into the CPython bug below;
 - a pipeline ``definition`` is an object the document describes in words: its language
   (step types and fields, ids, ``needs``, expressions, the agents, tools and pipelines it
   names) is checked by the pipeline validator, which names each problem at a JSON pointer
   under ``/definition``;
+- a pipeline run's ``input`` must match the ``inputs`` schema of the pipeline's definition
+  (errors at ``/input/...``) and a ``version`` must be one the pipeline has (server state);
 - a tool's ``parameters`` must pass the JSON Schema 2020-12 meta-schema (not embeddable
   offline) and its URL's ``{placeholders}`` must name its ``parameters.properties``
   (a rule across two fields).
@@ -44,7 +46,12 @@ _UNDECIDABLE = (
     (re.compile(r"^headers\..+$"), re.compile(r"^unknown secret ")),
     (re.compile(r"^idempotency-key$", re.IGNORECASE), re.compile(r".")),
     (re.compile(r"^/definition(/.*)?$"), re.compile(r".")),
-    (re.compile(r"^(metadata|model\.params|parameters|definition)$"), re.compile(r"^must not contain NUL characters$")),
+    (
+        re.compile(r"^(metadata|model\.params|parameters|definition|input)$"),
+        re.compile(r"^must not contain NUL characters$"),
+    ),
+    (re.compile(r"^/input(/.*)?$"), re.compile(r".")),
+    (re.compile(r"^version$"), re.compile(r"^pipeline .* has no version \d+$")),
     (re.compile(r"^parameters$"), re.compile(r"^(not a valid JSON Schema|\$ref|only local \$ref)")),
     (re.compile(r"^url$"), re.compile(r"^placeholders .* are not declared in parameters\.properties$")),
 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Query
 from temporalio.client import RPCError, RPCStatusCode, WorkflowUpdateFailedError
@@ -17,7 +16,8 @@ from api.permissions import RunsApprove, RunsCancel, RunsRead, RunsStart
 from api.pipeline_run_schemas import PipelineApprovalCreate, PipelineRunCreate, PipelineRunPublic, PipelineStepPublic
 from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
-from api.schemas import Page, TemporalLink, UsagePublic
+from api.routes.runs import temporal_link
+from api.schemas import Page, UsagePublic
 from api.state import AppState
 from core.contracts.pipelines import PipelineApprovalDecision, PipelineRunStatus
 from core.db.reads import Keyset
@@ -37,10 +37,6 @@ ACCEPTED: dict[int | str, dict[str, Any]] = {
 
 def pipeline_run_public(state: AppState, run: PipelineRunRow, steps: Sequence[PipelineStepRow]) -> PipelineRunPublic:
     """The public view of a pipeline run and its steps."""
-    namespace = quote(state.settings.temporal_namespace)
-    ui = f"{state.settings.temporal_ui_base}/namespaces/{namespace}/workflows/{quote(run.workflow_id, safe='')}"
-    if run.workflow_run_id:
-        ui += f"/{run.workflow_run_id}/history"
     return PipelineRunPublic(
         id=run.id,
         pipeline_id=run.pipeline_id,
@@ -66,7 +62,7 @@ def pipeline_run_public(state: AppState, run: PipelineRunRow, steps: Sequence[Pi
         rerun_of=run.rerun_of,
         created_at=run.created_at,
         updated_at=run.updated_at,
-        temporal=TemporalLink(workflow_id=run.workflow_id, run_id=run.workflow_run_id, ui_url=ui),
+        temporal=temporal_link(state, run.workflow_id, run.workflow_run_id),
     )
 
 

@@ -38,12 +38,17 @@ router = APIRouter(tags=["runs"])
 RUNS = NewestFirst("runs")
 
 
+def temporal_link(state: AppState, workflow_id: str, workflow_run_id: str | None) -> TemporalLink:
+    """Where a workflow lives in Temporal, with its page in the Temporal UI."""
+    namespace = quote(state.settings.temporal_namespace)
+    ui = f"{state.settings.temporal_ui_base}/namespaces/{namespace}/workflows/{quote(workflow_id, safe='')}"
+    if workflow_run_id:
+        ui += f"/{workflow_run_id}/history"
+    return TemporalLink(workflow_id=workflow_id, run_id=workflow_run_id, ui_url=ui)
+
+
 def run_public(state: AppState, run: Run | RunRow, steps: Sequence[RunStep] | Sequence[StepRow]) -> RunPublic:
     """The public view of a run and its steps."""
-    namespace = quote(state.settings.temporal_namespace)
-    ui = f"{state.settings.temporal_ui_base}/namespaces/{namespace}/workflows/{quote(run.workflow_id, safe='')}"
-    if run.workflow_run_id:
-        ui += f"/{run.workflow_run_id}/history"
     return RunPublic(
         id=run.id,
         agent_id=run.agent_id,
@@ -73,7 +78,7 @@ def run_public(state: AppState, run: Run | RunRow, steps: Sequence[RunStep] | Se
         metadata=run.metadata_,
         created_at=run.created_at,
         updated_at=run.updated_at,
-        temporal=TemporalLink(workflow_id=run.workflow_id, run_id=run.workflow_run_id, ui_url=ui),
+        temporal=temporal_link(state, run.workflow_id, run.workflow_run_id),
     )
 
 

@@ -12,10 +12,15 @@
 - ``pipeline.agent_run`` inserts (once) the ``run`` row of an ``agent`` step, with
   ``parent_run_id`` = the pipeline run, so it is listed under ``/v1/runs``; the workflow
   then runs it as a child ``AgentRunWorkflow``.
+- ``pipeline.sub_run`` inserts (once) the ``pipeline_run`` row of a ``pipeline`` step: the
+  tenant's live pipeline at its current version, the step's input checked against that
+  version's ``inputs`` schema, ``parent_run_id``/``parent_step_id`` naming the step; the
+  workflow then runs it as a child ``PipelineWorkflow``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -29,21 +34,28 @@ from activities.agent_run.tool_step import child_run_id
 from activities.errors import classify_database_errors
 from activities.heartbeat import heartbeating
 from core.contracts.pipelines import (
+    INPUT_INVALID,
     OUTPUT_TOO_LARGE,
+    PIPELINE_NOT_FOUND,
     TOOL_FAILED,
     TOOL_INVALID,
     AgentStepInput,
     AgentStepRun,
     FinishRunInput,
+    PipelineRunStatus,
     ProjectionWrite,
+    SubRun,
+    SubRunInput,
     ToolStepInput,
     ToolStepOutput,
 )
+from core.db.models import PipelineRun
 from core.db.projection import RunProjection
 from core.errors import ToolError
-from core.ids import run_workflow_id
+from core.ids import pipeline_run_workflow_id, run_workflow_id
 from core.pipelines.expressions import MAX_VALUE_BYTES, json_size
 from core.pipelines.store import PipelineRunStore, StepWrite
+from core.pipelines.validation import validate_input
 from core.quotas import QuotaExceededError
 from core.tools.base import ToolContext, ToolResolver
 from core.tools.schema import argument_errors
@@ -166,9 +178,55 @@ class PipelineActivities:
             heartbeat_timeout_s=self._heartbeat_timeout_s,
         )
 
+    @activity.defn(name="pipeline.sub_run")
+    @classify_database_errors
+    async def sub_run(self, inp: SubRunInput) -> SubRun:
+        """Create (once) the child run of a ``pipeline`` step: the live pipeline's current version."""
+        run_id = sub_run_id(f"{activity.info().workflow_id}:{inp.step_id}")
+        found = await self._store.live_version(inp.tenant_id, inp.pipeline_id)
+        if found is None:
+            return SubRun(error={"type": PIPELINE_NOT_FOUND, "message": f"no live pipeline {inp.pipeline_id!r}"})
+        version, definition = found
+        refused = validate_input(definition.get("inputs"), inp.input)
+        if refused:
+            detail = "; ".join(f"{e.field}: {e.message}" for e in refused[:5])
+            message = f"the input does not match the inputs schema of pipeline {inp.pipeline_id}: {detail}"
+            errors = [{"field": e.field, "message": e.message} for e in refused]
+            return SubRun(error={"type": INPUT_INVALID, "message": message[:1000], "errors": errors})
+        run = await self._store.insert_child(
+            PipelineRun(
+                id=run_id,
+                tenant_id=inp.tenant_id,
+                pipeline_id=inp.pipeline_id,
+                version=version,
+                status=PipelineRunStatus.QUEUED,
+                input=inp.input,
+                workflow_id=pipeline_run_workflow_id(inp.tenant_id, run_id),
+                parent_run_id=inp.run_id,
+                parent_step_id=inp.step_id,
+            )
+        )
+        if run.version != version:  # an earlier attempt inserted it before the pipeline changed
+            found = await self._store.live_version(inp.tenant_id, inp.pipeline_id, run.version)
+            if found is None:
+                return SubRun(error={"type": PIPELINE_NOT_FOUND, "message": f"no live pipeline {inp.pipeline_id!r}"})
+            version, definition = found
+        return SubRun(
+            run_id=run.id,
+            pipeline_id=run.pipeline_id,
+            version=version,
+            definition=definition,
+            workflow_id=run.workflow_id,
+        )
+
     def all(self) -> list[Any]:
         """Every activity callable, for the worker."""
-        return [self.project, self.finish, self.tool, self.agent_run]
+        return [self.project, self.finish, self.tool, self.agent_run, self.sub_run]
+
+
+def sub_run_id(key: str) -> str:
+    """A stable pipeline-run id for the child run a step asks for (retries create nothing new)."""
+    return "prn_" + hashlib.sha256(key.encode()).hexdigest()[:24]
 
 
 def _failure(message: str, kind: str, *, non_retryable: bool = False) -> ApplicationError:

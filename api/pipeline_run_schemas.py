@@ -37,6 +37,8 @@ class PipelineRunPublic(BaseModel):
     usage: UsagePublic
     error: dict[str, Any] | None
     rerun_of: str | None = None
+    parent_run_id: str | None = Field(default=None, description="The run whose `pipeline` step started this one.")
+    parent_step_id: str | None = Field(default=None, description="That step's id (`m[3]` for a map item).")
     created_at: datetime
     updated_at: datetime
     temporal: TemporalLink

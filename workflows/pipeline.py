@@ -53,7 +53,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -73,14 +74,24 @@ with workflow.unsafe.imports_passed_through():
         APPROVAL_TIMED_OUT,
         DECIDE_APPROVAL_UPDATE,
         DEFINITION_INVALID,
+        MAP_CHUNK_WORKFLOW_NAME,
+        MAP_TOO_LARGE,
+        MAX_MAP_OUTPUT_BYTES,
+        MAX_PIPELINE_DEPTH,
+        MAX_RUN_PAYLOAD_BYTES,
+        MAX_STEP_OUTPUT_BYTES,
+        PIPELINE_TOO_DEEP,
         STATE_QUERY,
         STEP_TIMED_OUT,
+        SUB_RUN_FAILED,
         TOOL_FAILED,
         WORKFLOW_NAME,
         AgentStepInput,
         AgentStepRun,
         FinishRunInput,
-        OnError,
+        MapChunkInput,
+        MapChunkItem,
+        MapChunkResult,
         OnTimeout,
         PipelineApprovalDecision,
         PipelineRunInput,
@@ -92,12 +103,30 @@ with workflow.unsafe.imports_passed_through():
         ProjectionWrite,
         StepRecord,
         StepWriteView,
+        SubRun,
+        SubRunInput,
         ToolStepInput,
         ToolStepOutput,
     )
-    from core.ids import AGENT_ID, RUN_KIND, TENANT_ID
-    from core.pipelines.definition import AgentStep, ApprovalStep, MapStep, ToolStep, WaitStep
-    from core.pipelines.scheduler import Failure, Launch, Scheduler, Skip, live_status, map_result
+    from core.ids import AGENT_ID, PIPELINE_ID, RUN_KIND, TENANT_ID, workflow_id
+    from core.pipelines.definition import AgentStep, ApprovalStep, MapStep, PipelineStep, ToolStep, WaitStep
+    from core.pipelines.expressions import json_size
+    from core.pipelines.runs import RUN_KIND_PIPELINE
+    from core.pipelines.scheduler import (
+        MAP_CHUNK_INPUT_BYTES,
+        MAP_CHUNK_ITEMS,
+        MAP_INLINE_ITEMS,
+        RUN_INLINE_ITEMS,
+        Failure,
+        Launch,
+        OutputBudget,
+        Scheduler,
+        Skip,
+        live_status,
+        map_result,
+        stops_map,
+        too_large,
+    )
     from core.pipelines.validation import load_definition
     from workflows._helpers import error_of
 
@@ -105,6 +134,10 @@ from workflows.agent_run import AgentRunWorkflow
 
 DECISIONS = ("approve", "reject")
 DEFAULT_TOOL_TIMEOUT = policies.TOOL_TIMEOUT
+RUN_KIND_MAP_CHUNK = "pipeline_map"
+"""``RunKind`` of ``PipelineMapChunkWorkflow`` children."""
+PROJECTION_BATCH_BYTES = 1024 * 1024
+"""JSON size of the step outputs and errors one ``pipeline.project`` call carries (at least one step)."""
 _Status = PipelineStepStatus
 
 
@@ -137,6 +170,12 @@ class PipelineWorkflow:
         self._closing = False
         self._changed = False
         self._usage = Usage()
+        self._payload = 0
+        """JSON bytes of the rendered fields and outputs of the steps run in this history."""
+        self._inline_items = 0
+        """Map items run in this history (the others in ``PipelineMapChunkWorkflow`` children)."""
+        self._owns_run = True
+        """Writes the run's live status and workflow run id (a map chunk writes only its items)."""
 
     # --- messages ---------------------------------------------------------------------
 
@@ -258,12 +297,39 @@ class PipelineWorkflow:
             retry_policy=policies.DB_RETRY,
             summary=f"run {status}",
         )
-        return PipelineRunResult(run_id=self._inp.run_id, status=status, output=output, error=error)
+        return PipelineRunResult(
+            run_id=self._inp.run_id,
+            status=status,
+            output=output,
+            error=error,
+            input_tokens=self._usage.input_tokens,
+            output_tokens=self._usage.output_tokens,
+            cost_usd=self._usage.cost_usd,
+        )
 
     # --- steps ------------------------------------------------------------------------
 
-    async def _run_step(self, scheduler: Scheduler, launch: Launch) -> StepRecord:
-        """Run one step, already marked started (top-level or a map item), to its final record."""
+    async def _run_step(self, scheduler: Scheduler | None, launch: Launch) -> StepRecord:
+        """Run one step, already marked started (top-level or a map item), to its final record (size-bounded)."""
+        if not self._spend(json_size(launch.arguments)):
+            return too_large(f"the run's steps take and give more than {MAX_RUN_PAYLOAD_BYTES} bytes", "run")
+        record = await self._execute(scheduler, launch)
+        if record.status != _Status.COMPLETED or record.output is None:
+            return record
+        size = json_size(record.output)
+        limit = MAX_MAP_OUTPUT_BYTES if isinstance(launch.step, MapStep) else MAX_STEP_OUTPUT_BYTES
+        if size > limit:
+            return too_large(f"the step's output is {size} bytes, more than {limit}", "step")
+        if not self._spend(size):
+            return too_large(f"the run's steps take and give more than {MAX_RUN_PAYLOAD_BYTES} bytes", "run")
+        return record
+
+    def _spend(self, size: int) -> bool:
+        """Count ``size`` bytes into the run's payload; ``False`` once past ``MAX_RUN_PAYLOAD_BYTES``."""
+        self._payload += size
+        return self._payload <= MAX_RUN_PAYLOAD_BYTES
+
+    async def _execute(self, scheduler: Scheduler | None, launch: Launch) -> StepRecord:
         step = launch.step
         try:
             if isinstance(step, ToolStep):
@@ -276,8 +342,10 @@ class PipelineWorkflow:
                 return StepRecord(status=_Status.COMPLETED, attempts=1)
             if isinstance(step, ApprovalStep):
                 return await self._approval(launch, step)
-            if isinstance(step, MapStep):
+            if isinstance(step, MapStep) and scheduler is not None:
                 return await self._map(scheduler, launch, step)
+            if isinstance(step, PipelineStep):
+                return await self._pipeline(launch, step)
             return _failed({"type": DEFINITION_INVALID, "message": f"steps of type {step.type} are not supported yet"})
         except FailureError as exc:  # an activity or child failure no step handler expected: the step fails
             return _failed(dict(error_of(exc)), attempts=self._records[launch.step_id].attempts)
@@ -364,6 +432,70 @@ class PipelineWorkflow:
         self._usage = self._usage.add(result.usage)
         return StepRecord(status=_Status.COMPLETED, output=result.output, attempts=1)
 
+    async def _pipeline(self, launch: Launch, step: PipelineStep) -> StepRecord:
+        """A child ``PipelineWorkflow`` of the pipeline's current version; its output is the step's."""
+        assert self._inp is not None
+        inp = self._inp
+        if inp.depth >= MAX_PIPELINE_DEPTH:
+            message = f"sub-pipelines nest at most {MAX_PIPELINE_DEPTH} deep; this run is at depth {inp.depth}"
+            return _failed({"type": PIPELINE_TOO_DEEP, "message": message})
+        run_input = launch.arguments.get("input")
+        sub: SubRun = await workflow.execute_activity_method(
+            PipelineActivities.sub_run,
+            SubRunInput(
+                tenant_id=inp.tenant_id,
+                run_id=inp.run_id,
+                step_id=launch.step_id,
+                pipeline_id=step.pipeline_id,
+                input=run_input,
+            ),
+            start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+            retry_policy=policies.DB_RETRY,
+            summary=f"{launch.step_id} pipeline {step.pipeline_id}",
+        )
+        if sub.error:
+            return _failed(sub.error)
+        child = PipelineRunInput(
+            tenant_id=inp.tenant_id,
+            run_id=sub.run_id,
+            pipeline_id=sub.pipeline_id,
+            version=sub.version,
+            definition=sub.definition,
+            input=run_input,
+            parent_run_id=inp.run_id,
+            parent_step_id=launch.step_id,
+            depth=inp.depth + 1,
+        )
+
+        async def run_child() -> PipelineRunResult:
+            try:
+                return await workflow.execute_child_workflow(
+                    PipelineWorkflow.run,
+                    child,
+                    id=sub.workflow_id,
+                    task_queue=workflow.info().task_queue,
+                    search_attributes=_attributes(inp.tenant_id, sub.pipeline_id, RUN_KIND_PIPELINE),
+                    priority=Priority(fairness_key=inp.tenant_id),
+                )
+            except ChildWorkflowError as exc:
+                _raise_if_cancelled(exc)
+                raise
+
+        try:  # past timeout_s the child is cancelled (and records that), then the step fails
+            result = await asyncio.wait_for(run_child(), step.timeout_s)
+        except TimeoutError:
+            return _failed({"type": STEP_TIMED_OUT, "message": f"the pipeline run took longer than {step.timeout_s}s",
+                            "run_id": sub.run_id})  # fmt: skip
+        except ChildWorkflowError as exc:
+            return _failed({**error_of(exc), "run_id": sub.run_id})
+        self._usage = self._usage.add(Usage(input_tokens=result.input_tokens, output_tokens=result.output_tokens,
+                                            cost_usd=result.cost_usd))  # fmt: skip
+        if result.status != PipelineRunStatus.COMPLETED:
+            cause = result.error or {}
+            message = f"pipeline run {sub.run_id} {result.status}: {cause.get('message') or result.status}"
+            return _failed({"type": SUB_RUN_FAILED, "message": message[:1000], "run_id": sub.run_id, "cause": cause})
+        return StepRecord(status=_Status.COMPLETED, output=result.output, attempts=1)
+
     async def _approval(self, launch: Launch, step: ApprovalStep) -> StepRecord:
         step_id = launch.step_id
         self._records[step_id] = StepRecord(status=_Status.WAITING_APPROVAL, attempts=1)
@@ -388,20 +520,54 @@ class PipelineWorkflow:
             self._waiting.discard(step_id)
 
     async def _map(self, scheduler: Scheduler, launch: Launch, step: MapStep) -> StepRecord:
+        """Items run here while the run's history has room for them, else in ``PipelineMapChunkWorkflow`` children."""
         items: list[Any] = launch.arguments.get("items") or []
-        slots = asyncio.Semaphore(step.max_concurrency)
+        inline = len(items) <= MAP_INLINE_ITEMS and self._inline_items + len(items) <= RUN_INLINE_ITEMS
+        if not inline and isinstance(step.step, ApprovalStep | MapStep):  # their items need this run's history
+            message = (
+                f"a map of {step.step.type} steps runs at most {MAP_INLINE_ITEMS} items ({RUN_INLINE_ITEMS} per run)"
+            )
+            return _failed({"type": MAP_TOO_LARGE, "message": message, "field": "over"})
         records: list[StepRecord] = [StepRecord() for _ in items]
+        budget = OutputBudget(left=MAX_MAP_OUTPUT_BYTES)
+        if inline:
+            self._inline_items += len(items)
+            await self._run_items(step, [(launch.step_id, i, item) for i, item in enumerate(items)],
+                                  step.max_concurrency, budget, records, scheduler, launch)  # fmt: skip
+        else:
+            await self._run_chunks(scheduler, launch, step, items, records)
+        result = map_result(step, records)
+        result.attempts = 1
+        return result
+
+    async def _run_items(
+        self,
+        step: MapStep,
+        items: list[tuple[str, int, Any]],
+        concurrency: int,
+        budget: OutputBudget,
+        records: list[StepRecord],
+        scheduler: Scheduler | None = None,
+        launch: Launch | None = None,
+    ) -> None:
+        """Run map items ``(map id, index, item)``, at most ``concurrency`` at once; ``records[index]`` gets each
+        outcome. With ``scheduler`` and the map's ``launch``, an item is prepared from its value; without,
+        the value is its step's rendered fields already (a chunk's items)."""
+        slots = asyncio.Semaphore(concurrency)
         stop = False
 
-        async def one(index: int, item: Any) -> None:
+        async def one(map_id: str, index: int, item: Any) -> None:
             nonlocal stop
             async with slots:
                 if stop:
                     return
-                prepared = scheduler.prepare_item(launch, index, item)
+                if scheduler is not None and launch is not None:
+                    prepared = scheduler.prepare_item(launch, index, item)
+                else:
+                    prepared = Launch(step_id=f"{map_id}[{index}]", step=step.step, arguments=item)
                 if isinstance(prepared, Launch):
                     self._begin(prepared.step_id, str(prepared.step.type))
-                    record = await self._run_step(scheduler, prepared)
+                    record = budget.take(await self._run_step(scheduler, prepared))
                 elif isinstance(prepared, Skip):
                     record = StepRecord(status=_Status.SKIPPED, error={"reason": prepared.reason})
                 else:
@@ -410,12 +576,109 @@ class PipelineWorkflow:
                 records[index] = record
                 self._steps.setdefault(prepared.step_id, _Step(type=str(step.step.type)))
                 self._end(prepared.step_id, record)
-                if record.status == _Status.FAILED and step.step.on_error == OnError.FAIL:
-                    stop = True
+                stop = stop or stops_map(step, record)
 
-        await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
-        result = map_result(step, records)
-        result.attempts = 1
+        await asyncio.gather(*(one(*entry) for entry in items))
+
+    async def _run_chunks(
+        self, scheduler: Scheduler, launch: Launch, step: MapStep, items: list[Any], records: list[StepRecord]
+    ) -> None:
+        """Run the items in ``PipelineMapChunkWorkflow`` children: ``lanes`` of them at once, each lane a share
+        of ``max_concurrency`` (the shares add up to it) running its part of the items one chunk after another.
+        A chunk that fails the map cancels the others; no further chunk starts."""
+        assert self._inp is not None
+        lanes = min(step.max_concurrency, math.ceil(len(items) / MAP_CHUNK_ITEMS))
+        shares = [step.max_concurrency // lanes + (j < step.max_concurrency % lanes) for j in range(lanes)]
+        bounds = [round(len(items) * sum(shares[:j]) / step.max_concurrency) for j in range(lanes + 1)]
+        stopped = False
+
+        def stop(j: int) -> None:
+            nonlocal stopped
+            stopped = True
+            for k, other in enumerate(tasks):
+                if k != j:
+                    other.cancel()
+
+        async def lane(j: int) -> None:
+            index = bounds[j]
+            while index < bounds[j + 1] and not stopped:
+                chunk, index = self._chunk(scheduler, launch, step, items, index, bounds[j + 1], records)
+                if chunk is None:
+                    return stop(j)
+                if not chunk.items:
+                    continue
+                chunk.concurrency = shares[j]
+                chunk.output_budget = MAX_MAP_OUTPUT_BYTES * len(chunk.items) // len(items)
+                result = await self._run_chunk(chunk)
+                for entry, record in zip(chunk.items, result.records, strict=True):
+                    records[entry.index] = record or StepRecord()
+                if any(record is not None and stops_map(step, record) for record in result.records):
+                    return stop(j)
+
+        tasks = [asyncio.create_task(lane(j)) for j in range(lanes)]
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        for outcome in outcomes:  # a lane ended by a sibling's cancel is expected; anything else is raised
+            if isinstance(outcome, BaseException) and not isinstance(outcome, asyncio.CancelledError):
+                raise outcome
+
+    def _chunk(
+        self,
+        scheduler: Scheduler,
+        launch: Launch,
+        step: MapStep,
+        items: list[Any],
+        start: int,
+        end: int,
+        records: list[StepRecord],
+    ) -> tuple[MapChunkInput | None, int]:
+        """The next chunk from ``start`` (before ``end``) and where the one after starts; items that skip or fail
+        while prepared are recorded here. ``None``: an item failed the map, or the run's payload bound is reached."""
+        assert self._inp is not None
+        chunk = MapChunkInput(
+            run=replace(self._inp, definition={}, input=None, reused_steps={}),
+            map_id=launch.step_id,
+            step=step.model_dump(mode="json", by_alias=True, exclude_unset=True),
+        )
+        size = 0
+        index = start
+        while index < end and len(chunk.items) < MAP_CHUNK_ITEMS and size < MAP_CHUNK_INPUT_BYTES:
+            prepared = scheduler.prepare_item(launch, index, items[index])
+            index += 1
+            if isinstance(prepared, Launch):
+                size += json_size(prepared.arguments)
+                chunk.items.append(MapChunkItem(index=index - 1, arguments=prepared.arguments))
+                continue
+            record = (StepRecord(status=_Status.SKIPPED, error={"reason": prepared.reason})
+                      if isinstance(prepared, Skip) else _failed(prepared.error))  # fmt: skip
+            records[index - 1] = record
+            self._steps.setdefault(prepared.step_id, _Step(type=str(step.step.type)))
+            self._end(prepared.step_id, record)
+            if stops_map(step, record):
+                return None, index
+        if not self._spend(size):
+            records[start] = too_large(f"the run's steps take and give more than {MAX_RUN_PAYLOAD_BYTES} bytes", "map")
+            return None, index
+        return chunk, index
+
+    async def _run_chunk(self, chunk: MapChunkInput) -> MapChunkResult:
+        assert self._inp is not None
+        first = chunk.items[0].index
+        try:
+            result: MapChunkResult = await workflow.execute_child_workflow(
+                MAP_CHUNK_WORKFLOW_NAME,
+                chunk,
+                result_type=MapChunkResult,
+                id=workflow_id(self._inp.tenant_id, "pipeline-map", f"{self._inp.run_id}:{chunk.map_id}:{first}"),
+                task_queue=workflow.info().task_queue,
+                search_attributes=_attributes(self._inp.tenant_id, self._inp.pipeline_id, RUN_KIND_MAP_CHUNK),
+                priority=Priority(fairness_key=self._inp.tenant_id),
+                static_summary=f"{chunk.map_id}[{first}..{chunk.items[-1].index}]",
+            )
+        except ChildWorkflowError as exc:
+            _raise_if_cancelled(exc)
+            raise
+        self._usage = self._usage.add(Usage(input_tokens=result.input_tokens, output_tokens=result.output_tokens,
+                                            cost_usd=result.cost_usd))  # fmt: skip
         return result
 
     # --- records and the projection ---------------------------------------------------
@@ -441,25 +704,30 @@ class PipelineWorkflow:
     def _status_to_write(self) -> str:
         """The live status if the projection does not show it yet."""
         live = self._status not in PipelineRunStatus.FINAL and self._status != PipelineRunStatus.QUEUED
-        return self._status if live and self._status != self._projected else ""
+        return self._status if self._owns_run and live and self._status != self._projected else ""
 
     def _batch(self) -> ProjectionWrite:
         assert self._inp is not None
-        steps = []
-        for step_id in self._dirty:
+        steps: list[StepWriteView] = []
+        size = 0
+        for step_id in list(self._dirty):
             record, step = self._records[step_id], self._steps[step_id]
             error = record.error if record.status != _Status.SKIPPED else None
+            if record.output is not None or error is not None:
+                size += json_size(record.output) + json_size(error)
+                if steps and size > PROJECTION_BATCH_BYTES:  # the rest in the next batch: one payload stays small
+                    break
             steps.append(
                 StepWriteView(step_id=step_id, type=step.type, status=record.status, attempts=record.attempts,
                               started_at=step.started_at, ended_at=step.ended_at, output=record.output, error=error)
             )  # fmt: skip
-        self._dirty = {}
+            del self._dirty[step_id]
         return ProjectionWrite(
             tenant_id=self._inp.tenant_id,
             run_id=self._inp.run_id,
             status=self._status_to_write(),
             steps=steps,
-            workflow_run_id="" if self._written else workflow.info().run_id,
+            workflow_run_id="" if self._written or not self._owns_run else workflow.info().run_id,
         )
 
     async def _write_loop(self) -> None:
@@ -478,6 +746,16 @@ class PipelineWorkflow:
             )
             self._written = True
             self._projected = batch.status or self._projected
+
+
+def _attributes(tenant_id: str, pipeline_id: str, kind: str) -> TypedSearchAttributes:
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(TENANT_ID, tenant_id),
+            SearchAttributePair(PIPELINE_ID, pipeline_id),
+            SearchAttributePair(RUN_KIND, kind),
+        ]
+    )
 
 
 def _failed(error: dict[str, Any], *, attempts: int = 1) -> StepRecord:

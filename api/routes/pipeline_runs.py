@@ -60,6 +60,8 @@ def pipeline_run_public(state: AppState, run: PipelineRunRow, steps: Sequence[Pi
         usage=UsagePublic(input_tokens=run.input_tokens, output_tokens=run.output_tokens, cost_usd=run.cost_usd),
         error=run.error,
         rerun_of=run.rerun_of,
+        parent_run_id=run.parent_run_id,
+        parent_step_id=run.parent_step_id,
         created_at=run.created_at,
         updated_at=run.updated_at,
         temporal=temporal_link(state, run.workflow_id, run.workflow_run_id),

@@ -14,6 +14,8 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 WORKFLOW_NAME = "PipelineWorkflow"
+MAP_CHUNK_WORKFLOW_NAME = "PipelineMapChunkWorkflow"
+"""Runs a slice of a large map's items for its ``PipelineWorkflow`` (``workflows.pipeline_map``)."""
 DECIDE_APPROVAL_UPDATE = "decide_approval"
 CANCEL_UPDATE = "cancel"
 STATE_QUERY = "state"
@@ -111,8 +113,17 @@ PIPELINE_NOT_FOUND = "PipelineNotFound"
 PIPELINE_TOO_DEEP = "PipelineTooDeep"
 """Sub-pipelines nested deeper than ``MAX_PIPELINE_DEPTH`` (a pipeline calling itself)."""
 
+SUB_RUN_FAILED = "PipelineSubRunFailed"
+"""A ``pipeline`` step's child run failed; ``run_id`` names it and ``cause`` holds its error."""
+
 MAX_PIPELINE_DEPTH = 5
 """Sub-pipeline runs nested inside one top-level run (``PipelineRunInput.depth``)."""
+MAX_STEP_OUTPUT_BYTES = 256 * 1024
+"""JSON size of one step's output (a map's: ``MAX_MAP_OUTPUT_BYTES``); larger fails the step."""
+MAX_MAP_OUTPUT_BYTES = 1024 * 1024
+"""JSON size of a map's output, its items' outputs together (also what an expression can see)."""
+MAX_RUN_PAYLOAD_BYTES = 12 * 1024 * 1024
+"""JSON size of what one run's steps take (rendered arguments) and give (outputs), all steps together."""
 
 
 @dataclass(kw_only=True)
@@ -148,6 +159,8 @@ class PipelineRunInput:
     """The run whose ``pipeline`` step started this one, if any."""
     depth: int = 0
     """Sub-pipeline nesting of this run (0 for a top-level run)."""
+    parent_step_id: str = ""
+    """The step of ``parent_run_id`` that started this run (``m[3]`` for a map item)."""
 
 
 @dataclass(kw_only=True)
@@ -197,6 +210,10 @@ class PipelineRunResult:
     status: str
     output: Any = None
     error: dict[str, Any] | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    """The run's usage (its agent steps and sub-pipelines), which a parent run adds to its own."""
 
 
 # --- activities ------------------------------------------------------------------------
@@ -206,7 +223,8 @@ TOOL_FAILED = "PipelineToolFailed"
 TOOL_INVALID = "PipelineToolInvalid"
 """A tool step names an unknown tool or passes arguments its schema refuses (not retried)."""
 OUTPUT_TOO_LARGE = "PipelineOutputTooLarge"
-"""A step's output is larger than ``core.pipelines.expressions.MAX_VALUE_BYTES``."""
+"""A step's output is larger than ``MAX_STEP_OUTPUT_BYTES`` (a map's than ``MAX_MAP_OUTPUT_BYTES``), or
+the run's steps took and gave more than ``MAX_RUN_PAYLOAD_BYTES``."""
 
 
 @dataclass(kw_only=True)
@@ -293,3 +311,61 @@ class AgentStepRun:
     max_steps: int = 12
     heartbeat_timeout_s: float = 15.0
     error: str | None = None
+
+
+@dataclass(kw_only=True)
+class SubRunInput:
+    """Argument of ``pipeline.sub_run``: creates (once) the child run of a ``pipeline`` step."""
+
+    tenant_id: str
+    run_id: str
+    step_id: str
+    pipeline_id: str
+    input: Any = None
+
+
+@dataclass(kw_only=True)
+class SubRun:
+    """The child pipeline run to start as a child workflow (``error`` when it cannot start)."""
+
+    run_id: str = ""
+    pipeline_id: str = ""
+    version: int = 0
+    definition: dict[str, Any] = field(default_factory=dict)
+    workflow_id: str = ""
+    error: dict[str, Any] | None = None
+    """``{type, message, errors?}``: the pipeline is unknown or archived, or the input fails its schema."""
+
+
+@dataclass(kw_only=True)
+class MapChunkItem:
+    """One prepared item of a chunk: its index in the map and its step's rendered fields."""
+
+    index: int
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class MapChunkInput:
+    """Start argument of ``PipelineMapChunkWorkflow``: items of map ``map_id`` of run ``run``."""
+
+    run: PipelineRunInput
+    """The run the map belongs to (its ``definition`` left empty)."""
+    map_id: str
+    step: dict[str, Any]
+    """The map's item step (definition JSON)."""
+    items: list[MapChunkItem] = field(default_factory=list)
+    concurrency: int = 1
+    """Items of this chunk in flight at once (its share of the map's ``max_concurrency``)."""
+    output_budget: int = MAX_MAP_OUTPUT_BYTES
+    """JSON bytes the chunk's item outputs may add up to (its share of ``MAX_MAP_OUTPUT_BYTES``)."""
+
+
+@dataclass(kw_only=True)
+class MapChunkResult:
+    """The chunk's item records (in ``items`` order; ``None`` for items it did not start) and usage."""
+
+    records: list[StepRecord | None] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0

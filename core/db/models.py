@@ -435,6 +435,9 @@ class PipelineRun(SQLModel, table=True):
     workflow_id: str = Field(max_length=200)
     workflow_run_id: str | None = Field(default=None, max_length=64)
     rerun_of: str | None = Field(default=None, max_length=40)
+    parent_run_id: str | None = Field(default=None, max_length=40)
+    """The run whose ``pipeline`` step started this one."""
+    parent_step_id: str | None = Field(default=None, max_length=100)
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
 

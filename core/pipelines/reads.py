@@ -29,6 +29,8 @@ class PipelineRunRow:
     workflow_id: str
     workflow_run_id: str | None
     rerun_of: str | None
+    parent_run_id: str | None
+    parent_step_id: str | None
     created_at: datetime
     updated_at: datetime
 

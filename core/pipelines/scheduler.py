@@ -41,6 +41,7 @@ from typing import Any
 from core.contracts.pipelines import (
     DEFINITION_INVALID,
     MAP_TOO_LARGE,
+    OUTPUT_TOO_LARGE,
     STEP_FAILED,
     OnError,
     PipelineRunStatus,
@@ -65,12 +66,21 @@ from core.pipelines.expressions import (
     convert,
     convert_mapping,
     evaluate,
+    json_size,
     render,
 )
 from core.pipelines.plan import Graph
 
 MAX_MAP_ITEMS = 1000
 """Items one ``map`` step may fan out to."""
+MAP_INLINE_ITEMS = 100
+"""A map of more items runs them in ``PipelineMapChunkWorkflow`` children, not in the run's history."""
+RUN_INLINE_ITEMS = 1000
+"""Map items one run's history holds in all; a map that would pass it runs through children too."""
+MAP_CHUNK_ITEMS = 100
+"""Items one ``PipelineMapChunkWorkflow`` runs at most."""
+MAP_CHUNK_INPUT_BYTES = 512 * 1024
+"""JSON size of the items' rendered fields one chunk takes (a chunk holds at least one item)."""
 MAX_ADVANCE_COST = 50_000
 """Evaluation steps plus expression characters one ``advance`` call spends before deferring (~1 s)."""
 
@@ -342,6 +352,40 @@ def prepare(step: AnyStep, step_id: str, scope: Scope | None, meter: Meter) -> P
     return Launch(step_id=step_id, step=step, arguments=arguments, scope=scope)
 
 
+def too_large(message: str, scope: str) -> StepRecord:
+    """A step failed for a size bound; ``scope`` says which (``step``, ``map`` or ``run``)."""
+    return StepRecord(
+        status=PipelineStepStatus.FAILED, error={"type": OUTPUT_TOO_LARGE, "message": message, "scope": scope}
+    )
+
+
+@dataclass(kw_only=True)
+class OutputBudget:
+    """JSON bytes a map's item outputs may still add up to."""
+
+    left: int
+
+    def take(self, record: StepRecord) -> StepRecord:
+        """``record``, or a map-scope ``PipelineOutputTooLarge`` failure when its output does not fit."""
+        if record.status != PipelineStepStatus.COMPLETED or record.output is None:
+            return record
+        size = json_size(record.output)
+        if size > self.left:
+            self.left = -1
+            failed = too_large("the map's item outputs are larger than its output bound", "map")
+            failed.attempts = record.attempts
+            return failed
+        self.left -= size
+        return record
+
+
+def stops_map(step: MapStep, record: StepRecord) -> bool:
+    """Whether this item's record fails the map (no further item starts)."""
+    if record.status != PipelineStepStatus.FAILED:
+        return False
+    return step.step.on_error == OnError.FAIL or (record.error or {}).get("scope") == "map"
+
+
 def map_result(step: MapStep, items: Sequence[StepRecord]) -> StepRecord:
     """A map step's record from its items' final records (in item order).
 
@@ -350,8 +394,10 @@ def map_result(step: MapStep, items: Sequence[StepRecord]) -> StepRecord:
     own ``on_error`` then applies); the workflow should start no further items after it.
     """
     for index, record in enumerate(items):
-        if record.status == PipelineStepStatus.FAILED and step.step.on_error == OnError.FAIL:
+        if stops_map(step, record):
             cause = record.error or {}
+            if cause.get("scope") == "map":
+                return StepRecord(status=PipelineStepStatus.FAILED, error={**cause, "index": index})
             return StepRecord(
                 status=PipelineStepStatus.FAILED,
                 error={

@@ -18,9 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.contracts.pipelines import PipelineRunStatus, PipelineStepStatus
 from core.db.engine import statement
-from core.db.models import PipelineRun, PipelineRunStep, utcnow
+from core.db.models import Pipeline, PipelineRun, PipelineRunStep, PipelineVersion, utcnow
 
 _run = PipelineRun.__table__  # type: ignore[attr-defined]
+_pipeline = Pipeline.__table__  # type: ignore[attr-defined]
+_version = PipelineVersion.__table__  # type: ignore[attr-defined]
 _step = PipelineRunStep.__table__  # type: ignore[attr-defined]
 _FINAL = tuple(str(s) for s in PipelineRunStatus.FINAL)
 
@@ -80,6 +82,34 @@ class PipelineRunStore:
                 )
             ).one()
         return PipelineRun(**row._asdict()), False
+
+    async def live_version(
+        self, tenant_id: str, pipeline_id: str, version: int | None = None
+    ) -> tuple[int, dict[str, Any]] | None:
+        """``(version, definition)`` of the live pipeline ``pipeline_id``: its current version, or ``version``."""
+        number = _pipeline.c.version if version is None else version
+        query = (
+            select(_version.c.version, _version.c.definition)
+            .join(_pipeline, _pipeline.c.id == _version.c.pipeline_id)
+            .where(
+                _pipeline.c.id == pipeline_id,
+                _pipeline.c.tenant_id == tenant_id,
+                _pipeline.c.deleted_at.is_(None),
+                _version.c.tenant_id == tenant_id,
+                _version.c.version == number,
+            )
+        )
+        async with statement(self._engine) as conn:
+            row = (await conn.execute(query)).first()
+        return (row.version, row.definition) if row is not None else None
+
+    async def insert_child(self, run: PipelineRun) -> PipelineRun:
+        """Insert the child run ``run`` unless a run with its id exists; the run as stored."""
+        values = {c.name: getattr(run, c.name) for c in _run.columns}
+        async with self._engine.begin() as conn:
+            await conn.execute(insert(_run).values(values).on_conflict_do_nothing(index_elements=["id"]))
+            row = (await conn.execute(select(_run).where(_run.c.id == run.id, _run.c.tenant_id == run.tenant_id))).one()
+        return PipelineRun(**row._asdict())
 
     async def set_live(self, tenant_id: str, run_id: str, *, status: str = "", workflow_run_id: str = "") -> None:
         """A live status (``running``, ``waiting_approval``) and/or the workflow's run id, in one statement.

@@ -166,8 +166,15 @@ async def test_map_runs_at_most_max_concurrency_items_at_once(
     }
     run = await start(engine, temporal_client, tenant.id, definition, {"items": list(range(200))})
     body = await wait_pipeline_run(tenant.http, run.id, timeout_s=240)
+    await record_history(temporal_client, run.workflow_id, "pipelines/map_chunked")
     assert body["status"] == "completed", str(body)[:2000]
     assert body["output"] == [i * 2 for i in range(200)]
+    # more than MAP_INLINE_ITEMS: the items ran in PipelineMapChunkWorkflow children, two lanes of 5
+    chunk = temporal_client.get_workflow_handle(f"{tenant.id}:pipeline-map:{run.id}:m:0")
+    assert (await chunk.describe()).workflow_type == "PipelineMapChunkWorkflow"
+    await record_history(temporal_client, chunk.id, "pipelines/map_chunk")
+    history = await temporal_client.get_workflow_handle(run.workflow_id).fetch_history()
+    assert len(history.events) < 200  # the parent's history grows per chunk, not per item
     items = [s for s in body["steps"] if s["id"].startswith("m[")]
     assert len(items) == 200
     assert all(s["status"] == "completed" for s in items)

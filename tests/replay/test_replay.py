@@ -33,6 +33,7 @@ from workflows.memory import (
     MemoryIngestWorkflow,
 )
 from workflows.pipeline import PipelineWorkflow
+from workflows.pipeline_map import PipelineMapChunkWorkflow
 from workflows.run_reconciliation import RunReconciliationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
@@ -89,6 +90,9 @@ def test_pipeline_histories_exist() -> None:
         "map",
         "agent_step",
         "cancel",
+        "sub_pipeline",
+        "map_chunked",
+        "map_chunk",
     }
 
 
@@ -111,6 +115,7 @@ async def test_replay(path: Path) -> None:
             WebhookDeliveryWorkflow,
             RunReconciliationWorkflow,
             PipelineWorkflow,
+            PipelineMapChunkWorkflow,
         ]
     ).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

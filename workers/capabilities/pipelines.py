@@ -1,4 +1,5 @@
-"""Pipeline runs on the pipelines queue: ``PipelineWorkflow`` and its activities (tools as agent runs see them)."""
+"""Pipeline runs on the pipelines queue: ``PipelineWorkflow``, the ``PipelineMapChunkWorkflow`` children of its
+large maps, and their activities (tools as agent runs see them)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from workers.capabilities.agent_run import tool_resolver
 from workers.deps import WorkerDeps
 from workers.registry import Slice
 from workflows.pipeline import PipelineWorkflow
+from workflows.pipeline_map import PipelineMapChunkWorkflow
 
 
 def build_pipeline_activities(deps: WorkerDeps) -> PipelineActivities:
@@ -33,4 +35,4 @@ def _activities(deps: WorkerDeps) -> Sequence[Callable[..., Any]]:
     return build_pipeline_activities(deps).all()
 
 
-SLICE = Slice(workflows=[PipelineWorkflow], activities=_activities)
+SLICE = Slice(workflows=[PipelineWorkflow, PipelineMapChunkWorkflow], activities=_activities)

@@ -29,23 +29,42 @@ decided by ``core.pipelines.scheduler.Scheduler`` (pure, so replays decide the s
    - ``map``: its step runs once per item of ``over``, at most ``max_concurrency`` at a
      time, each item recorded as step ``<map id>[<index>]``; the map's output is the list
      of the items' outputs (``core.pipelines.scheduler.map_result``). After an item fails
-     with ``on_error: fail``, no further item starts. All items live in one history: a
-     map of the maximum 1000 items adds a few thousand events (no continue-as-new).
-   - ``pipeline`` (sub-pipeline): not supported yet; the step fails.
+     with ``on_error: fail``, no further item starts. Up to ``MAP_INLINE_ITEMS`` items
+     (``RUN_INLINE_ITEMS`` per run) run in this history; a larger map runs them in
+     ``PipelineMapChunkWorkflow`` children (``workflows/pipeline_map.py``): ``lanes``
+     children at once, each given a share of ``max_concurrency`` (the shares add up to it)
+     and at most ``MAP_CHUNK_ITEMS`` prepared items; a lane starts its next chunk when its
+     chunk ends. A chunk that fails the map cancels the others. Maps of ``approval`` or
+     ``map`` steps (their items need this run's updates and scope) and maps inside maps
+     always run here, so past the inline bounds they fail with ``PipelineMapTooLarge``.
+   - ``pipeline``: ``pipeline.sub_run`` inserts the child run (the tenant's live pipeline at
+     its current version, the step's ``input`` checked against its ``inputs`` schema, listed
+     under ``/v1/pipeline-runs`` with ``parent_run_id``/``parent_step_id``), then a child
+     ``PipelineWorkflow`` runs it (depth + 1; a run at ``MAX_PIPELINE_DEPTH`` fails the step
+     with ``PipelineTooDeep``). Its output is the step's, its usage adds to the run's; a
+     failed child fails the step (``PipelineSubRunFailed``); past ``timeout_s`` the child is
+     cancelled and the step fails ``PipelineStepTimedOut``.
+
+   Sizes: a step's output is at most ``MAX_STEP_OUTPUT_BYTES`` (a map's ``MAX_MAP_OUTPUT_BYTES``,
+   its items stop once their outputs pass it), and the run's steps take and give at most
+   ``MAX_RUN_PAYLOAD_BYTES`` in all; past a bound the step fails with ``PipelineOutputTooLarge``
+   (``error.scope``: ``step``, ``map`` or ``run``). A projection write carries at most
+   ``PROJECTION_BATCH_BYTES`` of outputs.
 
 4. A step with ``on_error: fail`` that fails fails the run: started steps are cancelled
    (activity/child cancellation), the rest marked ``cancelled``. ``on_error: continue``
    records the step ``failed`` and goes on. When all steps are final the ``output``
    expression gives the run's output.
 5. Temporal cancellation (``POST /v1/pipeline-runs/{id}/cancel``) cancels the running
-   steps, marks every unfinished step ``cancelled``, records the run ``cancelled`` and
-   ends the workflow cancelled.
+   steps (child runs and chunks too), marks every unfinished step ``cancelled``, records the
+   run ``cancelled`` and ends the workflow cancelled.
 
 Projection: step changes are queued and written by one writer coroutine, a batch per
 ``pipeline.project`` activity (one upsert statement), so a map of many items costs few
 activities; step times are workflow time. The outcome is written by ``pipeline.finish``.
-The ``state`` query answers the live view. Child workflow ids derive from the run and the
-step id (``m[3]`` for map items), unique for the life of the run.
+The ``state`` query answers the live view (items run in chunks: the chunk's own ``state``).
+Child workflow ids derive from the run and the step id (``m[3]`` for map items), unique for
+the life of the run; a chunk's is ``<tenant>:pipeline-map:<run id>:<map id>:<first index>``.
 """
 
 from __future__ import annotations
@@ -523,10 +542,10 @@ class PipelineWorkflow:
         """Items run here while the run's history has room for them, else in ``PipelineMapChunkWorkflow`` children."""
         items: list[Any] = launch.arguments.get("items") or []
         inline = len(items) <= MAP_INLINE_ITEMS and self._inline_items + len(items) <= RUN_INLINE_ITEMS
-        if not inline and isinstance(step.step, ApprovalStep | MapStep):  # their items need this run's history
-            message = (
-                f"a map of {step.step.type} steps runs at most {MAP_INLINE_ITEMS} items ({RUN_INLINE_ITEMS} per run)"
-            )
+        nested = "[" in launch.step_id  # a map inside a map: its chunks would multiply with the outer items
+        if not inline and (nested or isinstance(step.step, ApprovalStep | MapStep)):
+            what = "a map inside a map" if nested else f"a map of {step.step.type} steps"
+            message = f"{what} runs at most {MAP_INLINE_ITEMS} items ({RUN_INLINE_ITEMS} map items per run)"
             return _failed({"type": MAP_TOO_LARGE, "message": message, "field": "over"})
         records: list[StepRecord] = [StepRecord() for _ in items]
         budget = OutputBudget(left=MAX_MAP_OUTPUT_BYTES)

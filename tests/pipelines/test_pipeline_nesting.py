@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -153,3 +154,44 @@ async def test_a_map_whose_outputs_outgrow_its_bound_fails_with_a_typed_error(
     assert f"m[{fitting + 1}]" not in steps  # no item starts after the bound is passed
     children = (await tenant.http.get("/v1/pipeline-runs", params={"pipeline_id": echo})).json()["items"]
     assert sorted(c["parent_step_id"] for c in children) == [f"m[{i}]" for i in range(fitting + 1)]
+
+
+async def test_cancelling_a_run_cancels_its_child_run(
+    stack: StackProcess, engine: AsyncEngine, temporal_client: Client, tenant: TenantCtx
+) -> None:
+    gate = await _pipeline(tenant.http, "gate", {"steps": [{"id": "ok", "type": "approval"}]})
+    run = await start(engine, temporal_client, tenant.id, {"steps": [_sub("sub", gate)]})
+
+    def child_waits(body: dict[str, Any]) -> bool:
+        return body["status"] == "waiting_approval"
+
+    children: list[dict[str, Any]] = []
+    while not children:
+        await asyncio.sleep(0.1)
+        children = (await tenant.http.get("/v1/pipeline-runs", params={"pipeline_id": gate})).json()["items"]
+    await wait_pipeline_run(tenant.http, children[0]["id"], child_waits)
+    assert (await tenant.http.post(f"/v1/pipeline-runs/{run.id}/cancel")).status_code == 202
+    body = await wait_pipeline_run(tenant.http, run.id)
+    assert body["status"] == "cancelled"
+    assert steps_of(body)["sub"]["status"] == "cancelled"
+    child = await wait_pipeline_run(tenant.http, children[0]["id"])
+    assert child["status"] == "cancelled"
+    assert steps_of(child)["ok"]["status"] == "cancelled"
+
+
+async def test_a_failing_item_of_a_chunked_map_fails_it_and_cancels_the_other_chunks(
+    stack: StackProcess, engine: AsyncEngine, temporal_client: Client, tenant: TenantCtx
+) -> None:
+    items = ["1"] * 150
+    items[5] = "nope"
+    item = {"type": "tool", "tool": "calculator", "args": {"expression": "${item}"}}
+    definition = {"steps": [{"id": "m", "type": "map", "over": "input.items", "max_concurrency": 4, "step": item}]}
+    run = await start(engine, temporal_client, tenant.id, definition, {"items": items})
+    body = await wait_pipeline_run(tenant.http, run.id, timeout_s=120)
+    assert body["status"] == "failed"
+    steps = steps_of(body)
+    assert steps["m"]["error"]["index"] == 5
+    assert steps["m[5]"]["status"] == "failed"
+    statuses = [s["status"] for s in body["steps"] if s["id"].startswith("m[")]
+    assert set(statuses) <= {"completed", "failed", "cancelled"}
+    assert len(statuses) < 100  # the chunks stopped: the other lane's chunk was cancelled

@@ -9,13 +9,24 @@ import pytest
 from core.contracts.pipelines import (
     EXPRESSION_ERROR,
     MAP_TOO_LARGE,
+    OUTPUT_TOO_LARGE,
     STEP_FAILED,
     PipelineRunStatus,
     StepRecord,
 )
 from core.pipelines import scheduler as scheduler_module
 from core.pipelines.definition import Definition, MapStep
-from core.pipelines.scheduler import Advance, Failure, Launch, Scheduler, Skip, live_status, map_result
+from core.pipelines.scheduler import (
+    Advance,
+    Failure,
+    Launch,
+    OutputBudget,
+    Scheduler,
+    Skip,
+    live_status,
+    map_result,
+    stops_map,
+)
 
 ERROR = {"type": "ToolFailed", "message": "boom"}
 
@@ -291,6 +302,27 @@ def test_a_failed_item_fails_the_map_unless_its_step_continues() -> None:
     assert map_result(step.model_copy(update={"step": lenient}), items) == StepRecord(
         status="completed", output=[1, None]
     )
+
+
+def test_item_outputs_past_the_map_bound_fail_the_map_even_when_items_continue() -> None:
+    definition = Definition.model_validate(MAP)
+    step = definition.steps[1]
+    assert isinstance(step, MapStep)
+    lenient = step.model_copy(update={"step": step.step.model_copy(update={"on_error": "continue"})})
+    budget = OutputBudget(left=12)
+    first = budget.take(StepRecord(status="completed", output="abcd", attempts=1))  # 6 bytes of JSON
+    assert first.status == "completed"
+    assert budget.take(StepRecord(status="skipped")).status == "skipped"
+    second = budget.take(StepRecord(status="completed", output="abcdefgh", attempts=2))
+    assert second.status == "failed"
+    assert second.attempts == 2
+    assert second.error is not None
+    assert (second.error["type"], second.error["scope"]) == (OUTPUT_TOO_LARGE, "map")
+    assert stops_map(lenient, second)
+    assert not stops_map(lenient, StepRecord(status="failed", error=ERROR))
+    result = map_result(lenient, [first, second])
+    assert result.status == "failed"
+    assert result.error == {**second.error, "index": 1}
 
 
 @pytest.mark.parametrize(

@@ -331,7 +331,7 @@ class PipelineWorkflow:
     async def _run_step(self, scheduler: Scheduler | None, launch: Launch) -> StepRecord:
         """Run one step, already marked started (top-level or a map item), to its final record (size-bounded)."""
         if not self._spend(json_size(launch.arguments)):
-            return too_large(f"the run's steps take and give more than {MAX_RUN_PAYLOAD_BYTES} bytes", "run")
+            return _run_too_large()
         record = await self._execute(scheduler, launch)
         if record.status != _Status.COMPLETED or record.output is None:
             return record
@@ -340,7 +340,7 @@ class PipelineWorkflow:
         if size > limit:
             return too_large(f"the step's output is {size} bytes, more than {limit}", "step")
         if not self._spend(size):
-            return too_large(f"the run's steps take and give more than {MAX_RUN_PAYLOAD_BYTES} bytes", "run")
+            return _run_too_large()
         return record
 
     def _spend(self, size: int) -> bool:
@@ -474,6 +474,8 @@ class PipelineWorkflow:
         )
         if sub.error:
             return _failed(sub.error)
+        if not self._spend(2 * json_size(sub.definition)):  # the activity's result, then the child's input
+            return _run_too_large()
         child = PipelineRunInput(
             tenant_id=inp.tenant_id,
             run_id=sub.run_id,
@@ -587,14 +589,10 @@ class PipelineWorkflow:
                 if isinstance(prepared, Launch):
                     self._begin(prepared.step_id, str(prepared.step.type))
                     record = budget.take(await self._run_step(scheduler, prepared))
-                elif isinstance(prepared, Skip):
-                    record = StepRecord(status=_Status.SKIPPED, error={"reason": prepared.reason})
+                    self._end(prepared.step_id, record)
                 else:
-                    assert isinstance(prepared, Failure)
-                    record = _failed(prepared.error)
+                    record = self._not_started(step, prepared)
                 records[index] = record
-                self._steps.setdefault(prepared.step_id, _Step(type=str(step.step.type)))
-                self._end(prepared.step_id, record)
                 stop = stop or stops_map(step, record)
 
         await asyncio.gather(*(one(*entry) for entry in items))
@@ -667,17 +665,21 @@ class PipelineWorkflow:
                 size += json_size(prepared.arguments)
                 chunk.items.append(MapChunkItem(index=index - 1, arguments=prepared.arguments))
                 continue
-            record = (StepRecord(status=_Status.SKIPPED, error={"reason": prepared.reason})
-                      if isinstance(prepared, Skip) else _failed(prepared.error))  # fmt: skip
-            records[index - 1] = record
-            self._steps.setdefault(prepared.step_id, _Step(type=str(step.step.type)))
-            self._end(prepared.step_id, record)
-            if stops_map(step, record):
+            records[index - 1] = self._not_started(step, prepared)
+            if stops_map(step, records[index - 1]):
                 return None, index
         if not self._spend(size):
-            records[start] = too_large(f"the run's steps take and give more than {MAX_RUN_PAYLOAD_BYTES} bytes", "map")
+            records[start] = _run_too_large()
             return None, index
         return chunk, index
+
+    def _not_started(self, step: MapStep, prepared: Skip | Failure) -> StepRecord:
+        """Record a map item that skipped or failed while it was prepared."""
+        record = (StepRecord(status=_Status.SKIPPED, error={"reason": prepared.reason})
+                  if isinstance(prepared, Skip) else _failed(prepared.error))  # fmt: skip
+        self._steps.setdefault(prepared.step_id, _Step(type=str(step.step.type)))
+        self._end(prepared.step_id, record)
+        return record
 
     async def _run_chunk(self, chunk: MapChunkInput) -> MapChunkResult:
         assert self._inp is not None
@@ -765,6 +767,10 @@ class PipelineWorkflow:
             )
             self._written = True
             self._projected = batch.status or self._projected
+
+
+def _run_too_large() -> StepRecord:
+    return too_large(f"the run's steps take and give more than {MAX_RUN_PAYLOAD_BYTES} bytes", "run")
 
 
 def _attributes(tenant_id: str, pipeline_id: str, kind: str) -> TypedSearchAttributes:

@@ -123,7 +123,8 @@ MAX_STEP_OUTPUT_BYTES = 256 * 1024
 MAX_MAP_OUTPUT_BYTES = 1024 * 1024
 """JSON size of a map's output, its items' outputs together (also what an expression can see)."""
 MAX_RUN_PAYLOAD_BYTES = 12 * 1024 * 1024
-"""JSON size of what one run's steps take (rendered arguments) and give (outputs), all steps together."""
+"""JSON size of what the steps run in one history (a run's, or a map chunk's) take (rendered fields,
+sub-pipeline definitions) and give (outputs), all together."""
 
 
 @dataclass(kw_only=True)

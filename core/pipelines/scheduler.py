@@ -380,10 +380,11 @@ class OutputBudget:
 
 
 def stops_map(step: MapStep, record: StepRecord) -> bool:
-    """Whether this item's record fails the map (no further item starts)."""
+    """Whether this item's record fails the map (no further item starts): its step's ``on_error`` is
+    ``fail``, or it passed the map's or the run's size bound."""
     if record.status != PipelineStepStatus.FAILED:
         return False
-    return step.step.on_error == OnError.FAIL or (record.error or {}).get("scope") == "map"
+    return step.step.on_error == OnError.FAIL or (record.error or {}).get("scope") in ("map", "run")
 
 
 def map_result(step: MapStep, items: Sequence[StepRecord]) -> StepRecord:
@@ -396,7 +397,7 @@ def map_result(step: MapStep, items: Sequence[StepRecord]) -> StepRecord:
     for index, record in enumerate(items):
         if stops_map(step, record):
             cause = record.error or {}
-            if cause.get("scope") == "map":
+            if cause.get("scope") in ("map", "run"):
                 return StepRecord(status=PipelineStepStatus.FAILED, error={**cause, "index": index})
             return StepRecord(
                 status=PipelineStepStatus.FAILED,

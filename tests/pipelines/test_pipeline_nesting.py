@@ -17,6 +17,7 @@ from core.contracts.pipelines import (
     OUTPUT_TOO_LARGE,
     PIPELINE_TOO_DEEP,
     STEP_FAILED,
+    STEP_TIMED_OUT,
     SUB_RUN_FAILED,
 )
 from tests.conftest import TenantCtx
@@ -195,3 +196,20 @@ async def test_a_failing_item_of_a_chunked_map_fails_it_and_cancels_the_other_ch
     statuses = [s["status"] for s in body["steps"] if s["id"].startswith("m[")]
     assert set(statuses) <= {"completed", "failed", "cancelled"}
     assert len(statuses) < 100  # the chunks stopped: the other lane's chunk was cancelled
+
+
+async def test_a_sub_pipeline_past_its_timeout_is_cancelled_and_fails_the_step(
+    stack: StackProcess, engine: AsyncEngine, temporal_client: Client, tenant: TenantCtx
+) -> None:
+    gate = await _pipeline(tenant.http, "slow gate", {"steps": [{"id": "ok", "type": "approval"}]})
+    definition = {
+        "steps": [_sub("sub", gate, timeout_s=0.5, on_error="continue")],
+        "output": "steps.sub.error.type",
+    }
+    run = await start(engine, temporal_client, tenant.id, definition)
+    body = await wait_pipeline_run(tenant.http, run.id)
+    assert body["status"] == "completed", str(body)
+    assert body["output"] == STEP_TIMED_OUT
+    child_id = steps_of(body)["sub"]["error"]["run_id"]
+    child = await wait_pipeline_run(tenant.http, child_id)
+    assert child["status"] == "cancelled"

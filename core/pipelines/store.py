@@ -23,17 +23,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.contracts.pipelines import PipelineRunStatus, PipelineStepStatus
 from core.db.engine import statement
 from core.db.models import PipelineRun, PipelineRunStep, utcnow
+from core.db.projection import StaleRun
 
 _run = PipelineRun.__table__  # type: ignore[attr-defined]
 _step = PipelineRunStep.__table__  # type: ignore[attr-defined]
 _FINAL = tuple(str(s) for s in PipelineRunStatus.FINAL)
+_STEP_FINAL = tuple(str(s) for s in PipelineStepStatus.FINAL)
 _HOLDING = (PipelineRunStatus.RUNNING.value, PipelineRunStatus.WAITING_APPROVAL.value)
 """Statuses that hold one of a pipeline's concurrency slots once claimed."""
 _LIVE = (PipelineRunStatus.QUEUED.value, *_HOLDING)
@@ -198,6 +200,46 @@ class PipelineRunStore:
                     updated_at=utcnow(),
                 )
             )
+
+    async def stale_runs(
+        self, *, before: datetime, limit: int, after: tuple[datetime, str] | None = None, tenant_id: str | None = None
+    ) -> list[StaleRun]:
+        """Live runs not updated since ``before``, oldest first, after the ``(updated_at, id)`` cursor ``after``."""
+        query = select(_run.c.tenant_id, _run.c.id, _run.c.workflow_id, _run.c.updated_at).where(
+            _run.c.status.in_(_LIVE), _run.c.updated_at < before
+        )
+        if tenant_id is not None:
+            query = query.where(_run.c.tenant_id == tenant_id)
+        if after is not None:
+            query = query.where(tuple_(_run.c.updated_at, _run.c.id) > tuple_(*after))
+        async with statement(self._engine) as conn:
+            rows = (await conn.execute(query.order_by(_run.c.updated_at, _run.c.id).limit(limit))).all()
+        return [StaleRun(row.tenant_id, row.id, row.workflow_id, row.updated_at, pipeline=True) for row in rows]
+
+    async def close_live_run(
+        self, tenant_id: str, run_id: str, *, status: str, output: Any, error: dict[str, Any] | None
+    ) -> bool:
+        """Write the outcome of a run whose workflow ended without it, and cancel its unfinished steps.
+
+        ``False`` (nothing changed) when the run is final already. Its usage stays as written.
+        """
+        async with self._engine.begin() as conn:
+            closed = (
+                await conn.execute(
+                    update(_run)
+                    .where(_run.c.id == run_id, _run.c.tenant_id == tenant_id, _run.c.status.not_in(_FINAL))
+                    .values(status=status, output=output, error=error, updated_at=utcnow())
+                    .returning(_run.c.id)
+                )
+            ).first()
+            if closed is None:
+                return False
+            await conn.execute(
+                update(_step)
+                .where(_step.c.run_id == run_id, _step.c.status.not_in(_STEP_FINAL))
+                .values(status=PipelineStepStatus.CANCELLED.value, ended_at=func.coalesce(_step.c.ended_at, utcnow()))
+            )
+        return True
 
     async def write_steps(self, tenant_id: str, run_id: str, steps: list[StepWrite]) -> None:
         """Upsert several steps in one statement (keyed by run and step id)."""

@@ -228,15 +228,22 @@ class PipelineWorkflow:
         limit = definition.max_concurrent_runs
         if limit is None or definition.on_concurrency_limit != OnConcurrencyLimit.QUEUE:
             return
-        await workflow.execute_activity_method(
-            PipelineActivities.claim_slot,
-            ClaimSlotInput(
-                tenant_id=self._inp.tenant_id, run_id=self._inp.run_id, pipeline_id=self._inp.pipeline_id, limit=limit
-            ),
-            start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
-            retry_policy=SLOT_RETRY,
-            summary=f"wait for one of {limit} slots",
-        )
+        try:
+            await workflow.execute_activity_method(
+                PipelineActivities.claim_slot,
+                ClaimSlotInput(
+                    tenant_id=self._inp.tenant_id,
+                    run_id=self._inp.run_id,
+                    pipeline_id=self._inp.pipeline_id,
+                    limit=limit,
+                ),
+                start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+                retry_policy=SLOT_RETRY,
+                summary=f"wait for one of {limit} slots",
+            )
+        except ActivityError as exc:  # a cancelled run leaves the queue
+            _raise_if_cancelled(exc)
+            raise
         self._projected = PipelineRunStatus.RUNNING  # the claim wrote it
 
     async def _drive(self, scheduler: Scheduler, tasks: dict[str, asyncio.Task[None]]) -> Outcome:

@@ -54,6 +54,13 @@ def _holding(statuses: dict[str, str]) -> int:
     return sum(s in ("running", "waiting_approval") for s in statuses.values())
 
 
+async def _sample_holding(http: httpx.AsyncClient, pipeline_id: str, seen: list[int]) -> None:
+    """Record, until cancelled, how many runs of the pipeline hold a slot."""
+    while True:
+        seen.append(_holding(await _statuses(http, pipeline_id)))
+        await asyncio.sleep(0.05)
+
+
 async def test_reject_refuses_starts_past_the_limit_race_free(stack: StackProcess, tenant: TenantCtx) -> None:
     pipeline_id = await _pipeline(
         tenant.http, {"steps": [HOLD], "max_concurrent_runs": 2, "on_concurrency_limit": "reject"}
@@ -86,6 +93,8 @@ async def test_queue_holds_runs_until_a_slot_frees_first_come_first_served(
     stack: StackProcess, temporal_client: Client, tenant: TenantCtx
 ) -> None:
     pipeline_id = await _pipeline(tenant.http, {"steps": [HOLD], "max_concurrent_runs": 1})
+    seen: list[int] = []
+    sampler = asyncio.create_task(_sample_holding(tenant.http, pipeline_id, seen))
     first = (await _start(tenant.http, pipeline_id)).json()["id"]
     await _waiting(tenant.http, first)
     second = (await _start(tenant.http, pipeline_id)).json()["id"]
@@ -108,6 +117,9 @@ async def test_queue_holds_runs_until_a_slot_frees_first_come_first_served(
         if still_queued:
             assert statuses[still_queued] == "queued"
     assert (await _approve(tenant.http, fourth))["status"] == "completed"
+    sampler.cancel()
+    assert seen
+    assert max(seen) == 1  # never two runs holding a slot, at any sample
     run = await wait_pipeline_run(tenant.http, second)
     await record_history(temporal_client, run["temporal"]["workflow_id"], "pipelines/queued_run")
 

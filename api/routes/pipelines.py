@@ -35,7 +35,7 @@ from api.version_schemas import AuthorPublic
 from core.db.models import Pipeline, PipelineVersion
 from core.db.repos import Author, Keyset
 from core.pipelines.definition import Definition, PipelineStep, walk_steps
-from core.pipelines.estimate import agent_costs, with_cost_estimate
+from core.pipelines.estimate import agent_costs, agent_ids, with_cost_estimate
 from core.pipelines.repository import PipelineRepository, load_catalog, references
 from core.pipelines.validation import ValidationResult, validate
 
@@ -79,18 +79,9 @@ async def _validated(
     session: SessionDep, tenant_id: str, definition: dict[str, Any], *, pipeline_id: str | None = None
 ) -> ValidationResult:
     """``definition`` validated against the tenant's catalog (a pipeline may not name itself)."""
-    result, _ = await _validated_with_costs(session, tenant_id, definition, pipeline_id=pipeline_id, costs=False)
-    return result
-
-
-async def _validated_with_costs(
-    session: SessionDep, tenant_id: str, definition: dict[str, Any], *, pipeline_id: str | None = None, costs: bool
-) -> tuple[ValidationResult, dict[str, float]]:
-    """The validation result and (with ``costs``) the mean recent cost of each named agent, read beforehand."""
     wanted = await anyio.to_thread.run_sync(references, definition)
     catalog = await load_catalog(session, tenant_id, wanted, exclude_pipeline=pipeline_id)
-    means = await agent_costs(session, tenant_id, catalog.agents) if costs else {}
-    return await anyio.to_thread.run_sync(validate, definition, catalog), means
+    return await anyio.to_thread.run_sync(validate, definition, catalog)
 
 
 async def _checked(
@@ -153,9 +144,10 @@ async def validate_pipeline(body: PipelineValidate, session: SessionDep, princip
     The answer is 200 either way: ``valid``, the ``errors`` (each at a JSON pointer into the
     definition) and, when valid, the ``plan`` with its cost estimate (``core.pipelines.estimate``).
     """
-    result, costs = await _validated_with_costs(session, principal.tenant_id, body.definition, costs=True)
+    result = await _validated(session, principal.tenant_id, body.definition)
     answer = result.to_json()
     if result.plan is not None and result.definition is not None:
+        costs = await agent_costs(session, principal.tenant_id, agent_ids(result.definition))
         answer["plan"] = with_cost_estimate(result.plan, result.definition, costs)
     return ValidationPublic.model_validate(answer)
 

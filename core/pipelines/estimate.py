@@ -7,6 +7,7 @@ known only at run time: its estimate is ``None`` and ``cost_estimate_per_item_us
 that of its step (one item). A ``pipeline`` step is not estimated (``None``).
 The plan's ``cost_estimate_usd`` adds the steps outside maps, each once; it is ``None``
 when one of them has no estimate (maps are left out of it: add per item × items).
+The history is read after validation (which runs in a worker thread), on the event loop.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.contracts.agent_run import RunStatus
-from core.pipelines.definition import AgentStep, AnyStep, Definition, MapStep, PipelineStep
+from core.pipelines.definition import AgentStep, AnyStep, Definition, MapStep, PipelineStep, walk_steps
 
 RECENT_RUNS = 50
 """Completed runs of an agent its estimate is the mean of."""
@@ -48,6 +49,11 @@ async def agent_costs(session: AsyncSession, tenant_id: str, agent_ids: Iterable
         {"agent_ids": ids, "tenant_id": tenant_id, "status": RunStatus.COMPLETED.value, "recent": RECENT_RUNS},
     )
     return {agent_id: round(float(mean), 8) for agent_id, mean in rows.all()}
+
+
+def agent_ids(definition: Definition) -> set[str]:
+    """The agents the definition's steps run (inside maps too)."""
+    return {site.step.agent_id for site in walk_steps(definition) if isinstance(site.step, AgentStep)}
 
 
 def step_cost(step: AnyStep, costs: Mapping[str, float]) -> float | None:

@@ -1,5 +1,8 @@
 """Activities of ``PipelineWorkflow``: projection writes, tool steps and the runs of agent steps.
 
+- ``pipeline.claim_slot`` takes a slot of a pipeline with ``max_concurrent_runs`` and
+  ``on_concurrency_limit: queue`` (``PipelineRunStore.claim_slot``); it fails, retryably and
+  quietly (a benign error), while the run must wait.
 - ``pipeline.project`` / ``pipeline.finish`` write the run's projection (idempotent:
   steps upsert, a final run is never rewritten).
 - ``pipeline.tool`` runs one attempt of a ``tool`` step through the same tool resolver as
@@ -23,17 +26,19 @@ from typing import Any
 
 import structlog
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.agent_run.tool_step import child_run_id
 from activities.errors import classify_database_errors
 from activities.heartbeat import heartbeating
 from core.contracts.pipelines import (
+    CONCURRENCY_LIMIT,
     OUTPUT_TOO_LARGE,
     TOOL_FAILED,
     TOOL_INVALID,
     AgentStepInput,
     AgentStepRun,
+    ClaimSlotInput,
     FinishRunInput,
     ProjectionWrite,
     ToolStepInput,
@@ -108,6 +113,18 @@ class PipelineActivities:
             usage=(inp.input_tokens, inp.output_tokens, inp.cost_usd),
         )
 
+    @activity.defn(name="pipeline.claim_slot")
+    @classify_database_errors
+    async def claim_slot(self, inp: ClaimSlotInput) -> None:
+        """Move the queued run to ``running`` once a slot is free and it is first in line; else fail (retried)."""
+        workflow_run_id = activity.info().workflow_run_id or ""
+        if not await self._store.claim_slot(inp.tenant_id, inp.run_id, inp.pipeline_id, inp.limit, workflow_run_id):
+            raise ApplicationError(
+                f"pipeline {inp.pipeline_id} has {inp.limit} live runs: waiting for a slot",
+                type=CONCURRENCY_LIMIT,
+                category=ApplicationErrorCategory.BENIGN,
+            )
+
     @activity.defn(name="pipeline.tool")
     @classify_database_errors
     async def tool(self, inp: ToolStepInput) -> ToolStepOutput:
@@ -168,7 +185,7 @@ class PipelineActivities:
 
     def all(self) -> list[Any]:
         """Every activity callable, for the worker."""
-        return [self.project, self.finish, self.tool, self.agent_run]
+        return [self.claim_slot, self.project, self.finish, self.tool, self.agent_run]
 
 
 def _failure(message: str, kind: str, *, non_retryable: bool = False) -> ApplicationError:

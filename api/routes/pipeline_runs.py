@@ -24,6 +24,7 @@ from core.db.reads import Keyset
 from core.pipelines.reads import PipelineRunReads, PipelineRunRow, PipelineStepRow
 from core.pipelines.repository import PipelineRepository
 from core.pipelines.runs import IdempotencyKeyReusedError, start_pipeline_run
+from core.pipelines.store import ConcurrencyLimitError
 from core.pipelines.validation import validate_input
 from core.quotas import QuotaExceededError, check_run_quotas
 from workflows.pipeline import PipelineWorkflow
@@ -74,7 +75,10 @@ async def _found(state: AppState, tenant_id: str, run_id: str) -> tuple[Pipeline
 
 
 @router.post(
-    "/v1/pipelines/{pipeline_id}/runs", status_code=202, response_model=PipelineRunPublic, responses=problems(409, 503)
+    "/v1/pipelines/{pipeline_id}/runs",
+    status_code=202,
+    response_model=PipelineRunPublic,
+    responses=problems(409, 429, 503),
 )
 async def start_pipeline(
     pipeline_id: str,
@@ -89,6 +93,9 @@ async def start_pipeline(
     The input is checked against the definition's ``inputs`` schema (422 naming ``/input/...``).
     ``Idempotency-Key`` dedupes like agent runs: the same key with the same request answers
     the run it started; with another pipeline, version or input it answers 422.
+    A definition with ``max_concurrent_runs`` and ``on_concurrency_limit: reject`` answers 429
+    ``pipeline-concurrency-limit`` while the pipeline has that many live runs; with ``queue``
+    the run waits ``queued`` for a slot.
     """
     repo = PipelineRepository(session, principal.tenant_id)
     pipeline = await repo.get_any(pipeline_id)
@@ -132,6 +139,8 @@ async def start_pipeline(
     except IdempotencyKeyReusedError as exc:
         errors = [{"field": "Idempotency-Key", "message": str(exc)}]
         raise ProblemError(422, str(exc), slug=ProblemType.IDEMPOTENCY_KEY_REUSED, errors=errors) from None
+    except ConcurrencyLimitError as exc:
+        raise ProblemError(429, str(exc), slug=ProblemType.PIPELINE_CONCURRENCY_LIMIT) from None
     except RPCError as exc:
         raise ProblemError(
             503,

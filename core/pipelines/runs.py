@@ -19,7 +19,7 @@ from temporalio.client import Client
 from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from core.contracts.pipelines import WORKFLOW_NAME, PipelineRunInput, PipelineRunStatus
+from core.contracts.pipelines import WORKFLOW_NAME, OnConcurrencyLimit, PipelineRunInput, PipelineRunStatus
 from core.db.models import PipelineRun
 from core.ids import PIPELINE_ID, RUN_KIND, TENANT_ID, new_id, pipeline_run_workflow_id
 from core.pipelines.store import PipelineRunStore
@@ -70,6 +70,8 @@ async def start_pipeline_run(
 
     Raises:
         IdempotencyKeyReusedError: the key started a run of another request.
+        ConcurrencyLimitError: the definition says ``on_concurrency_limit: reject`` and the
+            pipeline already has ``max_concurrent_runs`` live runs.
     """
     fingerprint = request_fingerprint(pipeline_id, version, run_input)
     run_id = new_id("prn")
@@ -85,13 +87,21 @@ async def start_pipeline_run(
             idempotency_hash=fingerprint if idempotency_key is not None else None,
             workflow_id=pipeline_run_workflow_id(tenant_id, run_id),
             rerun_of=rerun_of,
-        )
+        ),
+        limit=rejecting_limit(definition),
     )
     if not created and run.idempotency_hash != fingerprint:
         raise IdempotencyKeyReusedError(idempotency_key or "", run.id)
     if run.status == PipelineRunStatus.QUEUED:
         await start_workflow(temporal, settings, run, definition)
     return run, created
+
+
+def rejecting_limit(definition: dict[str, Any]) -> int | None:
+    """``max_concurrent_runs`` of a definition that refuses starts at its limit, else ``None``."""
+    limit = definition.get("max_concurrent_runs")
+    reject = definition.get("on_concurrency_limit") == OnConcurrencyLimit.REJECT
+    return limit if reject and isinstance(limit, int) else None
 
 
 async def start_workflow(temporal: Client, settings: Settings, run: PipelineRun, definition: dict[str, Any]) -> None:

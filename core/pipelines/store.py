@@ -81,6 +81,14 @@ class PipelineRunStore:
             ).one()
         return PipelineRun(**row._asdict()), False
 
+    async def by_idempotency_key(self, tenant_id: str, key: str) -> PipelineRun | None:
+        """The run the tenant started with the ``Idempotency-Key`` ``key``."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(_run).where(_run.c.tenant_id == tenant_id, _run.c.idempotency_key == key))
+            ).first()
+        return PipelineRun(**row._asdict()) if row is not None else None
+
     async def set_live(self, tenant_id: str, run_id: str, *, status: str = "", workflow_run_id: str = "") -> None:
         """A live status (``running``, ``waiting_approval``) and/or the workflow's run id, in one statement.
 

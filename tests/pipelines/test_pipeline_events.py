@@ -19,7 +19,7 @@ from tests.api.test_tools import allow_loopback
 from tests.conftest import TenantCtx
 from tests.support.pipelines import map_items, wait_pipeline_run
 from tests.support.receivers import Receiver
-from tests.support.runs import until
+from tests.support.runs import record_history, until
 from tests.support.sse import read_sse
 from workers.embedded.ports import free_port
 from workers.embedded.stack import StackProcess
@@ -98,7 +98,7 @@ async def test_events_of_another_tenant_are_404(
 
 
 async def test_webhooks_get_waiting_approval_and_completed(
-    stack: StackProcess, tenant: TenantCtx, engine: AsyncEngine
+    stack: StackProcess, tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client
 ) -> None:
     refused = await tenant.http.post(
         "/v1/webhooks", json={"url": "https://hooks.example.com/x", "events": ["pipeline_run.done"]}
@@ -114,6 +114,8 @@ async def test_webhooks_get_waiting_approval_and_completed(
         assert await until(lambda: len(receiver.seen) == 1, 30)
         await tenant.http.post(f"/v1/pipeline-runs/{run['id']}/approvals/gate", json={"decision": "approve"})
         assert await until(lambda: len(receiver.seen) == 2, 30)
+    await wait_pipeline_run(tenant.http, run["id"])
+    await record_history(temporal_client, run["temporal"]["workflow_id"], "pipelines/webhooks")
     bodies = [json.loads(seen.body) for seen in receiver.seen]
     assert all(verify(hook.json()["secret"], s.body, s.headers["x-aimpact-signature"]) for s in receiver.seen)
     assert [(b["id"], b["type"]) for b in bodies] == [

@@ -47,6 +47,8 @@ decided by ``core.pipelines.scheduler.Scheduler`` (pure, so replays decide the s
 Projection: step changes are queued and written by one writer coroutine, a batch per
 ``pipeline.project`` activity (one upsert statement), so a map of many items costs few
 activities; step times are workflow time. The outcome is written by ``pipeline.finish``.
+Both activities announce what they wrote (``core.pipelines.events``) and answer the webhook
+deliveries they queued, which the workflow starts as abandoned children (as agent runs do).
 The ``state`` query answers the live view. Child workflow ids derive from the run and the
 step id (``m[3]`` for map items), unique for the life of the run.
 """
@@ -100,6 +102,7 @@ with workflow.unsafe.imports_passed_through():
         StepWriteView,
         ToolStepInput,
         ToolStepOutput,
+        WebhookDeliveries,
     )
     from core.errors import NON_RETRYABLE_TYPES
     from core.ids import AGENT_ID, RUN_KIND, TENANT_ID
@@ -107,6 +110,7 @@ with workflow.unsafe.imports_passed_through():
     from core.pipelines.scheduler import Failure, Launch, Outcome, Scheduler, Skip, live_status, map_result
     from core.pipelines.validation import load_definition
     from workflows._helpers import error_of
+    from workflows.webhook_delivery import start_deliveries
 
 from workflows.agent_run import AgentRunWorkflow
 
@@ -306,7 +310,7 @@ class PipelineWorkflow:
         self._status = status
         self._closing = True
         await writer
-        await workflow.execute_activity_method(
+        deliveries = await workflow.execute_activity_method(
             PipelineActivities.finish,
             FinishRunInput(
                 tenant_id=self._inp.tenant_id,
@@ -322,6 +326,7 @@ class PipelineWorkflow:
             retry_policy=policies.DB_RETRY,
             summary=f"run {status}",
         )
+        await self._deliver(deliveries)
         return PipelineRunResult(run_id=self._inp.run_id, status=status, output=output, error=error)
 
     # --- steps ------------------------------------------------------------------------
@@ -548,15 +553,22 @@ class PipelineWorkflow:
             if self._closing and not self._dirty and self._written:
                 return
             batch = self._batch()
-            await workflow.execute_activity_method(
+            deliveries = await workflow.execute_activity_method(
                 PipelineActivities.project,
                 batch,
                 start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
                 retry_policy=policies.DB_RETRY,
                 summary=f"{len(batch.steps)} steps" + (f", run {batch.status}" if batch.status else ""),
             )
+            await self._deliver(deliveries)
             self._written = True
             self._projected = batch.status or self._projected
+
+    async def _deliver(self, deliveries: WebhookDeliveries | None) -> None:
+        """Start the webhook deliveries a projection write queued (durable workflows that outlive the run)."""
+        if deliveries is not None:
+            assert self._inp is not None
+            await start_deliveries(self._inp.tenant_id, deliveries.delivery_ids, deliveries.webhooks_task_queue)
 
 
 def _failed(error: dict[str, Any], *, attempts: int = 1) -> StepRecord:

@@ -274,6 +274,14 @@ class ClaimSlotInput:
 
 
 @dataclass(kw_only=True)
+class WebhookDeliveries:
+    """What ``pipeline.project`` / ``pipeline.finish`` return when an event they announced has webhook deliveries."""
+
+    delivery_ids: list[str] = field(default_factory=list)
+    webhooks_task_queue: str = ""
+
+
+@dataclass(kw_only=True)
 class ToolStepInput:
     """Argument of ``pipeline.tool``: one attempt of a tool step."""
 

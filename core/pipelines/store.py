@@ -42,6 +42,10 @@ _LIVE = (PipelineRunStatus.QUEUED.value, *_HOLDING)
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('pipeline-slots:' || :pipeline_id, 0))")
 
 
+class DuplicateRunError(Exception):
+    """A run id that is already stored, without an ``Idempotency-Key`` to answer it with (ids never repeat)."""
+
+
 class ConcurrencyLimitError(Exception):
     """The pipeline already has ``limit`` live runs (``on_concurrency_limit: reject``)."""
 
@@ -111,7 +115,7 @@ class PipelineRunStore:
                     raise ConcurrencyLimitError(run.pipeline_id, limit)  # rolls the insert back
                 return run, True
             if run.idempotency_key is None:
-                raise RuntimeError(f"pipeline run {run.id} already exists")
+                raise DuplicateRunError(f"pipeline run {run.id} already exists")
             row = (
                 await conn.execute(
                     select(_run).where(_run.c.tenant_id == run.tenant_id, _run.c.idempotency_key == run.idempotency_key)
@@ -154,6 +158,14 @@ class PipelineRunStore:
                 update(_run).where(*mine).values(status=PipelineRunStatus.RUNNING.value, updated_at=utcnow())
             )
             return True
+
+    async def by_idempotency_key(self, tenant_id: str, key: str) -> PipelineRun | None:
+        """The run the tenant started with the ``Idempotency-Key`` ``key``."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(select(_run).where(_run.c.tenant_id == tenant_id, _run.c.idempotency_key == key))
+            ).first()
+        return PipelineRun(**row._asdict()) if row is not None else None
 
     async def set_live(self, tenant_id: str, run_id: str, *, status: str = "", workflow_run_id: str = "") -> None:
         """A live status (``running``, ``waiting_approval``) and/or the workflow's run id, in one statement.

@@ -1,7 +1,13 @@
 """Activities of ``PipelineWorkflow``: projection writes, tool steps and the runs of agent steps.
 
+- ``pipeline.claim_slot`` takes a slot of a pipeline with ``max_concurrent_runs`` and
+  ``on_concurrency_limit: queue`` (``PipelineRunStore.claim_slot``); it fails, retryably and
+  quietly (a benign error), while the run must wait.
 - ``pipeline.project`` / ``pipeline.finish`` write the run's projection (idempotent:
-  steps upsert, a final run is never rewritten).
+  steps upsert, a final run is never rewritten), then announce what they wrote on the
+  run's event stream (``core.pipelines.events``) and queue the webhook deliveries of
+  ``pipeline_run.waiting_approval`` / ``.completed`` / ``.failed``, whose ids they
+  return for the workflow to start. A retried write announces again (at least once).
 - ``pipeline.tool`` runs one attempt of a ``tool`` step through the same tool resolver as
   agent runs (built-ins, ``http_request``, memory tools, tenant tools). Its side effect is
   applied at most once per (workflow, step): a success is recorded under the key
@@ -28,12 +34,14 @@ from typing import Any
 
 import structlog
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from activities.agent_run.tool_step import child_run_id
+from activities.agent_run import EventNotifier, child_run_id
+from activities.agent_run.steps import preview
 from activities.errors import classify_database_errors
 from activities.heartbeat import heartbeating
 from core.contracts.pipelines import (
+    CONCURRENCY_LIMIT,
     INPUT_INVALID,
     OUTPUT_TOO_LARGE,
     PIPELINE_NOT_FOUND,
@@ -41,24 +49,30 @@ from core.contracts.pipelines import (
     TOOL_INVALID,
     AgentStepInput,
     AgentStepRun,
+    ClaimSlotInput,
     FinishRunInput,
     PipelineRunStatus,
+    PipelineStepStatus,
     ProjectionWrite,
     SubRun,
     SubRunInput,
     ToolStepInput,
     ToolStepOutput,
+    WebhookDeliveries,
 )
 from core.db.models import PipelineRun
 from core.db.projection import RunProjection
 from core.errors import ToolError
+from core.events import RunEventLog
 from core.ids import pipeline_run_workflow_id, run_workflow_id
+from core.pipelines.events import RUN_STARTED, RUN_WAITING_APPROVAL, WEBHOOK_EVENTS, step_event
 from core.pipelines.expressions import MAX_VALUE_BYTES, json_size
 from core.pipelines.store import PipelineRunStore, StepWrite
 from core.pipelines.validation import validate_input
 from core.quotas import QuotaExceededError
 from core.tools.base import ToolContext, ToolResolver
 from core.tools.schema import argument_errors
+from core.webhooks.events import event_id_for
 
 
 def _time(text: str | None) -> datetime | None:
@@ -66,7 +80,7 @@ def _time(text: str | None) -> datetime | None:
 
 
 class PipelineActivities:
-    """The pipelines worker's activities, over the projection, the tool resolver and the runs table."""
+    """The pipelines worker's activities, over the projection, the event log, the tool resolver and the runs table."""
 
     def __init__(
         self,
@@ -74,14 +88,20 @@ class PipelineActivities:
         runs: RunProjection,
         tools: ToolResolver,
         *,
+        events: RunEventLog,
         agents_task_queue: str,
         quota_check: Callable[[str], Awaitable[None]],
+        notify: EventNotifier | None = None,
+        webhooks_task_queue: str = "",
         agent_max_steps: int = 12,
         heartbeat_timeout_s: float = 15.0,
     ):
         self._store = store
         self._runs = runs
         self._tools = tools
+        self._events = events
+        self._notify = notify
+        self._webhooks_task_queue = webhooks_task_queue
         self._agents_task_queue = agents_task_queue
         self._quota_check = quota_check
         self._agent_max_steps = agent_max_steps
@@ -89,8 +109,8 @@ class PipelineActivities:
 
     @activity.defn(name="pipeline.project")
     @classify_database_errors
-    async def project(self, inp: ProjectionWrite) -> None:
-        """Write the run's live status and the steps that changed (two statements, each idempotent)."""
+    async def project(self, inp: ProjectionWrite) -> WebhookDeliveries | None:
+        """Write the run's live status and the steps that changed (two statements, each idempotent); announce them."""
         await self._store.set_live(inp.tenant_id, inp.run_id, status=inp.status, workflow_run_id=inp.workflow_run_id)
         steps = [
             StepWrite(
@@ -106,11 +126,22 @@ class PipelineActivities:
             for s in inp.steps
         ]
         await self._store.write_steps(inp.tenant_id, inp.run_id, steps)
+        if inp.workflow_run_id:  # the workflow's first write
+            await self._events.publish(inp.tenant_id, inp.run_id, RUN_STARTED, {"status": PipelineRunStatus.RUNNING})
+        deliveries: list[str] = []
+        for step in inp.steps:
+            event = step_event(step)
+            if event is not None:
+                await self._events.publish(inp.tenant_id, inp.run_id, *event)
+            if step.status == PipelineStepStatus.WAITING_APPROVAL:
+                data = {"status": PipelineRunStatus.WAITING_APPROVAL, "step_id": step.step_id}
+                deliveries += await self._announce(inp.tenant_id, inp.run_id, RUN_WAITING_APPROVAL, data, step.step_id)
+        return self._deliveries(deliveries)
 
     @activity.defn(name="pipeline.finish")
     @classify_database_errors
-    async def finish(self, inp: FinishRunInput) -> None:
-        """Record the run's outcome (once)."""
+    async def finish(self, inp: FinishRunInput) -> WebhookDeliveries | None:
+        """Record the run's outcome (once); announce it, its stream's last event."""
         await self._store.finish(
             inp.tenant_id,
             inp.run_id,
@@ -119,6 +150,34 @@ class PipelineActivities:
             error=inp.error,
             usage=(inp.input_tokens, inp.output_tokens, inp.cost_usd),
         )
+        usage = {"input_tokens": inp.input_tokens, "output_tokens": inp.output_tokens, "cost_usd": inp.cost_usd}
+        data = {"status": inp.status, "output": inp.output, "error": inp.error, "usage": usage}
+        return self._deliveries(await self._announce(inp.tenant_id, inp.run_id, f"pipeline_run.{inp.status}", data))
+
+    async def _announce(
+        self, tenant_id: str, run_id: str, event_type: str, data: dict[str, Any], key: str = ""
+    ) -> list[str]:
+        """Publish a run event; queue its webhook deliveries (webhook events only; output previewed)."""
+        await self._events.publish(tenant_id, run_id, event_type, data)
+        if self._notify is None or event_type not in WEBHOOK_EVENTS:
+            return []
+        summary = {"run_id": run_id} | data | ({"output": preview(data["output"])} if "output" in data else {})
+        return await self._notify(tenant_id, event_id_for(run_id, event_type, key), event_type, summary)
+
+    def _deliveries(self, ids: list[str]) -> WebhookDeliveries | None:
+        return WebhookDeliveries(delivery_ids=ids, webhooks_task_queue=self._webhooks_task_queue) if ids else None
+
+    @activity.defn(name="pipeline.claim_slot")
+    @classify_database_errors
+    async def claim_slot(self, inp: ClaimSlotInput) -> None:
+        """Move the queued run to ``running`` once a slot is free and it is first in line; else fail (retried)."""
+        workflow_run_id = activity.info().workflow_run_id or ""
+        if not await self._store.claim_slot(inp.tenant_id, inp.run_id, inp.pipeline_id, inp.limit, workflow_run_id):
+            raise ApplicationError(
+                f"pipeline {inp.pipeline_id} has {inp.limit} live runs: waiting for a slot",
+                type=CONCURRENCY_LIMIT,
+                category=ApplicationErrorCategory.BENIGN,
+            )
 
     @activity.defn(name="pipeline.tool")
     @classify_database_errors
@@ -221,7 +280,7 @@ class PipelineActivities:
 
     def all(self) -> list[Any]:
         """Every activity callable, for the worker."""
-        return [self.project, self.finish, self.tool, self.agent_run, self.sub_run]
+        return [self.claim_slot, self.project, self.finish, self.tool, self.agent_run, self.sub_run]
 
 
 def sub_run_id(key: str) -> str:

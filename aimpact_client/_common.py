@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -16,6 +18,11 @@ MAX_WAIT_S = 60.0
 STREAM_RECONNECTS = 5
 """How many times in a row an event stream reconnects (with ``Last-Event-ID``) after the connection broke."""
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+def poll_intervals() -> Iterator[float]:
+    """Pauses between reads of a resource that has no long-poll: short at first, then a second each."""
+    return itertools.chain((0.1, 0.2, 0.5), itertools.repeat(1.0))
 
 
 def seg(value: str) -> str:

@@ -326,3 +326,85 @@ UsageReport = TypedDict(
     },
 )
 """The tenant's usage in a period (``from`` and ``to`` as asked), in all and per agent."""
+
+
+PipelineRunStatus = RunStatus
+
+
+class Pipeline(TypedDict):
+    """A pipeline at its current version."""
+
+    id: str
+    name: str
+    version: int
+    definition: dict[str, Any]
+    archived: bool
+    archived_at: str | None
+    created_at: str
+    updated_at: str
+
+
+class PipelineVersion(TypedDict):
+    """One immutable version of a pipeline's definition."""
+
+    pipeline_id: str
+    version: int
+    definition: dict[str, Any]
+    current: bool
+    created_at: str
+    created_by: Author
+
+
+class PipelineFieldError(TypedDict):
+    """One problem of a definition, at its JSON pointer."""
+
+    field: str
+    message: str
+
+
+class PipelineValidation(TypedDict):
+    """What ``POST /v1/pipelines/validate`` answers: the problems, or the plan (waves of steps that start together)."""
+
+    valid: bool
+    errors: list[PipelineFieldError]
+    plan: dict[str, Any] | None
+
+
+class PipelineStep(TypedDict):
+    """One step of a pipeline run (``m[3]`` for an item of map ``m``)."""
+
+    id: str
+    type: str
+    status: str
+    started_at: str | None
+    ended_at: str | None
+    attempts: int
+    output: Any
+    error: dict[str, Any] | None
+
+
+class PipelineRun(TypedDict):
+    """A run of one version of a pipeline."""
+
+    id: str
+    pipeline_id: str
+    version: int
+    status: PipelineRunStatus
+    input: Any
+    output: Any
+    steps: list[PipelineStep]
+    usage: Usage
+    error: dict[str, Any] | None
+    created_at: str
+    updated_at: str
+    temporal: TemporalLink
+
+
+class PipelineSchedule(TypedDict, total=False):
+    """A pipeline's schedule (a Temporal Schedule): when it fires and with what input."""
+
+    pipeline_id: str
+    cron: str
+    input: Any
+    overlap: str
+    paused: bool

@@ -22,6 +22,10 @@ class PipelineStepPublic(BaseModel):
     attempts: int
     output: Any
     error: dict[str, Any] | None
+    items: int | None = Field(
+        default=None,
+        description="A map step: its items recorded so far, paged by `GET …/steps?parent=<this id>` (else null).",
+    )
 
 
 class PipelineRunPublic(BaseModel):
@@ -33,7 +37,7 @@ class PipelineRunPublic(BaseModel):
     status: str
     input: Any
     output: Any
-    steps: list[PipelineStepPublic]
+    steps: list[PipelineStepPublic] = Field(description="The top-level steps; a map's items are paged apart.")
     usage: UsagePublic
     error: dict[str, Any] | None
     rerun_of: str | None = None

@@ -74,5 +74,7 @@ class ValidationPublic(BaseModel):
     valid: bool
     errors: list[FieldErrorPublic]
     plan: dict[str, Any] | None = Field(
-        description="When valid: the step graph (waves of steps that may run concurrently, each step's needs)."
+        description="When valid: the step graph (waves of steps that may run concurrently, each step's needs) "
+        "and the cost estimate: ``cost_estimate_usd`` of the run and of each step (the mean cost of the agent's "
+        "last 50 completed runs; null without history), ``cost_estimate_per_item_usd`` of a map step."
     )

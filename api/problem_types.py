@@ -44,6 +44,8 @@ class ProblemType(StrEnum):
     """422: an ``Idempotency-Key`` sent again with another request than the one it started."""
     DECRYPTION_FAILED = "decryption-failed"
     QUOTA_EXCEEDED = "quota-exceeded"
+    PIPELINE_CONCURRENCY_LIMIT = "pipeline-concurrency-limit"
+    """429: the pipeline already has ``max_concurrent_runs`` live runs and its definition says ``reject``."""
     LOGIN_THROTTLED = "login-throttled"
     TOO_MANY_STREAMS = "too-many-streams"
     INTERNAL_ERROR = "internal-error"

@@ -18,7 +18,7 @@ from core.settings import Settings
 def model_providers(settings: Settings) -> ProviderRegistry:
     """The local, OpenAI and Anthropic providers, priced per ``model_prices`` (list prices by default)."""
     prices = PriceTable.from_json(settings.model_prices) if settings.model_prices else PriceTable()
-    return ProviderRegistry([LocalProvider(), OpenAIProvider(prices=prices), AnthropicProvider(prices=prices)])
+    return ProviderRegistry([LocalProvider(prices), OpenAIProvider(prices=prices), AnthropicProvider(prices=prices)])
 
 
 def egress_check(sessions: async_sessionmaker[AsyncSession], platform: list[str]) -> EgressCheck:

@@ -3,7 +3,10 @@
 The definition travels as a snapshot in ``PipelineRunInput.definition``; what runs next is
 decided by ``core.pipelines.scheduler.Scheduler`` (pure, so replays decide the same):
 
-1. The run is marked ``running`` and every top-level step is written ``pending``.
+1. Every top-level step is written ``pending``. With ``max_concurrent_runs`` and
+   ``on_concurrency_limit: queue`` the run first waits ``queued`` for a slot
+   (``pipeline.claim_slot``, retried until it gets one, first come first served); then it
+   is marked ``running``.
 2. Loop: ``advance(records)`` answers the steps to start, skip or fail (an ``if`` that is
    false, a need that was skipped, an expression error) and, once every step is final,
    the run's outcome. Each started step runs as its own coroutine, so steps without a
@@ -62,6 +65,8 @@ decided by ``core.pipelines.scheduler.Scheduler`` (pure, so replays decide the s
 Projection: step changes are queued and written by one writer coroutine, a batch per
 ``pipeline.project`` activity (one upsert statement), so a map of many items costs few
 activities; step times are workflow time. The outcome is written by ``pipeline.finish``.
+Both activities announce what they wrote (``core.pipelines.events``) and answer the webhook
+deliveries they queued, which the workflow starts as abandoned children (as agent runs do).
 The ``state`` query answers the live view (items run in chunks: the chunk's own ``state``).
 Child workflow ids derive from the run and the step id (``m[3]`` for map items), unique for
 the life of the run; a chunk's is ``<tenant>:pipeline-map:<run id>:<map id>:<first index>``.
@@ -91,6 +96,7 @@ with workflow.unsafe.imports_passed_through():
     from core.contracts.pipelines import (
         APPROVAL_REJECTED,
         APPROVAL_TIMED_OUT,
+        BUDGET_EXCEEDED,
         DECIDE_APPROVAL_UPDATE,
         DEFINITION_INVALID,
         MAP_CHUNK_WORKFLOW_NAME,
@@ -107,10 +113,12 @@ with workflow.unsafe.imports_passed_through():
         WORKFLOW_NAME,
         AgentStepInput,
         AgentStepRun,
+        ClaimSlotInput,
         FinishRunInput,
         MapChunkInput,
         MapChunkItem,
         MapChunkResult,
+        OnConcurrencyLimit,
         OnTimeout,
         PipelineApprovalDecision,
         PipelineRunInput,
@@ -126,9 +134,19 @@ with workflow.unsafe.imports_passed_through():
         SubRunInput,
         ToolStepInput,
         ToolStepOutput,
+        WebhookDeliveries,
     )
+    from core.errors import NON_RETRYABLE_TYPES
     from core.ids import AGENT_ID, PIPELINE_ID, RUN_KIND, TENANT_ID, workflow_id
-    from core.pipelines.definition import AgentStep, ApprovalStep, MapStep, PipelineStep, ToolStep, WaitStep
+    from core.pipelines.definition import (
+        AgentStep,
+        ApprovalStep,
+        Definition,
+        MapStep,
+        PipelineStep,
+        ToolStep,
+        WaitStep,
+    )
     from core.pipelines.expressions import json_size
     from core.pipelines.runs import RUN_KIND_PIPELINE
     from core.pipelines.scheduler import (
@@ -138,6 +156,7 @@ with workflow.unsafe.imports_passed_through():
         RUN_INLINE_ITEMS,
         Failure,
         Launch,
+        Outcome,
         OutputBudget,
         Scheduler,
         Skip,
@@ -148,6 +167,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from core.pipelines.validation import load_definition
     from workflows._helpers import error_of
+    from workflows.webhook_delivery import start_deliveries
 
 from workflows.agent_run import AgentRunWorkflow
 
@@ -157,6 +177,14 @@ RUN_KIND_MAP_CHUNK = "pipeline_map"
 """``RunKind`` of ``PipelineMapChunkWorkflow`` children."""
 PROJECTION_BATCH_BYTES = 1024 * 1024
 """JSON size of the step outputs and errors one ``pipeline.project`` call carries (at least one step)."""
+SLOT_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=2),
+    maximum_attempts=0,
+    non_retryable_error_types=list(NON_RETRYABLE_TYPES),
+)
+"""``pipeline.claim_slot``: retried until the run gets a slot, at most 2 s apart."""
 _Status = PipelineStepStatus
 
 
@@ -195,6 +223,9 @@ class PipelineWorkflow:
         """Map items run in this history (the others in ``PipelineMapChunkWorkflow`` children)."""
         self._owns_run = True
         """Writes the run's live status and workflow run id (a map chunk writes only its items)."""
+        self._budget: float | None = None
+        self._over_budget: dict[str, Any] | None = None
+        """The run's error once its agent steps cost more than ``budget_usd``."""
 
     # --- messages ---------------------------------------------------------------------
 
@@ -239,30 +270,59 @@ class PipelineWorkflow:
             definition = load_definition(inp.definition)
         except Exception as exc:  # a saved version always parses: this guards hand-made input
             error = {"type": DEFINITION_INVALID, "message": str(exc)[:500]}
-            return await self._finish(writer, PipelineRunStatus.FAILED, None, error)
+            return await self._close(writer, {}, Outcome(status=PipelineRunStatus.FAILED, error=error))
         scheduler = Scheduler(definition, inp.input)
+        self._budget = definition.budget_usd
         self._top = [s.id for s in definition.steps]
         for step in definition.steps:
             reused = inp.reused_steps.get(step.id)
             self._records[step.id] = reused or StepRecord()
             self._steps[step.id] = _Step(type=str(step.type))
             self._dirty[step.id] = None
-        self._status = PipelineRunStatus.RUNNING
         tasks: dict[str, asyncio.Task[None]] = {}
         try:
+            await self._claim_slot(definition)
+            self._status = PipelineRunStatus.RUNNING
             outcome = await self._drive(scheduler, tasks)
         except asyncio.CancelledError:
-            await self._cancel(tasks, list(self._records))
-            await self._finish(writer, PipelineRunStatus.CANCELLED, None, None)
+            await self._close(writer, tasks, Outcome(status=PipelineRunStatus.CANCELLED, cancel=tuple(self._records)))
             raise
-        if outcome.cancel:
-            await self._cancel(tasks, list(outcome.cancel))
-        return await self._finish(writer, outcome.status, outcome.output, outcome.error)
+        return await self._close(writer, tasks, outcome)
 
-    async def _drive(self, scheduler: Scheduler, tasks: dict[str, asyncio.Task[None]]) -> Any:
-        """Apply the scheduler's answers until it gives the outcome."""
+    async def _claim_slot(self, definition: Definition) -> None:
+        """With ``max_concurrent_runs`` and ``on_concurrency_limit: queue``: wait ``queued`` for a slot.
+
+        ``pipeline.claim_slot`` fails until the run gets one; its retries (no attempt limit,
+        backoff capped at ``SLOT_RETRY.maximum_interval``) add no history events.
+        """
+        assert self._inp is not None
+        limit = definition.max_concurrent_runs
+        if limit is None or definition.on_concurrency_limit != OnConcurrencyLimit.QUEUE:
+            return
+        try:
+            await workflow.execute_activity_method(
+                PipelineActivities.claim_slot,
+                ClaimSlotInput(
+                    tenant_id=self._inp.tenant_id,
+                    run_id=self._inp.run_id,
+                    pipeline_id=self._inp.pipeline_id,
+                    limit=limit,
+                ),
+                start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+                retry_policy=SLOT_RETRY,
+                summary=f"wait for one of {limit} slots",
+            )
+        except ActivityError as exc:  # a cancelled run leaves the queue
+            _raise_if_cancelled(exc)
+            raise
+        self._projected = PipelineRunStatus.RUNNING  # the claim wrote it
+
+    async def _drive(self, scheduler: Scheduler, tasks: dict[str, asyncio.Task[None]]) -> Outcome:
+        """Apply the scheduler's answers until it gives the outcome (or the budget is spent)."""
         while True:
             self._changed = False
+            if self._over_budget is not None:
+                return Outcome(status=PipelineRunStatus.FAILED, error=self._over_budget, cancel=tuple(self._records))
             top = {s: self._records[s] for s in self._top}
             answer = scheduler.advance(top)
             for skip in answer.skips:
@@ -282,7 +342,7 @@ class PipelineWorkflow:
     async def _top_step(self, scheduler: Scheduler, launch: Launch) -> None:
         self._end(launch.step_id, await self._run_step(scheduler, launch))
 
-    async def _cancel(self, tasks: dict[str, asyncio.Task[None]], step_ids: list[str]) -> None:
+    async def _cancel(self, tasks: dict[str, asyncio.Task[None]], step_ids: tuple[str, ...]) -> None:
         """Cancel the running steps among ``step_ids`` and mark every unfinished one ``cancelled``."""
         running = [t for s, t in tasks.items() if s in step_ids and not t.done()]
         for task in running:
@@ -293,14 +353,31 @@ class PipelineWorkflow:
             if self._records[step_id].status not in _Status.FINAL:
                 self._end(step_id, StepRecord(status=_Status.CANCELLED, attempts=self._records[step_id].attempts))
 
+    async def _close(
+        self, writer: asyncio.Task[None], tasks: dict[str, asyncio.Task[None]], outcome: Outcome
+    ) -> PipelineRunResult:
+        """End the run with ``outcome``: cancel its unfinished steps, then ``pipeline.finish``.
+
+        Shielded: a cancellation that lands meanwhile (the outcome is decided) neither stops
+        the steps' last writes nor the finish, so the projection always gets the outcome.
+        """
+        closing = asyncio.create_task(self._finish(writer, tasks, outcome))
+        try:
+            return await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            return await closing
+
     async def _finish(
-        self, writer: asyncio.Task[None], status: str, output: Any, error: dict[str, Any] | None
+        self, writer: asyncio.Task[None], tasks: dict[str, asyncio.Task[None]], outcome: Outcome
     ) -> PipelineRunResult:
         assert self._inp is not None
+        if outcome.cancel:
+            await self._cancel(tasks, outcome.cancel)
+        status, output, error = outcome.status, outcome.output, outcome.error
         self._status = status
         self._closing = True
         await writer
-        await workflow.execute_activity_method(
+        deliveries = await workflow.execute_activity_method(
             PipelineActivities.finish,
             FinishRunInput(
                 tenant_id=self._inp.tenant_id,
@@ -316,6 +393,7 @@ class PipelineWorkflow:
             retry_policy=policies.DB_RETRY,
             summary=f"run {status}",
         )
+        await self._deliver(deliveries)
         return PipelineRunResult(
             run_id=self._inp.run_id,
             status=status,
@@ -448,7 +526,7 @@ class PipelineWorkflow:
             if isinstance(exc.cause, TemporalTimeoutError):
                 error = {"type": STEP_TIMED_OUT, "message": f"the agent run took longer than {step.timeout_s}s"}
             return _failed({**error, "run_id": run.run_id})
-        self._usage = self._usage.add(result.usage)
+        self._add_usage(result.usage, launch.step_id)
         return StepRecord(status=_Status.COMPLETED, output=result.output, attempts=1)
 
     async def _pipeline(self, launch: Launch, step: PipelineStep) -> StepRecord:
@@ -509,13 +587,28 @@ class PipelineWorkflow:
                             "run_id": sub.run_id})  # fmt: skip
         except ChildWorkflowError as exc:
             return _failed({**error_of(exc), "run_id": sub.run_id})
-        self._usage = self._usage.add(Usage(input_tokens=result.input_tokens, output_tokens=result.output_tokens,
-                                            cost_usd=result.cost_usd))  # fmt: skip
+        usage = Usage(input_tokens=result.input_tokens, output_tokens=result.output_tokens, cost_usd=result.cost_usd)
+        self._add_usage(usage, launch.step_id)
         if result.status != PipelineRunStatus.COMPLETED:
             cause = result.error or {}
             message = f"pipeline run {sub.run_id} {result.status}: {cause.get('message') or result.status}"
             return _failed({"type": SUB_RUN_FAILED, "message": message[:1000], "run_id": sub.run_id, "cause": cause})
         return StepRecord(status=_Status.COMPLETED, output=result.output, attempts=1)
+
+    def _add_usage(self, usage: Usage, step_id: str) -> None:
+        """Add an agent step's usage; past ``budget_usd`` the run is to stop (``_drive`` sees it next)."""
+        self._usage = self._usage.add(usage)
+        spent = self._usage.cost_usd
+        if self._budget is None or spent <= self._budget or self._over_budget is not None:
+            return
+        self._over_budget = {
+            "type": BUDGET_EXCEEDED,
+            "message": f"the run's agent steps cost {spent:.6f} USD, more than its budget of {self._budget} USD",
+            "spent_usd": spent,
+            "budget_usd": self._budget,
+            "step_id": step_id,
+        }
+        self._changed = True
 
     async def _approval(self, launch: Launch, step: ApprovalStep) -> StepRecord:
         step_id = launch.step_id
@@ -698,8 +791,8 @@ class PipelineWorkflow:
         except ChildWorkflowError as exc:
             _raise_if_cancelled(exc)
             raise
-        self._usage = self._usage.add(Usage(input_tokens=result.input_tokens, output_tokens=result.output_tokens,
-                                            cost_usd=result.cost_usd))  # fmt: skip
+        usage = Usage(input_tokens=result.input_tokens, output_tokens=result.output_tokens, cost_usd=result.cost_usd)
+        self._add_usage(usage, chunk.map_id)
         return result
 
     # --- records and the projection ---------------------------------------------------
@@ -758,15 +851,22 @@ class PipelineWorkflow:
             if self._closing and not self._dirty and self._written:
                 return
             batch = self._batch()
-            await workflow.execute_activity_method(
+            deliveries = await workflow.execute_activity_method(
                 PipelineActivities.project,
                 batch,
                 start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
                 retry_policy=policies.DB_RETRY,
                 summary=f"{len(batch.steps)} steps" + (f", run {batch.status}" if batch.status else ""),
             )
+            await self._deliver(deliveries)
             self._written = True
             self._projected = batch.status or self._projected
+
+    async def _deliver(self, deliveries: WebhookDeliveries | None) -> None:
+        """Start the webhook deliveries a projection write queued (durable workflows that outlive the run)."""
+        if deliveries is not None:
+            assert self._inp is not None
+            await start_deliveries(self._inp.tenant_id, deliveries.delivery_ids, deliveries.webhooks_task_queue)
 
 
 def _run_too_large() -> StepRecord:

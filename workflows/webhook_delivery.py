@@ -16,12 +16,20 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy
+from temporalio.common import (
+    Priority,
+    RetryPolicy,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities.webhooks import WebhookActivities
     from core import policies
+    from core.ids import RUN_KIND, TENANT_ID
     from core.webhooks.contracts import (
         WEBHOOK_DELIVERY_FAILED,
         WEBHOOK_EGRESS_DENIED,
@@ -32,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
         MarkDeliveryFailedInput,
         WebhookDeliveryInput,
     )
+    from core.webhooks.events import delivery_workflow_id
+    from workflows._helpers import start_child_once
 
 DELIVER_TIMEOUT = timedelta(seconds=30)
 
@@ -83,6 +93,30 @@ class WebhookDeliveryWorkflow:
                 f"webhook delivery failed: {message}", type=WEBHOOK_DELIVERY_FAILED, non_retryable=True
             ) from exc
         return outcome
+
+
+async def start_deliveries(tenant_id: str, delivery_ids: list[str], task_queue: str, *, patch_id: str = "") -> None:
+    """From a workflow: start one durable delivery workflow per queued delivery (they outlive it).
+
+    They run on ``task_queue`` (``""``: the caller's), under the tenant's fairness key. A
+    delivery that already exists (the same event again) is not started twice: a no-op.
+    """
+    for delivery_id in delivery_ids:
+        started = await start_child_once(
+            WebhookDeliveryWorkflow.run,
+            WebhookDeliveryInput(tenant_id=tenant_id, webhook_id="", delivery_id=delivery_id),
+            id=delivery_workflow_id(tenant_id, delivery_id),
+            task_queue=task_queue or workflow.info().task_queue,
+            parent_close_policy=ParentClosePolicy.ABANDON,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=TypedSearchAttributes(
+                [SearchAttributePair(TENANT_ID, tenant_id), SearchAttributePair(RUN_KIND, "webhook")]
+            ),
+            priority=Priority(fairness_key=tenant_id),
+            patch_id=patch_id,
+        )
+        if not started:
+            workflow.logger.info("webhook delivery already started", extra={"delivery_id": delivery_id})
 
 
 def webhook_workflows_and_activities(

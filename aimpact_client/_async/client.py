@@ -12,6 +12,8 @@ from aimpact_client._async.resources import (
     AsyncAgents,
     AsyncApiKeys,
     AsyncMemories,
+    AsyncPipelineRuns,
+    AsyncPipelines,
     AsyncRuns,
     AsyncSecrets,
     AsyncTenants,
@@ -27,7 +29,7 @@ from aimpact_client.types import Me, TokenPair, UsageReport
 
 class AsyncClient:
     """The AImPact API: ``runs``, ``agents``, ``tenants``, ``users``, ``api_keys``, ``tools``, ``webhooks``,
-    ``memories``, ``secrets``, and ``me()``, ``usage()``, ``login()``, ``logout()``.
+    ``memories``, ``secrets``, ``pipelines``, ``pipeline_runs``, and ``me()``, ``usage()``, ``login()``, ``logout()``.
 
     The URL and credentials come from the arguments, else ``AIMPACT_URL`` and
     ``AIMPACT_API_KEY`` / ``AIMPACT_TOKEN``, else the config file (see :mod:`aimpact_client.config`).
@@ -55,6 +57,8 @@ class AsyncClient:
         self.webhooks = AsyncWebhooks(self._t)
         self.memories = AsyncMemories(self._t)
         self.secrets = AsyncSecrets(self._t)
+        self.pipelines = AsyncPipelines(self._t)
+        self.pipeline_runs = AsyncPipelineRuns(self._t)
 
     @property
     def url(self) -> str:

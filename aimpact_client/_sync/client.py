@@ -14,6 +14,8 @@ from aimpact_client._sync.resources import (
     Agents,
     ApiKeys,
     Memories,
+    PipelineRuns,
+    Pipelines,
     Runs,
     Secrets,
     Tenants,
@@ -28,7 +30,7 @@ from aimpact_client.types import Me, TokenPair, UsageReport
 
 class Client:
     """The AImPact API: ``runs``, ``agents``, ``tenants``, ``users``, ``api_keys``, ``tools``, ``webhooks``,
-    ``memories``, ``secrets``, and ``me()``, ``usage()``, ``login()``, ``logout()``.
+    ``memories``, ``secrets``, ``pipelines``, ``pipeline_runs``, and ``me()``, ``usage()``, ``login()``, ``logout()``.
 
     The URL and credentials come from the arguments, else ``AIMPACT_URL`` and
     ``AIMPACT_API_KEY`` / ``AIMPACT_TOKEN``, else the config file (see :mod:`aimpact_client.config`).
@@ -56,6 +58,8 @@ class Client:
         self.webhooks = Webhooks(self._t)
         self.memories = Memories(self._t)
         self.secrets = Secrets(self._t)
+        self.pipelines = Pipelines(self._t)
+        self.pipeline_runs = PipelineRuns(self._t)
 
     @property
     def url(self) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import closing
 from typing import Any, Literal
 
-from aimpact_client._common import FINAL_STATUSES, MAX_WAIT_S, body, params, seg
+from aimpact_client._common import FINAL_STATUSES, MAX_WAIT_S, body, params, poll_intervals, seg
 from aimpact_client._sync.transport import Transport
 from aimpact_client.sse import RUN_CLOSED, TURN_END_EVENTS, Event
 from aimpact_client.types import (
@@ -21,6 +21,12 @@ from aimpact_client.types import (
     Feedback,
     Memory,
     MemorySearch,
+    Pipeline,
+    PipelineRun,
+    PipelineRunStatus,
+    PipelineSchedule,
+    PipelineValidation,
+    PipelineVersion,
     Role,
     Run,
     RunStatus,
@@ -369,3 +375,138 @@ class Secrets(_Resource):
     def delete(self, name: str) -> None:
         """Delete a secret."""
         self._t.send("DELETE", f"/v1/secrets/{seg(name)}")
+
+
+class Pipelines(_Resource):
+    """Pipelines: versioned definitions, their runs and their schedule."""
+
+    def create(self, name: str, definition: Mapping[str, Any]) -> Pipeline:
+        """Create a pipeline at version 1 (an invalid definition raises 422 with each problem's JSON pointer)."""
+        return self._t.call(Pipeline, "POST", "/v1/pipelines", json={"name": name, "definition": definition})
+
+    def list(self, *, page_size: int = 50) -> Iterator[Pipeline]:
+        """Every live pipeline of the tenant, newest first."""
+        yield from self._t.pages(Pipeline, "/v1/pipelines", {}, page_size)
+
+    def get(self, pipeline_id: str) -> Pipeline:
+        """A pipeline at its current version (archived ones too)."""
+        return self._t.call(Pipeline, "GET", f"/v1/pipelines/{seg(pipeline_id)}")
+
+    def update(self, pipeline_id: str, definition: Mapping[str, Any], *, name: str | None = None) -> Pipeline:
+        """A new immutable version, made current; runs in flight keep theirs."""
+        payload = body(definition=definition, name=name)
+        return self._t.call(Pipeline, "PUT", f"/v1/pipelines/{seg(pipeline_id)}", json=payload)
+
+    def versions(self, pipeline_id: str, *, page_size: int = 50) -> Iterator[PipelineVersion]:
+        """The pipeline's versions, newest first."""
+        path = f"/v1/pipelines/{seg(pipeline_id)}/versions"
+        yield from self._t.pages(PipelineVersion, path, {}, page_size)
+
+    def version(self, pipeline_id: str, version: int) -> PipelineVersion:
+        """One version of the pipeline."""
+        return self._t.call(PipelineVersion, "GET", f"/v1/pipelines/{seg(pipeline_id)}/versions/{version}")
+
+    def delete(self, pipeline_id: str) -> None:
+        """Archive the pipeline: it starts no new runs; it, its versions and its runs stay readable."""
+        self._t.send("DELETE", f"/v1/pipelines/{seg(pipeline_id)}")
+
+    def validate(self, definition: Mapping[str, Any]) -> PipelineValidation:
+        """Check a definition without storing it: its problems, or its plan."""
+        return self._t.call(PipelineValidation, "POST", "/v1/pipelines/validate", json={"definition": definition})
+
+    def run(
+        self,
+        pipeline_id: str,
+        input: Any = None,
+        *,
+        version: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> PipelineRun:
+        """Start a run of the current version (or ``version``); ``idempotency_key``: the same key, the same run."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        payload = body(input=input, version=version)
+        path = f"/v1/pipelines/{seg(pipeline_id)}/runs"
+        return self._t.call(PipelineRun, "POST", path, json=payload, headers=headers)
+
+    def schedule(self, pipeline_id: str) -> PipelineSchedule:
+        """The pipeline's schedule, with its next and recent firings."""
+        return self._t.call(PipelineSchedule, "GET", f"/v1/pipelines/{seg(pipeline_id)}/schedule")
+
+    def set_schedule(
+        self,
+        pipeline_id: str,
+        cron: str,
+        *,
+        input: Any = None,
+        overlap: str | None = None,
+        paused: bool | None = None,
+        **fields: Any,
+    ) -> PipelineSchedule:
+        """Create or replace the pipeline's schedule (``cron``: five fields, UTC)."""
+        payload = body(cron=cron, input=input, overlap=overlap, paused=paused, **fields)
+        return self._t.call(PipelineSchedule, "PUT", f"/v1/pipelines/{seg(pipeline_id)}/schedule", json=payload)
+
+    def delete_schedule(self, pipeline_id: str) -> None:
+        """Delete the pipeline's schedule (its runs stay)."""
+        self._t.send("DELETE", f"/v1/pipelines/{seg(pipeline_id)}/schedule")
+
+    def backfill(self, pipeline_id: str, start: str, end: str) -> None:
+        """Start the runs the schedule would have started between ``start`` and ``end`` (ISO 8601 times)."""
+        path = f"/v1/pipelines/{seg(pipeline_id)}/schedule/backfill"
+        self._t.send("POST", path, json={"from": start, "to": end})
+
+
+class PipelineRuns(_Resource):
+    """Pipeline runs: read, list, wait for, decide approvals, cancel and re-run from a step."""
+
+    def get(self, run_id: str) -> PipelineRun:
+        """A pipeline run with its steps."""
+        return self._t.call(PipelineRun, "GET", f"/v1/pipeline-runs/{seg(run_id)}")
+
+    def events(self, run_id: str, *, after: str | None = None) -> Generator[Event, None, None]:
+        """The run's events (after the event id ``after``) as they happen, until the stream ends."""
+        with closing(self._t.events(f"/v1/pipeline-runs/{seg(run_id)}/events", after=after)) as stream:
+            yield from stream
+
+    def list(
+        self, *, pipeline_id: str | None = None, status: PipelineRunStatus | None = None, page_size: int = 50
+    ) -> Iterator[PipelineRun]:
+        """Every pipeline run of the tenant (of ``pipeline_id``, in ``status``), newest first."""
+        query = params(pipeline_id=pipeline_id, status=status)
+        yield from self._t.pages(PipelineRun, "/v1/pipeline-runs", query, page_size)
+
+    def wait(self, run_id: str, *, timeout_s: float = 300, until: frozenset[str] = FINAL_STATUSES) -> PipelineRun:
+        """The run once its status is in ``until`` (by default final); ``TimeoutError`` after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        for interval in poll_intervals():
+            run = self.get(run_id)
+            if run["status"] in until:
+                return run
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"pipeline run {run_id} is still {run['status']} after {timeout_s} s")
+            time.sleep(interval)
+        raise AssertionError("poll_intervals never ends")
+
+    def decide(
+        self, run_id: str, step_id: str, decision: Literal["approve", "reject"], *, comment: str | None = None
+    ) -> None:
+        """Approve or reject the approval step ``step_id``."""
+        path = f"/v1/pipeline-runs/{seg(run_id)}/approvals/{seg(step_id)}"
+        self._t.send("POST", path, json=body(decision=decision, comment=comment))
+
+    def approve(self, run_id: str, step_id: str, *, comment: str | None = None) -> None:
+        """Approve the step ``step_id``."""
+        self.decide(run_id, step_id, "approve", comment=comment)
+
+    def reject(self, run_id: str, step_id: str, *, comment: str | None = None) -> None:
+        """Reject the step ``step_id`` (it fails)."""
+        self.decide(run_id, step_id, "reject", comment=comment)
+
+    def cancel(self, run_id: str) -> None:
+        """Cancel a run: its running steps are cancelled and it ends ``cancelled``."""
+        self._t.send("POST", f"/v1/pipeline-runs/{seg(run_id)}/cancel")
+
+    def rerun(self, run_id: str, from_step: str, *, version: int | None = None) -> PipelineRun:
+        """A new run that reuses the outputs of every step that does not depend on ``from_step``."""
+        payload = body(from_step=from_step, version=version)
+        return self._t.call(PipelineRun, "POST", f"/v1/pipeline-runs/{seg(run_id)}/rerun", json=payload)

@@ -20,8 +20,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Header, Query
@@ -52,9 +53,20 @@ MAX_CLOSE_CHECK_S = 600.0
 DESCRIBE_TIMEOUT = timedelta(seconds=5)
 _EVENT_ID = r"^(0|[0-9]{1,20}-[0-9]{1,20})$"
 _RETRY = "retry: 1000\n\n"
-SSE_FORMAT = (
-    "Frames `id: <event id>`, `event: <type>` (`step.started`, `run.completed`, `run.closed`, …), `data: <JSON>`."
-)
+LastEventId = Annotated[str | None, Header(pattern=_EVENT_ID)]
+After = Annotated[str | None, Query(pattern=_EVENT_ID, description="Resume after this event id.")]
+
+
+def sse_responses(types: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI responses of an event stream whose event types are ``types``."""
+    frames = f"Frames `id: <event id>`, `event: <type>` ({types}, …), `data: <JSON>`."
+    return {
+        200: {
+            "content": {"text/event-stream": {"schema": {"type": "string", "description": frames}}},
+            "description": "Server-Sent Events",
+        },
+        429: problem(429) | {"description": "Too many open event streams (per tenant or on this server)."},
+    }
 
 
 def sse_frame(event: RunEvent) -> str:
@@ -117,24 +129,43 @@ class _CloseCheck:
         return True
 
 
-async def _stored(events: RunEventLog, tenant_id: str, run_id: str, after: str) -> AsyncIterator[RunEvent]:
-    """The stored events after ``after``, up to ``run.closed`` or the end of the stream."""
+@dataclass(frozen=True)
+class StreamEnd:
+    """Where a kind of run's event stream ends."""
+
+    last: frozenset[str]
+    """Types of the run's last event: the stream ends after it."""
+    soon: frozenset[str] = frozenset()
+    """Types after which the run may close without a ``last`` event (Temporal is asked soon)."""
+
+
+RUN_STREAM_END = StreamEnd(last=frozenset({RUN_CLOSED}), soon=FINAL_EVENTS)
+
+
+async def _stored(
+    events: RunEventLog, tenant_id: str, run_id: str, after: str, end: StreamEnd
+) -> AsyncIterator[RunEvent]:
+    """The stored events after ``after``, up to the last event or the end of the stream."""
     while batch := await events.range(tenant_id, run_id, after=after):
         for event in batch:
             yield event
-            if event.type == RUN_CLOSED:
+            if event.type in end.last:
                 return
         after = batch[-1].id
 
 
-async def _closed_run(events: RunEventLog, tenant_id: str, run_id: str, after: str) -> AsyncIterator[str]:
+async def _closed_run(
+    events: RunEventLog, tenant_id: str, run_id: str, after: str, end: StreamEnd
+) -> AsyncIterator[str]:
     """Every stored event after ``after`` of a run that has ended."""
     yield _RETRY
-    async for event in _stored(events, tenant_id, run_id, after):
+    async for event in _stored(events, tenant_id, run_id, after, end):
         yield sse_frame(event)
 
 
-async def _live_run(state: AppState, tenant_id: str, run_id: str, workflow_id: str, after: str) -> AsyncIterator[str]:
+async def _live_run(
+    state: AppState, tenant_id: str, run_id: str, workflow_id: str, after: str, end: StreamEnd
+) -> AsyncIterator[str]:
     """Events after ``after`` as they come, keep-alives while none do; ends with the run."""
     yield _RETRY
     check = _CloseCheck()
@@ -144,14 +175,15 @@ async def _live_run(state: AppState, tenant_id: str, run_id: str, workflow_id: s
             if not batch:
                 yield ": keep-alive\n\n"
             if check.due() and await workflow_closed(state.temporal, workflow_id):
-                async for event in _stored(state.events, tenant_id, run_id, after):  # what the hub has not delivered
+                # what the hub has not delivered
+                async for event in _stored(state.events, tenant_id, run_id, after, end):
                     yield sse_frame(event)
                 return
             for event in batch:
                 yield sse_frame(event)
-                if event.type == RUN_CLOSED:
+                if event.type in end.last:
                     return
-                if event.type in FINAL_EVENTS:
+                if event.type in end.soon:
                     check.soon()
                 after = event.id
 
@@ -159,37 +191,46 @@ async def _live_run(state: AppState, tenant_id: str, run_id: str, workflow_id: s
 @router.get(
     "/v1/runs/{run_id}/events",
     response_class=StreamingResponse,
-    responses={
-        200: {
-            "content": {"text/event-stream": {"schema": {"type": "string", "description": SSE_FORMAT}}},
-            "description": "Server-Sent Events",
-        },
-        429: problem(429) | {"description": "Too many open event streams (per tenant or on this server)."},
-    },
+    responses=sse_responses("`step.started`, `run.completed`, `run.closed`"),
 )
 async def run_events(
     run_id: str,
     state: StateDep,
     principal: RunsRead,
-    last_event_id: Annotated[str | None, Header(pattern=_EVENT_ID)] = None,
-    after: Annotated[str | None, Query(pattern=_EVENT_ID, description="Resume after this event id.")] = None,
+    last_event_id: LastEventId = None,
+    after: After = None,
 ) -> StreamingResponse:
     """Step starts/finishes and each turn's outcome, up to ``run.closed``; resume with ``Last-Event-ID``."""
     found = await RunReads(state.reads, principal.tenant_id).status(run_id)
     if found is None:
         raise ProblemError(404, f"run {run_id} not found", slug=ProblemType.NOT_FOUND)
     status, workflow_id = found
-    ended = status in RunStatus.FINAL and await workflow_closed(state.temporal, workflow_id)
+    return await event_stream(
+        state,
+        principal.tenant_id,
+        run_id,
+        workflow_id,
+        final=status in RunStatus.FINAL,
+        start=last_event_id or after or "0",
+        end=RUN_STREAM_END,
+    )
+
+
+async def event_stream(
+    state: AppState, tenant_id: str, run_id: str, workflow_id: str, *, final: bool, start: str, end: StreamEnd
+) -> EventStreamResponse:
+    """The SSE response of a run's events after ``start``: its stored ones once the run is ``final`` and its
+    workflow closed, else live ones up to ``end``; 429 beyond the stream limits."""
+    ended = final and await workflow_closed(state.temporal, workflow_id)
     try:
-        lease = state.stream_limits.acquire(principal.tenant_id)
+        lease = state.stream_limits.acquire(tenant_id)
     except StreamLimitError as exc:
         raise ProblemError(
             429, str(exc), slug=ProblemType.TOO_MANY_STREAMS, headers={"Retry-After": str(STREAM_RETRY_AFTER_S)}
         ) from None
-    start = last_event_id or after or "0"
     stream = (
-        _closed_run(state.events, principal.tenant_id, run_id, start)
+        _closed_run(state.events, tenant_id, run_id, start, end)
         if ended
-        else _live_run(state, principal.tenant_id, run_id, workflow_id, start)
+        else _live_run(state, tenant_id, run_id, workflow_id, start, end)
     )
     return EventStreamResponse(stream, lease=lease)

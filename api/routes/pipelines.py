@@ -35,6 +35,7 @@ from api.version_schemas import AuthorPublic
 from core.db.models import Pipeline, PipelineVersion
 from core.db.repos import Author, Keyset
 from core.pipelines.definition import Definition, PipelineStep, walk_steps
+from core.pipelines.estimate import agent_costs, agent_ids, with_cost_estimate
 from core.pipelines.repository import PipelineRepository, load_catalog, references
 from core.pipelines.validation import ValidationResult, validate
 
@@ -141,10 +142,14 @@ async def validate_pipeline(body: PipelineValidate, session: SessionDep, princip
     """Check a definition against the tenant's agents, tools and pipelines; nothing is stored.
 
     The answer is 200 either way: ``valid``, the ``errors`` (each at a JSON pointer into the
-    definition) and, when valid, the ``plan``.
+    definition) and, when valid, the ``plan`` with its cost estimate (``core.pipelines.estimate``).
     """
     result = await _validated(session, principal.tenant_id, body.definition)
-    return ValidationPublic.model_validate(result.to_json())
+    answer = result.to_json()
+    if result.plan is not None and result.definition is not None:
+        costs = await agent_costs(session, principal.tenant_id, agent_ids(result.definition))
+        answer["plan"] = with_cost_estimate(result.plan, result.definition, costs)
+    return ValidationPublic.model_validate(answer)
 
 
 @router.api_route("/validate", methods=["GET", "PUT", "DELETE"], include_in_schema=False, response_model=None)

@@ -108,6 +108,12 @@ def cell(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def short(value: Any, width: int = 60) -> str:
+    """A value as text of at most ``width`` characters (structures as JSON)."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def show_list(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], json_out: bool) -> None:
     """A list: JSON array, or a table with ``columns`` (header, getter)."""
     if json_out:

@@ -22,6 +22,7 @@ from cli.client.common import (
     page_size,
     parse_json_option,
     print_json,
+    short,
     show_list,
     show_one,
     take,
@@ -33,8 +34,8 @@ RUN_COLUMNS = [
     ("id", lambda r: r["id"]),
     ("agent", lambda r: f"{r['agent_id']} v{r['agent_version']}"),
     ("status", lambda r: r["status"]),
-    ("input", lambda r: _short(r["input"])),
-    ("output", lambda r: _short(r["output"] or "")),
+    ("input", lambda r: short(r["input"])),
+    ("output", lambda r: short(r["output"] or "")),
     ("created", lambda r: r["created_at"]),
 ]
 STEP_COLUMNS = [
@@ -43,13 +44,8 @@ STEP_COLUMNS = [
     ("name", lambda s: s["name"]),
     ("status", lambda s: s["status"]),
     ("attempts", lambda s: s["attempts"]),
-    ("output", lambda s: _short(s["output"] if s["error"] is None else s["error"])),
+    ("output", lambda s: short(s["output"] if s["error"] is None else s["error"])),
 ]
-
-
-def _short(value: Any, width: int = 60) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _show_run(run: Run, json_out: bool) -> None:
@@ -69,7 +65,7 @@ def _step_result(kind: str, output: Any) -> Any:
     if kind == "llm":
         calls = output.get("tool_calls") or []
         if calls:
-            return "calls " + ", ".join(f"{c.get('name')}({_short(c.get('arguments'), 40)})" for c in calls)
+            return "calls " + ", ".join(f"{c.get('name')}({short(c.get('arguments'), 40)})" for c in calls)
         return output.get("content")
     return output.get("value", output)
 
@@ -86,10 +82,10 @@ def _print_event(run_id: str, event: Event) -> None:
     elif kind.startswith("step."):
         mark = "[green]✓[/]" if kind == "step.completed" else "[red]✗[/]"
         shown = _step_result(str(data.get("kind")), data.get("output")) if kind == "step.completed" else data["error"]
-        out.print(f"  {mark} {escape(name)} → {escape(_short(shown))}")
+        out.print(f"  {mark} {escape(name)} → {escape(short(shown))}")
     elif kind == "approval.requested":
         step, tool = data.get("step_id"), data.get("tool")
-        out.print(f"  [yellow]? approval needed[/]: {escape(str(tool))} {escape(_short(data.get('arguments')))}")
+        out.print(f"  [yellow]? approval needed[/]: {escape(str(tool))} {escape(short(data.get('arguments')))}")
         out.print(f"    aimpact runs approve {run_id} {step}   |   aimpact runs reject {run_id} {step}")
     else:
         turn = f" (turn {event.turn})" if event.turn is not None else ""
@@ -110,7 +106,7 @@ def follow_turn(client: Client, run_id: str, *, after: str | None, json_out: boo
     elif ended == "completed":
         out.print(escape(run["output"] or ""))
     else:
-        err.print(f"[bold red]run {escape(str(ended))}[/]: {escape(_short(run['error'], 500))}")
+        err.print(f"[bold red]run {escape(str(ended))}[/]: {escape(short(run['error'], 500))}")
     if ended != "completed":
         raise typer.Exit(1)
 

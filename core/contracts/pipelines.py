@@ -95,6 +95,15 @@ class OnTimeout(StrEnum):
     APPROVE = "approve"
 
 
+class OnConcurrencyLimit(StrEnum):
+    """What starting a run does when its pipeline already has ``max_concurrent_runs`` live runs."""
+
+    QUEUE = "queue"
+    """The run waits ``queued`` until a slot frees (first come, first served)."""
+    REJECT = "reject"
+    """The start is refused (429 ``pipeline-concurrency-limit``)."""
+
+
 # Error types (``ApplicationError.type`` and ``error.type`` of a step or run).
 DEFINITION_INVALID = "PipelineDefinitionInvalid"
 """A snapshot that does not parse (cannot happen for a saved version; guards the workflow)."""
@@ -109,6 +118,10 @@ APPROVAL_REJECTED = "PipelineApprovalRejected"
 APPROVAL_TIMED_OUT = "PipelineApprovalTimedOut"
 MAP_TOO_LARGE = "PipelineMapTooLarge"
 """A ``map`` step's ``over`` produced more items than the fan-out limit."""
+BUDGET_EXCEEDED = "PipelineBudgetExceeded"
+"""The run's agent steps cost more than the definition's ``budget_usd`` (``spent_usd``, ``budget_usd``)."""
+CONCURRENCY_LIMIT = "PipelineConcurrencyLimit"
+"""``pipeline.claim_slot``: no slot free yet (retried until one is)."""
 PIPELINE_NOT_FOUND = "PipelineNotFound"
 PIPELINE_TOO_DEEP = "PipelineTooDeep"
 """Sub-pipelines nested deeper than ``MAX_PIPELINE_DEPTH`` (a pipeline calling itself)."""
@@ -267,6 +280,24 @@ class FinishRunInput:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+
+
+@dataclass(kw_only=True)
+class ClaimSlotInput:
+    """Argument of ``pipeline.claim_slot``: take one of the pipeline's ``limit`` slots (fails until one is free)."""
+
+    tenant_id: str
+    run_id: str
+    pipeline_id: str
+    limit: int
+
+
+@dataclass(kw_only=True)
+class WebhookDeliveries:
+    """What ``pipeline.project`` / ``pipeline.finish`` return when an event they announced has webhook deliveries."""
+
+    delivery_ids: list[str] = field(default_factory=list)
+    webhooks_task_queue: str = ""
 
 
 @dataclass(kw_only=True)

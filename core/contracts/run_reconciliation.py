@@ -1,8 +1,9 @@
 """Contracts of ``RunReconciliationWorkflow``: runs the API shows open, checked against Temporal.
 
-A pass lists the runs whose projection is ``queued``, ``running`` or ``waiting_approval``
-and was not updated for a grace period, a page per workflow run, and closes those whose
-workflow has ended in Temporal without writing its outcome (terminated, timed out, …).
+A pass lists the runs (agent runs and pipeline runs, one stream ordered by ``updated_at``
+and id) whose projection is ``queued``, ``running`` or ``waiting_approval`` and was not
+updated for a grace period, a page per workflow run, and closes those whose workflow has
+ended in Temporal without writing its outcome (terminated, timed out, …).
 New fields always get defaults so that recorded histories keep decoding.
 """
 

@@ -226,6 +226,8 @@ class StaleRun:
     run_id: str
     workflow_id: str
     updated_at: datetime
+    pipeline: bool = False
+    """A pipeline run (``pipeline_run``), not an agent run."""
 
 
 @dataclass

@@ -16,6 +16,9 @@ accounting) without a network or model weights:
 * otherwise → it answers ``"You said: <message>"``.
 
 ``model.params.latency_ms`` adds a fixed delay per call (to simulate a slow model).
+Its usage is priced by the model's name like the other providers' (``core.llm.pricing``):
+the default ``local-echo`` is free; an agent whose local model is named ``gpt-4o-mini``
+costs what those tokens would (for tests and demos of budgets and cost reports).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import re
 
 from core.contracts.llm import ChatMessage, LlmRequest, LlmResponse, ToolCall, Usage
 from core.llm.base import DeltaCallback
+from core.llm.pricing import PriceTable
 from core.llm.tokens import count_tokens
 from core.memory.context import MEMORY_HEADER
 
@@ -44,6 +48,9 @@ class LocalProvider:
 
     name = "local"
 
+    def __init__(self, prices: PriceTable | None = None):
+        self._prices = prices or PriceTable()
+
     async def complete(self, request: LlmRequest, *, on_delta: DeltaCallback | None = None) -> LlmResponse:
         """Answer by the fixed rules, with token counts of the prompt and reply; streams the answer by word."""
         latency_ms = float(request.model.params.get("latency_ms", 0) or 0)
@@ -59,6 +66,7 @@ class LocalProvider:
             output_tokens=count_tokens(response.content)
             + sum(count_tokens(str(c.arguments)) for c in response.tool_calls),
         )
+        response.usage.cost_usd = self._prices.cost_usd(request.model.name, response.usage)
         return response
 
     def _decide(self, request: LlmRequest) -> LlmResponse:

@@ -1,6 +1,8 @@
 """The pipeline definition language: pydantic models of ``{inputs?, steps, output?}`` and their limits.
 
-A definition is JSON a tenant saves; a run interprets a snapshot of it. Steps form a DAG
+A definition is JSON a tenant saves; a run interprets a snapshot of it. Besides its steps it
+may bound its runs: ``max_concurrent_runs`` with ``on_concurrency_limit`` (``queue`` |
+``reject``) and a cost ``budget_usd`` per run. Steps form a DAG
 through ``needs``; each step has a ``type`` (the discriminator) and the fields of that type::
 
     agent    {agent_id, input}                  an agent run; its answer is the output
@@ -27,7 +29,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag
 
-from core.contracts.pipelines import OnError, OnTimeout, StepType
+from core.contracts.pipelines import OnConcurrencyLimit, OnError, OnTimeout, StepType
 from core.validation import CleanModel
 
 MAX_STEPS = 100
@@ -50,6 +52,10 @@ MAX_TIMEOUT_S = 7 * 24 * 3600.0
 """``timeout_s`` of an agent, tool, map or pipeline step (one attempt)."""
 MAX_APPROVAL_TIMEOUT_S = 30 * 24 * 3600.0
 MAX_WAIT_S = 30 * 24 * 3600.0
+MAX_CONCURRENT_RUNS = 1000
+"""``max_concurrent_runs`` of a pipeline."""
+MAX_BUDGET_USD = 1_000_000.0
+"""``budget_usd`` of one run."""
 MAX_EXPRESSION_FIELD_CHARS = 2000
 """Length of an ``if``, ``over`` or ``output`` expression (see ``core.pipelines.expressions``)."""
 
@@ -169,6 +175,12 @@ class Definition(CleanModel):
     steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS)
     output: Expression | None = None
     """The run's output; without it the output is ``null``."""
+    max_concurrent_runs: int | None = Field(default=None, ge=1, le=MAX_CONCURRENT_RUNS)
+    """Live runs (``queued``, ``running``, ``waiting_approval``) of the pipeline at once; ``None``: no limit."""
+    on_concurrency_limit: OnConcurrencyLimit = OnConcurrencyLimit.QUEUE
+    """What starting a run at the limit does: wait ``queued`` for a slot, or refuse the start (429)."""
+    budget_usd: float | None = Field(default=None, gt=0, le=MAX_BUDGET_USD)
+    """The run fails (``PipelineBudgetExceeded``) once its agent steps cost more than this."""
 
 
 AnyStep = AgentStep | ToolStep | ApprovalStep | WaitStep | MapStep | PipelineStep

@@ -37,7 +37,7 @@ class PipelineRunRow:
 
 @dataclass(slots=True)
 class PipelineStepRow:
-    """A step of a pipeline run (map items too)."""
+    """A step of a pipeline run (or an item of a map step: ``m[3]``)."""
 
     run_id: str
     step_id: str
@@ -48,14 +48,57 @@ class PipelineStepRow:
     attempts: int
     output: Any
     error: dict[str, Any] | None
+    seq: int = 0
+    """Position among the run's steps in the order they were first written (the steps pages' key)."""
+    items: int | None = None
+    """A map step's items recorded so far (``None`` for other steps)."""
 
 
-_STEPS_JSON: LiteralString = (
-    ", (SELECT coalesce(json_agg(json_build_array(step_id, type, status, started_at, ended_at, attempts, output, error)"
-    " ORDER BY s.id), '[]') FROM pipeline_run_step s WHERE s.run_id = pipeline_run.id AND s.tenant_id = %(tenant)s)"
+TOP_LEVEL: LiteralString = "strpos(s.step_id, '[') = 0"
+"""A top-level step of the definition (a map's items are ``<map id>[<index>]``)."""
+
+
+def _item_of(item: LiteralString, parent: LiteralString) -> LiteralString:
+    """``item`` is a direct item of the map step ``parent`` (``m[3]``, not a nested map's ``m[3][0]``)."""
+    clause: LiteralString = "starts_with("
+    clause += item
+    clause += ", "
+    clause += parent
+    clause += " || '[') AND substr("
+    clause += item
+    clause += ", length("
+    clause += parent
+    clause += ") + 2) ~ '^[0-9]+\\]$'"
+    return clause
+
+
+_COLUMNS: LiteralString = "s.step_id, s.type, s.status, s.started_at, s.ended_at, s.attempts, s.output, s.error, s.id, "
+_COLUMNS += "CASE WHEN s.type = 'map' THEN (SELECT count(*) FROM pipeline_run_step i"
+_COLUMNS += (
+    " WHERE i.run_id = s.run_id AND i.tenant_id = s.tenant_id AND " + _item_of("i.step_id", "s.step_id") + ") END"
 )
-"""The run's steps as one JSON array (``PipelineStepRow``'s fields after ``run_id``), read in the same statement:
-one snapshot, so a run and its steps always agree (a run and then its steps, read apart, can disagree)."""
+"""``PipelineStepRow``'s fields after ``run_id``: ``items`` counts a map step's direct items."""
+_STEPS_JSON: LiteralString = ", (SELECT coalesce(json_agg(json_build_array(" + _COLUMNS
+_STEPS_JSON += ") ORDER BY s.id), '[]') FROM pipeline_run_step s"
+_STEPS_JSON += " WHERE s.run_id = pipeline_run.id AND s.tenant_id = %(tenant)s AND " + TOP_LEVEL + ")"
+"""The run's top-level steps as one JSON array, read in the same statement: one snapshot, so a run and its steps
+always agree (a run and then its steps, read apart, can disagree). A map's items are paged apart (``steps``)."""
+
+
+def _steps_page(*, parent: bool, after: bool) -> bytes:
+    query: LiteralString = "SELECT s.run_id, " + _COLUMNS
+    query += " FROM pipeline_run_step s WHERE s.run_id = %(run)s AND s.tenant_id = %(tenant)s AND "
+    query += _item_of("s.step_id", "%(parent)s::text") if parent else TOP_LEVEL
+    if after:
+        query += " AND s.id > %(after)s"
+    query += " ORDER BY s.id LIMIT %(limit)s"
+    return query.encode()
+
+
+_STEPS_PAGES = {(p, a): _steps_page(parent=p, after=a) for p in (False, True) for a in (False, True)}
+STATUS_BY_ID: LiteralString = (
+    "SELECT status, workflow_id FROM pipeline_run WHERE id = %(id)s AND tenant_id = %(tenant)s"
+)
 
 
 def _query(where: LiteralString, tail: LiteralString = "") -> bytes:
@@ -90,8 +133,10 @@ def _run_with_steps(*values: Any) -> RunWithSteps:
     """A row of the queries above: the run's columns, then its steps as a JSON array."""
     run = PipelineRunRow(*values[:-1])
     steps = [
-        PipelineStepRow(run.id, step_id, type_, status, _time(started), _time(ended), attempts, output, error)
-        for step_id, type_, status, started, ended, attempts, output, error in values[-1]
+        PipelineStepRow(
+            run.id, step_id, type_, status, _time(started), _time(ended), attempts, output, error, seq, items
+        )
+        for step_id, type_, status, started, ended, attempts, output, error, seq, items in values[-1]
     ]
     return run, steps
 
@@ -101,10 +146,27 @@ def _time(text: str | None) -> datetime | None:
 
 
 class PipelineRunReads(TenantReader):
-    """Reads of one tenant's pipeline runs; each run comes with its steps from the same snapshot."""
+    """Reads of one tenant's pipeline runs; each run comes with its top-level steps from the same snapshot."""
+
+    async def status(self, run_id: str) -> tuple[str, str] | None:
+        """The status and workflow id of the run ``run_id`` of this tenant."""
+        async with self._pool.connection() as conn:
+            row = await (await conn.execute(STATUS_BY_ID, {"id": run_id, "tenant": self._tenant_id})).fetchone()
+        return (row[0], row[1]) if row else None
+
+    async def steps(
+        self, run_id: str, *, limit: int, after: int | None = None, parent: str | None = None
+    ) -> list[PipelineStepRow]:
+        """At most ``limit`` steps after position ``after``: the top-level ones, or the items of map ``parent``."""
+        params = {"run": run_id, "tenant": self._tenant_id, "parent": parent, "after": after, "limit": limit}
+        async with self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=args_row(PipelineStepRow))
+            return await (
+                await cursor.execute(_STEPS_PAGES[(parent is not None, after is not None)], params)
+            ).fetchall()
 
     async def get(self, run_id: str) -> RunWithSteps | None:
-        """The run ``run_id`` of this tenant with its steps (in the order they were first written)."""
+        """The run ``run_id`` of this tenant with its top-level steps (in the order they were first written)."""
         async with self._pool.connection() as conn:
             cursor = conn.cursor(row_factory=args_row(_run_with_steps))
             return await (await cursor.execute(RUN_BY_ID, {"id": run_id, "tenant": self._tenant_id})).fetchone()

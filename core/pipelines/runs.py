@@ -3,7 +3,9 @@
 ``start_pipeline_run`` is what ``POST /v1/pipelines/{id}/runs`` calls once it has the
 version's definition and a validated input. It is idempotent twice over: an
 ``Idempotency-Key`` already used by the tenant answers the run it started (the same
-pipeline, version and input, else :class:`IdempotencyKeyReusedError`), and the workflow is
+request: pipeline, requested version and input, else :class:`IdempotencyKeyReusedError`;
+the route looks the key up first, ``run_by_key``, so a retry after a ``PUT`` made another
+version current still answers the run), and the workflow is
 started with ``REJECT_DUPLICATE`` on the id ``{tenant}:pipeline:{run id}``, so starting a
 queued run again (a retried request after Temporal was unreachable) is a no-op.
 """
@@ -19,7 +21,7 @@ from temporalio.client import Client
 from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from core.contracts.pipelines import WORKFLOW_NAME, PipelineRunInput, PipelineRunStatus
+from core.contracts.pipelines import WORKFLOW_NAME, OnConcurrencyLimit, PipelineRunInput, PipelineRunStatus
 from core.db.models import PipelineRun
 from core.ids import PIPELINE_ID, RUN_KIND, TENANT_ID, new_id, pipeline_run_workflow_id
 from core.pipelines.store import PipelineRunStore
@@ -41,8 +43,8 @@ class IdempotencyKeyReusedError(Exception):
         self.run_id = run_id
 
 
-def request_fingerprint(pipeline_id: str, version: int, run_input: Any) -> str:
-    """SHA-256 of what a start request asks for (key order does not count)."""
+def request_fingerprint(pipeline_id: str, version: int | None, run_input: Any) -> str:
+    """SHA-256 of what a start request asks for (``version`` as requested; key order does not count)."""
     canonical = json.dumps(
         {"pipeline_id": pipeline_id, "version": version, "input": run_input}, sort_keys=True, separators=(",", ":")
     )
@@ -60,18 +62,22 @@ async def start_pipeline_run(
     definition: dict[str, Any],
     run_input: Any = None,
     idempotency_key: str | None = None,
+    fingerprint: str | None = None,
     rerun_of: str | None = None,
 ) -> tuple[PipelineRun, bool]:
     """Record a run of ``pipeline_id`` ``version`` and start its workflow; ``(run, created)``.
 
     ``definition`` is the version's saved (validated) definition and ``run_input`` the
     input already checked against its ``inputs`` schema. A run found by its key that is
-    still ``queued`` has its workflow started (again: a no-op when it runs).
+    still ``queued`` has its workflow started (again: a no-op when it runs). ``fingerprint``
+    is the request's (default: of ``pipeline_id``, ``version`` and ``run_input``).
 
     Raises:
         IdempotencyKeyReusedError: the key started a run of another request.
+        ConcurrencyLimitError: the definition says ``on_concurrency_limit: reject`` and the
+            pipeline already has ``max_concurrent_runs`` live runs.
     """
-    fingerprint = request_fingerprint(pipeline_id, version, run_input)
+    fingerprint = fingerprint or request_fingerprint(pipeline_id, version, run_input)
     run_id = new_id("prn")
     run, created = await PipelineRunStore(engine).insert(
         PipelineRun(
@@ -85,13 +91,38 @@ async def start_pipeline_run(
             idempotency_hash=fingerprint if idempotency_key is not None else None,
             workflow_id=pipeline_run_workflow_id(tenant_id, run_id),
             rerun_of=rerun_of,
-        )
+        ),
+        limit=rejecting_limit(definition),
     )
-    if not created and run.idempotency_hash != fingerprint:
-        raise IdempotencyKeyReusedError(idempotency_key or "", run.id)
+    if not created:
+        same_request(run, idempotency_key or "", fingerprint)
     if run.status == PipelineRunStatus.QUEUED:
         await start_workflow(temporal, settings, run, definition)
     return run, created
+
+
+def rejecting_limit(definition: dict[str, Any]) -> int | None:
+    """``max_concurrent_runs`` of a definition that refuses starts at its limit, else ``None``."""
+    limit = definition.get("max_concurrent_runs")
+    reject = definition.get("on_concurrency_limit") == OnConcurrencyLimit.REJECT
+    return limit if reject and isinstance(limit, int) else None
+
+
+def same_request(run: PipelineRun, key: str, fingerprint: str) -> PipelineRun:
+    """``run``, found by its ``Idempotency-Key``, if the request ``fingerprint`` is the one that started it."""
+    if run.idempotency_hash != fingerprint:
+        raise IdempotencyKeyReusedError(key, run.id)
+    return run
+
+
+async def run_by_key(engine: AsyncEngine, tenant_id: str, key: str, fingerprint: str) -> PipelineRun | None:
+    """The run the tenant started with ``key`` (``None``: none), if the request ``fingerprint`` started it.
+
+    Raises:
+        IdempotencyKeyReusedError: the key started a run of another request.
+    """
+    run = await PipelineRunStore(engine).by_idempotency_key(tenant_id, key)
+    return same_request(run, key, fingerprint) if run is not None else None
 
 
 async def start_workflow(temporal: Client, settings: Settings, run: PipelineRun, definition: dict[str, Any]) -> None:

@@ -20,7 +20,9 @@ Checks, in order (a definition that does not parse gets only the parse errors):
    transitive ``needs``; ``output`` may read any step). Reads are not turned into implicit
    dependencies: the graph stays exactly what ``needs`` says, and the plan shows it.
    Expression text is bounded per step and per definition.
-7. ``inputs``: a valid JSON Schema (Draft 2020-12) with local ``$ref`` only, ``pattern``
+7. Run bounds: ``max_concurrent_runs`` 1–1000, ``on_concurrency_limit`` (``queue`` |
+   ``reject``, only with ``max_concurrent_runs``), ``budget_usd`` > 0.
+8. ``inputs``: a valid JSON Schema (Draft 2020-12) with local ``$ref`` only, ``pattern``
    in RE2 syntax (matched by RE2: linear time) and no ``patternProperties``.
 
 ``validate_input(schema, value)`` checks a run input against ``inputs`` with pointers
@@ -246,6 +248,8 @@ class _Checker:
         needs = self.check_needs(ids)
         self.check_cycles(needs)
         self.check_expressions(ids, needs)
+        if "on_concurrency_limit" in self.definition.model_fields_set and self.definition.max_concurrent_runs is None:
+            self.error("/on_concurrency_limit", "applies only with max_concurrent_runs")
         if self.definition.inputs is not None:
             self.errors.extend(schema_errors(self.definition.inputs, "/inputs"))
         return self.errors

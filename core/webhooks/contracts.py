@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-EventType = Literal["run.completed", "run.failed", "run.cancelled", "run.waiting_approval"]
+EventType = Literal[
+    "run.completed",
+    "run.failed",
+    "run.cancelled",
+    "run.waiting_approval",
+    "pipeline_run.completed",
+    "pipeline_run.failed",
+    "pipeline_run.waiting_approval",
+]
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 DELIVERY_PENDING = "pending"

@@ -6,7 +6,6 @@ minutes for the next message): a reader stops at the first final event unless to
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 from typing import Any
 
@@ -15,6 +14,7 @@ import httpx
 from core.events import FINAL_EVENTS
 from tests.conftest import TenantCtx
 from tests.support.runs import create_agent, wait_run
+from tests.support.sse import read_sse
 
 SLOW_MODEL = {"provider": "local", "params": {"latency_ms": 400}}
 
@@ -28,30 +28,9 @@ async def _read_events(
     stop_after: int | None = None,
     until: Collection[str] | None = FINAL_EVENTS,
 ) -> list[dict[str, Any]]:
-    """The run's frames up to ``stop_after`` of them or the first event of a type in ``until``.
-
-    ``until=None`` reads until the server ends the stream.
-    """
-    headers = {"Last-Event-ID": last_id} if last_id else {}
-    params = {"after": after} if after else {}
-    events: list[dict[str, Any]] = []
-    async with http.stream("GET", f"/v1/runs/{run_id}/events", headers=headers, params=params) as response:
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/event-stream")
-        frame: dict[str, Any] = {}
-        async for line in response.aiter_lines():
-            if line.startswith("id: "):
-                frame["id"] = line[4:]
-            elif line.startswith("event: "):
-                frame["event"] = line[7:]
-            elif line.startswith("data: "):
-                frame["data"] = json.loads(line[6:])
-            elif line == "" and "id" in frame:
-                events.append(frame)
-                frame = {}
-                if len(events) == stop_after or events[-1]["event"] in (until or ()):
-                    break
-    return events
+    """The run's frames up to ``stop_after`` or the first event of a type in ``until`` (``None``: to the end)."""
+    url = f"/v1/runs/{run_id}/events"
+    return await read_sse(http, url, last_id=last_id, after=after, stop_after=stop_after, until=until)
 
 
 def _names(events: list[dict[str, Any]]) -> list[str]:

@@ -19,6 +19,7 @@ KNOWN_LISTS = {
     "/v1/agents",
     "/v1/runs",
     "/v1/pipeline-runs",
+    "/v1/pipeline-runs/{pipeline_run_id}/steps",
     "/v1/users",
     "/v1/api-keys",
     "/v1/secrets",

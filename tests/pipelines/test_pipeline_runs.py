@@ -12,7 +12,7 @@ from temporalio.client import Client
 from core.contracts.pipelines import APPROVAL_REJECTED, APPROVAL_TIMED_OUT, STEP_FAILED, TOOL_FAILED
 from core.pipelines.runs import IdempotencyKeyReusedError
 from tests.conftest import TenantCtx
-from tests.support.pipelines import start, steps_of, wait_pipeline_run
+from tests.support.pipelines import map_items, start, steps_of, wait_pipeline_run
 from tests.support.runs import create_agent, record_history, wait_run
 from workers.embedded.stack import StackProcess
 
@@ -175,8 +175,9 @@ async def test_map_runs_at_most_max_concurrency_items_at_once(
     await record_history(temporal_client, chunk.id, "pipelines/map_chunk")
     history = await temporal_client.get_workflow_handle(run.workflow_id).fetch_history()
     assert len(history.events) < 200  # the parent's history grows per chunk, not per item
-    items = [s for s in body["steps"] if s["id"].startswith("m[")]
-    assert len(items) == 200
+    assert [(s["id"], s["items"]) for s in body["steps"]] == [("m", 200)]  # items are paged apart
+    items = await map_items(tenant.http, run.id, "m", limit=64)
+    assert sorted(s["id"] for s in items) == sorted(f"m[{i}]" for i in range(200))  # each once, over 4 pages
     assert all(s["status"] == "completed" for s in items)
     # at each start, the items running (started, not ended) never exceed 10; and 10 did run at once
     running_at = [sum(1 for o in items if o["started_at"] <= s["started_at"] < o["ended_at"]) for s in items]
@@ -203,7 +204,7 @@ async def test_map_items_skip_and_fail_per_their_step(
     await record_history(temporal_client, run.workflow_id, "pipelines/map")
     assert body["status"] == "completed", str(body)
     assert body["output"] == [None, 2, 3, None, None, 6, None]
-    statuses = {s["id"]: s["status"] for s in body["steps"]}
+    statuses = {s["id"]: s["status"] for s in [*body["steps"], *await map_items(tenant.http, run.id, "m")]}
     assert statuses["m[0]"] == statuses["m[3]"] == statuses["m[6]"] == "skipped"
     assert statuses["m[4]"] == "failed"
     assert statuses["m"] == "completed"

@@ -81,7 +81,8 @@ def test_histories_exist() -> None:
 
 
 def test_pipeline_histories_exist() -> None:
-    """One recorded run per step type and ending: tools, retries, approvals, deadlines, maps, agents, cancel."""
+    """One recorded run per step type and ending: tools, retries, approvals, deadlines, maps, agents, cancel;
+    and one that starts webhook deliveries."""
     assert {p.stem for p in (ROOT / "pipelines").glob("*.json")} >= {
         "parallel_tools",
         "retry_continue",
@@ -93,6 +94,7 @@ def test_pipeline_histories_exist() -> None:
         "sub_pipeline",
         "map_chunked",
         "map_chunk",
+        "webhooks",
     }
 
 

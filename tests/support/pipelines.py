@@ -70,3 +70,17 @@ async def wait_pipeline_run(
 def steps_of(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The run's steps by id."""
     return {s["id"]: s for s in run["steps"]}
+
+
+async def map_items(http: httpx.AsyncClient, run_id: str, parent: str, *, limit: int = 200) -> list[dict[str, Any]]:
+    """Every item of the map step ``parent``, page by page (``GET /v1/pipeline-runs/{id}/steps?parent=``)."""
+    items: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"parent": parent, "limit": limit}
+    while True:
+        response = await http.get(f"/v1/pipeline-runs/{run_id}/steps", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        items += page["items"]
+        if page["next_cursor"] is None:
+            return items
+        params["cursor"] = page["next_cursor"]

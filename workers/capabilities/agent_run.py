@@ -27,8 +27,8 @@ from core.tools.builtin import builtin_tools
 from core.tools.http_request import HttpRequestTool
 from core.tools.memory import MemorySearchTool, MemoryWriteTool
 from core.tools.tenant_http import LayeredToolResolver, TenantToolRegistry
-from core.webhooks.store import WebhookStore, has_live_webhooks
 from workers.build import make_worker
+from workers.capabilities.webhooks import webhook_notifier
 from workers.deps import WorkerDeps
 from workers.model_access import egress_check, model_providers
 from workers.registry import AGENTS, Slice
@@ -56,17 +56,6 @@ def build_agent_activities(
     engine = projection.engine
     sessions = make_sessionmaker(engine)
     platform = parse_allowlist(settings.egress_allowlist)
-
-    async def notify(tenant_id: str, event_id: str, event_type: str, data: dict[str, Any]) -> list[str]:
-        if not await has_live_webhooks(engine, tenant_id):
-            return []
-        async with sessions() as session:
-            ids = await WebhookStore(session, tenant_id).enqueue(
-                event_id, event_type, data, inflight_limit=settings.webhook_inflight_per_tenant
-            )
-            await session.commit()
-        return list(ids)
-
     return AgentRunActivities(
         projection=projection,
         events=events,
@@ -77,7 +66,7 @@ def build_agent_activities(
         memory=memory,
         blobs=BlobStore(engine),
         secrets=SecretReader(engine, keyring),
-        notify=notify,
+        notify=webhook_notifier(engine, settings),
         egress=egress_check(sessions, platform),
         webhooks_task_queue=webhooks_task_queue or settings.webhooks_task_queue,
     )

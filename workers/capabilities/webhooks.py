@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from activities.agent_run import EventNotifier
 from activities.webhooks import WebhookActivities
+from core.db.engine import make_sessionmaker
+from core.settings import Settings
+from core.webhooks.store import WebhookStore, has_live_webhooks
 from workers.deps import WorkerDeps
 from workers.registry import Slice
 from workflows.webhook_delivery import WebhookDeliveryWorkflow, webhook_workflows_and_activities
@@ -19,6 +25,23 @@ def build_webhook_activities(deps: WorkerDeps) -> WebhookActivities:
         deps.platform_allowlist,
         inflight_limit=deps.settings.webhook_inflight_per_tenant,
     )
+
+
+def webhook_notifier(engine: AsyncEngine, settings: Settings) -> EventNotifier:
+    """Queues an event's deliveries (at most ``webhook_inflight_per_tenant`` pending per tenant); their ids to start."""
+    sessions = make_sessionmaker(engine)
+
+    async def notify(tenant_id: str, event_id: str, event_type: str, data: dict[str, Any]) -> list[str]:
+        if not await has_live_webhooks(engine, tenant_id):
+            return []
+        async with sessions() as session:
+            ids = await WebhookStore(session, tenant_id).enqueue(
+                event_id, event_type, data, inflight_limit=settings.webhook_inflight_per_tenant
+            )
+            await session.commit()
+        return list(ids)
+
+    return notify
 
 
 def _activities(deps: WorkerDeps) -> Sequence[Callable[..., Any]]:

@@ -266,6 +266,24 @@ def test_each_problem_is_reported_at_its_pointer(mutate: Any, expected: list[tup
     assert errors_of(value) == expected
 
 
+def test_run_bounds_are_checked_at_their_pointers() -> None:
+    bounded = definition() | {"max_concurrent_runs": 3, "on_concurrency_limit": "reject", "budget_usd": 0.5}
+    assert errors_of(bounded) == []
+    wrong = definition() | {"max_concurrent_runs": 0, "on_concurrency_limit": "drop", "budget_usd": 0}
+    assert errors_of(wrong) == [
+        ("/max_concurrent_runs", "Input should be greater than or equal to 1"),
+        ("/on_concurrency_limit", "Input should be 'queue' or 'reject'"),
+        ("/budget_usd", "Input should be greater than 0"),
+    ]
+    assert errors_of(definition() | {"max_concurrent_runs": 1001, "budget_usd": "lots"}) == [
+        ("/max_concurrent_runs", "Input should be less than or equal to 1000"),
+        ("/budget_usd", "Input should be a valid number, unable to parse string as a number"),
+    ]
+    assert errors_of(definition() | {"on_concurrency_limit": "queue"}) == [
+        ("/on_concurrency_limit", "applies only with max_concurrent_runs")
+    ]
+
+
 def test_errors_come_together_in_document_order() -> None:
     value = definition()
     value["output"] = "steps.nope.output"

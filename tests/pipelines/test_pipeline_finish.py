@@ -46,13 +46,31 @@ async def _no_quota_check(tenant_id: str) -> None:
     del tenant_id
 
 
+@pytest.fixture
+async def events(stack: StackProcess) -> AsyncIterator[RunEventLog]:
+    """The stack's event log."""
+    redis = Redis.from_url(stack.redis_url)
+    yield RunEventLog(redis)
+    await redis.aclose()
+
+
 async def _run_on_own_worker(
-    client: Client, engine: AsyncEngine, tenant_id: str, finish: Finish, body: Callable[[WorkflowHandle[Any, Any]], Any]
+    client: Client,
+    engine: AsyncEngine,
+    events: RunEventLog,
+    tenant_id: str,
+    finish: Finish,
+    body: Callable[[WorkflowHandle[Any, Any]], Any],
 ) -> PipelineRun:
     """Start a run of ``QUICK`` on a worker whose ``pipeline.finish`` is ``finish``; ``body`` drives it."""
     store = PipelineRunStore(engine)
     real = PipelineActivities(
-        store, RunProjection(engine), ToolRegistry([]), agents_task_queue="unused", quota_check=_no_quota_check
+        store,
+        RunProjection(engine),
+        ToolRegistry([]),
+        events=events,
+        agents_task_queue="unused",
+        quota_check=_no_quota_check,
     )
     run_id = new_id("prn")
     run, _ = await store.insert(
@@ -92,7 +110,7 @@ async def _cancel_seen(handle: WorkflowHandle[Any, Any]) -> None:
 
 
 async def test_a_cancel_that_lands_while_the_run_finishes_does_not_skip_the_finish(
-    stack: StackProcess, engine: AsyncEngine, temporal_client: Client, tenant: TenantCtx
+    engine: AsyncEngine, temporal_client: Client, tenant: TenantCtx, events: RunEventLog
 ) -> None:
     finishing = asyncio.Event()
     seen = asyncio.Event()
@@ -114,20 +132,17 @@ async def test_a_cancel_that_lands_while_the_run_finishes_does_not_skip_the_fini
         assert (result.status, result.output) == ("completed", "done")  # the decided outcome stands
         await record_history(temporal_client, handle.id, "pipelines/late_cancel")
 
-    run = await _run_on_own_worker(temporal_client, engine, tenant.id, finish, late_cancel)
+    run = await _run_on_own_worker(temporal_client, engine, events, tenant.id, finish, late_cancel)
     body = await wait_pipeline_run(tenant.http, run.id)
     assert (body["status"], body["output"]) == ("completed", "done")
 
 
 @pytest.fixture
 async def reconcile(
-    stack: StackProcess, temporal_client: Client, engine: AsyncEngine
+    temporal_client: Client, engine: AsyncEngine, events: RunEventLog
 ) -> AsyncIterator[Callable[[str], Awaitable[ReconcileResult]]]:
     """One reconciliation pass over a tenant's open runs (no grace period) on a worker of the test's own."""
-    redis = Redis.from_url(stack.redis_url)
-    activities = RunReconciliationActivities(
-        projection=RunProjection(engine), events=RunEventLog(redis), client=temporal_client
-    )
+    activities = RunReconciliationActivities(projection=RunProjection(engine), events=events, client=temporal_client)
     queue = f"test-reconcile-{uuid.uuid4().hex}"
 
     async def one_pass(tenant_id: str) -> ReconcileResult:
@@ -143,12 +158,11 @@ async def reconcile(
         temporal_client, task_queue=queue, workflows=[RunReconciliationWorkflow], activities=[activities.page]
     ):
         yield one_pass
-    await redis.aclose()
 
 
 async def test_reconciliation_closes_pipeline_runs_whose_workflow_ended_without_their_outcome(
-    stack: StackProcess,
     engine: AsyncEngine,
+    events: RunEventLog,
     temporal_client: Client,
     tenant: TenantCtx,
     reconcile: Callable[[str], Awaitable[ReconcileResult]],
@@ -160,7 +174,7 @@ async def test_reconciliation_closes_pipeline_runs_whose_workflow_ended_without_
     async def until_done(handle: WorkflowHandle[Any, Any]) -> None:
         await handle.result()
 
-    completed = await _run_on_own_worker(temporal_client, engine, tenant.id, lost, until_done)
+    completed = await _run_on_own_worker(temporal_client, engine, events, tenant.id, lost, until_done)
     waiting = await start(engine, temporal_client, tenant.id, {"steps": [{"id": "hold", "type": "approval"}]})
     await wait_pipeline_run(tenant.http, waiting.id, lambda r: r["status"] == "waiting_approval")
     await temporal_client.get_workflow_handle(waiting.workflow_id).terminate("stopped by an operator")

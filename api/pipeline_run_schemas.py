@@ -22,6 +22,8 @@ class PipelineStepPublic(BaseModel):
     attempts: int
     output: Any
     error: dict[str, Any] | None
+    reused: bool = False
+    """Taken from the run this one re-runs (``rerun_of``), not executed again."""
 
 
 class PipelineRunPublic(BaseModel):
@@ -37,6 +39,10 @@ class PipelineRunPublic(BaseModel):
     usage: UsagePublic
     error: dict[str, Any] | None
     rerun_of: str | None = None
+    reused_steps: list[str] = Field(default_factory=list)
+    """The top-level steps whose records a re-run took from ``rerun_of`` (their map items too)."""
+    schedule_id: str | None = None
+    """The schedule that started the run, if one did."""
     created_at: datetime
     updated_at: datetime
     temporal: TemporalLink
@@ -50,6 +56,15 @@ class PipelineRunCreate(CleanModel):
         description="Any JSON (strings without NUL), checked against the definition's `inputs` schema.",
     )
     version: int | None = Field(default=None, ge=1, description="A saved version to run (default: the current one).")
+
+
+class PipelineRerunCreate(CleanModel):
+    """``POST /v1/pipeline-runs/{id}/rerun``: a new run from ``from_step``, of the run's version or ``version``."""
+
+    from_step: str = Field(min_length=1, max_length=100, description="A top-level step id of the version run.")
+    version: int | None = Field(
+        default=None, ge=1, description="A saved version of the same pipeline (default: the run's version)."
+    )
 
 
 class PipelineApprovalCreate(CleanModel):

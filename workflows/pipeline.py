@@ -3,7 +3,11 @@
 The definition travels as a snapshot in ``PipelineRunInput.definition``; what runs next is
 decided by ``core.pipelines.scheduler.Scheduler`` (pure, so replays decide the same):
 
-1. The run is marked ``running`` and every top-level step is written ``pending``.
+0. A run a schedule started has no run id yet: ``pipeline.begin_scheduled`` records it
+   (or records it ``failed`` when it cannot start: the workflow ends there) and answers its
+   id, version and definition. A re-run's input carries the records it reuses.
+1. The run is marked ``running`` and every top-level step is written ``pending`` (a
+   re-run's reused steps as they were).
 2. Loop: ``advance(records)`` answers the steps to start, skip or fail (an ``if`` that is
    false, a need that was skipped, an expression error) and, once every step is final,
    the run's outcome. Each started step runs as its own coroutine, so steps without a
@@ -52,6 +56,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -65,6 +70,7 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.pipeline import PipelineActivities
+    from activities.pipeline_schedule import ScheduledRunActivities
     from core import policies
     from core.contracts.agent_run import AgentRunInput, AgentRunResult
     from core.contracts.llm import Usage
@@ -90,6 +96,8 @@ with workflow.unsafe.imports_passed_through():
         PipelineStepStatus,
         PipelineStepView,
         ProjectionWrite,
+        ScheduledRun,
+        ScheduledRunStart,
         StepRecord,
         StepWriteView,
         ToolStepInput,
@@ -175,6 +183,11 @@ class PipelineWorkflow:
     @workflow.run
     async def run(self, inp: PipelineRunInput) -> PipelineRunResult:
         """Interpret the definition until every step is final, the run fails or it is cancelled."""
+        if not inp.run_id:  # started by a schedule: the run is recorded (or refused) first
+            begun = await self._begin_scheduled(inp)
+            if begun.error is not None:
+                return PipelineRunResult(run_id=begun.run_id, status=PipelineRunStatus.FAILED, error=begun.error)
+            inp = dataclasses.replace(inp, run_id=begun.run_id, version=begun.version, definition=begun.definition)
         self._inp = inp
         writer = asyncio.create_task(self._write_loop())
         try:
@@ -200,6 +213,23 @@ class PipelineWorkflow:
         if outcome.cancel:
             await self._cancel(tasks, list(outcome.cancel))
         return await self._finish(writer, outcome.status, outcome.output, outcome.error)
+
+    async def _begin_scheduled(self, inp: PipelineRunInput) -> ScheduledRun:
+        """Record the run a schedule started (``pipeline.begin_scheduled``): its id, version and definition."""
+        return await workflow.execute_activity_method(
+            ScheduledRunActivities.begin_scheduled,
+            ScheduledRunStart(
+                tenant_id=inp.tenant_id,
+                pipeline_id=inp.pipeline_id,
+                schedule_id=inp.schedule_id,
+                workflow_id=workflow.info().workflow_id,
+                version=inp.version,
+                input=inp.input,
+            ),
+            start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+            retry_policy=policies.DB_RETRY,
+            summary="record the scheduled run",
+        )
 
     async def _drive(self, scheduler: Scheduler, tasks: dict[str, asyncio.Task[None]]) -> Any:
         """Apply the scheduler's answers until it gives the outcome."""

@@ -111,6 +111,11 @@ PIPELINE_NOT_FOUND = "PipelineNotFound"
 PIPELINE_TOO_DEEP = "PipelineTooDeep"
 """Sub-pipelines nested deeper than ``MAX_PIPELINE_DEPTH`` (a pipeline calling itself)."""
 
+RUN_QUOTA_EXCEEDED = "PipelineRunQuotaExceeded"
+"""A scheduled run found the tenant at its run quota: it is recorded failed, not started."""
+PIPELINE_ARCHIVED = "PipelineArchived"
+"""A scheduled run found its pipeline archived (or gone)."""
+
 MAX_PIPELINE_DEPTH = 5
 """Sub-pipeline runs nested inside one top-level run (``PipelineRunInput.depth``)."""
 
@@ -148,6 +153,9 @@ class PipelineRunInput:
     """The run whose ``pipeline`` step started this one, if any."""
     depth: int = 0
     """Sub-pipeline nesting of this run (0 for a top-level run)."""
+    schedule_id: str = ""
+    """Set by a schedule's action, which cannot know the run: with ``run_id`` empty, the workflow's first
+    activity records the run and resolves ``version`` (0: the current one) and ``definition``."""
 
 
 @dataclass(kw_only=True)
@@ -293,3 +301,26 @@ class AgentStepRun:
     max_steps: int = 12
     heartbeat_timeout_s: float = 15.0
     error: str | None = None
+
+
+@dataclass(kw_only=True)
+class ScheduledRunStart:
+    """Argument of ``pipeline.begin_scheduled``: the schedule's start request, for the workflow ``workflow_id``."""
+
+    tenant_id: str
+    pipeline_id: str
+    schedule_id: str
+    workflow_id: str
+    version: int = 0
+    """A pinned version, or 0 for the pipeline's current one."""
+    input: Any = None
+
+
+@dataclass(kw_only=True)
+class ScheduledRun:
+    """What ``pipeline.begin_scheduled`` recorded: the run to interpret, or ``error`` when it was recorded failed."""
+
+    run_id: str
+    version: int = 0
+    definition: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None

@@ -29,6 +29,8 @@ class PipelineRunRow:
     workflow_id: str
     workflow_run_id: str | None
     rerun_of: str | None
+    reused_steps: list[str] | None
+    schedule_id: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -68,10 +70,12 @@ def _query(where: LiteralString, tail: LiteralString = "") -> bytes:
 RUN_BY_ID = _query("id = %(id)s AND tenant_id = %(tenant)s")
 
 
-def _list_query(*, pipeline: bool, status: bool, after: bool) -> bytes:
+def _list_query(*, pipeline: bool, status: bool, schedule: bool, after: bool) -> bytes:
     where: LiteralString = "tenant_id = %(tenant)s"
     if pipeline:
         where += " AND pipeline_id = %(pipeline)s"
+    if schedule:
+        where += " AND schedule_id = %(schedule)s"
     if status:
         where += " AND status = %(status)s"
     if after:
@@ -80,7 +84,13 @@ def _list_query(*, pipeline: bool, status: bool, after: bool) -> bytes:
 
 
 _FLAGS = (False, True)
-_LISTS = {(p, s, a): _list_query(pipeline=p, status=s, after=a) for p in _FLAGS for s in _FLAGS for a in _FLAGS}
+_LISTS = {
+    (p, s, c, a): _list_query(pipeline=p, status=s, schedule=c, after=a)
+    for p in _FLAGS
+    for s in _FLAGS
+    for c in _FLAGS
+    for a in _FLAGS
+}
 RunWithSteps = tuple[PipelineRunRow, list[PipelineStepRow]]
 
 
@@ -108,13 +118,25 @@ class PipelineRunReads(TenantReader):
             return await (await cursor.execute(RUN_BY_ID, {"id": run_id, "tenant": self._tenant_id})).fetchone()
 
     async def list(
-        self, *, limit: int, after: Keyset | None = None, pipeline_id: str | None = None, status: str | None = None
+        self,
+        *,
+        limit: int,
+        after: Keyset | None = None,
+        pipeline_id: str | None = None,
+        status: str | None = None,
+        schedule_id: str | None = None,
     ) -> list[RunWithSteps]:
         """At most ``limit`` runs newest first after the keyset ``after``, each with its steps."""
-        params: dict[str, Any] = {"tenant": self._tenant_id, "pipeline": pipeline_id, "status": status, "limit": limit}
+        params: dict[str, Any] = {
+            "tenant": self._tenant_id,
+            "pipeline": pipeline_id,
+            "status": status,
+            "schedule": schedule_id,
+            "limit": limit,
+        }
         if after is not None:
             params["moment"], params["last_id"] = after
-        query = _LISTS[(pipeline_id is not None, status is not None, after is not None)]
+        query = _LISTS[(pipeline_id is not None, status is not None, schedule_id is not None, after is not None)]
         async with self._pool.connection() as conn:
             cursor = conn.cursor(row_factory=args_row(_run_with_steps))
             return await (await cursor.execute(query, params)).fetchall()

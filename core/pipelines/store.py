@@ -8,6 +8,7 @@ final status, and a final run's output/error are written once (the first finish 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -63,22 +64,28 @@ class PipelineRunStore:
     def __init__(self, engine: AsyncEngine):
         self._engine = engine
 
-    async def insert(self, run: PipelineRun) -> tuple[PipelineRun, bool]:
-        """Insert ``run`` (``queued``); with its idempotency key already used, the run that used it and ``False``."""
+    async def insert(self, run: PipelineRun, steps: Sequence[StepWrite] = ()) -> tuple[PipelineRun, bool]:
+        """Insert ``run`` and its first ``steps`` in one transaction; ``(run, True)``.
+
+        With its idempotency key already used, the run that used it and ``False``; without a key,
+        a run of the same id already recorded (a retried insert of a derived id) and ``False``.
+        """
         values = {c.name: getattr(run, c.name) for c in _run.columns}
         async with self._engine.begin() as conn:
             inserted = (
                 await conn.execute(insert(_run).values(values).on_conflict_do_nothing().returning(_run.c.id))
             ).first()
             if inserted is not None:
+                if steps:
+                    await conn.execute(insert(_step), _step_rows(run.tenant_id, run.id, steps))
                 return run, True
             if run.idempotency_key is None:
-                raise RuntimeError(f"pipeline run {run.id} already exists")
-            row = (
-                await conn.execute(
-                    select(_run).where(_run.c.tenant_id == run.tenant_id, _run.c.idempotency_key == run.idempotency_key)
+                found = select(_run).where(_run.c.tenant_id == run.tenant_id, _run.c.id == run.id)
+            else:
+                found = select(_run).where(
+                    _run.c.tenant_id == run.tenant_id, _run.c.idempotency_key == run.idempotency_key
                 )
-            ).one()
+            row = (await conn.execute(found)).one()
         return PipelineRun(**row._asdict()), False
 
     async def set_live(self, tenant_id: str, run_id: str, *, status: str = "", workflow_run_id: str = "") -> None:
@@ -131,20 +138,23 @@ class PipelineRunStore:
         """Upsert several steps in one statement (keyed by run and step id)."""
         if not steps:
             return
-        rows = [
-            {
-                "tenant_id": tenant_id,
-                "run_id": run_id,
-                "step_id": s.step_id,
-                "type": s.type,
-                "status": s.status,
-                "attempts": s.attempts,
-                "started_at": s.started_at,
-                "ended_at": s.ended_at,
-                "output": s.output,
-                "error": s.error,
-            }
-            for s in steps
-        ]
         async with statement(self._engine) as conn:
-            await conn.execute(_UPSERT_STEP, rows)
+            await conn.execute(_UPSERT_STEP, _step_rows(tenant_id, run_id, steps))
+
+
+def _step_rows(tenant_id: str, run_id: str, steps: Sequence[StepWrite]) -> list[dict[str, Any]]:
+    return [
+        {
+            "tenant_id": tenant_id,
+            "run_id": run_id,
+            "step_id": s.step_id,
+            "type": s.type,
+            "status": s.status,
+            "attempts": s.attempts,
+            "started_at": s.started_at,
+            "ended_at": s.ended_at,
+            "output": s.output,
+            "error": s.error,
+        }
+        for s in steps
+    ]

@@ -17,7 +17,7 @@ class PipelineScheduleSet(CleanModel):
     """``PUT /v1/pipelines/{id}/schedule``: create or replace the pipeline's schedule."""
 
     cron: str = Field(
-        min_length=9,
+        min_length=1,
         max_length=200,
         description="Five fields, UTC: `minute hour day-of-month month day-of-week` "
         "(`*`, `N`, `N-M`, `*/S`, lists; month and weekday names).",

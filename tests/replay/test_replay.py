@@ -80,7 +80,8 @@ def test_histories_exist() -> None:
 
 
 def test_pipeline_histories_exist() -> None:
-    """One recorded run per step type and ending: tools, retries, approvals, deadlines, maps, agents, cancel."""
+    """One recorded run per step type and ending: tools, retries, approvals, deadlines, maps, agents, cancel,
+    a re-run (reused records) and a run a schedule started (recorded by its first activity)."""
     assert {p.stem for p in (ROOT / "pipelines").glob("*.json")} >= {
         "parallel_tools",
         "retry_continue",
@@ -89,6 +90,8 @@ def test_pipeline_histories_exist() -> None:
         "map",
         "agent_step",
         "cancel",
+        "rerun",
+        "scheduled",
     }
 
 

@@ -8,8 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
+from api.problem_types import ProblemType
+from api.problems import ProblemError
+from api.routes.pipeline_schedules import temporal_answers
 from core.pipelines.schedules import pipeline_schedule_id
 from tests.conftest import TenantCtx
 from tests.support.runs import record_history
@@ -157,3 +162,11 @@ async def test_a_fire_over_the_run_quota_is_recorded_failed(
     runs = await _finished(tenant.http, schedule_id, 1)
     assert runs[0]["status"] == "failed", runs
     assert runs[0]["error"]["type"] == "PipelineRunQuotaExceeded"
+
+
+async def test_temporal_failures_answer_503() -> None:
+    with pytest.raises(ProblemError) as caught:
+        async with temporal_answers("the schedule could not be read"):
+            raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+    assert (caught.value.status, caught.value.slug) == (503, ProblemType.TEMPORAL_UNAVAILABLE)
+    assert caught.value.headers == {"Retry-After": "2"}

@@ -100,7 +100,9 @@ async def _finished(
     raise AssertionError(f"{count} final runs of {schedule_id} expected: {runs}")
 
 
-async def test_bad_schedules_are_refused_naming_their_field(tenant: TenantCtx, other_tenant: TenantCtx) -> None:
+async def test_bad_schedules_are_refused_naming_their_field(
+    temporal_client: Client, tenant: TenantCtx, other_tenant: TenantCtx
+) -> None:
     pipeline_id = await _pipeline(tenant.http, "checked")
     url = f"/v1/pipelines/{pipeline_id}/schedule"
     bad = await tenant.http.put(url, json={"cron": "61 * * * *", "input": {"n": "x"}})
@@ -113,6 +115,10 @@ async def test_bad_schedules_are_refused_naming_their_field(tenant: TenantCtx, o
     overlap = await tenant.http.put(url, json={"cron": "* * * * *", "input": {"n": 1}, "overlap": "sometimes"})
     assert [e["field"] for e in overlap.json()["errors"]] == ["overlap"]
     assert (await tenant.http.get(url)).status_code == 404  # nothing was saved
+    for cron in ("0 9 * * mon-fri", "*/15 0-1 1,15 JAN sun", "0 0 * * 7", "5/10 * * * *", "1-10/3 2 * * *"):
+        accepted = await tenant.http.put(url, json={"cron": cron, "input": {"n": 1}, "paused": True})
+        assert accepted.status_code == 200, (cron, accepted.text)
+        assert accepted.json()["next_action_times"], cron
 
     assert (
         await tenant.http.put(url, json={"cron": "* * * * *", "input": {"n": 1}, "paused": True})
@@ -136,6 +142,15 @@ async def test_bad_schedules_are_refused_naming_their_field(tenant: TenantCtx, o
     ):
         assert (await other_tenant.http.request(method, path, json=body)).status_code == 404, (method, path)
     assert (await tenant.http.get(url)).status_code == 200  # still there
+
+    # a fire after a new version changed the inputs schema: the run is recorded failed, not dropped
+    assert (await tenant.http.put(url, json={"cron": "0 0 1 1 *", "input": {"n": 1}})).status_code == 200
+    stricter = DEFINITION | {"inputs": INPUTS | {"required": ["n", "m"]}}
+    assert (await tenant.http.put(f"/v1/pipelines/{pipeline_id}", json={"definition": stricter})).status_code == 200
+    schedule_id = pipeline_schedule_id(tenant.id, pipeline_id)
+    await temporal_client.get_schedule_handle(schedule_id).trigger()
+    refused = (await _finished(tenant.http, schedule_id, 1))[0]
+    assert (refused["status"], refused["version"], refused["error"]["type"]) == ("failed", 2, "PipelineInputInvalid")
 
     # archiving the pipeline deletes its schedule
     assert (await tenant.http.delete(f"/v1/pipelines/{pipeline_id}")).status_code == 204

@@ -67,6 +67,7 @@ from temporalio.common import Priority, RetryPolicy, SearchAttributePair, TypedS
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.pipeline import PipelineActivities
@@ -106,6 +107,7 @@ with workflow.unsafe.imports_passed_through():
     from core.ids import AGENT_ID, RUN_KIND, TENANT_ID
     from core.pipelines.definition import AgentStep, ApprovalStep, MapStep, ToolStep, WaitStep
     from core.pipelines.scheduler import Failure, Launch, Scheduler, Skip, live_status, map_result
+    from core.pipelines.schedules import scheduled_run_id
     from core.pipelines.validation import load_definition
     from workflows._helpers import error_of
 
@@ -184,7 +186,11 @@ class PipelineWorkflow:
     async def run(self, inp: PipelineRunInput) -> PipelineRunResult:
         """Interpret the definition until every step is final, the run fails or it is cancelled."""
         if not inp.run_id:  # started by a schedule: the run is recorded (or refused) first
-            begun = await self._begin_scheduled(inp)
+            try:
+                begun = await self._begin_scheduled(inp)
+            except asyncio.CancelledError:  # cancelled while recording (overlap cancel_other): record that
+                await self._cancelled_before_start(inp)
+                raise
             if begun.error is not None:
                 return PipelineRunResult(run_id=begun.run_id, status=PipelineRunStatus.FAILED, error=begun.error)
             inp = dataclasses.replace(inp, run_id=begun.run_id, version=begun.version, definition=begun.definition)
@@ -228,7 +234,21 @@ class PipelineWorkflow:
             ),
             start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
             retry_policy=policies.DB_RETRY,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,  # the row exists, or never will
             summary="record the scheduled run",
+        )
+
+    async def _cancelled_before_start(self, inp: PipelineRunInput) -> None:
+        """A scheduled run cancelled while ``pipeline.begin_scheduled`` recorded it: its row (if any) ``cancelled``."""
+        status = PipelineRunStatus.CANCELLED
+        await workflow.execute_activity_method(
+            PipelineActivities.finish,
+            FinishRunInput(
+                tenant_id=inp.tenant_id, run_id=scheduled_run_id(workflow.info().workflow_id), status=status
+            ),
+            start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+            retry_policy=policies.DB_RETRY,
+            summary=f"run {status}",
         )
 
     async def _drive(self, scheduler: Scheduler, tasks: dict[str, asyncio.Task[None]]) -> Any:

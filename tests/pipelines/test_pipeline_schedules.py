@@ -9,13 +9,18 @@ from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.problem_types import ProblemType
 from api.problems import ProblemError
 from api.routes.pipeline_schedules import temporal_answers
-from core.pipelines.schedules import pipeline_schedule_id
+from core.contracts.pipelines import WORKFLOW_NAME, PipelineRunInput
+from core.db.models import PipelineRun
+from core.pipelines.schedules import pipeline_schedule_id, scheduled_run_id
+from core.settings import Settings
 from tests.conftest import TenantCtx
 from tests.support.runs import record_history
 from tests.support.users import platform_admin_token
@@ -185,3 +190,28 @@ async def test_temporal_failures_answer_503() -> None:
             raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
     assert (caught.value.status, caught.value.slug) == (503, ProblemType.TEMPORAL_UNAVAILABLE)
     assert caught.value.headers == {"Retry-After": "2"}
+
+
+async def test_a_scheduled_run_cancelled_while_it_is_recorded_is_never_left_queued(
+    stack: StackProcess, engine: AsyncEngine, temporal_client: Client, tenant: TenantCtx
+) -> None:
+    pipeline_id = await _pipeline(tenant.http, "cancel-other")
+    schedule_id = pipeline_schedule_id(tenant.id, pipeline_id)
+    workflow_id = f"{schedule_id}-2026-01-01T00:00:00Z"
+    handle = await temporal_client.start_workflow(
+        WORKFLOW_NAME,
+        PipelineRunInput(
+            tenant_id=tenant.id, run_id="", pipeline_id=pipeline_id, version=0, definition={}, input={"n": 1},
+            schedule_id=schedule_id,
+        ),
+        id=workflow_id,
+        task_queue=Settings().pipelines_task_queue,
+    )  # fmt: skip
+    await handle.cancel()
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    async with engine.connect() as conn:
+        status = (
+            await conn.execute(select(PipelineRun.status).where(PipelineRun.id == scheduled_run_id(workflow_id)))
+        ).scalar_one_or_none()
+    assert status in (None, "cancelled")

@@ -5,7 +5,8 @@ decided by ``core.pipelines.scheduler.Scheduler`` (pure, so replays decide the s
 
 0. A run a schedule started has no run id yet: ``pipeline.begin_scheduled`` records it
    (or records it ``failed`` when it cannot start: the workflow ends there) and answers its
-   id, version and definition. A re-run's input carries the records it reuses.
+   id, version and definition (cancelled meanwhile: the row, if written, is ``cancelled``).
+   A re-run's input carries the records it reuses.
 1. The run is marked ``running`` and every top-level step is written ``pending`` (a
    re-run's reused steps as they were).
 2. Loop: ``advance(records)`` answers the steps to start, skip or fail (an ``if`` that is

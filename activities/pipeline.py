@@ -252,7 +252,7 @@ class PipelineActivities:
             message = f"the input does not match the inputs schema of pipeline {inp.pipeline_id}: {detail}"
             errors = [{"field": e.field, "message": e.message} for e in refused]
             return SubRun(error={"type": INPUT_INVALID, "message": message[:1000], "errors": errors})
-        run = await self._store.insert_child(
+        run, _ = await self._store.insert(
             PipelineRun(
                 id=run_id,
                 tenant_id=inp.tenant_id,

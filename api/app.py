@@ -28,7 +28,9 @@ from api.routes import (
     feedback,
     health,
     memories,
+    pipeline_reruns,
     pipeline_runs,
+    pipeline_schedules,
     pipelines,
     run_control,
     runs,
@@ -202,4 +204,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(memories.router)
     app.include_router(pipelines.router)
     app.include_router(pipeline_runs.router)
+    app.include_router(pipeline_reruns.router)
+    app.include_router(pipeline_schedules.router)
+    app.include_router(pipeline_reruns.router)
     return app

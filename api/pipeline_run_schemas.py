@@ -26,6 +26,8 @@ class PipelineStepPublic(BaseModel):
         default=None,
         description="A map step: its items recorded so far, paged by `GET …/steps?parent=<this id>` (else null).",
     )
+    reused: bool = False
+    """Taken from the run this one re-runs (``rerun_of``), not executed again."""
 
 
 class PipelineRunPublic(BaseModel):
@@ -43,6 +45,10 @@ class PipelineRunPublic(BaseModel):
     rerun_of: str | None = None
     parent_run_id: str | None = Field(default=None, description="The run whose `pipeline` step started this one.")
     parent_step_id: str | None = Field(default=None, description="That step's id (`m[3]` for a map item).")
+    reused_steps: list[str] = Field(default_factory=list)
+    """The top-level steps whose records a re-run took from ``rerun_of`` (their map items too)."""
+    schedule_id: str | None = None
+    """The schedule that started the run, if one did."""
     created_at: datetime
     updated_at: datetime
     temporal: TemporalLink
@@ -56,6 +62,15 @@ class PipelineRunCreate(CleanModel):
         description="Any JSON (strings without NUL), checked against the definition's `inputs` schema.",
     )
     version: int | None = Field(default=None, ge=1, description="A saved version to run (default: the current one).")
+
+
+class PipelineRerunCreate(CleanModel):
+    """``POST /v1/pipeline-runs/{id}/rerun``: a new run from ``from_step``, of the run's version or ``version``."""
+
+    from_step: str = Field(min_length=1, max_length=100, description="A top-level step id of the version run.")
+    version: int | None = Field(
+        default=None, ge=1, description="A saved version of the same pipeline (default: the run's version)."
+    )
 
 
 class PipelineApprovalCreate(CleanModel):

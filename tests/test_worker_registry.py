@@ -61,7 +61,10 @@ EXPECTED: dict[str, tuple[set[type], set[str]]] = {
     "webhooks": ({WebhookDeliveryWorkflow}, WEBHOOK_ACTIVITIES),
     "pipelines": (
         {PipelineWorkflow},
-        {f"PipelineActivities.{name}" for name in ("project", "finish", "tool", "agent_run")},
+        {
+            *(f"PipelineActivities.{name}" for name in ("project", "finish", "tool", "agent_run")),
+            "ScheduledRunActivities.begin_scheduled",
+        },
     ),
 }
 

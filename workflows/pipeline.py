@@ -3,10 +3,14 @@
 The definition travels as a snapshot in ``PipelineRunInput.definition``; what runs next is
 decided by ``core.pipelines.scheduler.Scheduler`` (pure, so replays decide the same):
 
-1. Every top-level step is written ``pending``. With ``max_concurrent_runs`` and
-   ``on_concurrency_limit: queue`` the run first waits ``queued`` for a slot
-   (``pipeline.claim_slot``, retried until it gets one, first come first served); then it
-   is marked ``running``.
+0. A run a schedule started has no run id yet: ``pipeline.begin_scheduled`` records it
+   (or records it ``failed`` when it cannot start: the workflow ends there) and answers its
+   id, version and definition (cancelled meanwhile: the row, if written, is ``cancelled``).
+   A re-run's input carries the records it reuses.
+1. Every top-level step is written ``pending`` (a re-run's reused steps as they were). With
+   ``max_concurrent_runs`` and ``on_concurrency_limit: queue`` the run first waits ``queued``
+   for a slot (``pipeline.claim_slot``, retried until it gets one, first come first served);
+   then it is marked ``running``.
 2. Loop: ``advance(records)`` answers the steps to start, skip or fail (an ``if`` that is
    false, a need that was skipped, an expression error) and, once every step is final,
    the run's outcome. Each started step runs as its own coroutine, so steps without a
@@ -76,6 +80,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 from dataclasses import dataclass, replace
@@ -87,9 +92,11 @@ from temporalio.common import Priority, RetryPolicy, SearchAttributePair, TypedS
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+from temporalio.workflow import ActivityCancellationType
 
 with workflow.unsafe.imports_passed_through():
     from activities.pipeline import PipelineActivities
+    from activities.pipeline_schedule import ScheduledRunActivities
     from core import policies
     from core.contracts.agent_run import AgentRunInput, AgentRunResult
     from core.contracts.llm import Usage
@@ -128,6 +135,8 @@ with workflow.unsafe.imports_passed_through():
         PipelineStepStatus,
         PipelineStepView,
         ProjectionWrite,
+        ScheduledRun,
+        ScheduledRunStart,
         StepRecord,
         StepWriteView,
         SubRun,
@@ -165,6 +174,7 @@ with workflow.unsafe.imports_passed_through():
         stops_map,
         too_large,
     )
+    from core.pipelines.schedules import scheduled_run_id
     from core.pipelines.validation import load_definition
     from workflows._helpers import error_of
     from workflows.webhook_delivery import start_deliveries
@@ -264,6 +274,15 @@ class PipelineWorkflow:
     @workflow.run
     async def run(self, inp: PipelineRunInput) -> PipelineRunResult:
         """Interpret the definition until every step is final, the run fails or it is cancelled."""
+        if not inp.run_id:  # started by a schedule: the run is recorded (or refused) first
+            try:
+                begun = await self._begin_scheduled(inp)
+            except asyncio.CancelledError:  # cancelled while recording (overlap cancel_other): record that
+                await self._cancelled_before_start(inp)
+                raise
+            if begun.error is not None:
+                return PipelineRunResult(run_id=begun.run_id, status=PipelineRunStatus.FAILED, error=begun.error)
+            inp = dataclasses.replace(inp, run_id=begun.run_id, version=begun.version, definition=begun.definition)
         self._inp = inp
         writer = asyncio.create_task(self._write_loop())
         try:
@@ -316,6 +335,37 @@ class PipelineWorkflow:
             _raise_if_cancelled(exc)
             raise
         self._projected = PipelineRunStatus.RUNNING  # the claim wrote it
+
+    async def _begin_scheduled(self, inp: PipelineRunInput) -> ScheduledRun:
+        """Record the run a schedule started (``pipeline.begin_scheduled``): its id, version and definition."""
+        return await workflow.execute_activity_method(
+            ScheduledRunActivities.begin_scheduled,
+            ScheduledRunStart(
+                tenant_id=inp.tenant_id,
+                pipeline_id=inp.pipeline_id,
+                schedule_id=inp.schedule_id,
+                workflow_id=workflow.info().workflow_id,
+                version=inp.version,
+                input=inp.input,
+            ),
+            start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+            retry_policy=policies.DB_RETRY,
+            cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,  # the row exists, or never will
+            summary="record the scheduled run",
+        )
+
+    async def _cancelled_before_start(self, inp: PipelineRunInput) -> None:
+        """A scheduled run cancelled while ``pipeline.begin_scheduled`` recorded it: its row (if any) ``cancelled``."""
+        status = PipelineRunStatus.CANCELLED
+        await workflow.execute_activity_method(
+            PipelineActivities.finish,
+            FinishRunInput(
+                tenant_id=inp.tenant_id, run_id=scheduled_run_id(workflow.info().workflow_id), status=status
+            ),
+            start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+            retry_policy=policies.DB_RETRY,
+            summary=f"run {status}",
+        )
 
     async def _drive(self, scheduler: Scheduler, tasks: dict[str, asyncio.Task[None]]) -> Outcome:
         """Apply the scheduler's answers until it gives the outcome (or the budget is spent)."""

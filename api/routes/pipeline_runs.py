@@ -8,6 +8,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import StreamingResponse
+from sqlmodel.ext.asyncio.session import AsyncSession
 from temporalio.client import (
     RPCError,
     RPCStatusCode,
@@ -27,13 +28,16 @@ from api.routes.runs import temporal_link
 from api.schemas import Page, UsagePublic
 from api.state import AppState
 from core.contracts.pipelines import PipelineApprovalDecision, PipelineRunStatus
+from core.db.models import PipelineVersion
 from core.db.reads import Keyset
 from core.pipelines.definition import STEP_ID_PATTERN
 from core.pipelines.events import FINAL_EVENTS
 from core.pipelines.reads import PipelineRunReads, PipelineRunRow, PipelineStepRow
 from core.pipelines.repository import PipelineRepository
+from core.pipelines.rerun import top_level
 from core.pipelines.runs import (
     IdempotencyKeyReusedError,
+    Rerun,
     request_fingerprint,
     run_by_key,
     start_pipeline_run,
@@ -58,6 +62,7 @@ ACCEPTED: dict[int | str, dict[str, Any]] = {
 
 def pipeline_run_public(state: AppState, run: PipelineRunRow, steps: Sequence[PipelineStepRow]) -> PipelineRunPublic:
     """The public view of a pipeline run and its steps."""
+    reused = frozenset(run.reused_steps or ())
     return PipelineRunPublic(
         id=run.id,
         pipeline_id=run.pipeline_id,
@@ -65,20 +70,22 @@ def pipeline_run_public(state: AppState, run: PipelineRunRow, steps: Sequence[Pi
         status=run.status,
         input=run.input,
         output=run.output,
-        steps=[pipeline_step_public(s) for s in steps],
+        steps=[pipeline_step_public(s, reused) for s in steps],
         usage=UsagePublic(input_tokens=run.input_tokens, output_tokens=run.output_tokens, cost_usd=run.cost_usd),
         error=run.error,
         rerun_of=run.rerun_of,
         parent_run_id=run.parent_run_id,
         parent_step_id=run.parent_step_id,
+        reused_steps=run.reused_steps or [],
+        schedule_id=run.schedule_id,
         created_at=run.created_at,
         updated_at=run.updated_at,
         temporal=temporal_link(state, run.workflow_id, run.workflow_run_id),
     )
 
 
-def pipeline_step_public(step: PipelineStepRow) -> PipelineStepPublic:
-    """The public view of a step (or a map item)."""
+def pipeline_step_public(step: PipelineStepRow, reused: frozenset[str] = frozenset()) -> PipelineStepPublic:
+    """The public view of a step (or a map item); ``reused``: the top-level steps a re-run took from its original."""
     return PipelineStepPublic(
         id=step.step_id,
         type=step.type,
@@ -89,6 +96,7 @@ def pipeline_step_public(step: PipelineStepRow) -> PipelineStepPublic:
         output=step.output,
         error=step.error,
         items=step.items,
+        reused=top_level(step.step_id) in reused,
     )
 
 
@@ -102,11 +110,85 @@ def _key_reused(exc: IdempotencyKeyReusedError) -> ProblemError:
     return ProblemError(422, str(exc), slug=ProblemType.IDEMPOTENCY_KEY_REUSED, errors=errors)
 
 
-async def _found(state: AppState, tenant_id: str, run_id: str) -> tuple[PipelineRunRow, list[PipelineStepRow]]:
+async def found_run(state: AppState, tenant_id: str, run_id: str) -> tuple[PipelineRunRow, list[PipelineStepRow]]:
+    """The tenant's run ``run_id`` with its steps, or 404."""
     found = await PipelineRunReads(state.reads, tenant_id).get(run_id)
     if found is None:
         raise ProblemError(404, f"pipeline run {run_id} not found", slug=ProblemType.NOT_FOUND)
     return found
+
+
+async def run_version(
+    repo: PipelineRepository, pipeline_id: str, number: int | None, *, field: str = "version"
+) -> PipelineVersion:
+    """Version ``number`` (default: the current one) of a live pipeline; 404, 409 if archived, 422 naming ``field``."""
+    pipeline = await repo.get_any(pipeline_id)
+    if pipeline is None:
+        raise ProblemError(404, f"pipeline {pipeline_id} not found", slug=ProblemType.NOT_FOUND)
+    if pipeline.deleted_at is not None:
+        message = f"pipeline {pipeline_id} is archived: it starts no new runs"
+        raise ProblemError(409, message, slug=ProblemType.PIPELINE_ARCHIVED)
+    number = number or pipeline.version
+    version = await repo.get_version(pipeline_id, number)
+    if version is None:
+        message = f"pipeline {pipeline_id} has no version {number}"
+        raise ProblemError(
+            422, message, slug=ProblemType.VALIDATION_ERROR, errors=[{"field": field, "message": message}]
+        )
+    return version
+
+
+async def start_run(
+    state: AppState,
+    session: AsyncSession,
+    tenant_id: str,
+    version: PipelineVersion,
+    run_input: Any,
+    idempotency_key: str | None,
+    rerun: Rerun | None = None,
+    *,
+    fingerprint: str | None = None,
+) -> PipelineRunPublic:
+    """Check ``run_input`` and the tenant's run quota, then record and start a run of ``version``; its view.
+
+    ``fingerprint`` identifies the request for its ``Idempotency-Key`` (default: the version
+    started, the input and the re-run). 429 at the quota or at a rejecting concurrency limit;
+    503 when Temporal cannot take the start (the run stays recorded, ``queued``).
+    """
+    refused = validate_input(version.definition.get("inputs"), run_input)
+    if refused:
+        errors = [{"field": e.field, "message": e.message} for e in refused]
+        raise ProblemError(
+            422,
+            "the input does not match the pipeline's inputs schema",
+            slug=ProblemType.VALIDATION_ERROR,
+            errors=errors,
+        )
+    try:
+        await check_run_quotas(session, tenant_id, await tenant_quotas(state, tenant_id))
+    except QuotaExceededError as exc:
+        raise too_many_requests(exc) from None
+    try:
+        run, _ = await _start(
+            start_pipeline_run(
+                state.engine,
+                state.temporal,
+                state.settings,
+                tenant_id=tenant_id,
+                pipeline_id=version.pipeline_id,
+                version=version.version,
+                definition=version.definition,
+                run_input=run_input,
+                idempotency_key=idempotency_key,
+                fingerprint=fingerprint,
+                rerun=rerun,
+            )
+        )
+    except IdempotencyKeyReusedError as exc:
+        raise _key_reused(exc) from None
+    except ConcurrencyLimitError as exc:
+        raise ProblemError(429, str(exc), slug=ProblemType.PIPELINE_CONCURRENCY_LIMIT) from None
+    return pipeline_run_public(state, *await found_run(state, tenant_id, run.id))
 
 
 @router.post(
@@ -134,65 +216,30 @@ async def start_pipeline(
     the run waits ``queued`` for a slot.
     """
     tenant_id = principal.tenant_id
-    repo = PipelineRepository(session, tenant_id)
     fingerprint = request_fingerprint(pipeline_id, body.version, body.input)
     if idempotency_key is not None:
-        try:
-            existing = await run_by_key(state.engine, tenant_id, idempotency_key, fingerprint)
-        except IdempotencyKeyReusedError as exc:
-            raise _key_reused(exc) from None
-        if existing is not None:
-            if existing.status == PipelineRunStatus.QUEUED:  # its start failed before: start it (its own version)
-                found = await repo.get_version(existing.pipeline_id, existing.version)
-                if found is not None:
-                    await _start(start_workflow(state.temporal, state.settings, existing, found.definition))
-            return pipeline_run_public(state, *await _found(state, tenant_id, existing.id))
-    pipeline = await repo.get_any(pipeline_id)
-    if pipeline is None:
-        raise ProblemError(404, f"pipeline {pipeline_id} not found", slug=ProblemType.NOT_FOUND)
-    if pipeline.deleted_at is not None:
-        message = f"pipeline {pipeline_id} is archived: it starts no new runs"
-        raise ProblemError(409, message, slug=ProblemType.PIPELINE_ARCHIVED)
-    number = body.version or pipeline.version
-    version = await repo.get_version(pipeline_id, number)
-    if version is None:
-        message = f"pipeline {pipeline_id} has no version {number}"
-        raise ProblemError(
-            422, message, slug=ProblemType.VALIDATION_ERROR, errors=[{"field": "version", "message": message}]
-        )
-    refused = validate_input(version.definition.get("inputs"), body.input)
-    if refused:
-        errors = [{"field": e.field, "message": e.message} for e in refused]
-        raise ProblemError(
-            422,
-            "the input does not match the pipeline's inputs schema",
-            slug=ProblemType.VALIDATION_ERROR,
-            errors=errors,
-        )
+        replayed = await _replayed(state, session, tenant_id, idempotency_key, fingerprint)
+        if replayed is not None:
+            return replayed
+    version = await run_version(PipelineRepository(session, tenant_id), pipeline_id, body.version)
+    return await start_run(state, session, tenant_id, version, body.input, idempotency_key, fingerprint=fingerprint)
+
+
+async def _replayed(
+    state: AppState, session: AsyncSession, tenant_id: str, key: str, fingerprint: str
+) -> PipelineRunPublic | None:
+    """The run an earlier request with ``key`` started (its workflow started now if that start failed), or ``None``."""
     try:
-        await check_run_quotas(session, tenant_id, await tenant_quotas(state, tenant_id))
-    except QuotaExceededError as exc:
-        raise too_many_requests(exc) from None
-    try:
-        run, _ = await _start(
-            start_pipeline_run(
-                state.engine,
-                state.temporal,
-                state.settings,
-                tenant_id=tenant_id,
-                pipeline_id=pipeline_id,
-                version=number,
-                definition=version.definition,
-                run_input=body.input,
-                idempotency_key=idempotency_key,
-                fingerprint=fingerprint,
-            )
-        )
+        existing = await run_by_key(state.engine, tenant_id, key, fingerprint)
     except IdempotencyKeyReusedError as exc:
         raise _key_reused(exc) from None
-    except ConcurrencyLimitError as exc:
-        raise ProblemError(429, str(exc), slug=ProblemType.PIPELINE_CONCURRENCY_LIMIT) from None
-    return pipeline_run_public(state, *await _found(state, tenant_id, run.id))
+    if existing is None:
+        return None
+    if existing.status == PipelineRunStatus.QUEUED:  # its start may have failed: start it (its own version)
+        found = await PipelineRepository(session, tenant_id).get_version(existing.pipeline_id, existing.version)
+        if found is not None:
+            await _start(start_workflow(state.temporal, state.settings, existing, found.definition))
+    return pipeline_run_public(state, *await found_run(state, tenant_id, existing.id))
 
 
 async def _start(starting: Awaitable[T]) -> T:
@@ -220,11 +267,12 @@ async def list_pipeline_runs(
     after: Annotated[Keyset | None, Depends(PIPELINE_RUNS.after)],
     pipeline_id: Annotated[str | None, Query(max_length=40)] = None,
     status: PipelineRunStatus | None = None,
+    schedule_id: Annotated[str | None, Query(max_length=200, description="Runs started by this schedule.")] = None,
     limit: Limit = 50,
 ) -> Page[PipelineRunPublic]:
     """Pipeline runs of the caller's tenant, newest first."""
     found = await PipelineRunReads(state.reads, principal.tenant_id).list(
-        limit=limit + 1, after=after, pipeline_id=pipeline_id, status=status
+        limit=limit + 1, after=after, pipeline_id=pipeline_id, status=status, schedule_id=schedule_id
     )
     steps = {run.id: run_steps for run, run_steps in found}
     page, next_cursor = PIPELINE_RUNS.page([run for run, _ in found], limit)
@@ -234,7 +282,7 @@ async def list_pipeline_runs(
 @router.get("/v1/pipeline-runs/{pipeline_run_id}", response_model=PipelineRunPublic)
 async def get_pipeline_run(pipeline_run_id: str, state: StateDep, principal: RunsRead) -> PipelineRunPublic:
     """A pipeline run with its top-level steps; a map step counts its ``items`` (paged by ``…/steps?parent=``)."""
-    return pipeline_run_public(state, *await _found(state, principal.tenant_id, pipeline_run_id))
+    return pipeline_run_public(state, *await found_run(state, principal.tenant_id, pipeline_run_id))
 
 
 @router.get("/v1/pipeline-runs/{pipeline_run_id}/steps", response_model=Page[PipelineStepPublic])
@@ -301,7 +349,7 @@ async def decide_pipeline_approval(
     pipeline_run_id: str, step_id: str, body: PipelineApprovalCreate, state: StateDep, principal: RunsApprove
 ) -> PipelineRunPublic:
     """Approve or reject an approval step that waits; 409 if that step is not waiting."""
-    run, _ = await _found(state, principal.tenant_id, pipeline_run_id)
+    run, _ = await found_run(state, principal.tenant_id, pipeline_run_id)
     if run.status in PipelineRunStatus.FINAL:
         raise ProblemError(409, f"pipeline run is {run.status}", slug=ProblemType.CONFLICT)
     handle = state.temporal.get_workflow_handle_for(PipelineWorkflow.run, run.workflow_id)
@@ -318,7 +366,7 @@ async def decide_pipeline_approval(
         cause = exc.cause
         detail = cause.message if isinstance(cause, ApplicationError) else str(cause)
         raise ProblemError(409, detail, slug=ProblemType.CONFLICT) from None
-    return pipeline_run_public(state, *await _found(state, principal.tenant_id, pipeline_run_id))
+    return pipeline_run_public(state, *await found_run(state, principal.tenant_id, pipeline_run_id))
 
 
 @router.post(
@@ -329,7 +377,7 @@ async def decide_pipeline_approval(
 )
 async def cancel_pipeline_run(pipeline_run_id: str, state: StateDep, principal: RunsCancel) -> PipelineRunPublic:
     """Cancel a run: its running steps are cancelled, its status becomes ``cancelled``; 409 once it is final."""
-    run, steps = await _found(state, principal.tenant_id, pipeline_run_id)
+    run, steps = await found_run(state, principal.tenant_id, pipeline_run_id)
     if run.status in PipelineRunStatus.FINAL:
         raise ProblemError(409, f"pipeline run is {run.status}", slug=ProblemType.CONFLICT)
     await _temporal_call(

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Path, Response
 from starlette.exceptions import HTTPException
 
 from api.audit import audit
-from api.deps import Principal, SessionDep
+from api.deps import Principal, SessionDep, StateDep
 from api.pagination import BySeq, Limit, NewestFirst
 from api.permissions import PipelinesRead, PipelinesWrite
 from api.pipeline_schemas import (
@@ -30,6 +30,7 @@ from api.pipeline_schemas import (
 )
 from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
+from api.routes.pipeline_schedules import schedules_of, temporal_answers
 from api.schemas import Page
 from api.version_schemas import AuthorPublic
 from core.db.models import Pipeline, PipelineVersion
@@ -216,15 +217,20 @@ async def update_pipeline(
     return pipeline_public(pipeline, version)
 
 
-@router.delete("/{pipeline_id}", status_code=204, response_class=Response)
-async def archive_pipeline(pipeline_id: str, session: SessionDep, principal: PipelinesWrite) -> Response:
-    """Archive: edits answer 409; the pipeline and its versions stay readable; it leaves the list."""
+@router.delete("/{pipeline_id}", status_code=204, response_class=Response, responses=problems(503))
+async def archive_pipeline(
+    pipeline_id: str, state: StateDep, session: SessionDep, principal: PipelinesWrite
+) -> Response:
+    """Archive: edits answer 409; the pipeline and its versions stay readable; it leaves the list; its schedule is
+    deleted (503 if Temporal does not answer: archived, send the DELETE again to delete the schedule)."""
     repo = PipelineRepository(session, principal.tenant_id)
     pipeline = await _pipeline(repo, pipeline_id, lock=True)
     if pipeline.deleted_at is None:
         repo.archive(pipeline)
         audit(session, principal, action="pipeline.archived", target_type="pipeline", target_id=pipeline.id)
         await session.commit()
+    async with temporal_answers("archived, but its schedule could not be deleted"):
+        await schedules_of(state, principal.tenant_id).delete(pipeline_id)
     return Response(status_code=204)
 
 

@@ -128,6 +128,10 @@ PIPELINE_TOO_DEEP = "PipelineTooDeep"
 
 SUB_RUN_FAILED = "PipelineSubRunFailed"
 """A ``pipeline`` step's child run failed; ``run_id`` names it and ``cause`` holds its error."""
+RUN_QUOTA_EXCEEDED = "PipelineRunQuotaExceeded"
+"""A scheduled run found the tenant at its run quota: it is recorded failed, not started."""
+PIPELINE_ARCHIVED = "PipelineArchived"
+"""A scheduled run found its pipeline archived (or gone)."""
 
 MAX_PIPELINE_DEPTH = 5
 """Sub-pipeline runs nested inside one top-level run (``PipelineRunInput.depth``)."""
@@ -175,6 +179,9 @@ class PipelineRunInput:
     """Sub-pipeline nesting of this run (0 for a top-level run)."""
     parent_step_id: str = ""
     """The step of ``parent_run_id`` that started this run (``m[3]`` for a map item)."""
+    schedule_id: str = ""
+    """Set by a schedule's action, which cannot know the run: with ``run_id`` empty, the workflow's first
+    activity records the run and resolves ``version`` (0: the current one) and ``definition``."""
 
 
 @dataclass(kw_only=True)
@@ -357,6 +364,19 @@ class SubRunInput:
 
 
 @dataclass(kw_only=True)
+class ScheduledRunStart:
+    """Argument of ``pipeline.begin_scheduled``: the schedule's start request, for the workflow ``workflow_id``."""
+
+    tenant_id: str
+    pipeline_id: str
+    schedule_id: str
+    workflow_id: str
+    version: int = 0
+    """A pinned version, or 0 for the pipeline's current one."""
+    input: Any = None
+
+
+@dataclass(kw_only=True)
 class SubRun:
     """The child pipeline run to start as a child workflow (``error`` when it cannot start)."""
 
@@ -401,3 +421,13 @@ class MapChunkResult:
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+
+
+@dataclass(kw_only=True)
+class ScheduledRun:
+    """What ``pipeline.begin_scheduled`` recorded: the run to interpret, or ``error`` when it was recorded failed."""
+
+    run_id: str
+    version: int = 0
+    definition: dict[str, Any] = field(default_factory=dict)
+    error: dict[str, Any] | None = None

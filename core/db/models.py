@@ -416,6 +416,7 @@ class PipelineRun(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("tenant_id", "idempotency_key"),
         Index("ix_pipeline_run_tenant_created", "tenant_id", "created_at"),
+        Index("ix_pipeline_run_schedule_created", "schedule_id", "created_at"),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -438,6 +439,10 @@ class PipelineRun(SQLModel, table=True):
     parent_run_id: str | None = Field(default=None, max_length=40)
     """The run whose ``pipeline`` step started this one."""
     parent_step_id: str | None = Field(default=None, max_length=100)
+    reused_steps: list[str] | None = Field(default=None, sa_column=Column(JsonType))
+    """A re-run's top-level steps whose records it took from ``rerun_of`` (their map items too)."""
+    schedule_id: str | None = Field(default=None, max_length=200)
+    """The Temporal schedule that started the run, if one did."""
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
 

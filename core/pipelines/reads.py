@@ -31,6 +31,8 @@ class PipelineRunRow:
     rerun_of: str | None
     parent_run_id: str | None
     parent_step_id: str | None
+    reused_steps: list[str] | None
+    schedule_id: str | None
     created_at: datetime
     updated_at: datetime
 
@@ -96,6 +98,8 @@ def _steps_page(*, parent: bool, after: bool) -> bytes:
 
 
 _STEPS_PAGES = {(p, a): _steps_page(parent=p, after=a) for p in (False, True) for a in (False, True)}
+_EVERY_STEP: LiteralString = "SELECT s.run_id, " + _COLUMNS
+_EVERY_STEP += " FROM pipeline_run_step s WHERE s.run_id = %(run)s AND s.tenant_id = %(tenant)s ORDER BY s.id"
 STATUS_BY_ID: LiteralString = (
     "SELECT status, workflow_id FROM pipeline_run WHERE id = %(id)s AND tenant_id = %(tenant)s"
 )
@@ -113,10 +117,12 @@ def _query(where: LiteralString, tail: LiteralString = "") -> bytes:
 RUN_BY_ID = _query("id = %(id)s AND tenant_id = %(tenant)s")
 
 
-def _list_query(*, pipeline: bool, status: bool, after: bool) -> bytes:
+def _list_query(*, pipeline: bool, status: bool, schedule: bool, after: bool) -> bytes:
     where: LiteralString = "tenant_id = %(tenant)s"
     if pipeline:
         where += " AND pipeline_id = %(pipeline)s"
+    if schedule:
+        where += " AND schedule_id = %(schedule)s"
     if status:
         where += " AND status = %(status)s"
     if after:
@@ -125,7 +131,13 @@ def _list_query(*, pipeline: bool, status: bool, after: bool) -> bytes:
 
 
 _FLAGS = (False, True)
-_LISTS = {(p, s, a): _list_query(pipeline=p, status=s, after=a) for p in _FLAGS for s in _FLAGS for a in _FLAGS}
+_LISTS = {
+    (p, s, c, a): _list_query(pipeline=p, status=s, schedule=c, after=a)
+    for p in _FLAGS
+    for s in _FLAGS
+    for c in _FLAGS
+    for a in _FLAGS
+}
 RunWithSteps = tuple[PipelineRunRow, list[PipelineStepRow]]
 
 
@@ -165,6 +177,13 @@ class PipelineRunReads(TenantReader):
                 await cursor.execute(_STEPS_PAGES[(parent is not None, after is not None)], params)
             ).fetchall()
 
+    async def every_step(self, run_id: str) -> list[PipelineStepRow]:
+        """Every step of the run, map items included, in the order they were first written (what a re-run copies)."""
+        async with self._pool.connection() as conn:
+            cursor = conn.cursor(row_factory=args_row(PipelineStepRow))
+            params = {"run": run_id, "tenant": self._tenant_id}
+            return await (await cursor.execute(_EVERY_STEP.encode(), params)).fetchall()
+
     async def get(self, run_id: str) -> RunWithSteps | None:
         """The run ``run_id`` of this tenant with its top-level steps (in the order they were first written)."""
         async with self._pool.connection() as conn:
@@ -172,13 +191,25 @@ class PipelineRunReads(TenantReader):
             return await (await cursor.execute(RUN_BY_ID, {"id": run_id, "tenant": self._tenant_id})).fetchone()
 
     async def list(
-        self, *, limit: int, after: Keyset | None = None, pipeline_id: str | None = None, status: str | None = None
+        self,
+        *,
+        limit: int,
+        after: Keyset | None = None,
+        pipeline_id: str | None = None,
+        status: str | None = None,
+        schedule_id: str | None = None,
     ) -> list[RunWithSteps]:
         """At most ``limit`` runs newest first after the keyset ``after``, each with its steps."""
-        params: dict[str, Any] = {"tenant": self._tenant_id, "pipeline": pipeline_id, "status": status, "limit": limit}
+        params: dict[str, Any] = {
+            "tenant": self._tenant_id,
+            "pipeline": pipeline_id,
+            "status": status,
+            "schedule": schedule_id,
+            "limit": limit,
+        }
         if after is not None:
             params["moment"], params["last_id"] = after
-        query = _LISTS[(pipeline_id is not None, status is not None, after is not None)]
+        query = _LISTS[(pipeline_id is not None, status is not None, schedule_id is not None, after is not None)]
         async with self._pool.connection() as conn:
             cursor = conn.cursor(row_factory=args_row(_run_with_steps))
             return await (await cursor.execute(query, params)).fetchall()

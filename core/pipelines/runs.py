@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -21,14 +23,26 @@ from temporalio.client import Client
 from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from core.contracts.pipelines import WORKFLOW_NAME, OnConcurrencyLimit, PipelineRunInput, PipelineRunStatus
+from core.contracts.pipelines import WORKFLOW_NAME, OnConcurrencyLimit, PipelineRunInput, PipelineRunStatus, StepRecord
 from core.db.models import PipelineRun
 from core.ids import PIPELINE_ID, RUN_KIND, TENANT_ID, new_id, pipeline_run_workflow_id
-from core.pipelines.store import PipelineRunStore
+from core.pipelines.store import PipelineRunStore, StepWrite
 from core.settings import Settings
 
 RUN_KIND_PIPELINE = "pipeline"
 """``RunKind`` search attribute of pipeline-run workflows."""
+
+
+@dataclass(frozen=True)
+class Rerun:
+    """What makes a start a re-run: the original run, the step it re-runs from, what it keeps."""
+
+    rerun_of: str
+    from_step: str
+    reused: dict[str, StepRecord]
+    """The records the new run starts with, by top-level step id."""
+    rows: Sequence[StepWrite] = ()
+    """The new run's first step rows: copies of the reused steps (map items too), the others ``pending``."""
 
 
 class IdempotencyKeyReusedError(Exception):
@@ -43,11 +57,17 @@ class IdempotencyKeyReusedError(Exception):
         self.run_id = run_id
 
 
-def request_fingerprint(pipeline_id: str, version: int | None, run_input: Any) -> str:
-    """SHA-256 of what a start request asks for (``version`` as requested; key order does not count)."""
-    canonical = json.dumps(
-        {"pipeline_id": pipeline_id, "version": version, "input": run_input}, sort_keys=True, separators=(",", ":")
-    )
+def request_fingerprint(
+    pipeline_id: str, version: int | None, run_input: Any, rerun: dict[str, str] | None = None
+) -> str:
+    """SHA-256 of what a start request asks for (``version`` as requested; key order does not count).
+
+    ``rerun``: ``{rerun_of, from_step}`` of a re-run.
+    """
+    asked: dict[str, Any] = {"pipeline_id": pipeline_id, "version": version, "input": run_input}
+    if rerun:
+        asked["rerun"] = rerun
+    canonical = json.dumps(asked, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -63,21 +83,24 @@ async def start_pipeline_run(
     run_input: Any = None,
     idempotency_key: str | None = None,
     fingerprint: str | None = None,
-    rerun_of: str | None = None,
+    rerun: Rerun | None = None,
 ) -> tuple[PipelineRun, bool]:
     """Record a run of ``pipeline_id`` ``version`` and start its workflow; ``(run, created)``.
 
     ``definition`` is the version's saved (validated) definition and ``run_input`` the
     input already checked against its ``inputs`` schema. A run found by its key that is
     still ``queued`` has its workflow started (again: a no-op when it runs). ``fingerprint``
-    is the request's (default: of ``pipeline_id``, ``version`` and ``run_input``).
+    is the request's (default: of ``pipeline_id``, ``version``, ``run_input`` and ``rerun``).
+    A ``rerun`` starts with the records it reuses (and their rows, copied from the original run).
 
     Raises:
         IdempotencyKeyReusedError: the key started a run of another request.
         ConcurrencyLimitError: the definition says ``on_concurrency_limit: reject`` and the
             pipeline already has ``max_concurrent_runs`` live runs.
     """
-    fingerprint = fingerprint or request_fingerprint(pipeline_id, version, run_input)
+    fingerprint = fingerprint or request_fingerprint(
+        pipeline_id, version, run_input, {"rerun_of": rerun.rerun_of, "from_step": rerun.from_step} if rerun else None
+    )
     run_id = new_id("prn")
     run, created = await PipelineRunStore(engine).insert(
         PipelineRun(
@@ -90,14 +113,16 @@ async def start_pipeline_run(
             idempotency_key=idempotency_key,
             idempotency_hash=fingerprint if idempotency_key is not None else None,
             workflow_id=pipeline_run_workflow_id(tenant_id, run_id),
-            rerun_of=rerun_of,
+            rerun_of=rerun.rerun_of if rerun else None,
+            reused_steps=sorted(rerun.reused) if rerun else None,
         ),
+        rerun.rows if rerun else (),
         limit=rejecting_limit(definition),
     )
     if not created:
         same_request(run, idempotency_key or "", fingerprint)
     if run.status == PipelineRunStatus.QUEUED:
-        await start_workflow(temporal, settings, run, definition)
+        await start_workflow(temporal, settings, run, definition, rerun.reused if rerun else None)
     return run, created
 
 
@@ -125,7 +150,13 @@ async def run_by_key(engine: AsyncEngine, tenant_id: str, key: str, fingerprint:
     return same_request(run, key, fingerprint) if run is not None else None
 
 
-async def start_workflow(temporal: Client, settings: Settings, run: PipelineRun, definition: dict[str, Any]) -> None:
+async def start_workflow(
+    temporal: Client,
+    settings: Settings,
+    run: PipelineRun,
+    definition: dict[str, Any],
+    reused_steps: dict[str, StepRecord] | None = None,
+) -> None:
     """Start ``run``'s workflow on the pipelines queue; a workflow already started is left alone."""
     try:
         await temporal.start_workflow(
@@ -137,6 +168,7 @@ async def start_workflow(temporal: Client, settings: Settings, run: PipelineRun,
                 version=run.version,
                 definition=definition,
                 input=run.input,
+                reused_steps=reused_steps or {},
                 rerun_of=run.rerun_of or "",
             ),
             id=run.workflow_id,

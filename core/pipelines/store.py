@@ -19,6 +19,7 @@ advisory lock on the pipeline id, so two starts or two claims never both take th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -42,10 +43,6 @@ _HOLDING = (PipelineRunStatus.RUNNING.value, PipelineRunStatus.WAITING_APPROVAL.
 """Statuses that hold one of a pipeline's concurrency slots once claimed."""
 _LIVE = (PipelineRunStatus.QUEUED.value, *_HOLDING)
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended('pipeline-slots:' || :pipeline_id, 0))")
-
-
-class DuplicateRunError(Exception):
-    """A run id that is already stored, without an ``Idempotency-Key`` to answer it with (ids never repeat)."""
 
 
 class ConcurrencyLimitError(Exception):
@@ -99,8 +96,13 @@ class PipelineRunStore:
     def __init__(self, engine: AsyncEngine):
         self._engine = engine
 
-    async def insert(self, run: PipelineRun, *, limit: int | None = None) -> tuple[PipelineRun, bool]:
-        """Insert ``run`` (``queued``); with its idempotency key already used, the run that used it and ``False``.
+    async def insert(
+        self, run: PipelineRun, steps: Sequence[StepWrite] = (), *, limit: int | None = None
+    ) -> tuple[PipelineRun, bool]:
+        """Insert ``run`` and its first ``steps`` in one transaction; ``(run, True)``.
+
+        With its idempotency key already used, the run that used it and ``False``; without a key,
+        a run of the same id already recorded (a retried insert of a derived id) and ``False``.
 
         Raises:
             ConcurrencyLimitError: ``limit`` is set and the pipeline already has that many live runs.
@@ -115,14 +117,16 @@ class PipelineRunStore:
             if inserted is not None:
                 if limit is not None and await _count(conn, run.pipeline_id, _LIVE) > limit:
                     raise ConcurrencyLimitError(run.pipeline_id, limit)  # rolls the insert back
+                if steps:
+                    await conn.execute(insert(_step), _step_rows(run.tenant_id, run.id, steps))
                 return run, True
             if run.idempotency_key is None:
-                raise DuplicateRunError(f"pipeline run {run.id} already exists")
-            row = (
-                await conn.execute(
-                    select(_run).where(_run.c.tenant_id == run.tenant_id, _run.c.idempotency_key == run.idempotency_key)
+                found = select(_run).where(_run.c.tenant_id == run.tenant_id, _run.c.id == run.id)
+            else:
+                found = select(_run).where(
+                    _run.c.tenant_id == run.tenant_id, _run.c.idempotency_key == run.idempotency_key
                 )
-            ).one()
+            row = (await conn.execute(found)).one()
         return PipelineRun(**row._asdict()), False
 
     async def live_version(
@@ -144,14 +148,6 @@ class PipelineRunStore:
         async with statement(self._engine) as conn:
             row = (await conn.execute(query)).first()
         return (row.version, row.definition) if row is not None else None
-
-    async def insert_child(self, run: PipelineRun) -> PipelineRun:
-        """Insert the child run ``run`` unless a run with its id exists; the run as stored."""
-        values = {c.name: getattr(run, c.name) for c in _run.columns}
-        async with self._engine.begin() as conn:
-            await conn.execute(insert(_run).values(values).on_conflict_do_nothing(index_elements=["id"]))
-            row = (await conn.execute(select(_run).where(_run.c.id == run.id, _run.c.tenant_id == run.tenant_id))).one()
-        return PipelineRun(**row._asdict())
 
     async def claim_slot(self, tenant_id: str, run_id: str, pipeline_id: str, limit: int, workflow_run_id: str) -> bool:
         """Move the queued run to ``running`` if a slot is free and it is first in line; whether it holds one.
@@ -287,23 +283,26 @@ class PipelineRunStore:
         """Upsert several steps in one statement (keyed by run and step id)."""
         if not steps:
             return
-        rows = [
-            {
-                "tenant_id": tenant_id,
-                "run_id": run_id,
-                "step_id": s.step_id,
-                "type": s.type,
-                "status": s.status,
-                "attempts": s.attempts,
-                "started_at": s.started_at,
-                "ended_at": s.ended_at,
-                "output": s.output,
-                "error": s.error,
-            }
-            for s in steps
-        ]
         async with statement(self._engine) as conn:
-            await conn.execute(_UPSERT_STEP, rows)
+            await conn.execute(_UPSERT_STEP, _step_rows(tenant_id, run_id, steps))
+
+
+def _step_rows(tenant_id: str, run_id: str, steps: Sequence[StepWrite]) -> list[dict[str, Any]]:
+    return [
+        {
+            "tenant_id": tenant_id,
+            "run_id": run_id,
+            "step_id": s.step_id,
+            "type": s.type,
+            "status": s.status,
+            "attempts": s.attempts,
+            "started_at": s.started_at,
+            "ended_at": s.ended_at,
+            "output": s.output,
+            "error": s.error,
+        }
+        for s in steps
+    ]
 
 
 async def _count(conn: AsyncConnection, pipeline_id: str, statuses: tuple[str, ...]) -> int:

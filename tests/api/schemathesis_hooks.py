@@ -19,6 +19,10 @@ field the problem names is one of these rules, none of them a matter of shape:
   under ``/definition``;
 - a pipeline run's ``input`` must match the ``inputs`` schema of the pipeline's definition
   (errors at ``/input/...``) and a ``version`` must be one the pipeline has (server state);
+- a re-run's ``from_step`` must be a step of the version it runs, and that version one the
+  pipeline has (server state); a schedule's ``cron`` is a five-field cron expression (its
+  syntax is described in words) and a backfill's ``to`` must follow ``from`` within a
+  bounded range of the schedule's fires (a rule across fields and server state);
 - a tool's ``parameters`` must pass the JSON Schema 2020-12 meta-schema (not embeddable
   offline) and its URL's ``{placeholders}`` must name its ``parameters.properties``
   (a rule across two fields).
@@ -51,7 +55,10 @@ _UNDECIDABLE = (
         re.compile(r"^must not contain NUL characters$"),
     ),
     (re.compile(r"^/input(/.*)?$"), re.compile(r".")),
-    (re.compile(r"^version$"), re.compile(r"^pipeline .* has no version \d+$")),
+    (re.compile(r"^/?version$"), re.compile(r"^pipeline .* has no version \d+$")),
+    (re.compile(r"^/from_step$"), re.compile(r"^version \d+ of the pipeline has no top-level step ")),
+    (re.compile(r"^/cron$"), re.compile(r".")),
+    (re.compile(r"^/to$"), re.compile(r".")),
     (re.compile(r"^parameters$"), re.compile(r"^(not a valid JSON Schema|\$ref|only local \$ref)")),
     (re.compile(r"^url$"), re.compile(r"^placeholders .* are not declared in parameters\.properties$")),
 )

@@ -24,6 +24,12 @@ BODIES = {
     ("POST", "/v1/runs/{run_id}/feedback"): {"score": 0.0},
     ("PUT", "/v1/pipelines/{pipeline_id}"): {"definition": {"steps": [{"id": "w", "type": "wait", "seconds": 1}]}},
     ("POST", "/v1/pipeline-runs/{pipeline_run_id}/approvals/{step_id}"): {"decision": "approve"},
+    ("POST", "/v1/pipeline-runs/{pipeline_run_id}/rerun"): {"from_step": "s1"},
+    ("PUT", "/v1/pipelines/{pipeline_id}/schedule"): {"cron": "* * * * *"},
+    ("POST", "/v1/pipelines/{pipeline_id}/schedule/backfill"): {
+        "from": "2026-01-01T00:00:00Z",
+        "to": "2026-01-01T00:05:00Z",
+    },
 }
 TOOL = {
     "name": "b_shared",

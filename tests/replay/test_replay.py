@@ -81,8 +81,8 @@ def test_histories_exist() -> None:
 
 
 def test_pipeline_histories_exist() -> None:
-    """One recorded run per step type and ending: tools, retries, approvals, deadlines, maps, agents, cancel;
-    and one that starts webhook deliveries."""
+    """One recorded run per step type and ending: tools, retries, approvals, deadlines, maps (chunked too),
+    agents, sub-pipelines, cancel, webhook deliveries, a re-run (reused records) and a run a schedule started."""
     assert {p.stem for p in (ROOT / "pipelines").glob("*.json")} >= {
         "parallel_tools",
         "retry_continue",
@@ -95,6 +95,8 @@ def test_pipeline_histories_exist() -> None:
         "map_chunked",
         "map_chunk",
         "webhooks",
+        "rerun",
+        "scheduled",
     }
 
 

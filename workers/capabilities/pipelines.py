@@ -1,5 +1,5 @@
 """Pipeline runs on the pipelines queue: ``PipelineWorkflow``, the ``PipelineMapChunkWorkflow`` children of its
-large maps, and their activities (tools as agent runs see them)."""
+large maps, and their activities (tools as agent runs see them, the first activity of scheduled runs)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from functools import partial
 from typing import Any
 
 from activities.pipeline import PipelineActivities
+from activities.pipeline_schedule import ScheduledRunActivities
 from core.db.projection import RunProjection
 from core.events import RunEventLog
 from core.pipelines.store import PipelineRunStore
@@ -37,7 +38,10 @@ def build_pipeline_activities(deps: WorkerDeps) -> PipelineActivities:
 
 
 def _activities(deps: WorkerDeps) -> Sequence[Callable[..., Any]]:
-    return build_pipeline_activities(deps).all()
+    scheduled = ScheduledRunActivities(
+        deps.engine, quota_check=partial(check_tenant_run_quotas, deps.engine, deps.settings)
+    )
+    return [*build_pipeline_activities(deps).all(), *scheduled.all()]
 
 
 SLICE = Slice(workflows=[PipelineWorkflow, PipelineMapChunkWorkflow], activities=_activities)

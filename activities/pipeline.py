@@ -45,6 +45,7 @@ from core.contracts.pipelines import (
     INPUT_INVALID,
     OUTPUT_TOO_LARGE,
     PIPELINE_NOT_FOUND,
+    RUN_QUOTA_EXCEEDED,
     TOOL_FAILED,
     TOOL_INVALID,
     AgentStepInput,
@@ -246,6 +247,12 @@ class PipelineActivities:
         if found is None:
             return SubRun(error={"type": PIPELINE_NOT_FOUND, "message": f"no live pipeline {inp.pipeline_id!r}"})
         version, definition = found
+        if activity.info().attempt == 1:  # a later attempt may find its own run already counted
+            try:
+                await self._quota_check(inp.tenant_id)
+            except QuotaExceededError as exc:
+                message = f"the tenant's run quota is exhausted: {exc}"
+                return SubRun(error={"type": RUN_QUOTA_EXCEEDED, "message": message})
         refused = validate_input(definition.get("inputs"), inp.input)
         if refused:
             detail = "; ".join(f"{e.field}: {e.message}" for e in refused[:5])

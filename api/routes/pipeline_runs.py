@@ -303,11 +303,13 @@ async def list_pipeline_run_steps(
 ) -> Page[PipelineStepPublic]:
     """The run's top-level steps, or the items of the map step ``parent``, in the order they were first written."""
     reads = PipelineRunReads(state.reads, principal.tenant_id)
-    if await reads.status(pipeline_run_id) is None:
+    found = await reads.status(pipeline_run_id)
+    if found is None:
         raise ProblemError(404, f"pipeline run {pipeline_run_id} not found", slug=ProblemType.NOT_FOUND)
     rows = await reads.steps(pipeline_run_id, limit=limit + 1, after=after, parent=parent)
     page, next_cursor = PIPELINE_RUN_STEPS.page(rows, limit)
-    return Page(items=[pipeline_step_public(s) for s in page], next_cursor=next_cursor)
+    reused = frozenset(found.reused_steps or ())
+    return Page(items=[pipeline_step_public(s, reused) for s in page], next_cursor=next_cursor)
 
 
 @router.get(
@@ -327,13 +329,12 @@ async def pipeline_run_events(
     found = await PipelineRunReads(state.reads, principal.tenant_id).status(pipeline_run_id)
     if found is None:
         raise ProblemError(404, f"pipeline run {pipeline_run_id} not found", slug=ProblemType.NOT_FOUND)
-    status, workflow_id = found
     return await event_stream(
         state,
         principal.tenant_id,
         pipeline_run_id,
-        workflow_id,
-        final=status in PipelineRunStatus.FINAL,
+        found.workflow_id,
+        final=found.status in PipelineRunStatus.FINAL,
         start=last_event_id or after or "0",
         end=STREAM_END,
     )

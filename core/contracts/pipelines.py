@@ -129,7 +129,7 @@ PIPELINE_TOO_DEEP = "PipelineTooDeep"
 SUB_RUN_FAILED = "PipelineSubRunFailed"
 """A ``pipeline`` step's child run failed; ``run_id`` names it and ``cause`` holds its error."""
 RUN_QUOTA_EXCEEDED = "PipelineRunQuotaExceeded"
-"""A scheduled run found the tenant at its run quota: it is recorded failed, not started."""
+"""A scheduled run (recorded failed, not started) or a `pipeline` step (failed) found the tenant at its run quota."""
 PIPELINE_ARCHIVED = "PipelineArchived"
 """A scheduled run found its pipeline archived (or gone)."""
 

@@ -38,6 +38,15 @@ class PipelineRunRow:
 
 
 @dataclass(slots=True)
+class RunStatusRow:
+    """What a run's event stream and steps pages need of it."""
+
+    status: str
+    workflow_id: str
+    reused_steps: list[str] | None
+
+
+@dataclass(slots=True)
 class PipelineStepRow:
     """A step of a pipeline run (or an item of a map step: ``m[3]``)."""
 
@@ -101,7 +110,7 @@ _STEPS_PAGES = {(p, a): _steps_page(parent=p, after=a) for p in (False, True) fo
 _EVERY_STEP: LiteralString = "SELECT s.run_id, " + _COLUMNS
 _EVERY_STEP += " FROM pipeline_run_step s WHERE s.run_id = %(run)s AND s.tenant_id = %(tenant)s ORDER BY s.id"
 STATUS_BY_ID: LiteralString = (
-    "SELECT status, workflow_id FROM pipeline_run WHERE id = %(id)s AND tenant_id = %(tenant)s"
+    "SELECT status, workflow_id, reused_steps FROM pipeline_run WHERE id = %(id)s AND tenant_id = %(tenant)s"
 )
 
 
@@ -160,11 +169,11 @@ def _time(text: str | None) -> datetime | None:
 class PipelineRunReads(TenantReader):
     """Reads of one tenant's pipeline runs; each run comes with its top-level steps from the same snapshot."""
 
-    async def status(self, run_id: str) -> tuple[str, str] | None:
-        """The status and workflow id of the run ``run_id`` of this tenant."""
+    async def status(self, run_id: str) -> RunStatusRow | None:
+        """The status, workflow id and reused steps of the run ``run_id`` of this tenant."""
         async with self._pool.connection() as conn:
-            row = await (await conn.execute(STATUS_BY_ID, {"id": run_id, "tenant": self._tenant_id})).fetchone()
-        return (row[0], row[1]) if row else None
+            cursor = conn.cursor(row_factory=args_row(RunStatusRow))
+            return await (await cursor.execute(STATUS_BY_ID, {"id": run_id, "tenant": self._tenant_id})).fetchone()
 
     async def steps(
         self, run_id: str, *, limit: int, after: int | None = None, parent: str | None = None

@@ -21,7 +21,7 @@ from core.contracts.pipelines import (
     SUB_RUN_FAILED,
 )
 from tests.conftest import TenantCtx
-from tests.support.pipelines import start, steps_of, wait_pipeline_run
+from tests.support.pipelines import every_step, start, steps_of, wait_pipeline_run
 from tests.support.runs import create_agent, record_history
 from workers.embedded.stack import StackProcess
 
@@ -149,7 +149,7 @@ async def test_a_map_whose_outputs_outgrow_its_bound_fails_with_a_typed_error(
     assert body["status"] == "completed", str(body["error"])
     fitting = MAX_MAP_OUTPUT_BYTES // (len(text) + 2)
     assert body["output"] == ["failed", OUTPUT_TOO_LARGE, fitting, 1]
-    steps = steps_of(body)
+    steps = await every_step(tenant.http, body)
     assert [steps[f"m[{i}]"]["status"] for i in range(fitting + 1)] == ["completed"] * fitting + ["failed"]
     assert steps[f"m[{fitting}]"]["output"] is None
     assert f"m[{fitting + 1}]" not in steps  # no item starts after the bound is passed
@@ -190,7 +190,7 @@ async def test_a_failing_item_of_a_chunked_map_fails_it_and_cancels_the_other_ch
     run = await start(engine, temporal_client, tenant.id, definition, {"items": items})
     body = await wait_pipeline_run(tenant.http, run.id, timeout_s=120)
     assert body["status"] == "failed"
-    steps = steps_of(body)
+    steps = await every_step(tenant.http, body)
     assert steps["m"]["error"]["index"] == 5
     assert steps["m[5]"]["status"] == "failed"
     statuses = [s["status"] for s in body["steps"] if s["id"].startswith("m[")]

@@ -8,7 +8,7 @@ import httpx
 from temporalio.client import Client
 
 from tests.conftest import TenantCtx
-from tests.support.pipelines import steps_of, wait_pipeline_run
+from tests.support.pipelines import every_step, steps_of, wait_pipeline_run
 from tests.support.runs import create_agent, record_history
 from workers.embedded.stack import StackProcess
 
@@ -70,8 +70,8 @@ async def test_a_rerun_from_the_failed_step_reuses_the_agent_step(
     assert second["status"] == "completed", second
     assert (second["rerun_of"], second["version"]) == (first["id"], 2)
     assert sorted(second["reused_steps"]) == ["ask", "m"]
-    steps = steps_of(second)
-    assert {s["id"]: s["reused"] for s in second["steps"]} == {
+    steps = await every_step(tenant.http, second)
+    assert {s["id"]: s["reused"] for s in steps.values()} == {
         "ask": True,
         "m": True,
         "m[0]": True,

@@ -72,6 +72,15 @@ def steps_of(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {s["id"]: s for s in run["steps"]}
 
 
+async def every_step(http: httpx.AsyncClient, run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The run's top-level steps and its maps' items (read page by page), by id."""
+    steps = steps_of(run)
+    for step in run["steps"]:
+        if step.get("items"):
+            steps |= {item["id"]: item for item in await map_items(http, run["id"], step["id"])}
+    return steps
+
+
 async def map_items(http: httpx.AsyncClient, run_id: str, parent: str, *, limit: int = 200) -> list[dict[str, Any]]:
     """Every item of the map step ``parent``, page by page (``GET /v1/pipeline-runs/{id}/steps?parent=``)."""
     items: list[dict[str, Any]] = []

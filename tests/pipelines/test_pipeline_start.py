@@ -7,10 +7,12 @@ from typing import Any
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.contracts.pipelines import RUN_QUOTA_EXCEEDED
 from core.db.models import PipelineRun
 from core.pipelines.store import PipelineRunStore, StepWrite
 from tests.conftest import TenantCtx
 from tests.support.pipelines import steps_of, wait_pipeline_run
+from tests.support.runs import wait_run
 from tests.support.users import platform_admin_token
 from workers.embedded.stack import StackProcess
 
@@ -127,7 +129,36 @@ async def test_starting_a_run_counts_against_the_tenants_run_quota(stack: StackP
     agent = await tenant.http.post(
         "/v1/agents", json={"name": "slow", "model": {"provider": "local", "params": {"latency_ms": 3000}}}
     )
-    assert (await tenant.http.post(f"/v1/agents/{agent.json()['id']}/runs", json={"input": "hi"})).status_code == 202
+    busy = await tenant.http.post(f"/v1/agents/{agent.json()['id']}/runs", json={"input": "hi"})
+    assert busy.status_code == 202
     refused = await _start(tenant.http, created.json()["id"], {"input": {"n": 1}})
     assert refused.status_code == 429, refused.text
     assert refused.json()["type"].endswith("/quota-exceeded")
+
+    # a sub-pipeline step checks the quota too: with an agent step's run holding the one slot, it is refused
+    await wait_run(tenant.http, busy.json()["id"])
+    slow = await tenant.http.post(
+        "/v1/agents", json={"name": "slower", "model": {"provider": "local", "params": {"latency_ms": 30000}}}
+    )
+    steps = [
+        {"id": "ask", "type": "agent", "agent_id": slow.json()["id"], "input": "hi"},
+        {"id": "gate", "type": "approval"},
+        {"id": "sub", "type": "pipeline", "pipeline_id": created.json()["id"], "input": {"n": "2"}, "needs": ["gate"]},
+    ]
+    parent = await tenant.http.post("/v1/pipelines", json={"name": "parent", "definition": {"steps": steps}})
+    assert parent.status_code == 201, parent.text
+    started = await _start(tenant.http, parent.json()["id"], {"input": None})
+    assert started.status_code == 202, started.text
+    run_id = started.json()["id"]
+    await wait_pipeline_run(
+        tenant.http, run_id, lambda r: r["status"] == "waiting_approval" and steps_of(r)["ask"]["status"] == "running"
+    )
+    agent_runs = (await tenant.http.get("/v1/runs", params={"agent_id": slow.json()["id"]})).json()["items"]
+    assert [r["status"] for r in agent_runs] in (["queued"], ["running"])
+    decided = await tenant.http.post(f"/v1/pipeline-runs/{run_id}/approvals/gate", json={"decision": "approve"})
+    assert decided.status_code == 202, decided.text
+    body = await wait_pipeline_run(tenant.http, run_id)
+    assert body["status"] == "failed"
+    assert steps_of(body)["sub"]["error"]["type"] == RUN_QUOTA_EXCEEDED, steps_of(body)["sub"]["error"]
+    children = (await tenant.http.get("/v1/pipeline-runs", params={"pipeline_id": created.json()["id"]})).json()
+    assert children["items"] == []

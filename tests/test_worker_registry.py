@@ -32,6 +32,7 @@ from workers.runner import run_worker
 from workflows.agent_run import AgentRunWorkflow
 from workflows.memory import MemoryConsolidationWorkflow, MemoryExtractWorkflow, MemoryIngestWorkflow
 from workflows.pipeline import PipelineWorkflow
+from workflows.pipeline_map import PipelineMapChunkWorkflow
 from workflows.run_reconciliation import RunReconciliationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
@@ -60,9 +61,12 @@ EXPECTED: dict[str, tuple[set[type], set[str]]] = {
     ),
     "webhooks": ({WebhookDeliveryWorkflow}, WEBHOOK_ACTIVITIES),
     "pipelines": (
-        {PipelineWorkflow},
+        {PipelineWorkflow, PipelineMapChunkWorkflow},
         {
-            *(f"PipelineActivities.{name}" for name in ("project", "finish", "tool", "agent_run")),
+            *(
+                f"PipelineActivities.{name}"
+                for name in ("claim_slot", "project", "finish", "tool", "agent_run", "sub_run")
+            ),
             "ScheduledRunActivities.begin_scheduled",
         },
     ),

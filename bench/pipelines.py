@@ -14,7 +14,8 @@ then read back with ``GET /v1/pipeline-runs/{id}``, outside the timed part, and 
 by ``workers.build.make_worker`` as the pipelines worker is (same sandbox, same activity
 slots), on the stack's Temporal server. The sides run in halves in the order raw, platform,
 platform, raw, so that none profits from going first on an emptier dev server; each side's
-CPU is charged per run (per item for the map) to each service of the stack.
+CPU is charged per run (per item for the map) to each service of the stack, and the history of
+one run of each side is measured (events, activities, workflow tasks).
 
 Usage: ``python -m bench.pipelines [--runs N] [--concurrency C] [--items I] [--max-concurrency M]``
 (or ``make bench-pipelines``); run it under ``flock /tmp/bench.lock`` on a shared machine.
@@ -69,6 +70,8 @@ class Api:
 
     http: httpx.AsyncClient
     temporal: Client
+    histories: dict[str, str]
+    """A workflow id of each side (``linear raw``, ``map platform``, …), whose history is measured at the end."""
 
     async def pipeline(self, name: str, definition: dict[str, Any]) -> str:
         """Create a pipeline; its id."""
@@ -84,6 +87,7 @@ class Api:
             raise RuntimeError(f"POST …/runs answered {response.status_code}: {response.text[:500]}")
         run = response.json()
         await self.temporal.get_workflow_handle(run["temporal"]["workflow_id"]).result()
+        self.histories["latest platform"] = run["temporal"]["workflow_id"]
         return str(run["id"])
 
     async def completed(self, run_id: str, steps: int) -> dict[str, Any]:
@@ -117,19 +121,21 @@ async def platform_linear(api: Api, pipeline_id: str, steps: int, runs: int, con
     seconds, latencies = await bounded(concurrency, runs, one)
     for run_id in ids:
         await api.completed(run_id, steps)
+    api.histories["linear platform"] = api.histories["latest platform"]
     return Figures("platform", runs, seconds, latencies)
 
 
-async def raw_linear(client: Client, steps: int, runs: int, concurrency: int) -> Figures:
+async def raw_linear(api: Api, steps: int, runs: int, concurrency: int) -> Figures:
     """``runs`` bare workflows of ``steps`` sequential no-op activities, ``concurrency`` at a time."""
-    async with baseline_worker(client) as queue:
+    async with baseline_worker(api.temporal) as queue:
 
         async def one(index: int) -> None:
             widths = [1] * steps
-            await client.execute_workflow(BaselineWorkflow.run, widths, id=f"{queue}:{index}", task_queue=queue)
+            await api.temporal.execute_workflow(BaselineWorkflow.run, widths, id=f"{queue}:{index}", task_queue=queue)
 
         await one(-1)
         seconds, latencies = await bounded(concurrency, runs, one)
+    api.histories["linear raw"] = f"{queue}:-1"
     return Figures("raw", runs, seconds, latencies)
 
 
@@ -145,20 +151,36 @@ async def platform_map(api: Api, pipeline_id: str, items: int, limit: int) -> tu
     began = time.perf_counter()
     run_id = await api.run(pipeline_id, {"items": list(range(items))})
     seconds = time.perf_counter() - began
+    api.histories["map platform"] = api.histories["latest platform"]
     return seconds, peak_in_flight(await api.completed(run_id, items + 1))
 
 
-async def raw_map(client: Client, items: int, limit: int) -> float:
+async def raw_map(api: Api, items: int, limit: int) -> float:
     """Seconds of one bare fan-out of ``items`` no-op activities, ``limit`` in flight (after a warm-up)."""
+    client = api.temporal
     async with baseline_worker(client) as queue:
         run = FanOutWorkflow.run
         await client.execute_workflow(run, args=[limit, limit], id=f"{queue}:warm", task_queue=queue)
         began = time.perf_counter()
         done = await client.execute_workflow(run, args=[items, limit], id=f"{queue}:map", task_queue=queue)
         seconds = time.perf_counter() - began
+    api.histories["map raw"] = f"{queue}:map"
     if done != items:
         raise RuntimeError(f"the fan-out ran {done} of {items} activities")
     return seconds
+
+
+async def history_shapes(api: Api) -> list[str]:
+    """Events, activities and workflow tasks in the history of one run of each side."""
+    lines = [f"{'history of one run':<18} {'events':>7} {'activities':>10} {'workflow tasks':>14}"]
+    for side, workflow_id in api.histories.items():
+        if side == "latest platform":
+            continue
+        events = (await api.temporal.get_workflow_handle(workflow_id).fetch_history()).events
+        activities = sum(e.HasField("activity_task_scheduled_event_attributes") for e in events)
+        tasks = sum(e.HasField("workflow_task_completed_event_attributes") for e in events)
+        lines.append(f"{side:<18} {len(events):>7} {activities:>10} {tasks:>14}")
+    return lines
 
 
 @dataclass
@@ -175,12 +197,12 @@ async def linear_sides(api: Api, ledger: CpuLedger, args: argparse.Namespace) ->
     pipeline_id = await api.pipeline("bench-linear", linear_definition(args.steps))
     first, second = args.runs // 2, args.runs - args.runs // 2
     with ledger.charge("raw", first):
-        raw = await raw_linear(api.temporal, args.steps, first, args.concurrency)
+        raw = await raw_linear(api, args.steps, first, args.concurrency)
     with ledger.charge("platform", args.runs):
         ours = await platform_linear(api, pipeline_id, args.steps, first, args.concurrency)
         ours += await platform_linear(api, pipeline_id, args.steps, second, args.concurrency)
     with ledger.charge("raw", second):
-        raw += await raw_linear(api.temporal, args.steps, second, args.concurrency)
+        raw += await raw_linear(api, args.steps, second, args.concurrency)
     return [raw, ours]
 
 
@@ -193,7 +215,7 @@ async def map_sides(api: Api, ledger: CpuLedger, args: argparse.Namespace) -> Ma
         for side in ("raw", "platform") if raw_first else ("platform", "raw"):
             with ledger.charge(side, args.items):
                 if side == "raw":
-                    figures.raw.append(await raw_map(api.temporal, args.items, args.max_concurrency))
+                    figures.raw.append(await raw_map(api, args.items, args.max_concurrency))
                 else:
                     seconds, peak = await platform_map(api, pipeline_id, args.items, args.max_concurrency)
                     figures.platform.append(seconds)
@@ -201,7 +223,9 @@ async def map_sides(api: Api, ledger: CpuLedger, args: argparse.Namespace) -> Ma
     return figures
 
 
-def report(args: argparse.Namespace, linear: list[Figures], maps: MapFigures, ledgers: list[CpuLedger]) -> None:
+def report(
+    args: argparse.Namespace, linear: list[Figures], maps: MapFigures, ledgers: list[CpuLedger], shapes: list[str]
+) -> None:
     """Print both scenarios' figures next to their baselines."""
     raw, ours = linear
     print(f"\nlinear pipeline: {args.steps} tool steps, N={args.runs} C={args.concurrency}")
@@ -219,6 +243,8 @@ def report(args: argparse.Namespace, linear: list[Figures], maps: MapFigures, le
     print(f"platform/raw throughput ratio (raw s / platform s): {raw_s / ours_s:.2f} (target >= 0.8)")
     print("(cpu ms per item)")
     print(ledgers[1].table())
+    print()
+    print("\n".join(shapes))
 
 
 async def main() -> None:
@@ -240,12 +266,13 @@ async def main() -> None:
         headers = {"Authorization": f"Bearer {stack.api_key}"}
         try:
             async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, limits=limits, timeout=60) as http:
-                api = Api(http, await Client.connect(stack.temporal_address))
+                api = Api(http, await Client.connect(stack.temporal_address), {})
                 linear = await linear_sides(api, ledgers[0], args)
                 maps = await map_sides(api, ledgers[1], args)
+                shapes = await history_shapes(api)
         finally:
             stack.stop()
-    report(args, linear, maps, ledgers)
+    report(args, linear, maps, ledgers, shapes)
 
 
 if __name__ == "__main__":

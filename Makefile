@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: up test lint bench install clean format
+.PHONY: up test lint bench bench-pipelines install clean format
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ test: lint
 
 bench: install
 	$(BIN)/python -m bench.agent_runs
+
+bench-pipelines: install
+	$(BIN)/python -m bench.pipelines
 
 format: install
 	$(BIN)/ruff format .

@@ -69,7 +69,8 @@ class Figures:
         )
 
 
-async def _bounded(concurrency: int, count: int, one: object) -> tuple[float, list[float]]:
+async def bounded(concurrency: int, count: int, one: object) -> tuple[float, list[float]]:
+    """Await ``one(i)`` for each of ``count`` indexes, ``concurrency`` at a time: (seconds, each one's latency)."""
     semaphore = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
 
@@ -125,7 +126,7 @@ async def platform(stack: StackProcess, scenario: Scenario, runs: int, concurren
                 raise RuntimeError(f"unexpected run: {run['status']} {run.get('error')} {len(run['steps'])} steps")
 
         await one(1)  # warm up
-        seconds, latencies = await _bounded(concurrency, runs, one)
+        seconds, latencies = await bounded(concurrency, runs, one)
     return Figures("platform", runs, seconds, latencies)
 
 
@@ -141,7 +142,7 @@ async def baseline(
             await client.execute_workflow(BaselineWorkflow.run, widths, id=f"bench:{queue}:{index}", task_queue=queue)
 
         await one(-1)
-        seconds, latencies = await _bounded(concurrency, runs, one)
+        seconds, latencies = await bounded(concurrency, runs, one)
     return Figures(name, runs, seconds, latencies)
 
 

@@ -1,4 +1,4 @@
-"""The raw Temporal baseline: a bare workflow of no-op activities in stages."""
+"""The raw Temporal baselines: bare workflows of no-op activities, in stages or fanned out."""
 
 from __future__ import annotations
 
@@ -30,3 +30,18 @@ class BaselineWorkflow:
             )
             step += width
         return step
+
+
+@workflow.defn
+class FanOutWorkflow:
+    """``count`` no-op activities, at most ``limit`` in flight (what a map step does, written directly)."""
+
+    @workflow.run
+    async def run(self, count: int, limit: int) -> int:
+        slots = asyncio.Semaphore(limit)
+
+        async def one(index: int) -> int:
+            async with slots:
+                return await workflow.execute_activity(noop, index, start_to_close_timeout=timedelta(seconds=30))
+
+        return len(await asyncio.gather(*(one(i) for i in range(count))))

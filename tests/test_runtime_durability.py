@@ -32,22 +32,16 @@ from core.tools.builtin import builtin_tools
 from tests.conftest import TenantCtx
 from tests.support.receivers import Receiver, Reply, Seen
 from tests.support.runs import create_agent, insert_run, wait_run
+from tests.support.tools import allow_loopback, record_tool
 from workers.capabilities.agent_run import build_agent_activities, build_agent_worker
 from workers.embedded.stack import StackProcess
 from workflows.agent_run import AgentRunWorkflow
 
 
-async def _allow_loopback(engine: AsyncEngine, tenant_id: str) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(
-            text("""update tenant set egress_allowlist = '["127.0.0.1"]' where id = :t"""), {"t": tenant_id}
-        )
-
-
 async def test_run_completion_is_delivered_to_a_webhook_with_a_valid_signature(
     tenant: TenantCtx, engine: AsyncEngine
 ) -> None:
-    await _allow_loopback(engine, tenant.id)
+    await allow_loopback(engine, tenant.id)
     async with Receiver() as receiver:
         hook = (
             await tenant.http.post("/v1/webhooks", json={"url": receiver.url("/hook"), "events": ["run.completed"]})
@@ -124,21 +118,6 @@ async def test_three_megabyte_tool_output_stays_out_of_history(
     assert len(stored["output"]) > 3 * 1024 * 1024
 
 
-async def _record_tool(tenant: TenantCtx, url: str) -> None:
-    """The tenant's side-effecting HTTP tool ``record`` (POST ``url``)."""
-    created = await tenant.http.post(
-        "/v1/tools",
-        json={
-            "name": "record",
-            "description": "records a note",
-            "parameters": {"type": "object", "properties": {"note": {"type": "string"}}, "required": ["note"]},
-            "method": "POST",
-            "url": url,
-        },
-    )
-    assert created.status_code == 201, created.text
-
-
 @asynccontextmanager
 async def _first_tool_result_fails(engine: AsyncEngine, tenant_id: str) -> AsyncIterator[None]:
     """The tenant's first tool result written to a thread fails (a transient serialization failure).
@@ -173,7 +152,7 @@ async def _first_tool_result_fails(engine: AsyncEngine, tenant_id: str) -> Async
 async def test_a_step_retried_after_its_effect_was_recorded_sends_it_once(
     engine: AsyncEngine, tenant: TenantCtx
 ) -> None:
-    await _allow_loopback(engine, tenant.id)
+    await allow_loopback(engine, tenant.id)
     sent: Counter[str] = Counter()  # idempotency key -> requests received
 
     def effect(seen: Seen) -> Reply:
@@ -181,7 +160,7 @@ async def test_a_step_retried_after_its_effect_was_recorded_sends_it_once(
         return Reply(201, b'{"saved": true}', {"content-type": "application/json"})
 
     async with Receiver(handler=effect) as receiver, _first_tool_result_fails(engine, tenant.id):
-        await _record_tool(tenant, receiver.url("/notes"))
+        await record_tool(tenant.http, receiver.url("/notes"))
         agent = await create_agent(tenant.http, tools=["record"])
         started = await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "use record with note=a"})
         run = await wait_run(tenant.http, started.json()["id"])
@@ -252,7 +231,7 @@ async def test_sigkills_during_side_effecting_calls_resend_only_unrecorded_effec
     worker sends to a URL of its own (``/notes/<n>``, set while no worker runs), so every
     request is attributed to the worker that sent it.
     """
-    await _allow_loopback(engine, tenant.id)
+    await allow_loopback(engine, tenant.id)
     sent: Counter[tuple[str, int]] = Counter()  # (idempotency key, worker) -> requests received
     sending: dict[int, asyncio.Event] = defaultdict(asyncio.Event)  # worker -> it has sent a request
 
@@ -275,7 +254,7 @@ async def test_sigkills_during_side_effecting_calls_resend_only_unrecorded_effec
                 )
             return _worker(stack, queue, f"{queue}-{n}")
 
-        await _record_tool(tenant, receiver.url("/notes/0"))
+        await record_tool(tenant.http, receiver.url("/notes/0"))
         agent = await create_agent(  # enough attempts for a step that every kill cuts short
             tenant.http,
             tools=[{"name": "record", "max_attempts": 20}],

@@ -15,12 +15,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.crypto import Keyring
 from core.db.engine import make_sessionmaker
-from core.db.models import Tenant
 from core.egress import tenant_allowlist_loader
 from core.errors import ToolError
 from core.settings import Settings
@@ -31,6 +29,7 @@ from core.tools.tenant_http import LayeredToolResolver, TenantToolRegistry
 from tests.conftest import TenantCtx
 from tests.support.receivers import Receiver, Reply
 from tests.support.runs import create_agent, wait_run
+from tests.support.tools import allow_loopback
 from workers.embedded.stack import StackProcess
 
 ClientFor = Callable[[TenantCtx | str], httpx.AsyncClient]
@@ -97,15 +96,6 @@ async def with_weather_key(client: httpx.AsyncClient) -> httpx.AsyncClient:
 async def api(api_for: ClientFor, tenant: TenantCtx) -> httpx.AsyncClient:
     """The test tenant's owner client (the tenant holds ``WEATHER_KEY``)."""
     return await with_weather_key(api_for(tenant))
-
-
-async def allow_loopback(engine: AsyncEngine, tenant_id: str, entries: list[str] | None = None) -> None:
-    """Put the local receiver's address on the tenant's egress allowlist."""
-    async with make_sessionmaker(engine)() as session:
-        await session.exec(
-            update(Tenant).where(Tenant.id == tenant_id).values(egress_allowlist=entries or ["127.0.0.1"])  # type: ignore[arg-type]
-        )
-        await session.commit()
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import cache
@@ -228,6 +229,25 @@ class StaleRun:
     updated_at: datetime
     pipeline: bool = False
     """A pipeline run (``pipeline_run``), not an agent run."""
+
+
+def stale_query(
+    table: Any,
+    statuses: Iterable[str],
+    *,
+    before: datetime,
+    after: tuple[datetime, str] | None = None,
+    tenant_id: str | None = None,
+) -> Select[Any]:
+    """Runs of ``table`` in ``statuses`` not updated since ``before``, oldest first, after the cursor ``after``."""
+    query = select(table.c.tenant_id, table.c.id, table.c.workflow_id, table.c.updated_at).where(
+        table.c.status.in_(list(statuses)), table.c.updated_at < before
+    )
+    if tenant_id is not None:
+        query = query.where(table.c.tenant_id == tenant_id)
+    if after is not None:
+        query = query.where(tuple_(table.c.updated_at, table.c.id) > tuple_(*after))
+    return query.order_by(table.c.updated_at, table.c.id)
 
 
 @dataclass
@@ -490,15 +510,9 @@ class RunProjection:
         tenant_id: str | None = None,
     ) -> list[StaleRun]:
         """Open runs not updated since ``before``, oldest first, after the ``(updated_at, id)`` cursor ``after``."""
-        query = select(_run.c.tenant_id, _run.c.id, _run.c.workflow_id, _run.c.updated_at).where(
-            _run.c.status.in_(OPEN_RUN_STATUSES), _run.c.updated_at < before
-        )
-        if tenant_id is not None:
-            query = query.where(_run.c.tenant_id == tenant_id)
-        if after is not None:
-            query = query.where(tuple_(_run.c.updated_at, _run.c.id) > tuple_(*after))
+        query = stale_query(_run, OPEN_RUN_STATUSES, before=before, after=after, tenant_id=tenant_id)
         async with statement(self._engine) as conn:
-            rows = (await conn.execute(query.order_by(_run.c.updated_at, _run.c.id).limit(limit))).all()
+            rows = (await conn.execute(query.limit(limit))).all()
         return [StaleRun(row.tenant_id, row.id, row.workflow_id, row.updated_at) for row in rows]
 
     async def close_open_run(

@@ -24,14 +24,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, tuple_, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.contracts.pipelines import PipelineRunStatus, PipelineStepStatus
 from core.db.engine import statement
 from core.db.models import Pipeline, PipelineRun, PipelineRunStep, PipelineVersion, utcnow
-from core.db.projection import StaleRun
+from core.db.projection import StaleRun, stale_query
 
 _run = PipelineRun.__table__  # type: ignore[attr-defined]
 _pipeline = Pipeline.__table__  # type: ignore[attr-defined]
@@ -243,15 +243,9 @@ class PipelineRunStore:
         self, *, before: datetime, limit: int, after: tuple[datetime, str] | None = None, tenant_id: str | None = None
     ) -> list[StaleRun]:
         """Live runs not updated since ``before``, oldest first, after the ``(updated_at, id)`` cursor ``after``."""
-        query = select(_run.c.tenant_id, _run.c.id, _run.c.workflow_id, _run.c.updated_at).where(
-            _run.c.status.in_(_LIVE), _run.c.updated_at < before
-        )
-        if tenant_id is not None:
-            query = query.where(_run.c.tenant_id == tenant_id)
-        if after is not None:
-            query = query.where(tuple_(_run.c.updated_at, _run.c.id) > tuple_(*after))
+        query = stale_query(_run, _LIVE, before=before, after=after, tenant_id=tenant_id)
         async with statement(self._engine) as conn:
-            rows = (await conn.execute(query.order_by(_run.c.updated_at, _run.c.id).limit(limit))).all()
+            rows = (await conn.execute(query.limit(limit))).all()
         return [StaleRun(row.tenant_id, row.id, row.workflow_id, row.updated_at, pipeline=True) for row in rows]
 
     async def close_live_run(

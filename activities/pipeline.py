@@ -20,8 +20,9 @@
   then runs it as a child ``AgentRunWorkflow``.
 - ``pipeline.sub_run`` inserts (once) the ``pipeline_run`` row of a ``pipeline`` step: the
   tenant's live pipeline at its current version, the step's input checked against that
-  version's ``inputs`` schema, ``parent_run_id``/``parent_step_id`` naming the step; the
-  workflow then runs it as a child ``PipelineWorkflow``.
+  version's ``inputs`` schema, ``parent_run_id``/``parent_step_id`` naming the step (a
+  child pipeline with ``on_concurrency_limit: reject`` at its limit fails the step with
+  ``PipelineConcurrencyLimit``); the workflow then runs it as a child ``PipelineWorkflow``.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ from core.events import RunEventLog
 from core.ids import pipeline_run_workflow_id, run_workflow_id
 from core.pipelines.events import RUN_STARTED, RUN_WAITING_APPROVAL, WEBHOOK_EVENTS, step_event
 from core.pipelines.expressions import MAX_VALUE_BYTES, json_size
-from core.pipelines.store import PipelineRunStore, StepWrite
+from core.pipelines.store import ConcurrencyLimitError, PipelineRunStore, StepWrite, rejecting_limit
 from core.pipelines.validation import validate_input
 from core.quotas import QuotaExceededError
 from core.tools.base import ToolContext, ToolResolver
@@ -259,19 +260,23 @@ class PipelineActivities:
             message = f"the input does not match the inputs schema of pipeline {inp.pipeline_id}: {detail}"
             errors = [{"field": e.field, "message": e.message} for e in refused]
             return SubRun(error={"type": INPUT_INVALID, "message": message[:1000], "errors": errors})
-        run, _ = await self._store.insert(
-            PipelineRun(
-                id=run_id,
-                tenant_id=inp.tenant_id,
-                pipeline_id=inp.pipeline_id,
-                version=version,
-                status=PipelineRunStatus.QUEUED,
-                input=inp.input,
-                workflow_id=pipeline_run_workflow_id(inp.tenant_id, run_id),
-                parent_run_id=inp.run_id,
-                parent_step_id=inp.step_id,
+        try:
+            run, _ = await self._store.insert(
+                PipelineRun(
+                    id=run_id,
+                    tenant_id=inp.tenant_id,
+                    pipeline_id=inp.pipeline_id,
+                    version=version,
+                    status=PipelineRunStatus.QUEUED,
+                    input=inp.input,
+                    workflow_id=pipeline_run_workflow_id(inp.tenant_id, run_id),
+                    parent_run_id=inp.run_id,
+                    parent_step_id=inp.step_id,
+                ),
+                limit=rejecting_limit(definition),
             )
-        )
+        except ConcurrencyLimitError as exc:  # the child pipeline says on_concurrency_limit: reject
+            return SubRun(error={"type": CONCURRENCY_LIMIT, "message": str(exc)})
         if run.version != version:  # an earlier attempt inserted it before the pipeline changed
             found = await self._store.live_version(inp.tenant_id, inp.pipeline_id, run.version)
             if found is None:

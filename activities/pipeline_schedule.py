@@ -4,9 +4,10 @@ The schedule's action could not know a run id, so this activity records the run:
 derives from the workflow id (a retried attempt finds the row the first one wrote and
 answers the same), its ``schedule_id`` is the schedule's. It resolves the version (the
 pinned one, else the pipeline's current one), checks the input against that version's
-``inputs`` schema and the tenant's run quota. A run that cannot start is recorded
-``failed`` with a typed error (``PipelineArchived``, ``PipelineInputInvalid``,
-``PipelineRunQuotaExceeded``), never dropped.
+``inputs`` schema, the tenant's run quota and, with ``on_concurrency_limit: reject``, the
+pipeline's ``max_concurrent_runs``. A run that cannot start is recorded ``failed`` with a
+typed error (``PipelineArchived``, ``PipelineInputInvalid``, ``PipelineRunQuotaExceeded``,
+``PipelineConcurrencyLimit``), never dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from temporalio import activity
 
 from activities.errors import classify_database_errors
 from core.contracts.pipelines import (
+    CONCURRENCY_LIMIT,
     INPUT_INVALID,
     PIPELINE_ARCHIVED,
     PIPELINE_NOT_FOUND,
@@ -31,7 +33,7 @@ from core.db.engine import make_sessionmaker
 from core.db.models import PipelineRun
 from core.pipelines.repository import PipelineRepository
 from core.pipelines.schedules import scheduled_run_id
-from core.pipelines.store import PipelineRunStore
+from core.pipelines.store import ConcurrencyLimitError, PipelineRunStore, rejecting_limit
 from core.pipelines.validation import validate_input
 from core.quotas import QuotaExceededError
 
@@ -50,20 +52,13 @@ class ScheduledRunActivities:
         """Record the scheduled run (once) and answer its version and definition, or its recorded failure."""
         run_id = scheduled_run_id(inp.workflow_id)
         version, definition, error = await self._resolve(inp)
-        run, created = await self._store.insert(
-            PipelineRun(
-                id=run_id,
-                tenant_id=inp.tenant_id,
-                pipeline_id=inp.pipeline_id,
-                version=version,
-                status=PipelineRunStatus.FAILED if error else PipelineRunStatus.QUEUED,
-                input=inp.input,
-                error=error,
-                workflow_id=inp.workflow_id,
-                workflow_run_id=activity.info().workflow_run_id,
-                schedule_id=inp.schedule_id,
+        try:
+            run, created = await self._store.insert(
+                _scheduled_row(inp, run_id, version, error), limit=None if error else rejecting_limit(definition)
             )
-        )
+        except ConcurrencyLimitError as exc:  # on_concurrency_limit: reject
+            error = {"type": CONCURRENCY_LIMIT, "message": str(exc)}
+            run, created = await self._store.insert(_scheduled_row(inp, run_id, version, error))
         if created:
             return ScheduledRun(run_id=run_id, version=version, definition=definition, error=error)
         if run.status == PipelineRunStatus.FAILED and run.error:  # an earlier attempt recorded it failed
@@ -101,3 +96,19 @@ class ScheduledRunActivities:
     def all(self) -> list[Any]:
         """Every activity callable, for the worker."""
         return [self.begin_scheduled]
+
+
+def _scheduled_row(inp: ScheduledRunStart, run_id: str, version: int, error: dict[str, Any] | None) -> PipelineRun:
+    """The row of a scheduled run: ``queued``, or ``failed`` with ``error`` when it cannot start."""
+    return PipelineRun(
+        id=run_id,
+        tenant_id=inp.tenant_id,
+        pipeline_id=inp.pipeline_id,
+        version=version,
+        status=PipelineRunStatus.FAILED if error else PipelineRunStatus.QUEUED,
+        input=inp.input,
+        error=error,
+        workflow_id=inp.workflow_id,
+        workflow_run_id=activity.info().workflow_run_id,
+        schedule_id=inp.schedule_id,
+    )

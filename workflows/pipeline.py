@@ -67,8 +67,9 @@ decided by ``core.pipelines.scheduler.Scheduler`` (pure, so replays decide the s
    run ``cancelled`` and ends the workflow cancelled.
 
 Projection: step changes are queued and written by one writer coroutine, a batch per
-``pipeline.project`` activity (one upsert statement), so a map of many items costs few
-activities; step times are workflow time. The outcome is written by ``pipeline.finish``.
+``pipeline.project`` call (one upsert statement), so a map of many items costs few writes;
+step times are workflow time. The outcome is written by ``pipeline.finish``. Both are local
+activities (patch ``LOCAL_WRITES``): a few fast statements run in the workflow's own task.
 Both activities announce what they wrote (``core.pipelines.events``) and answer the webhook
 deliveries they queued, which the workflow starts as abandoned children (as agent runs do).
 The ``state`` query answers the live view (items run in chunks: the chunk's own ``state``).
@@ -83,9 +84,10 @@ import contextlib
 import dataclasses
 import json
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy, SearchAttributePair, TypedSearchAttributes
@@ -195,7 +197,11 @@ SLOT_RETRY = RetryPolicy(
     non_retryable_error_types=list(NON_RETRYABLE_TYPES),
 )
 """``pipeline.claim_slot``: retried until the run gets a slot, at most 2 s apart."""
+LOCAL_WRITES = "projection-as-local-activity"
+"""Patch id: runs started before it wrote the projection (``pipeline.project``, ``pipeline.finish``)
+through regular activities; since, they are local activities, run in the workflow's own task."""
 _Status = PipelineStepStatus
+_Write = TypeVar("_Write", ProjectionWrite, FinishRunInput)
 
 
 @dataclass(kw_only=True)
@@ -357,14 +363,11 @@ class PipelineWorkflow:
     async def _cancelled_before_start(self, inp: PipelineRunInput) -> None:
         """A scheduled run cancelled while ``pipeline.begin_scheduled`` recorded it: its row (if any) ``cancelled``."""
         status = PipelineRunStatus.CANCELLED
-        await workflow.execute_activity_method(
+        run_id = scheduled_run_id(workflow.info().workflow_id)
+        await self._write(
             PipelineActivities.finish,
-            FinishRunInput(
-                tenant_id=inp.tenant_id, run_id=scheduled_run_id(workflow.info().workflow_id), status=status
-            ),
-            start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
-            retry_policy=policies.DB_RETRY,
-            summary=f"run {status}",
+            FinishRunInput(tenant_id=inp.tenant_id, run_id=run_id, status=status),
+            f"run {status}",
         )
 
     async def _drive(self, scheduler: Scheduler, tasks: dict[str, asyncio.Task[None]]) -> Outcome:
@@ -427,7 +430,7 @@ class PipelineWorkflow:
         self._status = status
         self._closing = True
         await writer
-        deliveries = await workflow.execute_activity_method(
+        deliveries = await self._write(
             PipelineActivities.finish,
             FinishRunInput(
                 tenant_id=self._inp.tenant_id,
@@ -439,9 +442,7 @@ class PipelineWorkflow:
                 output_tokens=self._usage.output_tokens,
                 cost_usd=self._usage.cost_usd,
             ),
-            start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
-            retry_policy=policies.DB_RETRY,
-            summary=f"run {status}",
+            f"run {status}",
         )
         await self._deliver(deliveries)
         return PipelineRunResult(
@@ -901,16 +902,38 @@ class PipelineWorkflow:
             if self._closing and not self._dirty and self._written:
                 return
             batch = self._batch()
-            deliveries = await workflow.execute_activity_method(
-                PipelineActivities.project,
-                batch,
-                start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
-                retry_policy=policies.DB_RETRY,
-                summary=f"{len(batch.steps)} steps" + (f", run {batch.status}" if batch.status else ""),
-            )
+            summary = f"{len(batch.steps)} steps" + (f", run {batch.status}" if batch.status else "")
+            deliveries = await self._write(PipelineActivities.project, batch, summary)
             await self._deliver(deliveries)
             self._written = True
             self._projected = batch.status or self._projected
+
+    async def _write(
+        self,
+        activity: Callable[[Any, _Write], Awaitable[WebhookDeliveries | None]],
+        write: _Write,
+        summary: str,
+    ) -> WebhookDeliveries | None:
+        """A projection write (``pipeline.project`` or ``pipeline.finish``), retried until the database takes it.
+
+        A few fast statements: a local activity, run in the workflow's own task (no activity
+        task round trip), behind the ``LOCAL_WRITES`` patch.
+        """
+        if workflow.patched(LOCAL_WRITES):
+            return await workflow.execute_local_activity_method(
+                activity,
+                write,
+                start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+                retry_policy=policies.DB_RETRY,
+                summary=summary,
+            )
+        return await workflow.execute_activity_method(
+            activity,
+            write,
+            start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+            retry_policy=policies.DB_RETRY,
+            summary=summary,
+        )
 
     async def _deliver(self, deliveries: WebhookDeliveries | None) -> None:
         """Start the webhook deliveries a projection write queued (durable workflows that outlive the run)."""

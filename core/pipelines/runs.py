@@ -23,10 +23,10 @@ from temporalio.client import Client
 from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from core.contracts.pipelines import WORKFLOW_NAME, OnConcurrencyLimit, PipelineRunInput, PipelineRunStatus, StepRecord
+from core.contracts.pipelines import WORKFLOW_NAME, PipelineRunInput, PipelineRunStatus, StepRecord
 from core.db.models import PipelineRun
 from core.ids import PIPELINE_ID, RUN_KIND, TENANT_ID, new_id, pipeline_run_workflow_id
-from core.pipelines.store import PipelineRunStore, StepWrite
+from core.pipelines.store import PipelineRunStore, StepWrite, rejecting_limit
 from core.settings import Settings
 
 RUN_KIND_PIPELINE = "pipeline"
@@ -124,13 +124,6 @@ async def start_pipeline_run(
     if run.status == PipelineRunStatus.QUEUED:
         await start_workflow(temporal, settings, run, definition, rerun.reused if rerun else None)
     return run, created
-
-
-def rejecting_limit(definition: dict[str, Any]) -> int | None:
-    """``max_concurrent_runs`` of a definition that refuses starts at its limit, else ``None``."""
-    limit = definition.get("max_concurrent_runs")
-    reject = definition.get("on_concurrency_limit") == OnConcurrencyLimit.REJECT
-    return limit if reject and isinstance(limit, int) else None
 
 
 def same_request(run: PipelineRun, key: str, fingerprint: str) -> PipelineRun:

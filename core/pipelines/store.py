@@ -28,7 +28,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.contracts.pipelines import PipelineRunStatus, PipelineStepStatus
+from core.contracts.pipelines import OnConcurrencyLimit, PipelineRunStatus, PipelineStepStatus
 from core.db.engine import statement
 from core.db.models import Pipeline, PipelineRun, PipelineRunStep, PipelineVersion, utcnow
 from core.db.projection import StaleRun, stale_query
@@ -55,6 +55,13 @@ class ConcurrencyLimitError(Exception):
         )
         self.pipeline_id = pipeline_id
         self.limit = limit
+
+
+def rejecting_limit(definition: dict[str, Any]) -> int | None:
+    """``max_concurrent_runs`` of a definition that refuses starts at its limit, else ``None``."""
+    limit = definition.get("max_concurrent_runs")
+    reject = definition.get("on_concurrency_limit") == OnConcurrencyLimit.REJECT
+    return limit if reject and isinstance(limit, int) else None
 
 
 _step_insert = insert(_step)

@@ -10,9 +10,9 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from core.contracts.pipelines import BUDGET_EXCEEDED
+from core.contracts.pipelines import BUDGET_EXCEEDED, CONCURRENCY_LIMIT
 from tests.conftest import TenantCtx
-from tests.support.pipelines import start, steps_of, wait_pipeline_run
+from tests.support.pipelines import final_runs, start, steps_of, wait_pipeline_run
 from tests.support.runs import create_agent, record_history
 from workers.embedded.stack import StackProcess
 
@@ -192,3 +192,30 @@ async def test_the_validate_plan_estimates_cost_from_the_agents_recent_runs(
     assert known["steps"][2]["cost_estimate_per_item_usd"] == ask_cost
     assert known["cost_estimate_usd"] == ask_cost  # maps are left out: per item × items
     assert known["waves"] == unknown["waves"]
+
+
+async def test_a_rejecting_limit_also_refuses_scheduled_and_sub_pipeline_starts(
+    stack: StackProcess, temporal_client: Client, tenant: TenantCtx
+) -> None:
+    limited = await _pipeline(
+        tenant.http, {"steps": [HOLD], "max_concurrent_runs": 1, "on_concurrency_limit": "reject"}
+    )
+    holder = (await _start(tenant.http, limited)).json()["id"]
+    await _waiting(tenant.http, holder)
+
+    scheduled = await tenant.http.put(f"/v1/pipelines/{limited}/schedule", json={"cron": "0 0 1 1 *"})
+    assert scheduled.status_code == 200, scheduled.text
+    schedule_id = scheduled.json()["id"]
+    await temporal_client.get_schedule_handle(schedule_id).trigger()
+    fired = await final_runs(tenant.http, {"schedule_id": schedule_id}, 1)
+    assert (fired[0]["status"], fired[0]["error"]["type"]) == ("failed", CONCURRENCY_LIMIT), fired
+    assert "max_concurrent_runs" in fired[0]["error"]["message"]
+
+    parent = await _pipeline(tenant.http, {"steps": [{"id": "child", "type": "pipeline", "pipeline_id": limited}]})
+    run = (await _start(tenant.http, parent)).json()["id"]
+    body = await wait_pipeline_run(tenant.http, run)
+    assert body["status"] == "failed", body
+    assert steps_of(body)["child"]["error"]["type"] == CONCURRENCY_LIMIT
+    runs = (await tenant.http.get("/v1/pipeline-runs", params={"pipeline_id": limited})).json()["items"]
+    assert [r["id"] for r in runs if r["status"] != "failed"] == [holder]  # neither start took a slot
+    assert (await _approve(tenant.http, holder))["status"] == "completed"

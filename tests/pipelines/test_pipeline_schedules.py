@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +21,7 @@ from core.db.models import PipelineRun
 from core.pipelines.schedules import pipeline_schedule_id, scheduled_run_id
 from core.settings import Settings
 from tests.conftest import TenantCtx
+from tests.support.pipelines import final_runs
 from tests.support.runs import record_history
 from tests.support.users import platform_admin_token
 from workers.embedded.stack import StackProcess
@@ -96,14 +95,7 @@ async def _finished(
     http: httpx.AsyncClient, schedule_id: str, count: int, timeout_s: float = 60
 ) -> list[dict[str, Any]]:
     """The schedule's runs once ``count`` of them are final."""
-    deadline = time.monotonic() + timeout_s
-    runs: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        runs = await _runs(http, schedule_id)
-        if len([r for r in runs if r["status"] in ("completed", "failed", "cancelled")]) >= count:
-            return runs
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{count} final runs of {schedule_id} expected: {runs}")
+    return await final_runs(http, {"schedule_id": schedule_id}, count, timeout_s)
 
 
 async def test_bad_schedules_are_refused_naming_their_field(

@@ -32,7 +32,7 @@ from workflows.memory import (
     MemoryExtractWorkflow,
     MemoryIngestWorkflow,
 )
-from workflows.pipeline import PipelineWorkflow
+from workflows.pipeline import LOCAL_WRITES, PipelineWorkflow
 from workflows.pipeline_map import PipelineMapChunkWorkflow
 from workflows.run_reconciliation import RunReconciliationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
@@ -230,3 +230,13 @@ def test_run_status_search_attribute_is_patched() -> None:
     for earlier in ("retry_after_failure", "approval", "run_closed_failed"):
         assert RUN_STATUS_ATTRIBUTE not in _patches(ROOT / f"{earlier}.json")
         assert not _run_statuses(ROOT / f"{earlier}.json")
+
+
+def test_pipeline_histories_before_and_after_local_writes() -> None:
+    """Runs started before ``LOCAL_WRITES`` (kept, they must replay) wrote the projection through
+    regular activities; today's through local activities."""
+    before = sorted((ROOT / "pipelines_before_local_writes").glob("*.json"))
+    today = sorted((ROOT / "pipelines").glob("*.json"))
+    assert len(before) >= 13
+    assert all(_patches(path) == set() for path in before)
+    assert all(LOCAL_WRITES in _patches(path) for path in today)

@@ -67,6 +67,22 @@ async def wait_pipeline_run(
     raise AssertionError(f"pipeline run {run_id}: condition not met after {timeout_s}s: {run}")
 
 
+async def final_runs(
+    http: httpx.AsyncClient, params: dict[str, str], count: int, timeout_s: float = 60
+) -> list[dict[str, Any]]:
+    """The runs ``GET /v1/pipeline-runs?{params}`` lists, once ``count`` of them are final."""
+    deadline = time.monotonic() + timeout_s
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        response = await http.get("/v1/pipeline-runs", params=params)
+        assert response.status_code == 200, response.text
+        runs = response.json()["items"]
+        if sum(final(r) for r in runs) >= count:
+            return runs
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{count} final runs of {params} expected: {runs}")
+
+
 def steps_of(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The run's steps by id."""
     return {s["id"]: s for s in run["steps"]}

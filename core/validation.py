@@ -7,6 +7,7 @@ with the field named.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import NoneType, UnionType
 from typing import Any, Union, get_args, get_origin
 
@@ -14,6 +15,17 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 SPACE = r"\s\x1c-\x1f\x85\ufeff"
 """Whitespace for a regex character class, alike in Python, ECMAScript and Rust (their ``\\s`` differ on these)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldError:
+    """One problem, at a JSON pointer into the submitted document."""
+
+    field: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
 
 
 def text_problem(value: str) -> str | None:

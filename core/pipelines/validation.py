@@ -80,17 +80,7 @@ from core.pipelines.expressions import (
     unknown_names,
 )
 from core.pipelines.plan import Graph, find_cycle
-
-
-@dataclass(frozen=True, kw_only=True)
-class FieldError:
-    """One problem, at a JSON pointer into the submitted document."""
-
-    field: str
-    message: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
+from core.validation import FieldError
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,7 +2,8 @@
 
 The server records every request (path, headers, JSON body) and answers each with
 the next queued ``Reply``: a JSON body with a status, or a list of SSE frames that
-it writes and flushes one by one, as the real APIs stream them.
+it writes and flushes one by one, as the real APIs stream them. With no reply queued
+it asks its ``respond`` function, when it has one (a simulated model).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import socket
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -37,15 +39,20 @@ class Received:
     body: dict[str, Any]
 
 
-class ScriptedServer:
-    """HTTP server in a background thread answering with queued ``Reply`` objects."""
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # concurrent clients connect without resets
 
-    def __init__(self) -> None:
+
+class ScriptedServer:
+    """HTTP server in a background thread answering with queued ``Reply`` objects, else with ``respond``."""
+
+    def __init__(self, respond: Callable[[Received], Reply] | None = None) -> None:
+        self.respond = respond
         self.replies: deque[Reply] = deque()
         self.received: list[Received] = []
         self._stopping = threading.Event()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), _handler(self))
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
 
     @property
@@ -56,6 +63,14 @@ class ScriptedServer:
     def push(self, *replies: Reply) -> None:
         """Queue replies for the next requests."""
         self.replies.extend(replies)
+
+    def next_reply(self, received: Received) -> Reply:
+        """The next queued reply, else ``respond``'s answer, else a 500."""
+        if self.replies:
+            return self.replies.popleft()
+        if self.respond is not None:
+            return self.respond(received)
+        return Reply(500, body={"error": "no scripted reply"})
 
     def start(self) -> ScriptedServer:
         self._thread.start()
@@ -73,8 +88,9 @@ def _handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("content-length") or 0)
             raw = self.rfile.read(length) if length else b"{}"
             headers = {k.lower(): v for k, v in self.headers.items()}
-            server.received.append(Received(self.path, headers, json.loads(raw)))
-            reply = server.replies.popleft() if server.replies else Reply(500, body={"error": "no scripted reply"})
+            received = Received(self.path, headers, json.loads(raw))
+            server.received.append(received)
+            reply = server.next_reply(received)
             if reply.delay_s and server._stopping.wait(reply.delay_s):
                 return
             self.send_response(reply.status)
@@ -142,6 +158,26 @@ def oa_tool_delta(index: int, *, id: str | None = None, name: str | None = None,
 def oa_stream(*chunks: dict[str, Any]) -> Reply:
     """An SSE reply: ``data: {chunk}`` frames, then ``data: [DONE]``."""
     return Reply(events=[f"data: {json.dumps(c)}\n\n" for c in chunks] + ["data: [DONE]\n\n"])
+
+
+def oa_completion(content: str, *, model: str, prompt: int, completion: int) -> Reply:
+    """A whole (not streamed) ``chat.completion`` with one text answer."""
+    body = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1_700_000_000,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+    }
+    return Reply(body=body)
 
 
 def oa_usage(prompt: int, completion: int) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The optimizer: datasets, metrics, candidates, evaluation and promotion of agent versions."""

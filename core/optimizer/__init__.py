@@ -1,0 +1,5 @@
+"""The optimizer: agents that improve themselves from feedback (domain logic, no Temporal).
+
+``datasets`` builds the immutable, hashed, deterministically split example sets an
+optimization run evaluates on; ``dataset_store`` keeps them per tenant.
+"""

@@ -15,7 +15,6 @@ from core.validation import CleanModel
 MAX_EXAMPLES = 100_000
 """The most examples any dataset may hold (``AIMPACT_DATASET_MAX_EXAMPLES`` is at most this)."""
 MAX_RUBRIC_CHARS = 10_000
-Score = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
 def _utc(moment: datetime) -> datetime:
@@ -34,8 +33,12 @@ class RunSelection(CleanModel):
     example's ``expected``.
     """
 
-    min_score: Score | None = Field(default=None, description="Lowest mean feedback score (inclusive).")
-    max_score: Score | None = Field(default=None, description="Highest mean feedback score (inclusive).")
+    min_score: float | None = Field(
+        default=None, ge=0, le=1, allow_inf_nan=False, description="Lowest mean feedback score (inclusive)."
+    )
+    max_score: float | None = Field(
+        default=None, ge=0, le=1, allow_inf_nan=False, description="Highest mean feedback score (inclusive)."
+    )
     since: Moment | None = Field(default=None, description="Runs created at or after this time.")
     until: Moment | None = Field(default=None, description="Runs created before this time.")
     label: str | None = Field(
@@ -60,7 +63,12 @@ class ExampleIn(CleanModel):
 
 
 class DatasetCreate(CleanModel):
-    """``POST /v1/agents/{id}/datasets``: examples from the agent's runs, uploaded ones, or both."""
+    """``POST /v1/agents/{id}/datasets``: examples from the agent's runs, uploaded ones, or both.
+
+    Rules beyond the schema (422 naming the field): together the sources give at least 3 distinct
+    examples (one per split) and at most ``AIMPACT_DATASET_MAX_EXAMPLES``; ``from_runs.min_score``
+    is not above ``from_runs.max_score``; ``from_runs.since`` is before ``from_runs.until``.
+    """
 
     name: str = Field(min_length=1, max_length=200)
     from_runs: RunSelection | None = None

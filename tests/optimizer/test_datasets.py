@@ -194,6 +194,9 @@ BAD_BODIES: list[tuple[dict[str, Any], list[str]]] = [
     ({"name": "both few", "from_runs": {"min_score": 0.5}, "examples": _examples(1)}, ["examples", "from_runs"]),
     ({"name": "range", "from_runs": {"min_score": 0.9, "max_score": 0.1}}, ["from_runs.min_score"]),
     ({"name": "score", "from_runs": {"min_score": 1.5}}, ["from_runs.min_score"]),
+    ({"name": "boolean", "from_runs": {"max_score": True}}, ["from_runs.max_score"]),
+    ({"name": "limit", "from_runs": {"limit": 0}}, ["from_runs.limit"]),
+    ({"name": "when", "from_runs": {"since": 1767225600}}, ["from_runs.since"]),
     (
         {"name": "time", "from_runs": {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}},
         ["from_runs.since"],

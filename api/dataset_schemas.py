@@ -26,7 +26,7 @@ Moment = Annotated[IsoDatetime, AfterValidator(_utc)]
 
 
 class RunSelection(CleanModel):
-    """Which completed runs of the agent become examples (newest first up to ``limit``).
+    """Which completed single-turn runs of the agent become examples (newest first up to ``limit``).
 
     A run's score is the mean of its feedback scores. With ``min_score``, ``max_score`` or
     ``label`` only runs with feedback are taken; with ``min_score`` a run's output is the

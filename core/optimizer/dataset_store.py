@@ -19,7 +19,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.contracts.agent_run import RunStatus
-from core.db.models import Dataset, DatasetExample, Run, RunFeedback
+from core.db.models import Dataset, DatasetExample, Run, RunFeedback, ThreadMessage
 from core.db.repos import Author, Keyset, newest_first
 from core.ids import new_id
 from core.optimizer.datasets import BuiltDataset, Example, Source, Split
@@ -38,7 +38,9 @@ class DatasetLimitReached(Exception):  # noqa: N818 - a limit, reported as 409
 
 @dataclass(frozen=True, kw_only=True)
 class RunFilter:
-    """Which completed runs of an agent become examples; the run's mean feedback score is its score.
+    """Which completed single-turn runs of an agent become examples; the run's mean feedback score is its score.
+
+    A run of several turns is left out: its ``input`` is the first message, its ``output`` the last answer.
 
     With a score bound or a label, only runs with feedback count; ``label`` matches any of a run's
     feedback entries. ``since`` is inclusive, ``until`` exclusive (the run's creation time).
@@ -68,6 +70,16 @@ class DatasetStore:
         set (the run scored at or above it).
         """
         score = func.avg(RunFeedback.score)
+        questions = (
+            select(func.count())
+            .where(
+                col(ThreadMessage.tenant_id) == self._tenant_id,
+                col(ThreadMessage.thread_id) == col(Run.thread_id),
+                col(ThreadMessage.run_id) == col(Run.id),
+                col(ThreadMessage.role) == "user",
+            )
+            .scalar_subquery()
+        )
         feedback = and_(col(RunFeedback.run_id) == col(Run.id), col(RunFeedback.tenant_id) == self._tenant_id)
         query: Any = (
             sa_select(col(Run.id), col(Run.input), col(Run.output), col(Run.created_at), score.label("score"))
@@ -77,6 +89,7 @@ class DatasetStore:
                 col(Run.agent_id) == agent_id,
                 col(Run.status) == RunStatus.COMPLETED.value,
                 col(Run.output).is_not(None),
+                questions <= 1,
             )
             .group_by(col(Run.id))
         )

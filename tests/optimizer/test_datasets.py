@@ -17,7 +17,7 @@ from core.optimizer.dataset_store import DatasetLimitReached, DatasetStore
 from core.optimizer.datasets import Example, Source, Split, assign_splits, build
 from core.settings import Settings
 from tests.conftest import TenantCtx
-from tests.support.runs import create_agent, wait_run
+from tests.support.runs import create_agent, wait_for, wait_run
 
 CAP: int = Settings.model_fields["dataset_max_examples"].default
 """The stack runs with the default."""
@@ -106,6 +106,11 @@ async def test_a_dataset_of_runs_selected_by_feedback(tenant: TenantCtx) -> None
     ]
     bad = await _scored_run(tenant, agent["id"], "5 + 5", {"score": 0.1, "label": "good"}, {"score": 0.3})
     unscored = await _scored_run(tenant, agent["id"], "6 + 6")
+    two_turns = await _scored_run(tenant, agent["id"], "7 + 7")
+    sent = await tenant.http.post(f"/v1/runs/{two_turns['id']}/messages", json={"input": "and 2 * 3?"})
+    assert sent.status_code == 202, sent.text
+    await wait_for(tenant, two_turns["id"], lambda r: r["status"] == "completed" and r["output"] != two_turns["output"])
+    assert (await tenant.http.post(f"/v1/runs/{two_turns['id']}/feedback", json={"score": 1.0})).status_code == 201
     since = good[0]["created_at"]
 
     dataset = await _create(tenant.http, agent["id"], {"name": "good", "from_runs": {"min_score": 0.8, "since": since}})
@@ -123,7 +128,7 @@ async def test_a_dataset_of_runs_selected_by_feedback(tenant: TenantCtx) -> None
 
     everything = await _create(tenant.http, agent["id"], {"name": "all", "from_runs": {}})
     runs = await _all_examples(tenant.http, everything["id"])
-    assert [e["source_run_id"] for e in runs] == [r["id"] for r in (old, *good, bad, unscored)]
+    assert [e["source_run_id"] for e in runs] == [r["id"] for r in (old, *good, bad, unscored)], "single turns only"
     assert all(e["expected"] is None for e in runs), "no min_score: no run's output is taken as expected"
     assert runs[-1]["feedback_score"] is None
 

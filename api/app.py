@@ -24,6 +24,7 @@ from api.routes import (
     audit,
     auth,
     codec_auth,
+    datasets,
     events,
     feedback,
     health,
@@ -206,5 +207,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pipeline_runs.router)
     app.include_router(pipeline_reruns.router)
     app.include_router(pipeline_schedules.router)
+    app.include_router(datasets.router)
     app.include_router(pipeline_reruns.router)
     return app

@@ -38,4 +38,13 @@ REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
     "UserCreate": {"email": "ada@example.com", "password": "a long passphrase", "role": "operator"},
     "ApiKeyCreate": {"name": "ci-pipeline", "role": "operator"},
     "TokenRequest": {"email": "ada@example.com", "password": "a long passphrase"},
+    "DatasetCreate": {
+        "name": "good-answers-november",
+        "from_runs": {"min_score": 0.8, "since": "2026-11-01T00:00:00Z", "limit": 500},
+        "examples": [
+            {"input": "What is 2 + 2?", "expected": "4"},
+            {"input": "What is 3 * 5?", "expected": "15"},
+            {"input": "Is 7 prime?", "rubric": "Says yes and explains why in one sentence."},
+        ],
+    },
 }

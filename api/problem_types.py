@@ -32,6 +32,8 @@ class ProblemType(StrEnum):
     LAST_OWNER = "last-owner"
     WEBHOOK_LIMIT = "webhook-limit"
     FEEDBACK_LIMIT = "feedback-limit"
+    DATASET_LIMIT = "dataset-limit"
+    """409: the tenant already keeps ``AIMPACT_DATASETS_PER_TENANT`` datasets."""
     RUN_NOT_FINISHED = "run-not-finished"
     REQUEST_ENTITY_TOO_LARGE = "request-entity-too-large"
     REQUEST_URI_TOO_LONG = "request-uri-too-long"

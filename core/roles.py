@@ -35,6 +35,8 @@ class Permission(StrEnum):
     MEMORY_READ = "memory:read"
     MEMORY_WRITE = "memory:write"
     MEMORY_ERASE = "memory:erase"
+    OPTIMIZER_READ = "optimizer:read"
+    OPTIMIZER_WRITE = "optimizer:write"
     SECRETS_READ = "secrets:read"
     SECRETS_WRITE = "secrets:write"
     WEBHOOKS_MANAGE = "webhooks:manage"
@@ -48,7 +50,16 @@ class Permission(StrEnum):
 
 
 _P = Permission
-_VIEW = {_P.AGENTS_READ, _P.PIPELINES_READ, _P.RUNS_READ, _P.USAGE_READ, _P.TOOLS_READ, _P.MEMORY_READ, _P.TENANT_READ}
+_VIEW = {
+    _P.AGENTS_READ,
+    _P.PIPELINES_READ,
+    _P.RUNS_READ,
+    _P.USAGE_READ,
+    _P.TOOLS_READ,
+    _P.MEMORY_READ,
+    _P.OPTIMIZER_READ,
+    _P.TENANT_READ,
+}
 _OPERATE = _VIEW | {_P.RUNS_START, _P.RUNS_APPROVE, _P.RUNS_CANCEL, _P.RUNS_FEEDBACK}
 _DEVELOP = _OPERATE | {
     _P.AGENTS_WRITE,
@@ -58,6 +69,7 @@ _DEVELOP = _OPERATE | {
     _P.TOOLS_WRITE,
     _P.WEBHOOKS_MANAGE,
     _P.MEMORY_WRITE,
+    _P.OPTIMIZER_WRITE,
 }
 _ADMIN = _DEVELOP | {_P.KEYS_MANAGE, _P.USERS_READ, _P.USERS_MANAGE, _P.AUDIT_READ}
 

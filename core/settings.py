@@ -212,6 +212,14 @@ class Settings(BaseSettings):
         default=100, ge=1, le=100_000, description="Feedback entries one run may collect (409 beyond)."
     )
 
+    # optimizer datasets
+    dataset_max_examples: int = Field(
+        default=5000, ge=3, le=100_000, description="Examples one dataset may hold (422 beyond)."
+    )
+    datasets_per_tenant: int = Field(
+        default=1000, ge=1, le=1_000_000, description="Datasets one tenant may keep (409 beyond)."
+    )
+
     # request limits
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024,

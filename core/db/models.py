@@ -464,3 +464,49 @@ class PipelineRunStep(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     output: Any = Field(default=None, sa_column=Column(JsonType))
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+
+
+class Dataset(SQLModel, table=True):
+    """An immutable set of examples to optimize an agent on, hashed, with its split counts."""
+
+    __table_args__ = (Index("ix_dataset_tenant_agent_created", "tenant_id", "agent_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
+    agent_id: str = Field(foreign_key="agent.id", max_length=40)
+    name: str = Field(max_length=200)
+    size: int
+    hash: str = Field(max_length=64)
+    """SHA-256 of the canonical JSON of its examples in order (``core.optimizer.datasets``)."""
+    train: int
+    validation: int
+    test: int
+    source: str = Field(max_length=16)
+    """``runs``, ``examples`` or ``mixed``."""
+    filters: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    """The ``from_runs`` filters the runs were selected with."""
+    created_by_kind: str = Field(default="user", max_length=16)
+    created_by_id: str = Field(default="", max_length=40)
+    created_at: datetime = _ts(nullable=False)
+
+
+class DatasetExample(SQLModel, table=True):
+    """One example of a dataset at its position, with its split."""
+
+    __tablename__ = "dataset_example"
+    __table_args__ = (
+        UniqueConstraint("dataset_id", "example_id"),
+        Index("ix_dataset_example_split", "dataset_id", "split", "position"),
+    )
+
+    dataset_id: str = Field(foreign_key="dataset.id", primary_key=True, max_length=40)
+    position: int = Field(primary_key=True)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    example_id: str = Field(max_length=40)
+    split: str = Field(max_length=16)
+    input: str
+    expected: str | None = None
+    rubric: str | None = None
+    output: str | None = None
+    source_run_id: str | None = Field(default=None, max_length=40)
+    feedback_score: float | None = None

@@ -23,6 +23,11 @@ field the problem names is one of these rules, none of them a matter of shape:
   pipeline has (server state); a schedule's ``cron`` is a five-field cron expression (its
   syntax is described in words) and a backfill's ``to`` must follow ``from`` within a
   bounded range of the schedule's fires (a rule across fields and server state);
+- a dataset needs a source (``examples``, ``from_runs`` or both) giving at least 3 distinct
+  examples (runs matched: server state; distinct: a rule over the examples' content) and at
+  most ``AIMPACT_DATASET_MAX_EXAMPLES`` (a setting); ``from_runs.min_score`` not above
+  ``max_score``, ``since`` before ``until`` and ``limit`` within the room the uploaded examples
+  leave (rules across fields);
 - a tool's ``parameters`` must pass the JSON Schema 2020-12 meta-schema (not embeddable
   offline) and its URL's ``{placeholders}`` must name its ``parameters.properties``
   (a rule across two fields).
@@ -59,6 +64,14 @@ _UNDECIDABLE = (
     (re.compile(r"^/from_step$"), re.compile(r"^version \d+ of the pipeline has no top-level step ")),
     (re.compile(r"^/cron$"), re.compile(r".")),
     (re.compile(r"^/to$"), re.compile(r".")),
+    (
+        re.compile(r"^(examples|from_runs)$"),
+        re.compile(r"^(a dataset needs at least \d+ distinct examples|give examples, from_runs or both|at most \d+ )"),
+    ),
+    (
+        re.compile(r"^from_runs\.(min_score|since|limit)$"),
+        re.compile(r"^(must not be above from_runs\.max_score|must be before from_runs\.until|at most \d+ runs fit)"),
+    ),
     (re.compile(r"^parameters$"), re.compile(r"^(not a valid JSON Schema|\$ref|only local \$ref)")),
     (re.compile(r"^url$"), re.compile(r"^placeholders .* are not declared in parameters\.properties$")),
 )

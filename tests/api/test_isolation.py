@@ -26,6 +26,7 @@ BODIES = {
     ("POST", "/v1/pipeline-runs/{pipeline_run_id}/approvals/{step_id}"): {"decision": "approve"},
     ("POST", "/v1/pipeline-runs/{pipeline_run_id}/rerun"): {"from_step": "s1"},
     ("PUT", "/v1/pipelines/{pipeline_id}/schedule"): {"cron": "* * * * *"},
+    ("POST", "/v1/agents/{agent_id}/datasets"): {"name": "a", "examples": [{"input": f"{n} + {n}"} for n in range(3)]},
     ("POST", "/v1/pipelines/{pipeline_id}/schedule/backfill"): {
         "from": "2026-01-01T00:00:00Z",
         "to": "2026-01-01T00:05:00Z",
@@ -60,6 +61,9 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine, temporal: Client) 
     steps = [{"id": "ask", "type": "agent", "agent_id": agent["id"], "input": "3 + 3"}]
     pipeline = await tenant.http.post("/v1/pipelines", json={"name": "b", "definition": {"steps": steps}})
     assert pipeline.status_code == 201, pipeline.text
+    examples = [{"input": f"B's question {n}"} for n in range(3)]
+    dataset = await tenant.http.post(f"/v1/agents/{agent['id']}/datasets", json={"name": "b", "examples": examples})
+    assert dataset.status_code == 201, dataset.text
     return {
         "agent_id": agent["id"],
         "run_id": run["id"],
@@ -73,6 +77,7 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine, temporal: Client) 
         "webhook_id": hook.json()["id"],
         "memory_id": memory.json()["id"],
         "pipeline_id": pipeline.json()["id"],
+        "dataset_id": dataset.json()["id"],
         "version": "1",
     }
 
@@ -116,6 +121,8 @@ async def test_every_id_route_answers_404_across_tenants(
     assert (pipeline["version"], pipeline["archived"]) == (1, False)
     pipeline_run = (await other_tenant.http.get(f"/v1/pipeline-runs/{theirs['pipeline_run_id']}")).json()
     assert pipeline_run["status"] == "waiting_approval"
+    datasets = (await other_tenant.http.get(f"/v1/agents/{theirs['agent_id']}/datasets")).json()["items"]
+    assert [(d["id"], d["size"]) for d in datasets] == [(theirs["dataset_id"], 3)]
 
 
 async def test_lists_never_show_other_tenants(

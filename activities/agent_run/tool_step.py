@@ -97,7 +97,7 @@ class ToolStepActivities(AgentRunBase):
         if tool is None:
             text = unknown_tool(inp.call.name)
             return text, ToolStepResult(content=text, is_error=True)
-        problem = invalid_arguments(tool, inp.call.arguments)
+        problem = invalid_arguments(tool.schema, inp.call.arguments)
         if problem is not None:
             return problem, ToolStepResult(content=problem, is_error=True)
         clock = time.perf_counter()

@@ -10,8 +10,9 @@ tool calls or ``max_steps`` model steps. What differs, by design:
   candidate is measured on the input, not on what a subject's memories add);
 - every tool call goes to the injected :class:`~core.optimizer.tool_answers.ToolAnswerer`
   (a recording, a safe live call, or a refusal), one at a time in the model's order, never to
-  a tool that can act on the world; a call of a tool the configuration does not offer gets
-  the real run's "unknown tool" error without reaching the answerer;
+  a tool that can act on the world; a call of a tool the configuration does not offer, or
+  with arguments that do not fit the tool's schema, gets the real run's error text without
+  reaching the answerer (answered ``refused``);
 - no approvals: an approval guards an effect, and nothing here has one;
 - the step bound ends the loop with the outcome ``step_limit`` (a real run fails with
   ``StepLimit``), so an evaluation scores it rather than crashing.
@@ -30,11 +31,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core.agents import AgentConfig
-from core.contracts.llm import ChatMessage, ToolSchema, Usage
+from core.contracts.llm import ChatMessage, ToolCall, ToolSchema, Usage
 from core.llm.base import LlmProvider
 from core.llm.prompt import agent_request
 from core.optimizer.tool_answers import AnsweredFrom, ToolAnswer, ToolAnswerer
-from core.tools.invoke import unknown_tool
+from core.tools.invoke import invalid_arguments, unknown_tool
 
 CandidateOutcome = Literal["completed", "step_limit"]
 
@@ -96,7 +97,7 @@ async def run_candidate(
     if max_steps < 1:
         raise ValueError("max_steps must be at least 1")
     model = config.model.to_contract()
-    offered = {schema.name for schema in tools}
+    offered = {schema.name: schema for schema in tools}
     messages = [ChatMessage(role="user", content=input)]
     result = CandidateOutput(outcome="step_limit", output="")
     for _ in range(max_steps):
@@ -110,12 +111,18 @@ async def run_candidate(
             return result
         messages.append(ChatMessage(role="assistant", content=response.content, tool_calls=response.tool_calls))
         for call in response.tool_calls:
-            if call.name in offered:
-                answer = await answerer.answer(call)
-            else:
-                answer = ToolAnswer(unknown_tool(call.name), "refused", is_error=True)
+            answer = await _answer(call, offered, answerer)
             result.tool_calls.append(
                 CandidateToolCall(call.name, dict(call.arguments), answer.answered_from, answer.text, answer.is_error)
             )
             messages.append(ChatMessage(role="tool", content=answer.text, tool_call_id=call.id, name=call.name))
     return result
+
+
+async def _answer(call: ToolCall, offered: dict[str, ToolSchema], answerer: ToolAnswerer) -> ToolAnswer:
+    """As a real run: a tool not offered, or arguments that do not fit its schema, get an error before any answer."""
+    schema = offered.get(call.name)
+    problem = unknown_tool(call.name) if schema is None else invalid_arguments(schema, call.arguments)
+    if problem is not None:
+        return ToolAnswer(problem, "refused", is_error=True)
+    return await answerer.answer(call)

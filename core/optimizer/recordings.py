@@ -6,7 +6,8 @@ candidate's tool calls from here instead of calling the tools. A tool call is th
 model read, taken from the run's thread by the step's message key (``<workflow id>:<step
 id>:result``), so it is the exact text, however long. A step whose thread message is missing
 falls back to its recorded data rendered as the tool activity renders it, or its error text.
-Everything is read within the tenant.
+Everything is read within the tenant. ``input`` is the run's first message: messages sent to
+the run while it ran are not part of what a replay asks.
 """
 
 from __future__ import annotations

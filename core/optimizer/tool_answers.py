@@ -108,7 +108,7 @@ class SafeToolAnswerer:
         if not tool.pure:
             text = f"error: {call.name} is not run here: it may act on or read the outside world"
             return ToolAnswer(text, "refused", is_error=True)
-        problem = invalid_arguments(tool, call.arguments)
+        problem = invalid_arguments(tool.schema, call.arguments)
         if problem is not None:
             return ToolAnswer(problem, "live", is_error=True)
         context = ToolContext(self._tenant_id, self._run_id, idempotency_key=f"{self._run_id}:{call.id}")

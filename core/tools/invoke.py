@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from core.contracts.llm import ToolSchema
 from core.errors import ToolError
 from core.tools.base import Tool, ToolContext
 from core.tools.schema import argument_errors
@@ -32,10 +33,10 @@ def unknown_tool(name: str) -> str:
     return f"error: unknown tool {name!r}; use one of the tools offered"
 
 
-def invalid_arguments(tool: Tool, arguments: dict[str, Any]) -> str | None:
+def invalid_arguments(schema: ToolSchema, arguments: dict[str, Any]) -> str | None:
     """The error text when ``arguments`` do not fit the tool's parameters, else ``None``."""
-    problems = argument_errors(tool.schema, arguments)
-    return f"error: invalid arguments for {tool.schema.name}: {'; '.join(problems)}" if problems else None
+    problems = argument_errors(schema, arguments)
+    return f"error: invalid arguments for {schema.name}: {'; '.join(problems)}" if problems else None
 
 
 def result_text(data: Any) -> str:

@@ -198,22 +198,55 @@ async def test_the_safe_answerer_runs_the_calculator_live_and_refuses_http_reque
     assert (out.outcome, out.output) == ("completed", "done")
 
 
-async def test_a_tool_the_configuration_does_not_offer_is_unknown(server: ScriptedServer) -> None:
-    server.push(
-        tool_call_reply("calculator", {"expression": "1 + 1"}, usage=Usage(1, 1)), text_reply("ok", usage=Usage(1, 1))
-    )
+@pytest.mark.parametrize(
+    ("offered", "arguments", "error"),
+    [
+        ([], {"expression": "1 + 1"}, "error: unknown tool 'calculator'; use one of the tools offered"),
+        (["calculator"], {"expr": "1 + 1"}, "error: invalid arguments for calculator: (root): "),
+    ],
+)
+async def test_a_call_of_a_tool_not_offered_or_with_bad_arguments_gets_the_real_runs_error(
+    server: ScriptedServer, offered: list[str], arguments: dict[str, Any], error: str
+) -> None:
+    server.push(tool_call_reply("calculator", arguments, usage=Usage(1, 1)), text_reply("ok", usage=Usage(1, 1)))
+    answerer = RecordingAnswerer([replace(CALC_RECORDED, arguments=arguments)])
     out = await run_candidate(
-        openai_config(server),
+        openai_config(server, *offered),
         "1 + 1",
         provider=OpenAIProvider(),
-        answerer=RecordingAnswerer([replace(CALC_RECORDED, arguments={"expression": "1 + 1"})]),
-        tools=[],
+        answerer=answerer,
+        tools=await builtin_registry().schemas(TENANT, offered),
         max_steps=3,
         api_key="sk",
     )
-    assert [(c.answered_from, c.result) for c in out.tool_calls] == [
-        ("refused", "error: unknown tool 'calculator'; use one of the tools offered")
-    ]
+    [call] = out.tool_calls
+    assert (call.answered_from, call.is_error) == ("refused", True)
+    assert call.result.startswith(error), call.result
+    assert answerer.unmatched == [], "the answerer is not asked"
+
+
+async def test_a_failed_tool_call_is_recorded_and_replayed_with_its_error(
+    tenant: TenantCtx, engine: AsyncEngine
+) -> None:
+    agent = await create_agent(tenant.http)
+    started = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "what is 1 / 0"})).json()
+    run = await wait_run(tenant.http, started["id"])
+    recording = await read_recording(engine, tenant.id, run["id"])
+    assert recording is not None
+    failed = RecordedCall("calculator", {"expression": "1 / 0"}, "error: division by zero", is_error=True, step_id="s2")
+    assert recording.tool_calls == [failed]
+
+    config = AgentConfig.model_validate(await RunProjection(engine).agent_config(tenant.id, agent["id"], 1))
+    out = await run_candidate(
+        config,
+        recording.input,
+        provider=LocalProvider(),
+        answerer=RecordingAnswerer(recording.tool_calls),
+        tools=await builtin_registry().schemas(tenant.id, ["calculator"]),
+        max_steps=4,
+    )
+    assert out.output == recording.output == "Result — calculator: error: division by zero"
+    assert [(c.answered_from, c.is_error) for c in out.tool_calls] == [("recording", True)]
 
 
 async def test_the_step_bound_ends_the_loop_with_step_limit(server: ScriptedServer) -> None:
@@ -284,3 +317,5 @@ async def test_in_the_simulated_world_the_instructions_decide_how_often_the_answ
         sent = server.received[0].body["messages"]
     assert sent[0] == {"role": "system", "content": helps}
     assert good - bad > 0.25, (good, bad)
+    for instructions, measured in ((helps, good), (hurts, bad)):
+        assert abs(measured - world.hidden_quality(instructions, model="sim-base")) < 0.15, (instructions, measured)

@@ -76,6 +76,7 @@ class BigOutputTool:
     """Returns 3 MB of text (a document, a long API answer)."""
 
     side_effects = False
+    pure = False
     schema = ToolSchema(name="big_output", description="3 MB of text", parameters={"type": "object"})
 
     async def call(self, arguments: dict[str, Any], context: ToolContext) -> Any:

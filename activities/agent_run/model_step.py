@@ -25,6 +25,7 @@ from core.db.models import utcnow
 from core.db.projection import StepRecord
 from core.events import TokenBuffer
 from core.llm.base import LlmProvider, ProviderError
+from core.llm.prompt import agent_request
 from core.memory.context import ExtractiveSummarizer, Summarizer, memory_block
 from core.memory.extraction import ModelSummarizer
 from core.telemetry import metrics
@@ -117,6 +118,7 @@ class ModelStepActivities(AgentRunBase):
         config = await self._models.config(inp.tenant_id, inp.agent_id, inp.agent_version) if inp.agent_id else None
         api_key = await self._models.api_key(inp.tenant_id, inp.model)
         recalled: list[str] = []
+        block = None
         if inp.thread_id:
             subject = await self._subject(inp.tenant_id, inp.run_id)
             summarizer: Summarizer = (
@@ -150,13 +152,13 @@ class ModelStepActivities(AgentRunBase):
                 )
             if config is not None and config.memory.enabled and subject and self._memory is not None:
                 block, recalled = await self._recall(inp.tenant_id, subject, messages, config)
-                if block:
-                    messages.insert(0, ChatMessage(role="system", content=block))
         else:
             messages = list(inp.messages)
-        if config is not None and config.instructions:
-            messages.insert(0, ChatMessage(role="system", content=config.instructions))
-        return LlmRequest(model=inp.model, messages=messages, tools=inp.tools, api_key=api_key), recalled
+        instructions = config.instructions if config is not None else ""
+        request = agent_request(
+            inp.model, messages, inp.tools, instructions=instructions, memories=block, api_key=api_key
+        )
+        return request, recalled
 
     async def _recall(
         self, tenant_id: str, subject: str, messages: list[ChatMessage], config: AgentConfig

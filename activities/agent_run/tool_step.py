@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import asdict
-from typing import Any
 
 import structlog
 from temporalio import activity
@@ -19,14 +17,11 @@ from core.contracts.agent_run import INLINE_LIMIT_BYTES, ChildRun, ChildRunInput
 from core.contracts.llm import ChatMessage
 from core.db.models import utcnow
 from core.db.projection import Effect, StepRecord
-from core.errors import ToolError
 from core.ids import run_workflow_id
 from core.telemetry import metrics
 from core.threads import Append
 from core.tools.base import ToolContext
-from core.tools.schema import argument_errors
-
-MAX_TOOL_OUTPUT_BYTES = 8 * 1024 * 1024
+from core.tools.invoke import invalid_arguments, invoke, unknown_tool
 
 
 class ToolStepActivities(AgentRunBase):
@@ -100,12 +95,11 @@ class ToolStepActivities(AgentRunBase):
             return text, ToolStepResult(content=text, is_error=True)
         tool = await self._tools.get(inp.tenant_id, inp.call.name) if inp.permitted else None
         if tool is None:
-            text = f"error: unknown tool {inp.call.name!r}; use one of the tools offered"
+            text = unknown_tool(inp.call.name)
             return text, ToolStepResult(content=text, is_error=True)
-        problems = argument_errors(tool.schema, inp.call.arguments)
-        if problems:
-            text = f"error: invalid arguments for {inp.call.name}: {'; '.join(problems)}"
-            return text, ToolStepResult(content=text, is_error=True)
+        problem = invalid_arguments(tool.schema, inp.call.arguments)
+        if problem is not None:
+            return problem, ToolStepResult(content=problem, is_error=True)
         clock = time.perf_counter()
         context = ToolContext(
             tenant_id=inp.tenant_id,
@@ -113,21 +107,17 @@ class ToolStepActivities(AgentRunBase):
             idempotency_key=effect_key,
             subject=await self._subject(inp.tenant_id, inp.run_id),
         )
-        try:
-            data: Any = await tool.call(inp.call.arguments, context)
-        except ToolError as exc:
-            metrics.ACTIVITY_LATENCY.labels("agent_run.tool", "error").observe(time.perf_counter() - clock)
-            text = f"error: {exc}"
-            return text, ToolStepResult(content=text, is_error=True)
-        metrics.ACTIVITY_LATENCY.labels("agent_run.tool", "ok").observe(time.perf_counter() - clock)
-        value = data.get("value") if isinstance(data, dict) and "value" in data else data
-        full = value if isinstance(value, str) else json.dumps(value, default=str)
-        if len(full.encode()) > MAX_TOOL_OUTPUT_BYTES:
-            full = full[:MAX_TOOL_OUTPUT_BYTES] + "\n[truncated]"
+        outcome = await invoke(tool, inp.call.arguments, context)
+        metrics.ACTIVITY_LATENCY.labels("agent_run.tool", "error" if outcome.is_error else "ok").observe(
+            time.perf_counter() - clock
+        )
+        full = outcome.text
+        if outcome.is_error:
+            return full, ToolStepResult(content=full, is_error=True)
         inline = len(full.encode()) <= INLINE_LIMIT_BYTES
         return full, ToolStepResult(
             content=full if inline else full[:PREVIEW_CHARS] + f"… [{len(full)} characters in the thread]",
-            data=data if inline else {"preview": full[:PREVIEW_CHARS], "size": len(full)},
+            data=outcome.data if inline else {"preview": full[:PREVIEW_CHARS], "size": len(full)},
         )
 
     @activity.defn(name="agent_run.child")

@@ -24,6 +24,10 @@ class Tool(Protocol):
 
     schema: ToolSchema
     side_effects: bool
+    pure: bool
+    """Self-contained: no writes, no network, no tenant data (e.g. arithmetic, the clock). Only such tools
+    run outside a real run (optimizer evaluations, replays); ``side_effects=False`` alone is not enough
+    (a GET tool reads the outside world)."""
 
     async def call(self, arguments: dict[str, Any], context: ToolContext) -> Any:
         """Run the tool; raise ``core.errors.ToolError`` for failures the model should see."""

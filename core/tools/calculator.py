@@ -58,6 +58,7 @@ class CalculatorTool:
     """Arithmetic on numbers; pure, so it has no side effects."""
 
     side_effects = False
+    pure = True
     schema = ToolSchema(
         name="calculator",
         description="Evaluate an arithmetic expression such as '2 + 3 * 4'.",

@@ -13,6 +13,7 @@ class CurrentTimeTool:
     """Reads the clock; no side effects."""
 
     side_effects = False
+    pure = True
     schema = ToolSchema(
         name="current_time",
         description="The current date and time in UTC (RFC 3339).",

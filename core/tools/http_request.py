@@ -95,6 +95,7 @@ class HttpRequestTool:
     """Sends an HTTP request chosen by the model; side-effecting for methods other than GET."""
 
     side_effects = True
+    pure = False
     schema = ToolSchema(
         name="http_request",
         description=(

@@ -28,6 +28,7 @@ class MemorySearchTool:
     """Semantic search over the subject's memories."""
 
     side_effects = False
+    pure = False
     schema = ToolSchema(
         name="memory_search",
         description="Search what you remember about the user by meaning; returns the closest memories.",
@@ -56,6 +57,7 @@ class MemoryWriteTool:
     """Stores a fact about the subject (embedded durably in the background)."""
 
     side_effects = True
+    pure = False
     schema = ToolSchema(
         name="memory_write",
         description="Remember a fact about the user for later conversations.",

@@ -15,6 +15,7 @@ class RunAgentTool:
     """Offered to the model like any tool; the agent-run workflow executes it as a child run."""
 
     side_effects = True
+    pure = False
     schema = ToolSchema(
         name=RUN_AGENT,
         description="Ask another agent of this workspace; returns its answer.",

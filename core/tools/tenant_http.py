@@ -222,6 +222,7 @@ class TenantHttpTool:
         self.spec = spec
         self.schema = ToolSchema(name=spec.name, description=spec.description, parameters=spec.parameters)
         self.side_effects = spec.side_effects
+        self.pure = False  # it reaches the network
         self._resolve_secret = resolve_secret
         self._allowlist_for = allowlist_for
         self._platform = list(platform_allowlist)

@@ -11,15 +11,16 @@ after every event.
 
 1. Power: over ``--seeds`` seeds, the share in which the best arm is promoted within
    ``--events`` events, with Thompson allocation and with uniform allocation (the baseline),
-   under the same rule; also the share that promoted a wrong arm and the median events to a win.
+   under the same rule (``ts-all``: Thompson sampling with the control as one more arm, to show
+   what the control's share buys); also the share that promoted a wrong arm and the median events to a win.
 2. A/A: every arm at ``--base``; over ``--aa-seeds`` seeds, the share of seeds in which any
-   candidate is promoted within ``--events`` events (false promotions), for both allocations.
+   candidate is promoted within ``--aa-events`` events (false promotions), for each allocation.
 
 Offline (``--part offline``): the optimizer against random search and uniform allocation on the
 simulated Chat Completions world; not built yet, and it says so.
 
 Usage: ``python -m bench.optimizer [--part online|offline|all] [--seeds N] [--aa-seeds N]
-[--events E] [--gaps G,G] [--base B] [--min-samples M] [--tau T]`` (or ``make bench-optimizer``).
+[--events E] [--aa-events E] [--gaps G,G] [--base B] [--min-samples M] [--tau T]`` (or ``make bench-optimizer``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 from core.optimizer.experiments import ExperimentState, Rules, allocate, decide
@@ -44,7 +45,12 @@ def uniform(state: ExperimentState, rules: Rules, rng: random.Random) -> str:
     return rng.choice(list(state.arms))
 
 
-ALLOCATIONS: dict[str, Allocator] = {"thompson": allocate, "uniform": uniform}
+def thompson_all(state: ExperimentState, rules: Rules, rng: random.Random) -> str:
+    """Thompson sampling with the control as one more arm (no share kept for it)."""
+    return allocate(state, replace(rules, control_share=None), rng)
+
+
+ALLOCATIONS: dict[str, Allocator] = {"thompson": allocate, "ts-all": thompson_all, "uniform": uniform}
 
 
 @dataclass(frozen=True)
@@ -114,10 +120,10 @@ def online(args: argparse.Namespace) -> None:
         f" {args.events // 2} on the best arm, told which arm is best, has power "
         + ", ".join(f"{fixed_power(args, g):.2f} at +{g:g}" for g in args.gaps)
     )
-    print(f"\nA/A, every arm at {args.base}, {args.events} events, peeking after every event")
+    print(f"\nA/A, every arm at {args.base}, {args.aa_events} events, peeking after every event")
     print(f"{'allocation':<10} {'false promotions':>17} {'seeds':>6}")
     for name, allocation in ALLOCATIONS.items():
-        outcomes = [simulate([args.base] * 5, allocation, rules, args.events, seed) for seed in range(args.aa_seeds)]
+        outcomes = [simulate([args.base] * 5, allocation, rules, args.aa_events, seed) for seed in range(args.aa_seeds)]
         promoted = sum(1 for o in outcomes if o.winner is not None)
         print(f"{name:<10} {promoted / args.aa_seeds:>17.3f} {args.aa_seeds:>6}  ({promoted} promoted)")
     print(f"target: <= 0.05  ({time.perf_counter() - began:.0f} s)")
@@ -139,6 +145,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=100, help="seeds of the power scenario (at least 30)")
     parser.add_argument("--aa-seeds", type=int, default=200, help="seeds of the A/A scenario (at least 200)")
     parser.add_argument("--events", type=int, default=1000, help="feedback events per experiment")
+    parser.add_argument("--aa-events", type=int, default=1000, help="feedback events per A/A experiment")
     parser.add_argument("--base", type=float, default=0.5, help="hidden mean of the control")
     parser.add_argument(
         "--gaps", type=gaps, default=[0.1, 0.15, 0.2], help="the best candidate's leads over the others (0.1,0.2)"

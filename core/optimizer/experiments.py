@@ -7,7 +7,8 @@ from a ``random.Random`` passed in (in a workflow, ``workflow.random()``), so th
 the workflow sandbox and replays.
 
 - Assignment hashes ``experiment id / subject`` with SHA-256 onto [0, 1) and cuts that line by
-  the arms' weights: a subject keeps its arm as long as the weights do.
+  the arms' weights: a subject keeps its arm as long as the weights do (``shares`` gives the
+  weights that follow the allocation; a subject seen before keeps the arm recorded for it).
 - Allocation is uniform until every arm has ``min_samples`` rewards; then the control keeps
   ``control_share`` of the runs and Thompson sampling on Beta posteriors ``Beta(1 + total, 1 + n
   - total)`` (a fractional update for scores in [0, 1], exact for Bernoulli rewards) picks among
@@ -123,17 +124,17 @@ class Rules:
     tau: float = 0.1
     """Standard deviation of the mixture on the difference of means: the size of effect expected."""
     variance: Literal["bound", "estimate"] = "bound"
-    control_share: float = 0.5
+    control_share: float | None = 0.5
     """Share of runs the control keeps once allocation is adaptive; the candidates share the rest.
 
     Every decision compares a candidate with the control, and such a comparison is sharpest with
     the two arms equal: half to the control, and Thompson sampling gives most of the other half
-    to the leading candidate."""
+    to the leading candidate. None: the control is one more arm for Thompson sampling."""
     p_best_draws: int = 2_000
     """Posterior draws behind ``p_best`` (0: not estimated)."""
 
     def __post_init__(self) -> None:
-        if not 0 < self.alpha < 1 or not 0 < self.control_share < 1:
+        if not 0 < self.alpha < 1 or not 0 < (0.5 if self.control_share is None else self.control_share) < 1:
             raise ValueError("alpha and control_share are in (0, 1)")
         if self.tau <= 0 or self.min_samples < 2 or self.p_best_draws < 0:
             raise ValueError("tau is above 0, min_samples at least 2, p_best_draws at least 0")
@@ -143,29 +144,58 @@ def _posterior_draw(stats: ArmStats, rng: random.Random) -> float:
     return rng.betavariate(1.0 + stats.total, 1.0 + stats.n - stats.total)
 
 
-def allocate(state: ExperimentState, rules: Rules, rng: random.Random) -> str:
-    """The arm the next run goes to: uniform until every arm has ``min_samples``, then Thompson sampling.
-
-    Once adaptive, the control keeps ``control_share`` of the runs (every decision compares with
-    it) and Thompson sampling picks among the candidates for the rest.
-    """
-    if any(arm.n < rules.min_samples for arm in state.arms.values()):
-        return rng.choice(list(state.arms))
-    if rng.random() < rules.control_share:
-        return state.control
-    names = state.candidates
+def _thompson(state: ExperimentState, names: Sequence[str], rng: random.Random) -> str:
+    """The arm among ``names`` with the highest draw from its posterior."""
     draws = [_posterior_draw(state.arms[name], rng) for name in names]
     return names[max(range(len(names)), key=draws.__getitem__)]
 
 
-def p_best(state: ExperimentState, rng: random.Random, draws: int) -> dict[str, float]:
-    """Each arm's posterior probability of the highest mean, by ``draws`` Monte-Carlo draws."""
-    names = list(state.arms)
+def _adaptive(state: ExperimentState, rules: Rules) -> bool:
+    return all(arm.n >= rules.min_samples for arm in state.arms.values())
+
+
+def allocate(state: ExperimentState, rules: Rules, rng: random.Random) -> str:
+    """The arm the next run goes to: uniform until every arm has ``min_samples``, then Thompson sampling.
+
+    Once adaptive, the control keeps ``control_share`` of the runs (every decision compares with
+    it) and Thompson sampling picks among the candidates for the rest (among all arms when
+    ``control_share`` is None).
+    """
+    if not _adaptive(state, rules):
+        return rng.choice(list(state.arms))
+    if rules.control_share is None:
+        return _thompson(state, list(state.arms), rng)
+    if rng.random() < rules.control_share:
+        return state.control
+    return _thompson(state, state.candidates, rng)
+
+
+def _wins(state: ExperimentState, names: Sequence[str], rng: random.Random, draws: int) -> dict[str, float]:
+    """How often each of ``names`` has the highest of ``draws`` posterior draws, as shares."""
     wins = dict.fromkeys(names, 0)
     for _ in range(draws):
-        values = [_posterior_draw(state.arms[name], rng) for name in names]
-        wins[names[max(range(len(names)), key=values.__getitem__)]] += 1
+        wins[_thompson(state, names, rng)] += 1
     return {name: wins[name] / draws for name in names} if draws else {}
+
+
+def p_best(state: ExperimentState, rng: random.Random, draws: int) -> dict[str, float]:
+    """Each arm's posterior probability of the highest mean, by ``draws`` Monte-Carlo draws."""
+    return _wins(state, list(state.arms), rng, draws)
+
+
+def shares(state: ExperimentState, rules: Rules, rng: random.Random, draws: int = 1_000) -> dict[str, float]:
+    """The share of runs ``allocate`` gives each arm now (estimated by ``draws`` draws when adaptive).
+
+    These are the weights for ``assign`` when new subjects must be spread as ``allocate`` would
+    spread single runs; a subject already assigned keeps its recorded arm.
+    """
+    if not _adaptive(state, rules):
+        return dict.fromkeys(state.arms, 1.0 / len(state.arms))
+    if rules.control_share is None:
+        return p_best(state, rng, draws)
+    rest = 1.0 - rules.control_share
+    candidates = _wins(state, state.candidates, rng, draws)
+    return {state.control: rules.control_share, **{name: rest * share for name, share in candidates.items()}}
 
 
 def log_likelihood_ratio(control: ArmStats, candidate: ArmStats, rules: Rules) -> float:

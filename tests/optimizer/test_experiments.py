@@ -22,6 +22,7 @@ from core.optimizer.experiments import (
     guardrail_breach,
     log_likelihood_ratio,
     p_best,
+    shares,
 )
 
 ARMS = ["control", "c1", "c2", "c3", "c4"]
@@ -96,6 +97,20 @@ def test_allocation_is_uniform_first_then_keeps_the_control_and_favours_the_lead
     later = Counter(allocate(state, RULES, rng) for _ in range(5_000))
     assert later["control"] / 5_000 == pytest.approx(RULES.control_share, abs=0.03)
     assert later["c4"] > 3 * max(later["c1"], later["c2"], later["c3"])
+
+
+def test_shares_match_what_allocate_does() -> None:
+    rng = random.Random(3)
+    fresh = ExperimentState.start("control", ARMS[1:])
+    assert shares(fresh, RULES, rng) == dict.fromkeys(ARMS, 0.2)
+    state = filled({"control": 0.5, "c1": 0.45, "c2": 0.5, "c3": 0.55, "c4": 0.6}, 60)
+    for rules in (RULES, Rules(control_share=None)):
+        expected = shares(state, rules, rng, draws=4_000)
+        assert sum(expected.values()) == pytest.approx(1.0)
+        counts = Counter(allocate(state, rules, rng) for _ in range(4_000))
+        for arm in ARMS:
+            assert counts[arm] / 4_000 == pytest.approx(expected[arm], abs=0.03)
+    assert shares(state, RULES, rng)["control"] == RULES.control_share
 
 
 def test_p_best_is_a_distribution_that_favours_the_best_arm() -> None:

@@ -20,7 +20,9 @@ the workflow sandbox and replays.
   variance is bounded by 1/4, which holds for any reward in [0, 1] (``Rules.variance =
   "estimate"`` uses the arms' sample variances instead). A candidate wins when both arms have
   ``min_samples``, ``d > 0`` and ``Λ ≥ k/alpha`` for ``k`` candidates (Bonferroni), so peeking
-  after every reward keeps the chance of promoting any candidate in an A/A test under ``alpha``.
+  after every reward keeps the chance of promoting any candidate in an A/A test under ``alpha``:
+  exactly for normal rewards under a fixed allocation; for [0, 1] rewards under the normal
+  approximation and Thompson allocation, ``bench.optimizer`` measures it (A/A, 200 seeds).
   The posterior probability of being best (``p_best``) is reported, not used to decide.
 - Guardrails compare a candidate's failure rate, latency p50 and cost per run with the control's.
 """

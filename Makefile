@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: up test lint bench bench-pipelines install clean format
+.PHONY: up test lint bench bench-pipelines bench-optimizer install clean format
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ bench: install
 
 bench-pipelines: install
 	$(BIN)/python -m bench.pipelines
+
+bench-optimizer: install
+	$(BIN)/python -m bench.optimizer
 
 format: install
 	$(BIN)/ruff format .

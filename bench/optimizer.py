@@ -1,0 +1,167 @@
+"""The optimizer's decisions on simulated worlds, next to baselines measured in the same invocation.
+
+Online (``--part online``; a pure simulation, no stack): an experiment of 5 arms, a control and 4
+candidates, whose feedback scores are Bernoulli draws of hidden means: the control and 3
+candidates at ``--base``, one candidate ``--gaps`` above (each gap a scenario). Each event
+serves one run to the arm the allocation picks (uniform until every arm has ``min_samples``
+rewards, then Thompson sampling among the candidates with half the runs kept on the control),
+records its reward, and asks ``core.optimizer.experiments.decide`` (mSPRT against the control,
+Bonferroni over the candidates, ``min_samples`` per arm) whether to stop: the rule is peeked at
+after every event.
+
+1. Power: over ``--seeds`` seeds, the share in which the best arm is promoted within
+   ``--events`` events, with Thompson allocation and with uniform allocation (the baseline),
+   under the same rule (``ts-all``: Thompson sampling with the control as one more arm, to show
+   what the control's share buys); also the share that promoted a wrong arm and the median events to a win.
+2. A/A: every arm at ``--base``; over ``--aa-seeds`` seeds, the share of seeds in which any
+   candidate is promoted within ``--aa-events`` events (false promotions), for each allocation.
+
+Offline (``--part offline``): the optimizer against random search and uniform allocation on the
+simulated Chat Completions world; not built yet, and it says so.
+
+Usage: ``python -m bench.optimizer [--part online|offline|all] [--seeds N] [--aa-seeds N]
+[--events E] [--aa-events E] [--gaps G,G] [--base B] [--min-samples M] [--tau T]`` (or ``make bench-optimizer``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from statistics import NormalDist
+
+from core.optimizer.experiments import ExperimentState, Rules, allocate, decide
+
+CONTROL = "control"
+Allocator = Callable[[ExperimentState, Rules, random.Random], str]
+
+
+def uniform(state: ExperimentState, rules: Rules, rng: random.Random) -> str:
+    """The baseline allocation: every arm equally likely, always."""
+    return rng.choice(list(state.arms))
+
+
+def thompson_all(state: ExperimentState, rules: Rules, rng: random.Random) -> str:
+    """Thompson sampling with the control as one more arm (no share kept for it)."""
+    return allocate(state, replace(rules, control_share=None), rng)
+
+
+ALLOCATIONS: dict[str, Allocator] = {"thompson": allocate, "ts-all": thompson_all, "uniform": uniform}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one simulated experiment ended: the arm promoted (if any) and after how many events."""
+
+    winner: str | None
+    events: int
+
+
+def simulate(means: Sequence[float], allocation: Allocator, rules: Rules, events: int, seed: int) -> Outcome:
+    """One experiment over ``events`` events on arms of hidden ``means`` (the first is the control)."""
+    names = [CONTROL, *(f"c{i}" for i in range(1, len(means)))]
+    hidden = dict(zip(names, means, strict=True))
+    state = ExperimentState.start(CONTROL, names[1:])
+    chooser, world = random.Random(seed), random.Random(seed + 1_000_003)
+    for event in range(1, events + 1):
+        arm = allocation(state, rules, chooser)
+        state = state.record(arm, 1.0 if world.random() < hidden[arm] else 0.0)
+        decision = decide(state, rules)
+        if decision.stop:
+            return Outcome(decision.winner, event)
+    return Outcome(None, events)
+
+
+def power(args: argparse.Namespace, rules: Rules, gap: float) -> None:
+    """Rows of the power scenario at one gap: each allocation's shares of outcomes over the seeds."""
+    means = [args.base] * 4 + [args.base + gap]
+    for name, allocation in ALLOCATIONS.items():
+        outcomes = [simulate(means, allocation, rules, args.events, seed) for seed in range(args.seeds)]
+        right = [o.events for o in outcomes if o.winner == "c4"]
+        wrong = sum(1 for o in outcomes if o.winner not in (None, "c4"))
+        median = f"{statistics.median(right):.0f}" if right else "-"
+        print(
+            f"{gap:>+5.2f} {name:<10} {len(right) / args.seeds:>14.2f} {wrong / args.seeds:>10.2f}"
+            f" {(args.seeds - len(right) - wrong) / args.seeds:>6.2f} {median:>14} {args.seeds:>6}"
+        )
+
+
+def fixed_power(args: argparse.Namespace, gap: float) -> float:
+    """Power of the fixed-horizon one-sided z-test at ``alpha / 4``, the events split evenly between two arms."""
+    half = args.events // 2
+    spread = math.sqrt(args.base * (1 - args.base) / half + (args.base + gap) * (1 - args.base - gap) / half)
+    normal = NormalDist()
+    return normal.cdf(gap / spread - normal.inv_cdf(1 - args.alpha / 4))
+
+
+def online(args: argparse.Namespace) -> None:
+    """Power with 5 arms and the A/A false-promotion rate, Thompson next to uniform allocation."""
+    rules = Rules(alpha=args.alpha, min_samples=args.min_samples, tau=args.tau, p_best_draws=0)
+    print(
+        f"online: 5 arms (control + 4 candidates), Bernoulli rewards, control and 3 candidates at {args.base},"
+        f" the best {' or '.join(f'+{g:g}' for g in args.gaps)} above; mSPRT against the control, alpha"
+        f" {args.alpha} split over 4 candidates, tau {args.tau}, variance bound 1/4, {args.min_samples} rewards"
+        f" per arm first, decided after every event; Thompson keeps {rules.control_share:g} of runs on the control"
+    )
+    began = time.perf_counter()
+    print(
+        f"\n{'gap':>5} {'allocation':<10} {'best promoted':>14} {'wrong arm':>10} {'none':>6} {'median events':>14}"
+        f" {'seeds':>6}"
+    )
+    for gap in args.gaps:
+        power(args, rules, gap)
+    print(f"target: best promoted within {args.events} events in >= 0.95 of seeds")
+    print(
+        f"reference, no peeking: a one-sided z-test at alpha/4 after {args.events // 2} rewards on the control and"
+        f" {args.events // 2} on the best arm, told which arm is best, has power "
+        + ", ".join(f"{fixed_power(args, g):.2f} at +{g:g}" for g in args.gaps)
+    )
+    print(f"\nA/A, every arm at {args.base}, {args.aa_events} events, peeking after every event")
+    print(f"{'allocation':<10} {'false promotions':>17} {'seeds':>6}")
+    for name, allocation in ALLOCATIONS.items():
+        outcomes = [simulate([args.base] * 5, allocation, rules, args.aa_events, seed) for seed in range(args.aa_seeds)]
+        promoted = sum(1 for o in outcomes if o.winner is not None)
+        print(f"{name:<10} {promoted / args.aa_seeds:>17.3f} {args.aa_seeds:>6}  ({promoted} promoted)")
+    print(f"target: <= 0.05  ({time.perf_counter() - began:.0f} s)")
+
+
+def offline(args: argparse.Namespace) -> None:
+    """The optimizer's regret against random search and uniform allocation on the simulated world."""
+    print("offline: not built yet (needs the optimizer run on the simulated world); no figures")
+
+
+def gaps(text: str) -> list[float]:
+    """Comma-separated gaps."""
+    return [float(part) for part in text.split(",")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["online", "offline", "all"], default="all")
+    parser.add_argument("--seeds", type=int, default=100, help="seeds of the power scenario (at least 30)")
+    parser.add_argument("--aa-seeds", type=int, default=200, help="seeds of the A/A scenario (at least 200)")
+    parser.add_argument("--events", type=int, default=1000, help="feedback events per experiment")
+    parser.add_argument("--aa-events", type=int, default=1000, help="feedback events per A/A experiment")
+    parser.add_argument("--base", type=float, default=0.5, help="hidden mean of the control")
+    parser.add_argument(
+        "--gaps", type=gaps, default=[0.1, 0.15, 0.2], help="the best candidate's leads over the others (0.1,0.2)"
+    )
+    parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--min-samples", type=int, default=Rules.min_samples)
+    parser.add_argument("--tau", type=float, default=Rules.tau)
+    args = parser.parse_args()
+    if args.seeds < 30 or args.aa_seeds < 200:
+        parser.error("--seeds is at least 30 and --aa-seeds at least 200")
+    if args.part in ("online", "all"):
+        online(args)
+    if args.part in ("offline", "all"):
+        print()
+        offline(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -100,7 +100,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.pipeline import PipelineActivities
     from activities.pipeline_schedule import ScheduledRunActivities
     from core import policies
-    from core.contracts.agent_run import AgentRunInput, AgentRunResult
+    from core.contracts.agent_run import AGENT_RUN_WORKFLOW, AgentRunInput, AgentRunResult
     from core.contracts.llm import Usage
     from core.contracts.pipelines import (
         APPROVAL_REJECTED,
@@ -181,7 +181,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows._helpers import error_of
     from workflows.webhook_delivery import start_deliveries
 
-from workflows.agent_run import AgentRunWorkflow
 
 DECISIONS = ("approve", "reject")
 DEFAULT_TOOL_TIMEOUT = policies.TOOL_TIMEOUT
@@ -548,8 +547,8 @@ class PipelineWorkflow:
         if run.error:
             return _failed({"type": "AgentNotFound", "message": run.error})
         try:
-            result: AgentRunResult = await workflow.execute_child_workflow(
-                AgentRunWorkflow.run,
+            result = await workflow.execute_child_workflow(
+                AGENT_RUN_WORKFLOW,  # by name: importing the class would re-import its modules in each run's sandbox
                 AgentRunInput(
                     self._inp.tenant_id,
                     run.run_id,
@@ -570,6 +569,7 @@ class PipelineWorkflow:
                     ]
                 ),
                 priority=Priority(fairness_key=self._inp.tenant_id),
+                result_type=AgentRunResult,
             )
         except ChildWorkflowError as exc:
             _raise_if_cancelled(exc)

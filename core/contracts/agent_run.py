@@ -13,6 +13,9 @@ from typing import Any, ClassVar
 
 from core.contracts.llm import ChatMessage, LlmResponse, ModelConfig, ToolCall, ToolSchema, Usage
 
+AGENT_RUN_WORKFLOW = "AgentRunWorkflow"
+"""Workflow type name of ``AgentRunWorkflow`` (what a parent starts as a child by name)."""
+
 
 class RunStatus(StrEnum):
     """Status of an agent run; the value is what the projection stores and the API shows."""

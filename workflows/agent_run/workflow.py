@@ -9,6 +9,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from core.contracts.agent_run import (
+        AGENT_RUN_WORKFLOW,
         AgentRunInput,
         AgentRunResult,
         ApprovalDecision,
@@ -28,7 +29,7 @@ from workflows.agent_run.state import Loop
 from workflows.agent_run.turn import Turns
 
 
-@workflow.defn
+@workflow.defn(name=AGENT_RUN_WORKFLOW)
 class AgentRunWorkflow(Turns, RunLifecycle):
     """A durable agent conversation."""
 

@@ -201,6 +201,12 @@ class Settings(BaseSettings):
         max_length=200,
         description="Task queue of pipeline runs, served by `aimpact worker --queue pipelines`.",
     )
+    optimizer_task_queue: str = Field(
+        default="optimizer",
+        min_length=1,
+        max_length=200,
+        description="Task queue of optimizer runs, served by `aimpact worker --queue optimizer`.",
+    )
     webhooks_per_tenant: int = Field(default=20, ge=1, le=100_000, description="Live webhooks one tenant may have.")
     webhook_inflight_per_tenant: int = Field(
         default=100,
@@ -218,6 +224,34 @@ class Settings(BaseSettings):
     )
     datasets_per_tenant: int = Field(
         default=1000, ge=1, le=1_000_000, description="Datasets one tenant may keep (409 beyond)."
+    )
+    optimizer_max_evals: int = Field(
+        default=5000,
+        ge=1,
+        le=10_000_000,
+        description="The largest `budget.max_evals` of one optimizer run (422 beyond).",
+    )
+    optimizer_max_cost_usd: float = Field(
+        default=50.0,
+        gt=0,
+        le=1_000_000,
+        description="The largest `budget.max_cost_usd` of one optimizer run (422 beyond).",
+    )
+    optimizer_default_evals: int = Field(
+        default=300, ge=1, le=10_000_000, description="`budget.max_evals` of an optimizer run that gives none."
+    )
+    optimizer_concurrency: int = Field(
+        default=8, ge=1, le=1000, description="Evaluation batches one optimizer run keeps in flight at once."
+    )
+    optimizer_batch_size: int = Field(default=10, ge=1, le=1000, description="Examples one evaluation activity scores.")
+    optimizer_candidates: int = Field(
+        default=3, ge=1, le=50, description="Candidates each strategy of an optimizer run proposes at most."
+    )
+    optimizer_min_effect: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="The minimum paired test-split improvement (score points) an optimizer run promotes on.",
     )
 
     # request limits

@@ -510,3 +510,58 @@ class DatasetExample(SQLModel, table=True):
     output: str | None = None
     source_run_id: str | None = Field(default=None, max_length=40)
     feedback_score: float | None = None
+
+
+class OptimizerRun(SQLModel, table=True):
+    """Read projection of an optimizer run, written by the API (start) and the optimizer worker."""
+
+    __tablename__ = "optimizer_run"
+    __table_args__ = (Index("ix_optimizer_run_tenant_agent_created", "tenant_id", "agent_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
+    agent_id: str = Field(foreign_key="agent.id", max_length=40)
+    dataset_id: str = Field(foreign_key="dataset.id", max_length=40)
+    status: str = Field(max_length=24)
+    """``queued``, ``running``, ``completed``, ``failed`` or ``cancelled``."""
+    baseline_version: int
+    metric: dict[str, Any] = Field(sa_column=Column(JsonType, nullable=False))
+    budget: dict[str, Any] = Field(sa_column=Column(JsonType, nullable=False))
+    """``{max_evals, max_cost_usd}``."""
+    strategies: list[str] = Field(sa_column=Column(JsonType, nullable=False))
+    auto_promote: bool = True
+    progress: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    candidates: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JsonType))
+    """``[{version, strategy, note, score, ci, n, stage}]``."""
+    winner: int | None = None
+    promoted: bool = False
+    reason: str | None = Field(default=None, max_length=4000)
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    dataset_hash: str = Field(max_length=64)
+    evals_used: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    workflow_id: str = Field(max_length=200)
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class OptimizerEval(SQLModel, table=True):
+    """One paid evaluation: a configuration (by content hash) on one example under one metric (by hash)."""
+
+    __tablename__ = "optimizer_eval"
+    __table_args__ = (UniqueConstraint("tenant_id", "config_hash", "example_id", "metric_hash"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
+    config_hash: str = Field(max_length=64)
+    example_id: str = Field(max_length=40)
+    metric_hash: str = Field(max_length=64)
+    score: float
+    reason: str | None = None
+    output: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    created_at: datetime = _ts(nullable=False)

@@ -155,6 +155,7 @@ async def test_reflective_proposes_nothing_without_a_model_or_a_failure(world: S
         return "```\nAnswer carefully.\n```"
 
     train = scored(world)
+    assert Reflective().needs_reflect
     assert await Reflective().propose(context(train)) == []
     assert await Reflective().propose(context([e for e in train if e.score == 1], reflect=reflect)) == []
     assert calls == []
@@ -183,6 +184,8 @@ async def test_reflective_drops_repeats_and_bounds_its_calls(world: SimWorld) ->
         ("Reasoning first.\n```\nBe brief.", "Be brief."),
         ("Be brief. Answer in one word.", "Be brief. Answer in one word."),
         ("Here are the improved instructions:\nBe brief.", "Be brief."),
+        ("New instructions:  \n\nBe brief.", "Be brief."),
+        ("Follow these rules:\nBe brief.", "Follow these rules:\nBe brief."),
         (json.dumps({"reason": "r", "instructions": " Be brief. "}), "Be brief."),
         (json.dumps({"reason": "r"}), None),
         ("Drop them all.\n```\n\n```", ""),

@@ -8,8 +8,10 @@ rewrites already proposed and ask for a different one. The samples (at most
 ``sample_size`` failures, in a shuffled order) are drawn by the seed, so the prompts, and
 with a deterministic ``reflect`` the candidates, are the same for the same context. An answer
 is parsed tolerantly (:func:`parse_instructions`): a JSON object's ``instructions``, else the
-first fenced block, else the plain text. At most ``2 × count`` calls are made; answers that
-parse to nothing, repeat the baseline or an earlier rewrite are dropped.
+first fenced block, else the plain text without a lead-in line ("Here are the new
+instructions:"); an empty block is a rewrite too (no instructions at all). At most
+``2 × count`` calls are made; answers that parse to nothing, repeat the baseline or an
+earlier rewrite are dropped.
 
 Without ``reflect`` (no model to ask) or without a failure (nothing to learn from), the
 strategy proposes nothing.
@@ -34,7 +36,9 @@ from core.optimizer.strategies.common import Proposals, seeded, variant
 
 _FENCE = re.compile(r"(`{3,}|~{3,})(?:[\w+-]*[ \t]*\n)?(.*?)(?:\n?\1|\Z)", re.DOTALL)
 _BACKTICKS = re.compile(r"`{3,}")
-_LEAD_IN = re.compile(r"^[^\n]{0,120}(?:instructions|prompt)[^\n]{0,40}:\s*\n", re.IGNORECASE)
+_LEAD_IN = re.compile(
+    r"^(?:here (?:are|is)|new|improved|updated|revised|rewritten)\b[^\n]{0,120}:[ \t]*\n", re.IGNORECASE
+)
 _FIELD_LIMIT = 2000
 
 
@@ -111,6 +115,8 @@ class Reflective:
     """The ``reflective`` strategy."""
 
     name: str = "reflective"
+    needs_reflect: bool = True
+    """Proposes nothing without ``StrategyContext.reflect`` (a caller may say so to the user)."""
     passing: float = 1.0
     """Examples scoring below this are failures."""
     sample_size: int = 4

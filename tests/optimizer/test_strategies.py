@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
@@ -29,12 +29,6 @@ BASELINE = AgentConfig(
 @pytest.fixture
 def world() -> SimWorld:
     return SimWorld(seed=SEED)
-
-
-@pytest.fixture
-def server(world: SimWorld) -> Iterator[ScriptedServer]:
-    with world.serve() as running:
-        yield running
 
 
 def scored(world: SimWorld, n: int = 30, instructions: str = BASELINE_TEXT) -> list[ScoredExample]:

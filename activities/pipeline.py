@@ -9,12 +9,13 @@
   ``pipeline_run.waiting_approval`` / ``.completed`` / ``.failed``, whose ids they
   return for the workflow to start. A retried write announces again (at least once).
 - ``pipeline.tool`` runs one attempt of a ``tool`` step through the same tool resolver as
-  agent runs (built-ins, ``http_request``, memory tools, tenant tools). Its side effect is
-  applied at most once per (workflow, step): a success is recorded under the key
-  ``{workflow id}:{step id}`` (also the tool's idempotency key), so an attempt after a
-  lost completion answers the recorded result. A ``ToolError`` fails the attempt
-  (retried per the step's ``retry``); an unknown tool or refused arguments fail the step
-  without retrying.
+  agent runs (built-ins, ``http_request``, memory tools, tenant tools). The side effect of
+  a tool that has one (``side_effects``) is applied at most once per (workflow, step): a
+  success is recorded under the key ``{workflow id}:{step id}`` (also the tool's idempotency
+  key), so an attempt after a lost completion answers the recorded result; a tool without
+  effects (``calculator``, a GET tool) runs again instead, with no record to read or write.
+  A ``ToolError`` fails the attempt (retried per the step's ``retry``); an unknown tool or
+  refused arguments fail the step without retrying.
 - ``pipeline.agent_run`` inserts (once) the ``run`` row of an ``agent`` step, with
   ``parent_run_id`` = the pipeline run, so it is listed under ``/v1/runs``; the workflow
   then runs it as a child ``AgentRunWorkflow``.
@@ -188,12 +189,13 @@ class PipelineActivities:
         structlog.contextvars.bind_contextvars(tenant_id=inp.tenant_id, pipeline_run_id=inp.run_id)
         info = activity.info()
         key = f"{info.workflow_id}:{inp.step_id}"
-        seen, stored = await self._runs.recorded_effect(key)
-        if seen:
-            return ToolStepOutput(output=stored, attempts=info.attempt)
         tool = await self._tools.get(inp.tenant_id, inp.tool)
         if tool is None:
             raise _failure(f"unknown tool {inp.tool!r}", TOOL_INVALID, non_retryable=True)
+        if tool.side_effects:  # a call without effects may simply run again: nothing to record
+            seen, stored = await self._runs.recorded_effect(key)
+            if seen:
+                return ToolStepOutput(output=stored, attempts=info.attempt)
         problems = argument_errors(tool.schema, inp.args)
         if problems:
             raise _failure(f"invalid arguments for {inp.tool}: {'; '.join(problems)}", TOOL_INVALID, non_retryable=True)
@@ -209,7 +211,8 @@ class PipelineActivities:
             raise _failure(
                 f"the output of {inp.tool} is larger than {MAX_VALUE_BYTES} bytes", OUTPUT_TOO_LARGE, non_retryable=True
             )
-        await self._runs.record_effect(inp.tenant_id, key, output)
+        if tool.side_effects:
+            await self._runs.record_effect(inp.tenant_id, key, output)
         return ToolStepOutput(output=output, attempts=info.attempt)
 
     @activity.defn(name="pipeline.agent_run")

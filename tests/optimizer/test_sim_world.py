@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -24,12 +24,6 @@ HURTS = "Be creative."
 @pytest.fixture
 def world() -> SimWorld:
     return SimWorld(seed=SEED)
-
-
-@pytest.fixture
-def server(world: SimWorld) -> Iterator[ScriptedServer]:
-    with world.serve() as running:
-        yield running
 
 
 def body(instructions: str, question: str, *, model: str = "sim-base", demos: Sequence[Demo] = ()) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from api.routes import (
     feedback,
     health,
     memories,
+    optimizer_runs,
     pipeline_reruns,
     pipeline_runs,
     pipeline_schedules,
@@ -208,5 +209,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pipeline_reruns.router)
     app.include_router(pipeline_schedules.router)
     app.include_router(datasets.router)
+    app.include_router(optimizer_runs.router)
     app.include_router(pipeline_reruns.router)
     return app

@@ -31,6 +31,7 @@ from workers.health import port_from_env
 from workers.runner import run_worker
 from workflows.agent_run import AgentRunWorkflow
 from workflows.memory import MemoryConsolidationWorkflow, MemoryExtractWorkflow, MemoryIngestWorkflow
+from workflows.optimizer import OptimizerWorkflow
 from workflows.pipeline import PipelineWorkflow
 from workflows.pipeline_map import PipelineMapChunkWorkflow
 from workflows.run_reconciliation import RunReconciliationWorkflow
@@ -70,6 +71,10 @@ EXPECTED: dict[str, tuple[set[type], set[str]]] = {
             "ScheduledRunActivities.begin_scheduled",
         },
     ),
+    "optimizer": (
+        {OptimizerWorkflow},
+        {f"OptimizerActivities.{name}" for name in ("prepare", "evaluate", "propose", "record", "promote")},
+    ),
 }
 
 
@@ -85,6 +90,7 @@ def _settings(stack: StackProcess, **values: Any) -> Settings:
         "agents_task_queue": f"test-agents-{suffix}",
         "webhooks_task_queue": f"test-webhooks-{suffix}",
         "pipelines_task_queue": f"test-pipelines-{suffix}",
+        "optimizer_task_queue": f"test-optimizer-{suffix}",
     }
     return Settings(_env_file=None, **(defaults | values))  # type: ignore[call-arg]
 
@@ -97,13 +103,13 @@ async def deps(stack: StackProcess, engine: AsyncEngine, temporal_client: Client
 
 
 def test_registry_names_each_queue_once_with_its_own_ports_and_settings() -> None:
-    assert list(registry.QUEUES) == ["agents", "webhooks", "pipelines"]
+    assert list(registry.QUEUES) == ["agents", "webhooks", "pipelines", "optimizer"]
     for capability in registry.CAPABILITIES:
         assert isinstance(registry.load(capability), registry.Slice), capability.name
         assert all(legacy in registry.QUEUES.values() for legacy in capability.legacy_queues)
     queues = list(registry.QUEUES.values())
     ports = [port for q in queues for port in (q.metrics, q.sdk_metrics)]
-    assert len({p.env for p in ports}) == len({p.default for p in ports}) == len(ports) == 6
+    assert len({p.env for p in ports}) == len({p.default for p in ports}) == len(ports) == 8
     assert (registry.AGENTS.metrics.env, registry.AGENTS.metrics.default) == ("AIMPACT_WORKER_METRICS_PORT", 9464)
     assert port_from_env(registry.WEBHOOKS.sdk_metrics.env, registry.WEBHOOKS.sdk_metrics.default, {}) == 9467
     for queue in queues:
@@ -203,8 +209,8 @@ def test_cli_worker_refuses_an_unknown_queue_and_lists_the_registered_ones(tmp_p
     refused = _cli("worker", "--queue", "nope", AIMPACT_HOME=home)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "unknown task queue 'nope'" in refused.stdout
-    assert "(registered queues: agents, webhooks, pipelines)" in refused.stdout
-    assert "Task queue to serve: agents | webhooks | pipelines." in _cli("worker", "--help").stdout
+    assert "(registered queues: agents, webhooks, pipelines, optimizer)" in refused.stdout
+    assert "Task queue to serve: agents | webhooks | pipelines | optimizer." in _cli("worker", "--help").stdout
 
 
 def test_cli_up_refuses_worker_queues_no_capability_serves(tmp_path: Path) -> None:

@@ -120,6 +120,13 @@ PIPELINES = Queue(
     sdk_metrics=Port(env="AIMPACT_PIPELINES_WORKER_SDK_METRICS_PORT", default=9471),
     activity_slots=200,
 )
+OPTIMIZER = Queue(
+    name="optimizer",
+    setting="optimizer_task_queue",
+    metrics=Port(env="AIMPACT_OPTIMIZER_WORKER_METRICS_PORT", default=9472),
+    sdk_metrics=Port(env="AIMPACT_OPTIMIZER_WORKER_SDK_METRICS_PORT", default=9473),
+    activity_slots=50,  # each evaluation holds model calls for a batch of examples
+)
 
 CAPABILITIES: tuple[Capability, ...] = (
     Capability(name="agent_run", queue=AGENTS),
@@ -131,6 +138,9 @@ CAPABILITIES: tuple[Capability, ...] = (
     # Pipeline runs (their tool steps, projection writes) have a queue of their own; their agent
     # steps are child AgentRunWorkflows on the agents queue.
     Capability(name="pipelines", queue=PIPELINES),
+    # Optimizer runs evaluate many (configuration, example) pairs: a queue of their own keeps them
+    # from delaying live runs.
+    Capability(name="optimizer", queue=OPTIMIZER),
 )
 
 QUEUES: dict[str, Queue] = {c.queue.name: c.queue for c in CAPABILITIES}

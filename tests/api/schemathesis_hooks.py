@@ -28,6 +28,9 @@ field the problem names is one of these rules, none of them a matter of shape:
   most ``AIMPACT_DATASET_MAX_EXAMPLES`` (a setting); ``from_runs.min_score`` not above
   ``max_score``, ``since`` before ``until`` and ``limit`` within the room the uploaded examples
   leave (rules across fields);
+- an optimizer run needs a dataset of the agent (server state), a metric that can score its
+  examples (``exact`` needs their ``expected``: server state) and a budget within the tenant's
+  caps (``AIMPACT_OPTIMIZER_MAX_EVALS``, ``AIMPACT_OPTIMIZER_MAX_COST_USD``: settings);
 - a tool's ``parameters`` must pass the JSON Schema 2020-12 meta-schema (not embeddable
   offline) and its URL's ``{placeholders}`` must name its ``parameters.properties``
   (a rule across two fields).
@@ -72,6 +75,12 @@ _UNDECIDABLE = (
         re.compile(r"^from_runs\.(min_score|since|limit)$"),
         re.compile(r"^(must not be above from_runs\.max_score|must be before from_runs\.until|at most \d+ runs fit)"),
     ),
+    (re.compile(r"^dataset_id$"), re.compile(r"^required: the agent has no dataset yet$")),
+    (
+        re.compile(r"^metric(\.type|\.rubric)?$"),
+        re.compile(r"^(required|`\w+` compares with `expected`|the `judge` metric has no rubric)"),
+    ),
+    (re.compile(r"^budget\.(max_evals|max_cost_usd)$"), re.compile(r"^at most [\d.e+]+ \(AIMPACT_OPTIMIZER_MAX_")),
     (re.compile(r"^parameters$"), re.compile(r"^(not a valid JSON Schema|\$ref|only local \$ref)")),
     (re.compile(r"^url$"), re.compile(r"^placeholders .* are not declared in parameters\.properties$")),
 )

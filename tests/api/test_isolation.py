@@ -27,6 +27,7 @@ BODIES = {
     ("POST", "/v1/pipeline-runs/{pipeline_run_id}/rerun"): {"from_step": "s1"},
     ("PUT", "/v1/pipelines/{pipeline_id}/schedule"): {"cron": "* * * * *"},
     ("POST", "/v1/agents/{agent_id}/datasets"): {"name": "a", "examples": [{"input": f"{n} + {n}"} for n in range(3)]},
+    ("POST", "/v1/agents/{agent_id}/optimizer/runs"): {"metric": {"type": "regex", "pattern": "x"}},
     ("POST", "/v1/pipelines/{pipeline_id}/schedule/backfill"): {
         "from": "2026-01-01T00:00:00Z",
         "to": "2026-01-01T00:05:00Z",
@@ -64,6 +65,11 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine, temporal: Client) 
     examples = [{"input": f"B's question {n}"} for n in range(3)]
     dataset = await tenant.http.post(f"/v1/agents/{agent['id']}/datasets", json={"name": "b", "examples": examples})
     assert dataset.status_code == 201, dataset.text
+    optimizer_run = await tenant.http.post(
+        f"/v1/agents/{agent['id']}/optimizer/runs",
+        json={"metric": {"type": "regex", "pattern": "x"}, "budget": {"max_evals": 5}, "auto_promote": False},
+    )
+    assert optimizer_run.status_code == 202, optimizer_run.text
     return {
         "agent_id": agent["id"],
         "run_id": run["id"],
@@ -78,6 +84,7 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine, temporal: Client) 
         "memory_id": memory.json()["id"],
         "pipeline_id": pipeline.json()["id"],
         "dataset_id": dataset.json()["id"],
+        "optimizer_run_id": optimizer_run.json()["id"],
         "version": "1",
     }
 
@@ -123,13 +130,16 @@ async def test_every_id_route_answers_404_across_tenants(
     assert pipeline_run["status"] == "waiting_approval"
     datasets = (await other_tenant.http.get(f"/v1/agents/{theirs['agent_id']}/datasets")).json()["items"]
     assert [(d["id"], d["size"]) for d in datasets] == [(theirs["dataset_id"], 3)]
+    optimizer_run = (await other_tenant.http.get(f"/v1/optimizer/runs/{theirs['optimizer_run_id']}")).json()
+    assert optimizer_run["agent_id"] == theirs["agent_id"]
 
 
 async def test_lists_never_show_other_tenants(
     tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client
 ) -> None:
     await _objects_of(other_tenant, engine, temporal_client)
-    for path in ("/v1/agents", "/v1/runs", "/v1/secrets", "/v1/audit-events", "/v1/pipelines", "/v1/pipeline-runs"):
+    lists = ("/v1/agents", "/v1/runs", "/v1/secrets", "/v1/audit-events", "/v1/pipelines", "/v1/pipeline-runs")
+    for path in (*lists, "/v1/optimizer/runs"):
         items = (await tenant.http.get(path)).json()["items"]
         assert items == [], path
     keys = (await tenant.http.get("/v1/api-keys")).json()["items"]

@@ -30,7 +30,7 @@ from workers import registry
 
 COMPOSE = DOCKER / "compose.yml"
 ENV_EXAMPLE = DOCKER / ".env.example"
-APP_SERVICES = {"migrate", "seed", "api", "worker-agents", "worker-webhooks", "worker-pipelines"}
+APP_SERVICES = {"migrate", "seed", "api", "worker-agents", "worker-webhooks", "worker-pipelines", "worker-optimizer"}
 WORKER_VARIABLES = {"AIMPACT_WORKER_METRICS_HOST", "AIMPACT_WORKER_METRICS_PORT", "AIMPACT_WORKER_SDK_METRICS_PORT"}
 
 
@@ -59,6 +59,7 @@ def test_compose_spec_parses_and_references_resolve(compose: dict[str, Any]) -> 
         "worker-agents",
         "worker-webhooks",
         "worker-pipelines",
+        "worker-optimizer",
         "prometheus",
         "grafana",
     } == set(project.service_names())
@@ -88,7 +89,7 @@ def test_dependencies_exist_and_wait_for_health_or_completion(compose: dict[str,
                 assert "healthcheck" in services[target], (name, target)
             if condition == "service_completed_successfully":
                 assert services[target].get("restart", "no") in {"no", "on-failure"}, target
-    for app in ("api", "worker-agents", "worker-webhooks", "worker-pipelines"):
+    for app in ("api", "worker-agents", "worker-webhooks", "worker-pipelines", "worker-optimizer"):
         conditions = {t: r["condition"] for t, r in services[app]["depends_on"].items()}
         assert conditions == {
             "seed": "service_completed_successfully",

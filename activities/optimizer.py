@@ -1,0 +1,375 @@
+"""Activities of an optimizer run: prepare, evaluate, propose, record, promote.
+
+- ``prepare`` reads the dataset's example ids by split and the baseline's content hash, and
+  marks the run ``running``.
+- ``evaluate`` scores one configuration (an agent version) on a batch of examples: each
+  example is read from the cache first (``core.optimizer.run_store.EvalCache``, keyed by the
+  configuration's content hash, the example id and the metric's hash); the others run with
+  ``run_candidate``, their tool calls answered from the example's source run when it has one
+  (``RecordingAnswerer`` falling back to ``SafeToolAnswerer``), else by ``SafeToolAnswerer``
+  alone, and are scored by the metric (a judge metric calls its model, or the agent's) and kept
+  in the cache as soon as they are scored, so a retried activity never pays twice. It heartbeats
+  after each example.
+- ``propose`` runs the chosen strategies on the baseline's scored training examples (a
+  reflective strategy's ``reflect`` calls the agent's model) and stores each new configuration
+  as an agent version created by the optimizer, not current; the versions are recorded on the
+  run in the same transaction, so a retried proposal returns them rather than adding more.
+- ``record`` writes the projection; ``promote`` makes the winner current when the agent's
+  current version is still the baseline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select, update
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import classify_database_errors
+from activities.model_access import ModelAccess
+from core import errors
+from core.agents import AgentConfig
+from core.contracts.llm import ChatMessage, LlmRequest, ModelConfig, Usage
+from core.contracts.optimizer import (
+    JUDGE_FAILED,
+    OPTIMIZER_FAILED,
+    STRATEGY_FAILED,
+    CandidateRecord,
+    Evaluated,
+    EvaluateInput,
+    OptimizerRunStatus,
+    Prepared,
+    PrepareInput,
+    PromoteInput,
+    ProposeInput,
+    RecordInput,
+    Spent,
+)
+from core.db.engine import make_sessionmaker
+from core.db.models import DatasetExample, OptimizerEval, OptimizerRun
+from core.db.repos import AgentRepository, Author
+from core.llm.base import ProviderError
+from core.optimizer.candidate_run import run_candidate
+from core.optimizer.dataset_store import DatasetStore
+from core.optimizer.metrics import METRIC, JudgeAnswerError, JudgeMetric, Metric, score_output
+from core.optimizer.recordings import read_recording
+from core.optimizer.run_store import EvalCache, OptimizerRunStore, content_hash
+from core.optimizer.strategies import strategy
+from core.optimizer.strategies.base import ScoredExample, StrategyContext
+from core.optimizer.tool_answers import RecordingAnswerer, SafeToolAnswerer, ToolAnswerer
+from core.tools.base import ToolResolver
+
+log = structlog.get_logger(__name__)
+_MAX_EXAMPLES = 1_000_000
+
+
+def _failed(message: str, kind: str = OPTIMIZER_FAILED) -> ApplicationError:
+    return ApplicationError(message, type=kind, non_retryable=True)
+
+
+def _provider_error(exc: ProviderError, *, kind: str | None = None, what: str = "") -> ApplicationError:
+    """A provider failure for the retry policy: retryable ones are retried, the others fail the run."""
+    message = f"{what}{exc.provider}: {exc}"
+    error_type = kind or (errors.PROVIDER_UNAVAILABLE if exc.retryable else errors.PROVIDER_REJECTED)
+    return ApplicationError(
+        message, {"provider": exc.provider, "status": exc.status}, type=error_type, non_retryable=not exc.retryable
+    )
+
+
+class OptimizerActivities:
+    """The optimizer's activities over the database, the model providers and the tenant's tools."""
+
+    def __init__(self, engine: AsyncEngine, models: ModelAccess, tools: ToolResolver, *, agent_max_steps: int):
+        self._engine = engine
+        self._sessions = make_sessionmaker(engine)
+        self._runs = OptimizerRunStore(engine)
+        self._models = models
+        self._tools = tools
+        self._max_steps = agent_max_steps
+
+    def all(self) -> list[Any]:
+        """Every activity callable, for the worker."""
+        return [self.prepare, self.evaluate, self.propose, self.record, self.promote]
+
+    @activity.defn(name="optimizer.prepare")
+    @classify_database_errors
+    async def prepare(self, inp: PrepareInput) -> Prepared:
+        """The dataset's example ids by split and the baseline's content hash; the run is ``running``."""
+        async with self._sessions() as session:
+            store = DatasetStore(session, inp.tenant_id)
+            dataset = await store.get(inp.dataset_id)
+            if dataset is None or dataset.agent_id != inp.agent_id:
+                raise _failed(f"dataset {inp.dataset_id} of agent {inp.agent_id} not found")
+            rows = await store.examples(inp.dataset_id, limit=_MAX_EXAMPLES)
+        config = await self._models.config(inp.tenant_id, inp.agent_id, inp.baseline_version)
+        await self._runs.set_status(inp.tenant_id, inp.run_id, OptimizerRunStatus.RUNNING)
+        by_split: dict[str, list[str]] = {"train": [], "validation": [], "test": []}
+        for row in rows:
+            by_split[row.split].append(row.example_id)
+        return Prepared(
+            dataset_hash=dataset.hash,
+            train=by_split["train"],
+            validation=by_split["validation"],
+            test=by_split["test"],
+            baseline_hash=config_hash(config),
+        )
+
+    @activity.defn(name="optimizer.evaluate")
+    @classify_database_errors
+    async def evaluate(self, inp: EvaluateInput) -> Evaluated:
+        """Scores of one version on a batch of examples: cached ones read, the others run, scored and kept."""
+        config = await self._models.config(inp.tenant_id, inp.agent_id, inp.version)
+        metric = METRIC.validate_python(inp.metric)
+        chash, mhash = config_hash(config), content_hash(inp.metric)
+        cache = EvalCache(self._engine, inp.tenant_id)
+        cached = await cache.get(chash, mhash, inp.example_ids)
+        spent = Spent(evals=len(inp.example_ids))
+        scores = {i: row.score for i, row in cached.items()}
+        missing = [i for i in inp.example_ids if i not in cached]
+        if missing:
+            examples = await self._examples(inp.tenant_id, inp.dataset_id, missing)
+            provider = self._models.provider(config.model.provider)
+            model = config.model.to_contract()
+            api_key = await self._models.api_key(inp.tenant_id, model)
+            names = [t.name for t in config.tools]
+            tools = await self._tools.schemas(inp.tenant_id, names) if names else []
+            for example_id in missing:
+                example = examples.get(example_id)
+                if example is None:
+                    raise _failed(f"example {example_id} is not in dataset {inp.dataset_id}")
+                answerer = await self._answerer(inp.tenant_id, inp.run_id, example)
+                try:
+                    out = await run_candidate(
+                        config,
+                        example.input,
+                        provider=provider,
+                        answerer=answerer,
+                        tools=tools,
+                        max_steps=self._max_steps,
+                        api_key=api_key,
+                    )
+                except ProviderError as exc:
+                    raise _provider_error(exc) from exc
+                usage = out.usage
+                score, judged = await self._score(inp.tenant_id, metric, model, api_key, example, out.output)
+                usage = usage.add(judged)
+                await cache.put(
+                    [
+                        OptimizerEval(
+                            tenant_id=inp.tenant_id,
+                            config_hash=chash,
+                            example_id=example_id,
+                            metric_hash=mhash,
+                            score=score.value,
+                            reason=score.reason,
+                            output=out.output,
+                            input_tokens=usage.input_tokens,
+                            output_tokens=usage.output_tokens,
+                            cost_usd=usage.cost_usd,
+                        )
+                    ]
+                )
+                scores[example_id] = score.value
+                spent.add(
+                    Spent(
+                        paid=1,
+                        input_tokens=usage.input_tokens,
+                        output_tokens=usage.output_tokens,
+                        cost_usd=usage.cost_usd,
+                    )
+                )
+                activity.heartbeat(example_id)
+        return Evaluated(scores={i: scores[i] for i in inp.example_ids}, spent=spent)
+
+    async def _examples(self, tenant_id: str, dataset_id: str, ids: Sequence[str]) -> dict[str, DatasetExample]:
+        async with self._sessions() as session:
+            query = select(DatasetExample).where(
+                DatasetExample.tenant_id == tenant_id,
+                DatasetExample.dataset_id == dataset_id,
+                col(DatasetExample.example_id).in_(list(ids)),
+            )
+            return {row.example_id: row for row in (await session.exec(query)).all()}
+
+    async def _answerer(self, tenant_id: str, run_id: str, example: DatasetExample) -> ToolAnswerer:
+        """The recording of the example's source run, then a safe live call; a safe live call alone otherwise."""
+        safe = SafeToolAnswerer(self._tools, tenant_id, run_id=f"{run_id}:{example.example_id}")
+        if example.source_run_id is None:
+            return safe
+        recording = await read_recording(self._engine, tenant_id, example.source_run_id)
+        if recording is None:
+            return safe
+        return RecordingAnswerer(recording.tool_calls, fallback=safe)
+
+    async def _score(
+        self,
+        tenant_id: str,
+        metric: Metric,
+        agent_model: ModelConfig,
+        agent_key: str | None,
+        example: DatasetExample,
+        output: str,
+    ) -> tuple[Any, Usage]:
+        """The metric's score of ``output`` and what its judge call cost (nothing for a rule metric)."""
+        spent = Usage()
+        if not isinstance(metric, JudgeMetric):
+            score = await score_output(metric, output=output, expected=example.expected)
+            return score, spent
+        model, api_key = agent_model, agent_key
+        if metric.model is not None:
+            model = metric.model.to_contract()
+            api_key = await self._models.api_key(tenant_id, model)
+        provider = self._models.provider(model.provider)
+        name = f"judge model {model.provider}:{model.name}: "
+
+        async def judge(prompt: str) -> str:
+            nonlocal spent
+            request = LlmRequest(model=model, messages=[ChatMessage(role="user", content=prompt)], api_key=api_key)
+            try:
+                response = await provider.complete(request)
+            except ProviderError as exc:
+                raise _provider_error(exc, kind=JUDGE_FAILED, what=name) from exc
+            spent = spent.add(response.usage)
+            return response.content
+
+        try:
+            score = await score_output(
+                metric,
+                output=output,
+                expected=example.expected,
+                input=example.input,
+                rubric=example.rubric,
+                judge=judge,
+            )
+        except JudgeAnswerError as exc:
+            raise ApplicationError(f"{name}{exc}", type=JUDGE_FAILED) from exc
+        return score, spent
+
+    @activity.defn(name="optimizer.propose")
+    @classify_database_errors
+    async def propose(self, inp: ProposeInput) -> list[CandidateRecord]:
+        """The run's candidates as new optimizer versions (not current); the ones already proposed on a retry."""
+        known = await self._runs.get(inp.tenant_id, inp.run_id)
+        if known is None:
+            raise _failed(f"optimizer run {inp.run_id} not found")
+        if known.candidates:
+            return [CandidateRecord(**c) for c in known.candidates if c["strategy"] != "baseline"]
+        baseline = await self._models.config(inp.tenant_id, inp.agent_id, inp.baseline_version)
+        train = await self._scored_train(inp, baseline)
+        reflect = self._reflect(inp.tenant_id, baseline)
+        proposed: list[tuple[AgentConfig, str, str]] = []
+        seen = {config_hash(baseline)}
+        for name in inp.strategies:
+            context = StrategyContext(baseline=baseline, train=train, count=inp.count, seed=inp.seed, reflect=reflect)
+            try:
+                candidates = await strategy(name).propose(context)
+            except ProviderError as exc:
+                raise _provider_error(exc, what=f"strategy {name}: ") from exc
+            except ApplicationError:
+                raise
+            except Exception as exc:
+                raise _failed(f"strategy {name} failed: {exc}", STRATEGY_FAILED) from exc
+            for candidate in candidates:
+                key = config_hash(candidate.config)
+                if key not in seen:
+                    seen.add(key)
+                    proposed.append((candidate.config, candidate.strategy, candidate.note))
+            activity.heartbeat(name)
+        return await self._store_versions(inp, proposed)
+
+    async def _scored_train(self, inp: ProposeInput, baseline: AgentConfig) -> list[ScoredExample]:
+        ids = list(inp.train_scores)
+        examples = await self._examples(inp.tenant_id, inp.dataset_id, ids)
+        cached = await EvalCache(self._engine, inp.tenant_id).get(config_hash(baseline), content_hash(inp.metric), ids)
+        return [
+            ScoredExample(
+                example_id=i,
+                input=examples[i].input,
+                expected=examples[i].expected,
+                output=cached[i].output if i in cached else "",
+                score=inp.train_scores[i],
+                reason=cached[i].reason if i in cached else None,
+            )
+            for i in ids
+            if i in examples
+        ]
+
+    def _reflect(self, tenant_id: str, baseline: AgentConfig) -> Any:
+        model = baseline.model.to_contract()
+        provider = self._models.provider(model.provider)
+
+        async def reflect(prompt: str) -> str:
+            api_key = await self._models.api_key(tenant_id, model)
+            request = LlmRequest(model=model, messages=[ChatMessage(role="user", content=prompt)], api_key=api_key)
+            return (await provider.complete(request)).content
+
+        return reflect
+
+    async def _store_versions(
+        self, inp: ProposeInput, proposed: Sequence[tuple[AgentConfig, str, str]]
+    ) -> list[CandidateRecord]:
+        """The proposals as versions of the agent and as the run's candidates, in one transaction."""
+        records: list[CandidateRecord] = []
+        async with self._sessions() as session:
+            repo = AgentRepository(session, inp.tenant_id)
+            agent = await repo.get_any(inp.agent_id, lock=True)
+            if agent is None:
+                raise _failed(f"agent {inp.agent_id} not found")
+            author = Author(kind="optimizer", id=inp.run_id)
+            for config, name, note in proposed:
+                version = await repo.add_version(agent, config, author, promote=False)
+                await session.flush()
+                records.append(CandidateRecord(version=version.version, strategy=name, note=note))
+            baseline = CandidateRecord(version=inp.baseline_version, strategy="baseline", note="the current version")
+            await session.exec(
+                update(OptimizerRun)
+                .where(col(OptimizerRun.tenant_id) == inp.tenant_id, col(OptimizerRun.id) == inp.run_id)
+                .values(candidates=[asdict(c) for c in [baseline, *records]])
+            )
+            await session.commit()
+        return records
+
+    @activity.defn(name="optimizer.record")
+    @classify_database_errors
+    async def record(self, inp: RecordInput) -> None:
+        """Write the run's progress, candidates, spending and outcome to the projection."""
+        await self._runs.record(
+            inp.tenant_id,
+            inp.run_id,
+            status=inp.status,
+            progress=inp.progress,
+            candidates=inp.candidates,
+            spent=inp.spent,
+            winner=inp.winner,
+            reason=inp.reason,
+            error=inp.error,
+        )
+
+    @activity.defn(name="optimizer.promote")
+    @classify_database_errors
+    async def promote(self, inp: PromoteInput) -> bool:
+        """Make ``version`` current if the agent is live and still at the baseline; whether it is current now."""
+        async with self._sessions() as session:
+            repo = AgentRepository(session, inp.tenant_id)
+            agent = await repo.get_any(inp.agent_id, lock=True)
+            if agent is None or agent.deleted_at is not None:
+                return False
+            if agent.version != inp.version:
+                if agent.version != inp.baseline_version:
+                    return False
+                version = await repo.get_version(inp.agent_id, inp.version)
+                if version is None:
+                    return False
+                repo.promote(agent, version)
+                await session.commit()
+        await self._runs.mark_promoted(inp.tenant_id, inp.run_id)
+        return True
+
+
+def config_hash(config: AgentConfig) -> str:
+    """The content hash of a configuration: equal configurations share their cached evaluations."""
+    return content_hash(config.model_dump(mode="json"))

@@ -1,0 +1,216 @@
+"""Optimizer runs end to end over HTTP on the simulated world: promotion, A/A, budget, cache, bad input, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any, get_args
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.optimizer_schemas import StrategyName
+from core.optimizer.strategies import STRATEGIES
+from tests.conftest import TenantCtx
+from tests.llm.fakes import ScriptedServer
+from tests.support.runs import create_agent
+from tests.support.sim_world import SimWorld, question_bank
+
+SEED = 2
+INSTRUCTIONS = "Answer the question."
+FINAL = ("completed", "failed", "cancelled")
+
+
+@pytest.fixture
+def world_server() -> Iterator[ScriptedServer]:
+    with SimWorld(seed=SEED).serve() as server:
+        yield server
+
+
+@pytest.fixture
+def aa_server() -> Iterator[ScriptedServer]:
+    with SimWorld(seed=SEED, aa=True).serve() as server:
+        yield server
+
+
+async def _sim_agent(tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer) -> dict[str, Any]:
+    """An agent on the `openai` provider whose base_url is the simulated world (loopback allowed for the tenant)."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("""update tenant set egress_allowlist = '["127.0.0.1"]' where id = :t"""), {"t": tenant.id}
+        )
+    await tenant.http.post("/v1/secrets", json={"name": "SIM_KEY", "value": "sk-sim-0123456789"})
+    model = {"provider": "openai", "name": "sim-base", "base_url": f"{server.url}/v1", "api_key_secret": "SIM_KEY"}
+    return await create_agent(tenant.http, name="quiz", instructions=INSTRUCTIONS, tools=[], model=model)
+
+
+async def _dataset(tenant: TenantCtx, agent_id: str, n: int, *, labelled: bool = True) -> dict[str, Any]:
+    examples = [
+        {"input": e["input"], "expected": e["expected"]} if labelled else {"input": e["input"]}
+        for e in question_bank(SEED, n)
+    ]
+    response = await tenant.http.post(f"/v1/agents/{agent_id}/datasets", json={"name": "quiz", "examples": examples})
+    assert response.status_code == 201, response.text
+    dataset: dict[str, Any] = response.json()
+    return dataset
+
+
+async def _start(tenant: TenantCtx, agent_id: str, **body: Any) -> dict[str, Any]:
+    response = await tenant.http.post(f"/v1/agents/{agent_id}/optimizer/runs", json=body)
+    assert response.status_code == 202, response.text
+    run: dict[str, Any] = response.json()
+    assert run["status"] == "queued"
+    return run
+
+
+async def _finished(tenant: TenantCtx, run_id: str, timeout_s: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        run: dict[str, Any] = (await tenant.http.get(f"/v1/optimizer/runs/{run_id}")).json()
+        if run["status"] in FINAL:
+            return run
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"optimizer run {run_id} did not finish: {run}")
+
+
+async def _current(tenant: TenantCtx, agent_id: str) -> int:
+    agent = (await tenant.http.get(f"/v1/agents/{agent_id}")).json()
+    return int(agent["version"])
+
+
+async def test_a_run_promotes_a_better_version_where_demos_help(
+    tenant: TenantCtx, engine: AsyncEngine, world_server: ScriptedServer
+) -> None:
+    agent = await _sim_agent(tenant, engine, world_server)
+    dataset = await _dataset(tenant, agent["id"], 400)
+    started = await _start(tenant, agent["id"], strategies=["few_shot"], budget={"max_evals": 600})
+    assert started["dataset_id"] == dataset["id"], "the newest dataset by default"
+    assert started["metric"] == {"type": "exact", "ignore_case": False}, "exact by default: every example has expected"
+
+    run = await _finished(tenant, started["id"])
+
+    assert run["status"] == "completed", run
+    assert run["promoted"] is True, (run["reason"], run["candidates"], run["progress"])
+    assert run["winner"] is not None
+    assert run["winner"] != run["baseline_version"]
+    assert "above the minimum effect" in run["reason"]
+    assert "promoted" in run["reason"]
+    assert await _current(tenant, agent["id"]) == run["winner"]
+    assert run["dataset_hash"] == dataset["hash"]
+    assert run["budget"]["evals_used"] <= 600
+    baseline, *candidates = run["candidates"]
+    assert baseline["strategy"] == "baseline"
+    assert baseline["version"] == run["baseline_version"]
+    assert candidates
+    assert all(c["strategy"] == "few_shot" for c in candidates)
+    chosen = next(c for c in candidates if c["version"] == run["winner"])
+    assert chosen["stage"] == "tested"
+    assert chosen["n"] > 0
+    assert chosen["ci"][0] <= chosen["score"] <= chosen["ci"][1]
+    versions = (await tenant.http.get(f"/v1/agents/{agent['id']}/versions")).json()["items"]
+    by_number = {v["version"]: v for v in versions}
+    for candidate in candidates:
+        assert by_number[candidate["version"]]["created_by"] == {"kind": "optimizer", "id": run["id"]}
+
+
+async def test_the_aa_world_promotes_nothing(tenant: TenantCtx, engine: AsyncEngine, aa_server: ScriptedServer) -> None:
+    agent = await _sim_agent(tenant, engine, aa_server)
+    await _dataset(tenant, agent["id"], 200)
+    run = await _finished(tenant, (await _start(tenant, agent["id"], budget={"max_evals": 400}))["id"])
+
+    assert run["status"] == "completed", run
+    assert run["promoted"] is False
+    assert run["reason"]
+    assert await _current(tenant, agent["id"]) == run["baseline_version"]
+
+
+async def _paid(engine: AsyncEngine, tenant_id: str) -> int:
+    async with engine.connect() as conn:
+        found = await conn.execute(text("select count(*) from optimizer_eval where tenant_id = :t"), {"t": tenant_id})
+        return int(found.scalar_one())
+
+
+async def test_the_budget_is_respected_and_no_evaluation_is_paid_twice(
+    tenant: TenantCtx, engine: AsyncEngine, world_server: ScriptedServer
+) -> None:
+    agent = await _sim_agent(tenant, engine, world_server)
+    await _dataset(tenant, agent["id"], 60)
+    body = {"budget": {"max_evals": 37}, "auto_promote": False}
+    first = await _finished(tenant, (await _start(tenant, agent["id"], **body))["id"])
+
+    assert first["status"] == "completed", first
+    assert first["budget"]["evals_used"] <= 37
+    assert first["promoted"] is False
+    assert await _current(tenant, agent["id"]) == first["baseline_version"]
+    paid = first["progress"]["evals_paid"]
+    assert paid == await _paid(engine, tenant.id) == len(world_server.received) > 0
+
+    second = await _finished(tenant, (await _start(tenant, agent["id"], **body))["id"])
+
+    assert second["status"] == "completed", second
+    assert second["budget"]["evals_used"] <= 37
+    new_rows = await _paid(engine, tenant.id) - paid
+    assert second["progress"]["evals_paid"] == new_rows, "every paid evaluation is a new cache row"
+    assert second["progress"]["evals_paid"] < second["progress"]["evals_used"], (
+        "the baseline's were read from the cache"
+    )
+    assert len(world_server.received) == paid + new_rows
+
+
+async def test_bad_input_names_the_field(
+    tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine, world_server: ScriptedServer
+) -> None:
+    agent = await _sim_agent(tenant, engine, world_server)
+    url = f"/v1/agents/{agent['id']}/optimizer/runs"
+
+    async def refused(status: int, body: dict[str, Any], field: str | None = None) -> None:
+        response = await tenant.http.post(url, json=body)
+        assert response.status_code == status, response.text
+        if field is not None:
+            assert field in [e["field"] for e in response.json()["errors"]], response.json()
+
+    await refused(422, {}, "dataset_id")  # the agent has no dataset yet
+    await _dataset(tenant, agent["id"], 9, labelled=False)
+    await refused(422, {}, "metric")  # no expected answers: no default metric
+    await refused(422, {"metric": {"type": "exact"}}, "metric.type")
+    regex = {"type": "regex", "pattern": "x"}
+    await refused(422, {"metric": regex, "budget": {"max_evals": 0}}, "budget.max_evals")
+    await refused(422, {"metric": regex, "budget": {"max_evals": 10**7}}, "budget.max_evals")
+    await refused(422, {"metric": regex, "budget": {"max_cost_usd": 0}}, "budget.max_cost_usd")
+    await refused(422, {"metric": regex, "strategies": ["nope"]}, "strategies[0]")
+    await refused(422, {"metric": regex, "strategies": ["few_shot", "few_shot"]}, "strategies[1]")
+    await refused(422, {"metric": {"type": "nope"}}, "metric")
+    assert set(get_args(StrategyName)) == set(STRATEGIES), "the schema names every registered strategy"
+
+    theirs = await create_agent(other_tenant.http)
+    foreign = await other_tenant.http.post(
+        f"/v1/agents/{theirs['id']}/datasets",
+        json={"name": "x", "examples": [{"input": f"q{i}", "expected": "a"} for i in range(5)]},
+    )
+    await refused(404, {"dataset_id": foreign.json()["id"]})
+    mine_other_agent = await create_agent(tenant.http, name="other")
+    own = await _dataset(tenant, mine_other_agent["id"], 6)
+    await refused(404, {"dataset_id": own["id"]})  # a dataset of another agent
+
+    assert (await tenant.http.delete(f"/v1/agents/{agent['id']}")).status_code == 204
+    await refused(409, {"metric": regex})
+
+
+async def test_a_cancelled_run_records_cancelled(
+    tenant: TenantCtx, engine: AsyncEngine, world_server: ScriptedServer
+) -> None:
+    agent = await _sim_agent(tenant, engine, world_server)
+    await _dataset(tenant, agent["id"], 90)
+    started = await _start(tenant, agent["id"], budget={"max_evals": 300})
+
+    cancelled = await tenant.http.post(f"/v1/optimizer/runs/{started['id']}/cancel")
+
+    assert cancelled.status_code == 202, cancelled.text
+    run = await _finished(tenant, started["id"])
+    assert run["status"] == "cancelled", run
+    again = await tenant.http.post(f"/v1/optimizer/runs/{started['id']}/cancel")
+    assert again.status_code == 409
+    listed = (await tenant.http.get("/v1/optimizer/runs", params={"agent_id": agent["id"], "limit": 1})).json()
+    assert [r["id"] for r in listed["items"]] == [started["id"]]

@@ -262,7 +262,7 @@ async def start_optimizer_run(
     await session.commit()
     await OptimizerRunStore(state.engine).insert(run)
     await _temporal(_start(state, run), "the run was recorded but could not be started; start a new one")
-    return optimizer_run_public(await _found(state, tenant_id, run_id))
+    return optimizer_run_public(run)
 
 
 @router.get("/v1/optimizer/runs/{optimizer_run_id}", response_model=OptimizerRunPublic)
@@ -292,13 +292,25 @@ async def list_optimizer_runs(
     responses=ACCEPTED | problems(409, 503),
 )
 async def cancel_optimizer_run(optimizer_run_id: str, state: StateDep, principal: OptimizerWrite) -> OptimizerRunPublic:
-    """Cancel a run: evaluations in flight are cancelled and it records ``cancelled``; 409 once it is final."""
+    """Cancel a run: evaluations in flight are cancelled and it records ``cancelled``; 409 once it is final.
+
+    A run whose workflow never started (Temporal was out of reach at its start) is cancelled at once.
+    """
+    store = OptimizerRunStore(state.engine)
     run = await _found(state, principal.tenant_id, optimizer_run_id)
     if run.status in FINAL_STATUSES:
         raise ProblemError(409, f"optimizer run is {run.status}", slug=ProblemType.CONFLICT)
-    await _temporal(
-        state.temporal.get_workflow_handle(run.workflow_id).cancel(),
-        "the cancellation could not be delivered; retry it",
-        (RPCStatusCode.NOT_FOUND,),
-    )
+    try:
+        await _temporal(
+            state.temporal.get_workflow_handle(run.workflow_id).cancel(),
+            "the cancellation could not be delivered; retry it",
+            (RPCStatusCode.NOT_FOUND,),
+        )
+    except ProblemError as exc:
+        if exc.status != 409 or run.status != OptimizerRunStatus.QUEUED:
+            raise
+        await store.set_status(
+            run.tenant_id, run.id, OptimizerRunStatus.CANCELLED, reason="cancelled before it started"
+        )
+        run = await _found(state, principal.tenant_id, optimizer_run_id)
     return optimizer_run_public(run)

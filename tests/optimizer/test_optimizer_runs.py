@@ -15,8 +15,10 @@ from api.optimizer_schemas import StrategyName
 from core.optimizer.strategies import STRATEGIES
 from tests.conftest import TenantCtx
 from tests.llm.fakes import ScriptedServer
+from tests.support.api_process import temporal_out_of_reach
 from tests.support.runs import create_agent
 from tests.support.sim_world import SimWorld, question_bank
+from workers.embedded.stack import StackProcess
 
 SEED = 2
 INSTRUCTIONS = "Answer the question."
@@ -122,8 +124,24 @@ async def test_the_aa_world_promotes_nothing(tenant: TenantCtx, engine: AsyncEng
 
     assert run["status"] == "completed", run
     assert run["promoted"] is False
-    assert run["reason"]
+    assert "not promoted" in run["reason"], run["reason"]
     assert await _current(tenant, agent["id"]) == run["baseline_version"]
+
+
+async def test_reflective_and_model_swap_candidates_judged_by_a_model(
+    tenant: TenantCtx, engine: AsyncEngine, world_server: ScriptedServer
+) -> None:
+    agent = await _sim_agent(tenant, engine, world_server)
+    await _dataset(tenant, agent["id"], 30)
+    body = {"metric": {"type": "judge"}, "strategies": ["reflective", "model_swap"], "budget": {"max_evals": 40}}
+    run = await _finished(tenant, (await _start(tenant, agent["id"], **body))["id"])
+
+    assert run["status"] == "completed", run
+    assert run["metric"] == {"type": "judge"}
+    assert run["budget"]["evals_used"] <= 40
+    assert {c["strategy"] for c in run["candidates"][1:]} == {"reflective", "model_swap"}
+    judged = [r for r in world_server.received if "<output>" in str(r.body)]
+    assert len(judged) == run["progress"]["evals_paid"], "one judge call per paid evaluation"
 
 
 async def _paid(engine: AsyncEngine, tenant_id: str) -> int:
@@ -214,3 +232,22 @@ async def test_a_cancelled_run_records_cancelled(
     assert again.status_code == 409
     listed = (await tenant.http.get("/v1/optimizer/runs", params={"agent_id": agent["id"], "limit": 1})).json()
     assert [r["id"] for r in listed["items"]] == [started["id"]]
+
+
+async def test_temporal_out_of_reach_answers_503_and_the_run_stays_queued(
+    stack: StackProcess, tenant: TenantCtx, engine: AsyncEngine, world_server: ScriptedServer
+) -> None:
+    agent = await _sim_agent(tenant, engine, world_server)
+    await _dataset(tenant, agent["id"], 9)
+    async with temporal_out_of_reach(stack, tenant.key) as down:
+        started = await down.post(f"/v1/agents/{agent['id']}/optimizer/runs", json={})
+    assert started.status_code == 503, started.text
+    assert started.headers["retry-after"] == "2"
+    (queued,) = (await tenant.http.get("/v1/optimizer/runs", params={"agent_id": agent["id"]})).json()["items"]
+    assert queued["status"] == "queued"
+    async with temporal_out_of_reach(stack, tenant.key) as down:
+        cancelled = await down.post(f"/v1/optimizer/runs/{queued['id']}/cancel")
+    assert cancelled.status_code == 503, cancelled.text
+    never_started = await tenant.http.post(f"/v1/optimizer/runs/{queued['id']}/cancel")
+    assert never_started.status_code == 202, never_started.text
+    assert never_started.json()["status"] == "cancelled"

@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from api.app import create_app
-from core.settings import Settings
 from core.webhooks.signing import verify
 from tests.api.test_tools import allow_loopback
 from tests.conftest import TenantCtx
+from tests.support.api_process import temporal_out_of_reach
 from tests.support.pipelines import map_items, wait_pipeline_run
 from tests.support.receivers import Receiver
 from tests.support.runs import record_history, until
 from tests.support.sse import read_sse
-from workers.embedded.ports import free_port
 from workers.embedded.stack import StackProcess
 
 READ_GUARD_S = 60
@@ -176,24 +172,6 @@ async def test_an_idempotent_retry_after_a_put_answers_the_first_run(stack: Stac
     assert [r["id"] for r in listed] == [first["id"]]
 
 
-@asynccontextmanager
-async def _temporal_out_of_reach(stack: StackProcess, tenant: TenantCtx) -> AsyncIterator[httpx.AsyncClient]:
-    """The tenant's client of an in-process API on the stack's database and Redis whose Temporal cannot be reached."""
-    app = create_app(
-        Settings(database_url=stack.database_url, redis_url=stack.redis_url, temporal_address=stack.temporal_address)
-    )
-    async with app.router.lifespan_context(app):
-        state = app.state.aimpact
-        live, state.temporal = state.temporal, await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
-        transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {tenant.key}"}
-        try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://api.test", headers=headers) as http:
-                yield http
-        finally:
-            state.temporal = live
-
-
 async def test_temporal_out_of_reach_answers_503_and_a_keyed_retry_starts_the_run(
     stack: StackProcess, tenant: TenantCtx
 ) -> None:
@@ -202,7 +180,7 @@ async def test_temporal_out_of_reach_answers_503_and_a_keyed_retry_starts_the_ru
     await wait_pipeline_run(tenant.http, waiting["id"], lambda r: r["status"] == "waiting_approval")
     key = {"Idempotency-Key": "outage-1"}
 
-    async with _temporal_out_of_reach(stack, tenant) as down:
+    async with temporal_out_of_reach(stack, tenant.key) as down:
         answers = [
             await down.post(f"/v1/pipeline-runs/{waiting['id']}/approvals/gate", json={"decision": "approve"}),
             await down.post(f"/v1/pipeline-runs/{waiting['id']}/cancel"),

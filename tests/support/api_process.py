@@ -1,4 +1,5 @@
-"""Another ``aimpact api`` process on a running stack's services (as a second API replica would be)."""
+"""Another API on a running stack's services: an ``aimpact api`` process (as a second replica would be), or an
+in-process one whose Temporal cannot be reached."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import httpx
+from temporalio.client import Client
 
+from api.app import create_app
+from core.settings import Settings
 from workers.embedded.ports import free_port
 from workers.embedded.process import die_with_parent
 from workers.embedded.stack import StackProcess
@@ -51,3 +55,21 @@ def _ready(url: str) -> bool:
         return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+@asynccontextmanager
+async def temporal_out_of_reach(stack: StackProcess, key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client (API key ``key``) of an in-process API on the stack's database and Redis, its Temporal unreachable."""
+    app = create_app(
+        Settings(database_url=stack.database_url, redis_url=stack.redis_url, temporal_address=stack.temporal_address)
+    )
+    async with app.router.lifespan_context(app):
+        state = app.state.aimpact
+        live, state.temporal = state.temporal, await Client.connect(f"127.0.0.1:{free_port()}", lazy=True)
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {key}"}
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://api.test", headers=headers) as http:
+                yield http
+        finally:
+            state.temporal = live

@@ -324,7 +324,9 @@ class OptimizerActivities:
                 version = await repo.add_version(agent, config, author, promote=False)
                 await session.flush()
                 records.append(CandidateRecord(version=version.version, strategy=name, note=note))
-            baseline = CandidateRecord(version=inp.baseline_version, strategy="baseline", note="the current version")
+            baseline = CandidateRecord(
+                version=inp.baseline_version, strategy="baseline", note="the current version", stage="baseline"
+            )
             await session.exec(
                 update(OptimizerRun)
                 .where(col(OptimizerRun.tenant_id) == inp.tenant_id, col(OptimizerRun.id) == inp.run_id)

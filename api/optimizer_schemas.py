@@ -59,7 +59,9 @@ class CandidatePublic(BaseModel):
     score: float | None
     ci: list[float] | None = Field(description="`[lo, hi]`: the 95% bootstrap interval of the score.")
     n: int = Field(description="Validation examples the score is over.")
-    stage: str = Field(description="`proposed`, `halving`, `stopped` (dropped at a rung), `chosen`, `tested`.")
+    stage: str = Field(
+        description="`baseline`, `proposed`, `halving`, `stopped` (dropped at a rung), `chosen`, `tested`."
+    )
 
 
 class OptimizerBudgetPublic(BaseModel):

@@ -146,7 +146,7 @@ class OptimizerWorkflow:
                 ),
                 list[CandidateRecord],
             )
-            state.candidates = [CandidateRecord(baseline, BASELINE, "the current version"), *proposed]
+            state.candidates = [CandidateRecord(baseline, BASELINE, "the current version", stage=BASELINE), *proposed]
         await self._record(OptimizerRunStatus.RUNNING)
         self._continue_if_long(inp)
         chosen = await self._halving(inp, prepared.validation, reserve=2 * n_test)

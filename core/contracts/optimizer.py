@@ -64,7 +64,7 @@ class CandidateRecord:
     ci: list[float] | None = None
     n: int = 0
     stage: str = "proposed"
-    """``proposed``, ``halving`` (still in), ``stopped`` (dropped at a rung), ``chosen``, ``tested``."""
+    """``baseline``, ``proposed``, ``halving`` (still in), ``stopped`` (dropped at a rung), ``chosen``, ``tested``."""
 
 
 @dataclass

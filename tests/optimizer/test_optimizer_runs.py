@@ -103,7 +103,7 @@ async def test_a_run_promotes_a_better_version_where_demos_help(
     assert run["dataset_hash"] == dataset["hash"]
     assert run["budget"]["evals_used"] <= 600
     baseline, *candidates = run["candidates"]
-    assert baseline["strategy"] == "baseline"
+    assert baseline["strategy"] == baseline["stage"] == "baseline"
     assert baseline["version"] == run["baseline_version"]
     assert candidates
     assert all(c["strategy"] == "few_shot" for c in candidates)

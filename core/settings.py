@@ -247,6 +247,12 @@ class Settings(BaseSettings):
     optimizer_candidates: int = Field(
         default=3, ge=1, le=50, description="Candidates each strategy of an optimizer run proposes at most."
     )
+    optimizer_history_limit: int = Field(
+        default=0,
+        ge=0,
+        le=50_000,
+        description="History events after which an optimizer run continues as new (0: when Temporal suggests it).",
+    )
     optimizer_min_effect: float = Field(
         default=0.0,
         ge=0,

@@ -128,6 +128,7 @@ class OptimizerWorkflow:
         baseline = inp.baseline_version
         self._phase = "baseline"
         train = await self._scores(baseline, prepared.train[:n_train])
+        self._continue_if_long(inp)
         if state.candidates is None:
             self._phase = "proposing"
             proposed = await self._activity(
@@ -184,6 +185,7 @@ class OptimizerWorkflow:
                         records[version].stage = "stopped"
                 alive = [v for v in alive if _key(v) in keep]
                 await self._record(OptimizerRunStatus.RUNNING)
+                self._continue_if_long(inp)
         room = inp.max_evals - self._state.spent.evals - reserve
         if room > 0:
             await _settle(self._scores(inp.baseline_version, validation[:room]))
@@ -324,8 +326,14 @@ class OptimizerWorkflow:
         )
 
     def _continue_if_long(self, inp: OptimizerRunInput) -> None:
-        """Continue as new with everything scored so far when the history grows long."""
-        if workflow.info().is_continue_as_new_suggested():
+        """Continue as new with everything scored so far when the history grows long.
+
+        The new run replays the same decisions from the scores it carries (nothing scored is
+        evaluated again), then goes on where this one stopped.
+        """
+        info = workflow.info()
+        long = 0 < inp.history_limit <= info.get_current_history_length()
+        if long or info.is_continue_as_new_suggested():
             workflow.continue_as_new(replace(inp, carried=self._state))
 
 

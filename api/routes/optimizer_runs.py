@@ -7,7 +7,6 @@ validation split, a paired confirmation on the test split, promotion only on a s
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable, Sequence
 from typing import Annotated, Any, TypeVar
 
@@ -36,7 +35,7 @@ from core.db.repos import AgentRepository, Keyset
 from core.ids import AGENT_ID, RUN_KIND, TENANT_ID, new_id, workflow_id
 from core.optimizer.dataset_store import DatasetStore
 from core.optimizer.metrics import Metric, check_metric, default_metric
-from core.optimizer.run_store import OptimizerRunStore
+from core.optimizer.run_store import OptimizerRunStore, run_seed
 from core.optimizer.strategies import strategy
 from core.settings import Settings
 
@@ -164,7 +163,6 @@ async def _temporal(call: Awaitable[T], detail: str, closed: tuple[RPCStatusCode
 
 async def _start(state: AppState, run: OptimizerRun) -> None:
     settings = state.settings
-    seed = int(hashlib.sha256(f"{run.dataset_hash}:{run.baseline_version}".encode()).hexdigest()[:8], 16)
     inp = OptimizerRunInput(
         tenant_id=run.tenant_id,
         run_id=run.id,
@@ -176,11 +174,12 @@ async def _start(state: AppState, run: OptimizerRun) -> None:
         max_cost_usd=run.budget["max_cost_usd"],
         strategies=run.strategies,
         auto_promote=run.auto_promote,
-        seed=seed,
+        seed=run_seed(run.dataset_hash, run.baseline_version),
         concurrency=settings.optimizer_concurrency,
         batch_size=settings.optimizer_batch_size,
         candidates_per_strategy=settings.optimizer_candidates,
         min_effect=settings.optimizer_min_effect,
+        history_limit=settings.optimizer_history_limit,
     )
     try:
         await state.temporal.start_workflow(

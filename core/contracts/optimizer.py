@@ -97,6 +97,8 @@ class OptimizerRunInput:
     batch_size: int = 10
     candidates_per_strategy: int = 3
     min_effect: float = 0.0
+    history_limit: int = 0
+    """Continue as new past this many history events (0: when Temporal suggests it)."""
     carried: Carried | None = None
 
 

@@ -35,6 +35,11 @@ def content_hash(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
 
 
+def run_seed(dataset_hash: str, baseline_version: int) -> int:
+    """A run's seed: the same dataset and baseline draw the same proposals, so a re-run reads their scores cached."""
+    return int(content_hash(f"{dataset_hash}:{baseline_version}")[:8], 16)
+
+
 class OptimizerRunStore:
     """The optimizer-run projection."""
 

@@ -10,9 +10,14 @@ from typing import Any, get_args
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
 
 from api.optimizer_schemas import StrategyName
+from core.contracts.optimizer import WORKFLOW_NAME, OptimizerRunInput
+from core.ids import new_id, workflow_id
+from core.optimizer.run_store import OptimizerRunStore, run_seed
 from core.optimizer.strategies import STRATEGIES
+from core.settings import Settings
 from tests.conftest import TenantCtx
 from tests.llm.fakes import ScriptedServer
 from tests.support.api_process import temporal_out_of_reach
@@ -251,3 +256,60 @@ async def test_temporal_out_of_reach_answers_503_and_the_run_stays_queued(
     never_started = await tenant.http.post(f"/v1/optimizer/runs/{queued['id']}/cancel")
     assert never_started.status_code == 202, never_started.text
     assert never_started.json()["status"] == "cancelled"
+
+
+async def test_a_long_run_continues_as_new_and_decides_the_same_without_evaluating_twice(
+    tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client, world_server: ScriptedServer
+) -> None:
+    agent = await _sim_agent(tenant, engine, world_server)
+    await _dataset(tenant, agent["id"], 60)
+    body = {"budget": {"max_evals": 120}, "auto_promote": False}
+    whole = await _finished(tenant, (await _start(tenant, agent["id"], **body))["id"])
+    assert whole["status"] == "completed", whole
+    store = OptimizerRunStore(engine)
+    original = await store.get(tenant.id, whole["id"])
+    assert original is not None
+    run_id = new_id("opt")
+    await store.insert(
+        original.model_copy(
+            update={
+                "id": run_id,
+                "status": "queued",
+                "candidates": None,
+                "progress": None,
+                "reason": None,
+                "winner": None,
+                "evals_used": 0,
+                "workflow_id": workflow_id(tenant.id, "optimizer", run_id),
+            }
+        )
+    )
+    inp = OptimizerRunInput(
+        tenant_id=tenant.id,
+        run_id=run_id,
+        agent_id=agent["id"],
+        dataset_id=whole["dataset_id"],
+        baseline_version=whole["baseline_version"],
+        metric=whole["metric"],
+        max_evals=120,
+        max_cost_usd=whole["budget"]["max_cost_usd"],
+        strategies=whole["strategies"],
+        auto_promote=False,
+        seed=run_seed(whole["dataset_hash"], whole["baseline_version"]),
+        history_limit=30,
+    )
+    handle = await temporal_client.start_workflow(
+        WORKFLOW_NAME, inp, id=workflow_id(tenant.id, "optimizer", run_id), task_queue=Settings().optimizer_task_queue
+    )
+    await handle.result()
+    split = await _finished(tenant, run_id)
+
+    first_run = temporal_client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
+    events = [e async for e in first_run.fetch_history_events()]
+    assert events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+    assert split["status"] == "completed", split
+    assert split["progress"]["evals_used"] == whole["progress"]["evals_used"], "nothing scored twice"
+    assert split["progress"]["evals_paid"] == 0, "the same configurations: every evaluation came from the cache"
+    assert [(c["strategy"], c["score"], c["n"], c["stage"]) for c in split["candidates"]] == [
+        (c["strategy"], c["score"], c["n"], c["stage"]) for c in whole["candidates"]
+    ]

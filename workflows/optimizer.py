@@ -127,7 +127,8 @@ class OptimizerWorkflow:
         n_test = min(len(prepared.test), inp.max_evals // TEST_SHARE)
         baseline = inp.baseline_version
         self._phase = "baseline"
-        train = await self._scores(baseline, prepared.train[:n_train])
+        await _settle(self._scores(baseline, prepared.train[:n_train]))
+        train = _among(self._state.scores.get(str(baseline), {}), prepared.train[:n_train])
         self._continue_if_long(inp)
         if state.candidates is None:
             self._phase = "proposing"

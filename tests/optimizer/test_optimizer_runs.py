@@ -42,14 +42,16 @@ def aa_server() -> Iterator[ScriptedServer]:
         yield server
 
 
-async def _sim_agent(tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer) -> dict[str, Any]:
+async def _sim_agent(
+    tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer, model_name: str = "sim-base"
+) -> dict[str, Any]:
     """An agent on the `openai` provider whose base_url is the simulated world (loopback allowed for the tenant)."""
     async with engine.begin() as conn:
         await conn.execute(
             text("""update tenant set egress_allowlist = '["127.0.0.1"]' where id = :t"""), {"t": tenant.id}
         )
     await tenant.http.post("/v1/secrets", json={"name": "SIM_KEY", "value": "sk-sim-0123456789"})
-    model = {"provider": "openai", "name": "sim-base", "base_url": f"{server.url}/v1", "api_key_secret": "SIM_KEY"}
+    model = {"provider": "openai", "name": model_name, "base_url": f"{server.url}/v1", "api_key_secret": "SIM_KEY"}
     return await create_agent(tenant.http, name="quiz", instructions=INSTRUCTIONS, tools=[], model=model)
 
 
@@ -180,6 +182,21 @@ async def test_the_budget_is_respected_and_no_evaluation_is_paid_twice(
         "the baseline's were read from the cache"
     )
     assert len(world_server.received) == paid + new_rows
+
+
+async def test_the_run_stops_at_its_cost_budget(
+    tenant: TenantCtx, engine: AsyncEngine, world_server: ScriptedServer
+) -> None:
+    agent = await _sim_agent(tenant, engine, world_server, model_name="gpt-4o-mini")  # a model with a list price
+    await _dataset(tenant, agent["id"], 60)
+    body = {"budget": {"max_evals": 200, "max_cost_usd": 0.00001}}
+    run = await _finished(tenant, (await _start(tenant, agent["id"], **body))["id"])
+
+    assert run["status"] == "completed", run
+    assert run["usage"]["cost_usd"] >= 0.00001
+    assert "stopped at the cost budget of $1e-05" in run["reason"], run["reason"]
+    assert run["budget"]["evals_used"] < 200
+    assert run["promoted"] is False
 
 
 async def test_bad_input_names_the_field(

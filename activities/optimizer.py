@@ -9,7 +9,7 @@
   (``RecordingAnswerer`` falling back to ``SafeToolAnswerer``), else by ``SafeToolAnswerer``
   alone, and are scored by the metric (a judge metric calls its model, or the agent's) and kept
   in the cache as soon as they are scored, so a retried activity never pays twice. It heartbeats
-  after each example.
+  while it waits on a model and after each example.
 - ``propose`` runs the chosen strategies on the baseline's scored training examples (a
   reflective strategy's ``reflect`` calls the agent's model) and stores each new configuration
   as an agent version created by the optimizer, not current; the versions are recorded on the
@@ -31,6 +31,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import classify_database_errors
+from activities.heartbeat import heartbeating
 from activities.model_access import ModelAccess
 from core import errors
 from core.agents import AgentConfig
@@ -144,19 +145,21 @@ class OptimizerActivities:
                     raise _failed(f"example {example_id} is not in dataset {inp.dataset_id}")
                 answerer = await self._answerer(inp.tenant_id, inp.run_id, example)
                 try:
-                    out = await run_candidate(
-                        config,
-                        example.input,
-                        provider=provider,
-                        answerer=answerer,
-                        tools=tools,
-                        max_steps=self._max_steps,
-                        api_key=api_key,
-                    )
+                    async with heartbeating():
+                        out = await run_candidate(
+                            config,
+                            example.input,
+                            provider=provider,
+                            answerer=answerer,
+                            tools=tools,
+                            max_steps=self._max_steps,
+                            api_key=api_key,
+                        )
                 except ProviderError as exc:
                     raise _provider_error(exc) from exc
                 usage = out.usage
-                score, judged = await self._score(inp.tenant_id, metric, model, api_key, example, out.output)
+                async with heartbeating():
+                    score, judged = await self._score(inp.tenant_id, metric, model, api_key, example, out.output)
                 usage = usage.add(judged)
                 await cache.put(
                     [

@@ -57,7 +57,6 @@ TEST_SHARE = 5
 """At most 1/TEST_SHARE of the budget goes to each of the baseline and the chosen one on the test split."""
 _RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5)
 _EVALUATE_TIMEOUT = timedelta(minutes=30)
-_HEARTBEAT = timedelta(minutes=2)
 _SHORT = timedelta(seconds=60)
 
 
@@ -295,7 +294,7 @@ class OptimizerWorkflow:
             fn,
             arg,
             start_to_close_timeout=_EVALUATE_TIMEOUT if heartbeat else _SHORT,
-            heartbeat_timeout=_HEARTBEAT if heartbeat else None,
+            heartbeat_timeout=timedelta(seconds=self._inp.heartbeat_timeout_s) if heartbeat else None,
             retry_policy=_RETRY,
             priority=Priority(fairness_key=self._inp.tenant_id),
             result_type=result_type,

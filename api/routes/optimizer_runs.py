@@ -180,6 +180,7 @@ async def _start(state: AppState, run: OptimizerRun) -> None:
         candidates_per_strategy=settings.optimizer_candidates,
         min_effect=settings.optimizer_min_effect,
         history_limit=settings.optimizer_history_limit,
+        heartbeat_timeout_s=settings.activity_heartbeat_timeout_s,
     )
     try:
         await state.temporal.start_workflow(

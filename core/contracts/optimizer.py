@@ -99,6 +99,8 @@ class OptimizerRunInput:
     min_effect: float = 0.0
     history_limit: int = 0
     """Continue as new past this many history events (0: when Temporal suggests it)."""
+    heartbeat_timeout_s: float = 15.0
+    """How soon an evaluation of a worker that died is retried elsewhere."""
     carried: Carried | None = None
 
 

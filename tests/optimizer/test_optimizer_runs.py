@@ -1,8 +1,11 @@
-"""Optimizer runs end to end over HTTP on the simulated world: promotion, A/A, budget, cache, bad input, cancel."""
+"""Optimizer runs end to end over HTTP on the simulated world: promotion, A/A, budgets, the cache, a killed
+worker, continue-as-new, bad input, cancel, Temporal out of reach."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any, get_args
@@ -197,6 +200,30 @@ async def test_the_run_stops_at_its_cost_budget(
     assert "stopped at the cost budget of $1e-05" in run["reason"], run["reason"]
     assert run["budget"]["evals_used"] < 200
     assert run["promoted"] is False
+
+
+@pytest.mark.slow
+async def test_a_worker_killed_mid_evaluation_completes_without_paying_twice(
+    stack: StackProcess, tenant: TenantCtx, engine: AsyncEngine, world_server: ScriptedServer
+) -> None:
+    agent = await _sim_agent(tenant, engine, world_server)
+    await _dataset(tenant, agent["id"], 200)
+    started = await _start(tenant, agent["id"], budget={"max_evals": 400}, auto_promote=False)
+    for _ in range(6000):  # until evaluations are under way (at most a minute)
+        if len(world_server.received) >= 30:
+            break
+        await asyncio.sleep(0.01)
+    victim = stack.pids()["worker-optimizer"]
+    os.kill(victim, signal.SIGKILL)
+
+    run = await _finished(tenant, started["id"])
+
+    assert run["status"] == "completed", run
+    assert stack.pids()["worker-optimizer"] != victim, "the supervisor restarted the worker"
+    paid = await _paid(engine, tenant.id)
+    assert run["progress"]["evals_used"] == paid, "every evaluation scored once, kept once"
+    redone = len(world_server.received) - paid
+    assert 0 <= redone <= 8, "only the model calls in flight when the worker died were made again"
 
 
 async def test_bad_input_names_the_field(

@@ -34,9 +34,9 @@ FINAL = ("completed", "failed", "cancelled")
 
 
 @pytest.fixture
-def world_server() -> Iterator[ScriptedServer]:
-    with SimWorld(seed=SEED).serve() as server:
-        yield server
+def world() -> SimWorld:
+    """A world where demos help (``server``, of the package's conftest, serves it)."""
+    return SimWorld(seed=SEED)
 
 
 @pytest.fixture
@@ -93,9 +93,9 @@ async def _current(tenant: TenantCtx, agent_id: str) -> int:
 
 
 async def test_a_run_promotes_a_better_version_where_demos_help(
-    tenant: TenantCtx, engine: AsyncEngine, world_server: ScriptedServer
+    tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer
 ) -> None:
-    agent = await _sim_agent(tenant, engine, world_server)
+    agent = await _sim_agent(tenant, engine, server)
     dataset = await _dataset(tenant, agent["id"], 400)
     started = await _start(tenant, agent["id"], strategies=["few_shot"], budget={"max_evals": 600})
     assert started["dataset_id"] == dataset["id"], "the newest dataset by default"
@@ -139,9 +139,9 @@ async def test_the_aa_world_promotes_nothing(tenant: TenantCtx, engine: AsyncEng
 
 
 async def test_reflective_and_model_swap_candidates_judged_by_a_model(
-    tenant: TenantCtx, engine: AsyncEngine, world_server: ScriptedServer
+    tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer
 ) -> None:
-    agent = await _sim_agent(tenant, engine, world_server)
+    agent = await _sim_agent(tenant, engine, server)
     await _dataset(tenant, agent["id"], 30)
     body = {"metric": {"type": "judge"}, "strategies": ["reflective", "model_swap"], "budget": {"max_evals": 40}}
     run = await _finished(tenant, (await _start(tenant, agent["id"], **body))["id"])
@@ -150,7 +150,7 @@ async def test_reflective_and_model_swap_candidates_judged_by_a_model(
     assert run["metric"] == {"type": "judge"}
     assert run["budget"]["evals_used"] <= 40
     assert {c["strategy"] for c in run["candidates"][1:]} == {"reflective", "model_swap"}
-    judged = [r for r in world_server.received if "<output>" in str(r.body)]
+    judged = [r for r in server.received if "<output>" in str(r.body)]
     assert len(judged) == run["progress"]["evals_paid"], "one judge call per paid evaluation"
 
 
@@ -161,9 +161,9 @@ async def _paid(engine: AsyncEngine, tenant_id: str) -> int:
 
 
 async def test_the_budget_is_respected_and_no_evaluation_is_paid_twice(
-    tenant: TenantCtx, engine: AsyncEngine, world_server: ScriptedServer
+    tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer
 ) -> None:
-    agent = await _sim_agent(tenant, engine, world_server)
+    agent = await _sim_agent(tenant, engine, server)
     await _dataset(tenant, agent["id"], 60)
     body = {"budget": {"max_evals": 37}, "auto_promote": False}
     first = await _finished(tenant, (await _start(tenant, agent["id"], **body))["id"])
@@ -173,7 +173,7 @@ async def test_the_budget_is_respected_and_no_evaluation_is_paid_twice(
     assert first["promoted"] is False
     assert await _current(tenant, agent["id"]) == first["baseline_version"]
     paid = first["progress"]["evals_paid"]
-    assert paid == await _paid(engine, tenant.id) == len(world_server.received) > 0
+    assert paid == await _paid(engine, tenant.id) == len(server.received) > 0
 
     second = await _finished(tenant, (await _start(tenant, agent["id"], **body))["id"])
 
@@ -184,13 +184,11 @@ async def test_the_budget_is_respected_and_no_evaluation_is_paid_twice(
     assert second["progress"]["evals_paid"] < second["progress"]["evals_used"], (
         "the baseline's were read from the cache"
     )
-    assert len(world_server.received) == paid + new_rows
+    assert len(server.received) == paid + new_rows
 
 
-async def test_the_run_stops_at_its_cost_budget(
-    tenant: TenantCtx, engine: AsyncEngine, world_server: ScriptedServer
-) -> None:
-    agent = await _sim_agent(tenant, engine, world_server, model_name="gpt-4o-mini")  # a model with a list price
+async def test_the_run_stops_at_its_cost_budget(tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer) -> None:
+    agent = await _sim_agent(tenant, engine, server, model_name="gpt-4o-mini")  # a model with a list price
     await _dataset(tenant, agent["id"], 60)
     body = {"budget": {"max_evals": 200, "max_cost_usd": 0.00001}}
     run = await _finished(tenant, (await _start(tenant, agent["id"], **body))["id"])
@@ -204,13 +202,13 @@ async def test_the_run_stops_at_its_cost_budget(
 
 @pytest.mark.slow
 async def test_a_worker_killed_mid_evaluation_completes_without_paying_twice(
-    stack: StackProcess, tenant: TenantCtx, engine: AsyncEngine, world_server: ScriptedServer
+    stack: StackProcess, tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer
 ) -> None:
-    agent = await _sim_agent(tenant, engine, world_server)
+    agent = await _sim_agent(tenant, engine, server)
     await _dataset(tenant, agent["id"], 200)
     started = await _start(tenant, agent["id"], budget={"max_evals": 400}, auto_promote=False)
     for _ in range(6000):  # until evaluations are under way (at most a minute)
-        if len(world_server.received) >= 30:
+        if len(server.received) >= 30:
             break
         await asyncio.sleep(0.01)
     victim = stack.pids()["worker-optimizer"]
@@ -222,14 +220,14 @@ async def test_a_worker_killed_mid_evaluation_completes_without_paying_twice(
     assert stack.pids()["worker-optimizer"] != victim, "the supervisor restarted the worker"
     paid = await _paid(engine, tenant.id)
     assert run["progress"]["evals_used"] == paid, "every evaluation scored once, kept once"
-    redone = len(world_server.received) - paid
+    redone = len(server.received) - paid
     assert 0 <= redone <= 8, "only the model calls in flight when the worker died were made again"
 
 
 async def test_bad_input_names_the_field(
-    tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine, world_server: ScriptedServer
+    tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer
 ) -> None:
-    agent = await _sim_agent(tenant, engine, world_server)
+    agent = await _sim_agent(tenant, engine, server)
     url = f"/v1/agents/{agent['id']}/optimizer/runs"
 
     async def refused(status: int, body: dict[str, Any], field: str | None = None) -> None:
@@ -266,9 +264,9 @@ async def test_bad_input_names_the_field(
 
 
 async def test_a_cancelled_run_records_cancelled(
-    tenant: TenantCtx, engine: AsyncEngine, world_server: ScriptedServer
+    tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer
 ) -> None:
-    agent = await _sim_agent(tenant, engine, world_server)
+    agent = await _sim_agent(tenant, engine, server)
     await _dataset(tenant, agent["id"], 90)
     started = await _start(tenant, agent["id"], budget={"max_evals": 300})
 
@@ -284,9 +282,9 @@ async def test_a_cancelled_run_records_cancelled(
 
 
 async def test_temporal_out_of_reach_answers_503_and_the_run_stays_queued(
-    stack: StackProcess, tenant: TenantCtx, engine: AsyncEngine, world_server: ScriptedServer
+    stack: StackProcess, tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer
 ) -> None:
-    agent = await _sim_agent(tenant, engine, world_server)
+    agent = await _sim_agent(tenant, engine, server)
     await _dataset(tenant, agent["id"], 9)
     async with temporal_out_of_reach(stack, tenant.key) as down:
         started = await down.post(f"/v1/agents/{agent['id']}/optimizer/runs", json={})
@@ -303,9 +301,9 @@ async def test_temporal_out_of_reach_answers_503_and_the_run_stays_queued(
 
 
 async def test_a_long_run_continues_as_new_and_decides_the_same_without_evaluating_twice(
-    tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client, world_server: ScriptedServer
+    tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client, server: ScriptedServer
 ) -> None:
-    agent = await _sim_agent(tenant, engine, world_server)
+    agent = await _sim_agent(tenant, engine, server)
     await _dataset(tenant, agent["id"], 60)
     body = {"budget": {"max_evals": 120}, "auto_promote": False}
     whole = await _finished(tenant, (await _start(tenant, agent["id"], **body))["id"])

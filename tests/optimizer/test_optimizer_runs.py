@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from api.optimizer_schemas import StrategyName
-from core.contracts.optimizer import WORKFLOW_NAME, OptimizerRunInput
+from core.contracts.optimizer import PROGRESS_QUERY, WORKFLOW_NAME, OptimizerRunInput
 from core.ids import new_id, workflow_id
 from core.optimizer.run_store import OptimizerRunStore, run_seed
 from core.optimizer.strategies import STRATEGIES
@@ -127,10 +127,14 @@ async def test_a_run_promotes_a_better_version_where_demos_help(
         assert by_number[candidate["version"]]["created_by"] == {"kind": "optimizer", "id": run["id"]}
 
 
-async def test_the_aa_world_promotes_nothing(tenant: TenantCtx, engine: AsyncEngine, aa_server: ScriptedServer) -> None:
+async def test_the_aa_world_promotes_nothing(
+    tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client, aa_server: ScriptedServer
+) -> None:
     agent = await _sim_agent(tenant, engine, aa_server)
     await _dataset(tenant, agent["id"], 200)
     run = await _finished(tenant, (await _start(tenant, agent["id"], budget={"max_evals": 400}))["id"])
+    handle = temporal_client.get_workflow_handle(workflow_id(tenant.id, "optimizer", run["id"]))
+    assert await handle.query(PROGRESS_QUERY) == run["progress"], "the projection holds the workflow's last progress"
 
     assert run["status"] == "completed", run
     assert run["promoted"] is False

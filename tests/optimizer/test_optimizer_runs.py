@@ -26,6 +26,7 @@ from tests.llm.fakes import ScriptedServer
 from tests.support.api_process import temporal_out_of_reach
 from tests.support.runs import create_agent
 from tests.support.sim_world import SimWorld, question_bank
+from workers.embedded.ports import free_port
 from workers.embedded.stack import StackProcess
 
 SEED = 2
@@ -156,6 +157,21 @@ async def test_reflective_and_model_swap_candidates_judged_by_a_model(
     assert {c["strategy"] for c in run["candidates"][1:]} == {"reflective", "model_swap"}
     judged = [r for r in server.received if "<output>" in str(r.body)]
     assert len(judged) == run["progress"]["evals_paid"], "one judge call per paid evaluation"
+
+
+async def test_a_judge_that_stays_down_fails_the_run_naming_it(
+    tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer
+) -> None:
+    agent = await _sim_agent(tenant, engine, server)
+    await _dataset(tenant, agent["id"], 9)
+    down = {"provider": "openai", "name": "judge-down", "base_url": f"http://127.0.0.1:{free_port()}/v1"}
+    body = {"metric": {"type": "judge", "model": down | {"api_key_secret": "SIM_KEY"}}, "budget": {"max_evals": 20}}
+    run = await _finished(tenant, (await _start(tenant, agent["id"], **body))["id"])
+
+    assert run["status"] == "failed", run
+    assert run["error"]["type"] == "JudgeFailed"
+    assert "judge model openai:judge-down" in run["error"]["message"]
+    assert run["reason"].startswith("failed: judge model openai:judge-down")
 
 
 async def _paid(engine: AsyncEngine, tenant_id: str) -> int:

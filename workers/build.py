@@ -33,9 +33,11 @@ PASSTHROUGH_MODULES = (
     "re2",
     "pendulum",
 )
-"""Libraries loaded once outside the workflow sandbox: those activities use (workflows never call them), and
+"""Libraries loaded once outside the workflow sandbox: those activities use (workflows never call them);
 CEL (``celpy`` and what it loads), which pipeline workflows call: its grammar file is read at import, which the
-sandbox refuses; evaluation is deterministic (``core.pipelines.expressions`` refuses ``timestamp("now")``)."""
+sandbox refuses; evaluation is deterministic (``core.pipelines.expressions`` refuses ``timestamp("now")``); and
+``numpy``, which the optimizer workflow's statistics call (``core.optimizer.stats``: seeded, so deterministic),
+and whose import sets environment variables, which the sandbox refuses."""
 
 
 def make_worker(
@@ -53,9 +55,14 @@ def make_worker(
         workflows=workflows,
         activities=activities,
         max_concurrent_activities=activity_slots,
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-        ),
+        workflow_runner=sandbox_runner(),
+    )
+
+
+def sandbox_runner() -> SandboxedWorkflowRunner:
+    """The workflow sandbox every worker (and every replay of a recorded history) runs workflows in."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
     )
 
 

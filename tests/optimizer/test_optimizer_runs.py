@@ -24,7 +24,7 @@ from core.settings import Settings
 from tests.conftest import TenantCtx
 from tests.llm.fakes import ScriptedServer
 from tests.support.api_process import temporal_out_of_reach
-from tests.support.runs import create_agent
+from tests.support.runs import create_agent, record_history
 from tests.support.sim_world import SimWorld, question_bank
 from workers.embedded.ports import free_port
 from workers.embedded.stack import StackProcess
@@ -94,7 +94,7 @@ async def _current(tenant: TenantCtx, agent_id: str) -> int:
 
 
 async def test_a_run_promotes_a_better_version_where_demos_help(
-    tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer
+    tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client, server: ScriptedServer
 ) -> None:
     agent = await _sim_agent(tenant, engine, server)
     dataset = await _dataset(tenant, agent["id"], 400)
@@ -126,6 +126,7 @@ async def test_a_run_promotes_a_better_version_where_demos_help(
     by_number = {v["version"]: v for v in versions}
     for candidate in candidates:
         assert by_number[candidate["version"]]["created_by"] == {"kind": "optimizer", "id": run["id"]}
+    await record_history(temporal_client, workflow_id(tenant.id, "optimizer", run["id"]), "optimizer/promotion")
 
 
 async def test_the_aa_world_promotes_nothing(
@@ -368,6 +369,7 @@ async def test_a_long_run_continues_as_new_and_decides_the_same_without_evaluati
 
     first_run = temporal_client.get_workflow_handle(handle.id, run_id=handle.result_run_id)
     events = [e async for e in first_run.fetch_history_events()]
+    await record_history(temporal_client, handle.id, "optimizer/continued_as_new", run_id=handle.result_run_id)
     assert events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
     assert split["status"] == "completed", split
     assert split["progress"]["evals_used"] == whole["progress"]["evals_used"], "nothing scored twice"

@@ -10,6 +10,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from workers.build import sandbox_runner
 from workflows.agent_run import (
     CANCEL_MODEL_STEP,
     DECISION_AT_DEADLINE,
@@ -32,6 +33,7 @@ from workflows.memory import (
     MemoryExtractWorkflow,
     MemoryIngestWorkflow,
 )
+from workflows.optimizer import OptimizerWorkflow
 from workflows.pipeline import LOCAL_WRITES, PipelineWorkflow
 from workflows.pipeline_map import PipelineMapChunkWorkflow
 from workflows.run_reconciliation import RunReconciliationWorkflow
@@ -120,7 +122,9 @@ async def test_replay(path: Path) -> None:
             RunReconciliationWorkflow,
             PipelineWorkflow,
             PipelineMapChunkWorkflow,
-        ]
+            OptimizerWorkflow,
+        ],
+        workflow_runner=sandbox_runner(),
     ).replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure
 
@@ -240,3 +244,8 @@ def test_pipeline_histories_before_and_after_local_writes() -> None:
     assert len(before) >= 13
     assert all(_patches(path) == set() for path in before)
     assert all(LOCAL_WRITES in _patches(path) for path in today)
+
+
+def test_optimizer_histories_exist() -> None:
+    """A run that promotes, and the first run of one split by continue-as-new."""
+    assert {p.stem for p in (ROOT / "optimizer").glob("*.json")} >= {"promotion", "continued_as_new"}

@@ -28,6 +28,8 @@ field the problem names is one of these rules, none of them a matter of shape:
   most ``AIMPACT_DATASET_MAX_EXAMPLES`` (a setting); ``from_runs.min_score`` not above
   ``max_score``, ``since`` before ``until`` and ``limit`` within the room the uploaded examples
   leave (rules across fields);
+- an experiment's ``candidate_version`` must be a version the agent has, other than its
+  current one (server state);
 - a tool's ``parameters`` must pass the JSON Schema 2020-12 meta-schema (not embeddable
   offline) and its URL's ``{placeholders}`` must name its ``parameters.properties``
   (a rule across two fields).
@@ -71,6 +73,10 @@ _UNDECIDABLE = (
     (
         re.compile(r"^from_runs\.(min_score|since|limit)$"),
         re.compile(r"^(must not be above from_runs\.max_score|must be before from_runs\.until|at most \d+ runs fit)"),
+    ),
+    (
+        re.compile(r"^candidate_version$"),
+        re.compile(r"^(version \d+ is already current|agent \S+ has no version \d+)"),
     ),
     (re.compile(r"^parameters$"), re.compile(r"^(not a valid JSON Schema|\$ref|only local \$ref)")),
     (re.compile(r"^url$"), re.compile(r"^placeholders .* are not declared in parameters\.properties$")),

@@ -79,8 +79,17 @@ async def give_feedback(
         ) from None
     ended = await ExperimentStore(session, principal.tenant_id).learn(run, body.score)
     audit(session, principal, action="feedback.created", target_type="run", target_id=run.id, data={"id": row.id})
+    if ended is not None:
+        audit(
+            session,
+            principal,
+            action=f"experiment.{ended.status}",
+            target_type="agent",
+            target_id=ended.agent_id,
+            data={"id": ended.id, "decision": ended.decision, "reason": ended.reason},
+        )
     await session.commit()
-    if ended:
+    if ended is not None:
         await state.caches.invalidate(cache_bus.AGENTS)
     return feedback_public(row)
 

@@ -183,16 +183,16 @@ class ExperimentStore:
         empty = OpsStats(0, 0, 0.0, 0.0)
         return {arm: found.get(arm, empty) for arm in ARMS}
 
-    async def learn(self, run: Run, score: float) -> bool:
+    async def learn(self, run: Run, score: float) -> Experiment | None:
         """Count a feedback ``score`` on ``run`` for its arm, then apply guardrails and the decision.
 
-        Returns whether the experiment ended (an agent's current version may have changed).
+        Returns the experiment if this ended it (the agent's current version may have changed).
         """
         if run.experiment_id is None:
-            return False
+            return None
         experiment = await self.get(run.experiment_id, lock=True)
         if experiment is None or experiment.status != ExperimentStatus.RUNNING:
-            return False
+            return None
         state = state_of(experiment).record(str(run.agent_version), score)
         experiment.state, experiment.updated_at = state.to_json(), utcnow()
         self._session.add(experiment)
@@ -200,13 +200,13 @@ class ExperimentStore:
         breach = guardrail_breach(ops[CONTROL], ops[CANDIDATE], GuardrailLimits(min_runs=experiment.min_samples))
         if breach is not None:
             self.end(experiment, ExperimentStatus.ROLLED_BACK, Outcome.ROLLBACK, f"guardrail: {breach}")
-            return True
+            return experiment
         decision = decide(state, rules_of(experiment), random.Random(0))  # noqa: S311 (no secret)
         if not decision.stop:
             experiment.reason = decision.reason
-            return False
+            return None
         await self._conclude(experiment, decision)
-        return True
+        return experiment
 
     async def _conclude(self, experiment: Experiment, decision: Decision) -> None:
         if decision.winner is None:

@@ -127,6 +127,8 @@ async def test_feedback_promotes_a_better_candidate(tenant: TenantCtx) -> None:
     assert (by_arm["candidate"]["mean"], by_arm["control"]["mean"]) == (1.0, 0.0)
     assert by_arm["candidate"]["p_best"] > 0.99
     assert (await tenant.http.get(f"/v1/agents/{agent['id']}")).json()["version"] == candidate
+    events = (await tenant.http.get("/v1/audit-events", params={"action": "experiment.promoted"})).json()["items"]
+    assert [(e["target_id"], e["data"]["id"]) for e in events] == [(agent["id"], experiment["id"])]
 
     # the experiment has ended: new runs take the (promoted) current version, unassigned
     after = await _start(tenant.http, agent["id"], subject="user-0")
@@ -151,6 +153,8 @@ async def test_a_failing_candidate_is_rolled_back(tenant: TenantCtx) -> None:
     assert (shown["status"], shown["decision"]) == ("rolled_back", "rollback"), shown
     assert "failure rate 100.0% vs control 0.0%" in shown["reason"]
     assert (await tenant.http.get(f"/v1/agents/{agent['id']}")).json()["version"] == 1
+    events = (await tenant.http.get("/v1/audit-events", params={"action": "experiment.rolled_back"})).json()
+    assert [e["data"]["decision"] for e in events["items"]] == ["rollback"]
     after = await _start(tenant.http, agent["id"], subject="user-0")
     assert (after["agent_version"], after["experiment_id"]) == (1, None)
 

@@ -8,19 +8,22 @@ feedback on them decides (``core.optimizer.experiment_store``).
 from __future__ import annotations
 
 import random
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from api import cache_bus
 from api.audit import audit
 from api.deps import SessionDep, StateDep
 from api.experiment_schemas import ArmPublic, ExperimentCreate, ExperimentPublic
+from api.pagination import Limit, NewestFirst
 from api.permissions import OptimizerRead, OptimizerWrite
 from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
+from api.schemas import Page
 from api.version_schemas import AuthorPublic
 from core.db.models import Experiment
-from core.db.repos import AgentRepository, Author
+from core.db.repos import AgentRepository, Author, Keyset
 from core.optimizer.experiment_store import (
     CANDIDATE,
     CONTROL,
@@ -33,6 +36,7 @@ from core.optimizer.experiment_store import (
 from core.optimizer.experiments import p_best
 
 router = APIRouter(tags=["optimizer"])
+EXPERIMENTS = NewestFirst("experiments")
 P_BEST_DRAWS = 2_000
 
 
@@ -119,6 +123,22 @@ async def create_experiment(
     await session.commit()
     await state.caches.invalidate(cache_bus.AGENTS)
     return experiment_public(experiment)
+
+
+@router.get("/v1/agents/{agent_id}/experiments", response_model=Page[ExperimentPublic])
+async def list_experiments(
+    agent_id: str,
+    session: SessionDep,
+    principal: OptimizerRead,
+    after: Annotated[Keyset | None, Depends(EXPERIMENTS.after)],
+    limit: Limit = 50,
+) -> Page[ExperimentPublic]:
+    """Experiments of one agent (an archived agent's too), newest first."""
+    if await AgentRepository(session, principal.tenant_id).get_any(agent_id) is None:
+        raise ProblemError(404, f"agent {agent_id} not found", slug=ProblemType.NOT_FOUND)
+    rows = await ExperimentStore(session, principal.tenant_id).of_agent(agent_id, limit=limit + 1, after=after)
+    page, next_cursor = EXPERIMENTS.page(rows, limit)
+    return Page(items=[experiment_public(r) for r in page], next_cursor=next_cursor)
 
 
 async def _experiment(store: ExperimentStore, experiment_id: str, *, lock: bool = False) -> Experiment:

@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db.models import Agent, Experiment, Run, utcnow
 from core.db.reads import RunningExperiment
-from core.db.repos import AgentRepository, Author
+from core.db.repos import AgentRepository, Author, Keyset, newest_first
 from core.ids import new_id
 from core.optimizer.experiments import (
     Decision,
@@ -120,13 +120,10 @@ class ExperimentStore:
         )
         return (await self._session.exec(query)).first()
 
-    async def of_agent(self, agent_id: str, *, limit: int) -> Sequence[Experiment]:
+    async def of_agent(self, agent_id: str, *, limit: int, after: Keyset | None = None) -> Sequence[Experiment]:
         """An agent's experiments, newest first."""
-        query = (
-            select(Experiment)
-            .where(Experiment.tenant_id == self._tenant_id, Experiment.agent_id == agent_id)
-            .order_by(col(Experiment.created_at).desc(), col(Experiment.id).desc())
-        )
+        query = select(Experiment).where(Experiment.tenant_id == self._tenant_id, Experiment.agent_id == agent_id)
+        query = newest_first(query, col(Experiment.created_at), col(Experiment.id), after)
         rows: Sequence[Experiment] = (await self._session.exec(query.limit(limit))).all()
         return rows
 

@@ -182,9 +182,11 @@ async def test_stop_ends_assignment_and_one_experiment_runs_per_agent(tenant: Te
     await _feedback(tenant.http, during["id"], 1.0)  # feedback after the stop counts for nothing
     arms = (await tenant.http.get(f"/v1/experiments/{experiment['id']}")).json()["arms"]
     assert [a["n"] for a in arms] == [0, 0]
-    assert (await _experiment(tenant.http, agent["id"], candidate_version=candidate, traffic=0.2))["status"] == (
-        "running"
-    )
+    newer = await _experiment(tenant.http, agent["id"], candidate_version=candidate, traffic=0.2)
+    listed = (await tenant.http.get(f"/v1/agents/{agent['id']}/experiments", params={"limit": 1})).json()
+    assert [(e["id"], e["status"]) for e in listed["items"]] == [(newer["id"], "running")]
+    rest = await tenant.http.get(f"/v1/agents/{agent['id']}/experiments", params={"cursor": listed["next_cursor"]})
+    assert [(e["id"], e["status"]) for e in rest.json()["items"]] == [(experiment["id"], "stopped")]
 
 
 def _fields(response: httpx.Response) -> list[str]:

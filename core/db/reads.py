@@ -180,7 +180,8 @@ _RUN_LISTS = {
 
 AGENT_REF = (
     b"SELECT a.id, a.version, a.deleted_at IS NOT NULL, e.id, e.control_version, e.candidate_version, e.traffic"
-    b" FROM agent a LEFT JOIN experiment e ON e.agent_id = a.id AND e.status = 'running'"
+    b" FROM agent a LEFT JOIN experiment e"
+    b" ON e.agent_id = a.id AND e.tenant_id = a.tenant_id AND e.status = 'running'"
     b" WHERE a.id = %s AND a.tenant_id = %s"
 )
 

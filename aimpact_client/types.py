@@ -63,6 +63,8 @@ class Run(TypedDict):
     error: dict[str, Any] | None
     subject: str | None
     metadata: dict[str, Any]
+    experiment_id: str | None
+    experiment_arm: str | None
     created_at: str
     updated_at: str
     temporal: TemporalLink

@@ -26,6 +26,7 @@ from api.routes import (
     codec_auth,
     datasets,
     events,
+    experiments,
     feedback,
     health,
     memories,
@@ -210,5 +211,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pipeline_schedules.router)
     app.include_router(datasets.router)
     app.include_router(optimizer_runs.router)
+    app.include_router(experiments.router)
     app.include_router(pipeline_reruns.router)
     return app

@@ -117,6 +117,8 @@ class RunPublic(BaseModel):
     error: dict[str, Any] | None
     subject: str | None
     metadata: dict[str, Any]
+    experiment_id: str | None = Field(default=None, description="The online experiment that chose the version.")
+    experiment_arm: str | None = Field(default=None, description="`control` or `candidate` in `experiment_id`.")
     created_at: datetime
     updated_at: datetime
     temporal: TemporalLink

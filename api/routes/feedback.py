@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from api import cache_bus
 from api.audit import audit
 from api.deps import SessionDep, StateDep
 from api.pagination import Limit, NewestFirst
@@ -18,6 +19,7 @@ from api.version_schemas import AuthorPublic, FeedbackCreate, FeedbackPublic
 from core.contracts.agent_run import RunStatus
 from core.db.models import RunFeedback
 from core.db.repos import Author, FeedbackLimitReached, FeedbackRepository, Keyset
+from core.optimizer.experiment_store import ExperimentStore
 
 router = APIRouter(tags=["feedback"])
 FEEDBACK = NewestFirst("feedback")
@@ -50,6 +52,8 @@ async def give_feedback(
     """Score a run that has an outcome (409 while it is queued or running); it counts for the run's version.
 
     A run takes ``AIMPACT_FEEDBACK_PER_RUN`` entries; one more answers 409 ``feedback-limit``.
+    On a run of a running online experiment, the score counts for its arm and may end the
+    experiment (promotion, rollback), in the same transaction.
     """
     run = await run_or_404(session, principal.tenant_id, run_id)
     if run.status not in RunStatus.FINAL:
@@ -73,8 +77,20 @@ async def give_feedback(
         raise ProblemError(
             409, f"run {run_id}: {exc} (AIMPACT_FEEDBACK_PER_RUN={exc.limit})", slug=ProblemType.FEEDBACK_LIMIT
         ) from None
+    ended = await ExperimentStore(session, principal.tenant_id).learn(run, body.score)
     audit(session, principal, action="feedback.created", target_type="run", target_id=run.id, data={"id": row.id})
+    if ended is not None:
+        audit(
+            session,
+            principal,
+            action=f"experiment.{ended.status}",
+            target_type="agent",
+            target_id=ended.agent_id,
+            data={"id": ended.id, "decision": ended.decision, "reason": ended.reason},
+        )
     await session.commit()
+    if ended is not None:
+        await state.caches.invalidate(cache_bus.AGENTS)
     return feedback_public(row)
 
 

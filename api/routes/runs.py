@@ -29,6 +29,7 @@ from core.db.reads import AgentRef, RunReads, RunRow, StepRow, agent_ref
 from core.db.repos import Keyset, RunRepository
 from core.events import TurnState, ends_turn
 from core.ids import AGENT_ID, RUN_KIND, TENANT_ID, new_id, run_workflow_id
+from core.optimizer.experiment_store import arm_of
 from core.quotas import QuotaExceededError, check_run_quotas
 from core.telemetry import metrics
 from workflows.agent_run import AgentRunWorkflow
@@ -76,6 +77,8 @@ def run_public(state: AppState, run: Run | RunRow, steps: Sequence[RunStep] | Se
         error=run.error,
         subject=run.subject,
         metadata=run.metadata_,
+        experiment_id=run.experiment_id,
+        experiment_arm=run.experiment_arm,
         created_at=run.created_at,
         updated_at=run.updated_at,
         temporal=temporal_link(state, run.workflow_id, run.workflow_run_id),
@@ -125,7 +128,9 @@ async def start_run(
     principal: RunsStart,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=200)] = None,
 ) -> RunPublic:
-    """Start a run of the agent's current version.
+    """Start a run of the agent's current version, or of the version its running experiment assigns.
+
+    An experiment assigns by the run's ``subject`` (else its thread), the same arm every time.
 
     ``Idempotency-Key`` dedupes: the same key with the same request answers the run it
     started; with another agent or body it answers 422 (``idempotency-key-reused``).
@@ -147,13 +152,20 @@ async def start_run(
     except QuotaExceededError as exc:
         raise too_many_requests(exc) from None
     run_id = new_id("run")
+    thread_id = body.thread_id or new_id("thr")
+    version, experiment_id, arm = agent.version, None, None
+    if agent.experiment is not None:
+        experiment_id = agent.experiment.id
+        arm, version = arm_of(agent.experiment, body.subject or thread_id)
     run, created = await runs.create(
         Run(
             id=run_id,
             tenant_id=tenant,
             agent_id=agent.id,
-            agent_version=agent.version,
-            thread_id=body.thread_id or new_id("thr"),
+            agent_version=version,
+            thread_id=thread_id,
+            experiment_id=experiment_id,
+            experiment_arm=arm,
             status=RunStatus.QUEUED,
             input=body.input,
             subject=body.subject,

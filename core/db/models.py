@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, LargeBinary, UniqueConstraint, func
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, LargeBinary, UniqueConstraint, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -143,6 +143,10 @@ class Run(SQLModel, table=True):
     workflow_id: str = Field(max_length=200)
     workflow_run_id: str | None = Field(default=None, max_length=64)
     parent_run_id: str | None = Field(default=None, max_length=40, index=True)
+    experiment_id: str | None = Field(default=None, max_length=40, index=True)
+    """The online experiment that chose this run's version, if any."""
+    experiment_arm: str | None = Field(default=None, max_length=16)
+    """``control`` or ``candidate`` within ``experiment_id``."""
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
 
@@ -565,3 +569,39 @@ class OptimizerEval(SQLModel, table=True):
     output_tokens: int = 0
     cost_usd: float = 0.0
     created_at: datetime = _ts(nullable=False)
+
+
+class Experiment(SQLModel, table=True):
+    """An online A/B of an agent's current version (the control) against a candidate version."""
+
+    __table_args__ = (
+        Index("ix_experiment_tenant_agent_created", "tenant_id", "agent_id", "created_at"),
+        Index(
+            "ux_experiment_running_agent",
+            "agent_id",
+            unique=True,
+            postgresql_where=text("status = 'running'"),
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
+    agent_id: str = Field(foreign_key="agent.id", max_length=40)
+    control_version: int
+    candidate_version: int
+    traffic: float
+    """The candidate's share of new subjects, in (0, 1]."""
+    min_samples: int
+    auto_promote: bool
+    status: str = Field(max_length=16)
+    """``running``, ``promoted``, ``stopped`` or ``rolled_back``."""
+    state: dict[str, Any] = Field(sa_column=Column(JsonType, nullable=False))
+    """``ExperimentState.to_json()``: per arm (the version as text) its feedback statistics."""
+    decision: str | None = Field(default=None, max_length=16)
+    """``promote``, ``keep`` or ``rollback`` once the experiment has ended by a decision."""
+    reason: str | None = Field(default=None, max_length=2000)
+    created_by_kind: str = Field(default="user", max_length=16)
+    created_by_id: str = Field(default="", max_length=40)
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))

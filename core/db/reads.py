@@ -90,6 +90,8 @@ class RunRow:
     workflow_run_id: str | None
     created_at: datetime
     updated_at: datetime
+    experiment_id: str | None
+    experiment_arm: str | None
 
 
 @dataclass(slots=True)
@@ -111,11 +113,22 @@ class StepRow:
 
 @dataclass(slots=True, frozen=True)
 class AgentRef:
-    """What starting a run needs of an agent: its current version, and whether it is archived."""
+    """What starting a run needs of an agent: its current version, whether it is archived, its running experiment."""
 
     id: str
     version: int
     archived: bool
+    experiment: RunningExperiment | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class RunningExperiment:
+    """The running online experiment of an agent, as assigning a run's version needs it."""
+
+    id: str
+    control_version: int
+    candidate_version: int
+    traffic: float
 
 
 @dataclass(slots=True)
@@ -165,13 +178,33 @@ _RUN_LISTS = {
 }
 
 
-AGENT_REF = b"SELECT id, version, deleted_at IS NOT NULL FROM agent WHERE id = %s AND tenant_id = %s"
+AGENT_REF = (
+    b"SELECT a.id, a.version, a.deleted_at IS NOT NULL, e.id, e.control_version, e.candidate_version, e.traffic"
+    b" FROM agent a LEFT JOIN experiment e"
+    b" ON e.agent_id = a.id AND e.tenant_id = a.tenant_id AND e.status = 'running'"
+    b" WHERE a.id = %s AND a.tenant_id = %s"
+)
+
+
+def _agent_ref(
+    agent_id: str,
+    version: int,
+    archived: bool,
+    experiment_id: str | None,
+    control_version: int | None,
+    candidate_version: int | None,
+    traffic: float | None,
+) -> AgentRef:
+    experiment = None
+    if experiment_id is not None and control_version is not None and candidate_version is not None:
+        experiment = RunningExperiment(experiment_id, control_version, candidate_version, float(traffic or 0.0))
+    return AgentRef(agent_id, version, archived, experiment)
 
 
 async def agent_ref(pool: ReadPool, tenant_id: str, agent_id: str) -> AgentRef | None:
-    """The tenant's agent ``agent_id`` (archived or not), as a run start needs it."""
+    """The tenant's agent ``agent_id`` (archived or not) with its running experiment, as a run start needs it."""
     async with pool.connection() as conn:
-        cursor = conn.cursor(row_factory=args_row(AgentRef))
+        cursor = conn.cursor(row_factory=args_row(_agent_ref))
         return await (await cursor.execute(AGENT_REF, (agent_id, tenant_id))).fetchone()
 
 

@@ -31,6 +31,8 @@ field the problem names is one of these rules, none of them a matter of shape:
 - an optimizer run needs a dataset of the agent (server state), a metric that can score its
   examples (``exact`` needs their ``expected``: server state) and a budget within the tenant's
   caps (``AIMPACT_OPTIMIZER_MAX_EVALS``, ``AIMPACT_OPTIMIZER_MAX_COST_USD``: settings);
+- an experiment's ``candidate_version`` must be a version the agent has, other than its
+  current one (server state);
 - a tool's ``parameters`` must pass the JSON Schema 2020-12 meta-schema (not embeddable
   offline) and its URL's ``{placeholders}`` must name its ``parameters.properties``
   (a rule across two fields).
@@ -81,6 +83,10 @@ _UNDECIDABLE = (
         re.compile(r"^(required|`\w+` compares with `expected`|the `judge` metric has no rubric)"),
     ),
     (re.compile(r"^budget\.(max_evals|max_cost_usd)$"), re.compile(r"^at most [\d.e+]+ \(AIMPACT_OPTIMIZER_MAX_")),
+    (
+        re.compile(r"^candidate_version$"),
+        re.compile(r"^(version \d+ is already current|agent \S+ has no version \d+)"),
+    ),
     (re.compile(r"^parameters$"), re.compile(r"^(not a valid JSON Schema|\$ref|only local \$ref)")),
     (re.compile(r"^url$"), re.compile(r"^placeholders .* are not declared in parameters\.properties$")),
 )

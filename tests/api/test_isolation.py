@@ -26,6 +26,7 @@ BODIES = {
     ("POST", "/v1/pipeline-runs/{pipeline_run_id}/approvals/{step_id}"): {"decision": "approve"},
     ("POST", "/v1/pipeline-runs/{pipeline_run_id}/rerun"): {"from_step": "s1"},
     ("PUT", "/v1/pipelines/{pipeline_id}/schedule"): {"cron": "* * * * *"},
+    ("POST", "/v1/agents/{agent_id}/experiments"): {"candidate_version": 2, "traffic": 0.5},
     ("POST", "/v1/agents/{agent_id}/datasets"): {"name": "a", "examples": [{"input": f"{n} + {n}"} for n in range(3)]},
     ("POST", "/v1/agents/{agent_id}/optimizer/runs"): {"metric": {"type": "regex", "pattern": "x"}},
     ("POST", "/v1/pipelines/{pipeline_id}/schedule/backfill"): {
@@ -65,6 +66,11 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine, temporal: Client) 
     examples = [{"input": f"B's question {n}"} for n in range(3)]
     dataset = await tenant.http.post(f"/v1/agents/{agent['id']}/datasets", json={"name": "b", "examples": examples})
     assert dataset.status_code == 201, dataset.text
+    patched = await tenant.http.patch(f"/v1/agents/{agent['id']}", json={"instructions": "B's try", "promote": False})
+    assert patched.status_code == 200, patched.text
+    body = {"candidate_version": 2, "traffic": 0.5}
+    experiment = await tenant.http.post(f"/v1/agents/{agent['id']}/experiments", json=body)
+    assert experiment.status_code == 201, experiment.text
     optimizer_run = await tenant.http.post(
         f"/v1/agents/{agent['id']}/optimizer/runs",
         json={"metric": {"type": "regex", "pattern": "x"}, "budget": {"max_evals": 5}, "auto_promote": False},
@@ -85,6 +91,7 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine, temporal: Client) 
         "pipeline_id": pipeline.json()["id"],
         "dataset_id": dataset.json()["id"],
         "optimizer_run_id": optimizer_run.json()["id"],
+        "experiment_id": experiment.json()["id"],
         "version": "1",
     }
 
@@ -132,6 +139,8 @@ async def test_every_id_route_answers_404_across_tenants(
     assert [(d["id"], d["size"]) for d in datasets] == [(theirs["dataset_id"], 3)]
     optimizer_run = (await other_tenant.http.get(f"/v1/optimizer/runs/{theirs['optimizer_run_id']}")).json()
     assert optimizer_run["agent_id"] == theirs["agent_id"]
+    experiment = (await other_tenant.http.get(f"/v1/experiments/{theirs['experiment_id']}")).json()
+    assert (experiment["status"], experiment["traffic"]) == ("running", 0.5)
 
 
 async def test_lists_never_show_other_tenants(

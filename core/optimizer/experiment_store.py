@@ -1,0 +1,222 @@
+"""Online experiments in the database: create, assign a run's arm, learn from feedback, end.
+
+An experiment compares an agent's current version (the control, fixed at creation) with a
+candidate version. Assignment is pure hashing with fixed weights: ``assign(experiment id,
+subject or thread, [control, candidate], [1 - traffic, traffic])``, so a subject keeps its arm
+for the whole experiment without any lookup (allocation does not adapt while it runs). Each
+feedback score on an experiment's run updates its arm's statistics under a row lock on the
+experiment, then the guardrails (``guardrail_breach`` over the arms' finished runs) and the
+sequential decision (``decide``) may end it: rolled back, promoted (the candidate becomes
+current when ``auto_promote``) or stopped.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from enum import StrEnum
+
+from sqlalchemy import text
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from core.db.models import Agent, Experiment, Run, utcnow
+from core.db.reads import RunningExperiment
+from core.db.repos import AgentRepository, Author, Keyset, newest_first
+from core.ids import new_id
+from core.optimizer.experiments import (
+    Decision,
+    ExperimentState,
+    GuardrailLimits,
+    OpsStats,
+    Rules,
+    assign,
+    decide,
+    guardrail_breach,
+)
+
+CONTROL = "control"
+CANDIDATE = "candidate"
+ARMS = (CONTROL, CANDIDATE)
+
+
+class ExperimentStatus(StrEnum):
+    """Where an experiment is; only a running one assigns runs and learns."""
+
+    RUNNING = "running"
+    PROMOTED = "promoted"
+    STOPPED = "stopped"
+    ROLLED_BACK = "rolled_back"
+
+
+class Outcome(StrEnum):
+    """How an experiment that ended by a decision ended."""
+
+    PROMOTE = "promote"
+    WINNER = "winner"
+    """The candidate won, ``auto_promote`` is off: promoting it is left to a person."""
+    KEEP = "keep"
+    ROLLBACK = "rollback"
+    STOPPED = "stopped"
+
+
+class ExperimentRunning(Exception):  # noqa: N818 - a conflict, reported as 409
+    """The agent already has a running experiment."""
+
+    def __init__(self, experiment_id: str):
+        super().__init__(f"the agent already runs experiment {experiment_id}")
+        self.experiment_id = experiment_id
+
+
+def arm_of(experiment: RunningExperiment, key: str) -> tuple[str, int]:
+    """The arm and version of a run whose subject (or thread) is ``key``: the same for the same key."""
+    weights = (1.0 - experiment.traffic, experiment.traffic)
+    arm = assign(experiment.id, key, ARMS, weights)
+    return arm, experiment.candidate_version if arm == CANDIDATE else experiment.control_version
+
+
+def state_of(experiment: Experiment) -> ExperimentState:
+    """The statistics of ``experiment``, keyed by version (as text)."""
+    return ExperimentState.from_json(experiment.state)
+
+
+def rules_of(experiment: Experiment, *, p_best_draws: int = 0) -> Rules:
+    """The decision rules of ``experiment`` (``p_best`` is not estimated unless asked)."""
+    return Rules(min_samples=experiment.min_samples, p_best_draws=p_best_draws)
+
+
+LATENCY_FLOOR_S = 1.0
+"""Latency p50 below this counts as this for the guardrail: sub-second differences are noise, not harm."""
+
+_OPS = text(
+    "SELECT experiment_arm, count(*), count(*) FILTER (WHERE status = 'failed'),"
+    " coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM updated_at - created_at)), 0),"
+    " coalesce(sum(cost_usd), 0)"
+    " FROM run WHERE tenant_id = :tenant AND experiment_id = :experiment"
+    " AND status IN ('completed', 'failed', 'cancelled') GROUP BY experiment_arm"
+)
+
+
+class ExperimentStore:
+    """Experiments of one tenant; the caller commits."""
+
+    def __init__(self, session: AsyncSession, tenant_id: str):
+        if not tenant_id:
+            raise ValueError("a tenant-scoped store needs a tenant id")
+        self._session = session
+        self._tenant_id = tenant_id
+
+    async def get(self, experiment_id: str, *, lock: bool = False) -> Experiment | None:
+        """The experiment ``experiment_id`` of this tenant (``lock``: FOR UPDATE)."""
+        query = select(Experiment).where(Experiment.id == experiment_id, Experiment.tenant_id == self._tenant_id)
+        return (await self._session.exec(query.with_for_update() if lock else query)).first()
+
+    async def running(self, agent_id: str) -> Experiment | None:
+        """The running experiment of an agent, if any."""
+        query = select(Experiment).where(
+            Experiment.tenant_id == self._tenant_id,
+            Experiment.agent_id == agent_id,
+            Experiment.status == ExperimentStatus.RUNNING,
+        )
+        return (await self._session.exec(query)).first()
+
+    async def of_agent(self, agent_id: str, *, limit: int, after: Keyset | None = None) -> Sequence[Experiment]:
+        """An agent's experiments, newest first."""
+        query = select(Experiment).where(Experiment.tenant_id == self._tenant_id, Experiment.agent_id == agent_id)
+        query = newest_first(query, col(Experiment.created_at), col(Experiment.id), after)
+        rows: Sequence[Experiment] = (await self._session.exec(query.limit(limit))).all()
+        return rows
+
+    async def create(
+        self,
+        agent: Agent,
+        *,
+        candidate_version: int,
+        traffic: float,
+        min_samples: int,
+        auto_promote: bool,
+        author: Author,
+    ) -> Experiment:
+        """A running experiment of ``agent`` (whose row the caller locked) against ``candidate_version``.
+
+        Raises:
+            ExperimentRunning: the agent already has one.
+        """
+        running = await self.running(agent.id)
+        if running is not None:
+            raise ExperimentRunning(running.id)
+        experiment = Experiment(
+            id=new_id("exp"),
+            tenant_id=self._tenant_id,
+            agent_id=agent.id,
+            control_version=agent.version,
+            candidate_version=candidate_version,
+            traffic=traffic,
+            min_samples=min_samples,
+            auto_promote=auto_promote,
+            status=ExperimentStatus.RUNNING,
+            state=ExperimentState.start(str(agent.version), [str(candidate_version)]).to_json(),
+            created_by_kind=author.kind,
+            created_by_id=author.id,
+        )
+        self._session.add(experiment)
+        return experiment
+
+    def end(self, experiment: Experiment, status: ExperimentStatus, outcome: Outcome, reason: str) -> None:
+        """Mark ``experiment`` ended with ``status``, ``outcome`` and ``reason``."""
+        experiment.status, experiment.decision, experiment.reason = status, outcome, reason
+        experiment.updated_at = experiment.ended_at = utcnow()
+        self._session.add(experiment)
+
+    async def ops(self, experiment: Experiment) -> dict[str, OpsStats]:
+        """Each arm's finished runs as operations (runs, failures, latency p50 at least ``LATENCY_FLOOR_S``, cost)."""
+        rows = await self._session.exec(  # type: ignore[call-overload]
+            _OPS, params={"tenant": self._tenant_id, "experiment": experiment.id}
+        )
+        found = {
+            arm: OpsStats(int(n), int(failed), max(float(p50), LATENCY_FLOOR_S), float(cost))
+            for arm, n, failed, p50, cost in rows
+        }
+        empty = OpsStats(0, 0, 0.0, 0.0)
+        return {arm: found.get(arm, empty) for arm in ARMS}
+
+    async def learn(self, run: Run, score: float) -> Experiment | None:
+        """Count a feedback ``score`` on ``run`` for its arm, then apply guardrails and the decision.
+
+        Returns the experiment if this ended it (the agent's current version may have changed).
+        """
+        if run.experiment_id is None:
+            return None
+        experiment = await self.get(run.experiment_id, lock=True)
+        if experiment is None or experiment.status != ExperimentStatus.RUNNING:
+            return None
+        state = state_of(experiment).record(str(run.agent_version), score)
+        experiment.state, experiment.updated_at = state.to_json(), utcnow()
+        self._session.add(experiment)
+        ops = await self.ops(experiment)
+        breach = guardrail_breach(ops[CONTROL], ops[CANDIDATE], GuardrailLimits(min_runs=experiment.min_samples))
+        if breach is not None:
+            self.end(experiment, ExperimentStatus.ROLLED_BACK, Outcome.ROLLBACK, f"guardrail: {breach}")
+            return experiment
+        decision = decide(state, rules_of(experiment), random.Random(0))  # noqa: S311 (no secret)
+        if not decision.stop:
+            experiment.reason = decision.reason
+            return None
+        await self._conclude(experiment, decision)
+        return experiment
+
+    async def _conclude(self, experiment: Experiment, decision: Decision) -> None:
+        if decision.winner is None:
+            self.end(experiment, ExperimentStatus.STOPPED, Outcome.KEEP, decision.reason)
+            return
+        if not experiment.auto_promote:
+            self.end(experiment, ExperimentStatus.STOPPED, Outcome.WINNER, decision.reason)
+            return
+        agents = AgentRepository(self._session, self._tenant_id)
+        agent = await agents.get_any(experiment.agent_id, lock=True)
+        version = await agents.get_version(experiment.agent_id, experiment.candidate_version)
+        if agent is None or version is None:
+            self.end(experiment, ExperimentStatus.STOPPED, Outcome.WINNER, decision.reason)
+            return
+        agents.promote(agent, version)
+        self.end(experiment, ExperimentStatus.PROMOTED, Outcome.PROMOTE, decision.reason)

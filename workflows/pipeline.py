@@ -919,12 +919,15 @@ class PipelineWorkflow:
         A few fast statements: a local activity, run in the workflow's own task (no activity
         task round trip), behind the ``LOCAL_WRITES`` patch.
         """
-        execute = (
-            workflow.execute_local_activity_method
-            if workflow.patched(LOCAL_WRITES)
-            else workflow.execute_activity_method
-        )
-        return await execute(
+        if workflow.patched(LOCAL_WRITES):
+            return await workflow.execute_local_activity_method(
+                activity,
+                write,
+                start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+                retry_policy=policies.DB_RETRY,
+                summary=summary,
+            )
+        return await workflow.execute_activity_method(
             activity,
             write,
             start_to_close_timeout=policies.DB_WRITE_TIMEOUT,

@@ -16,8 +16,10 @@ from core.optimizer.schedules import optimizer_schedule_id
 from tests.conftest import TenantCtx
 from tests.llm.fakes import ScriptedServer
 from tests.optimizer.test_optimizer_runs import SEED, _sim_agent
+from tests.support.api_process import temporal_out_of_reach
 from tests.support.runs import create_agent, insert_run, record_history
 from tests.support.sim_world import SimWorld, question_bank
+from workers.embedded.stack import StackProcess
 
 FINAL = ("completed", "failed", "cancelled")
 
@@ -153,3 +155,21 @@ async def test_archiving_the_agent_deletes_its_schedule(tenant: TenantCtx) -> No
     assert refused.status_code == 409, refused.text
     assert refused.json()["type"].endswith("agent-archived")
     assert (await tenant.http.get("/v1/agents/agt_missing/optimizer/schedule")).status_code == 404
+
+
+async def test_temporal_out_of_reach_answers_503(stack: StackProcess, tenant: TenantCtx) -> None:
+    agent = await create_agent(tenant.http)
+    url = f"/v1/agents/{agent['id']}/optimizer/schedule"
+    async with temporal_out_of_reach(stack, tenant.key) as down:
+        answers = [
+            await down.put(url, json={"cron": "0 3 * * *"}),
+            await down.get(url),
+            await down.delete(url),
+            await down.delete(f"/v1/agents/{agent['id']}"),
+        ]
+    for answer in answers:
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["type"].endswith("temporal-unavailable")
+        assert answer.headers["retry-after"] == "2"
+    archived = await tenant.http.put(url, json={"cron": "0 3 * * *"})
+    assert archived.status_code == 409, "the agent was archived all the same"

@@ -13,10 +13,13 @@ from api.problems import ProblemError
 
 @asynccontextmanager
 async def temporal_answers(doing: str) -> AsyncIterator[None]:
-    """Temporal's failure as 503 ``temporal-unavailable`` (``doing`` says what could not be done)."""
+    """Temporal's failure (an RPC error, or no connection at all) as 503 ``temporal-unavailable``.
+
+    ``doing`` says what could not be done.
+    """
     try:
         yield
-    except RPCError as exc:
+    except (RPCError, RuntimeError) as exc:  # RuntimeError: the client could not connect
         raise ProblemError(
             503, f"{doing}: Temporal did not answer; retry", slug=ProblemType.TEMPORAL_UNAVAILABLE,
             headers={"Retry-After": "2"},

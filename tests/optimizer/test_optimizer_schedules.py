@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 
-from core.optimizer.schedules import optimizer_schedule_id
+from core.contracts.optimizer import WORKFLOW_NAME, OptimizerRunInput
+from core.optimizer.schedules import optimizer_schedule_id, scheduled_run_id
+from core.settings import Settings
 from tests.conftest import TenantCtx
 from tests.llm.fakes import ScriptedServer
 from tests.optimizer.test_optimizer_runs import SEED, _sim_agent
@@ -173,3 +175,34 @@ async def test_temporal_out_of_reach_answers_503(stack: StackProcess, tenant: Te
         assert answer.headers["retry-after"] == "2"
     archived = await tenant.http.put(url, json={"cron": "0 3 * * *"})
     assert archived.status_code == 409, "the agent was archived all the same"
+
+
+async def test_a_fire_for_an_archived_agent_is_recorded_failed(
+    tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client
+) -> None:
+    """A fire already on its way when the agent is archived (archiving deletes the schedule, not a started fire)."""
+    agent = await create_agent(tenant.http)
+    await _rated_runs(tenant, engine, agent, question_bank(SEED, 5), score=1.0)
+    assert (await tenant.http.delete(f"/v1/agents/{agent['id']}")).status_code == 204
+    schedule_id = optimizer_schedule_id(tenant.id, agent["id"])
+    start = OptimizerRunInput(
+        tenant_id=tenant.id,
+        run_id="",
+        agent_id=agent["id"],
+        dataset_id="",
+        baseline_version=0,
+        metric={},
+        max_evals=10,
+        max_cost_usd=1.0,
+        strategies=["few_shot"],
+        auto_promote=False,
+        schedule_id=schedule_id,
+    )
+    handle = await temporal_client.start_workflow(
+        WORKFLOW_NAME, start, id=f"{schedule_id}-fire", task_queue=Settings().optimizer_task_queue
+    )
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    run = await _fired(tenant, schedule_id)
+    assert (run["status"], run["error"]["type"], run["dataset_id"]) == ("failed", "AgentArchived", None), run
+    assert run["id"] == scheduled_run_id(handle.id)

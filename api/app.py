@@ -31,6 +31,7 @@ from api.routes import (
     health,
     memories,
     optimizer_runs,
+    optimizer_schedules,
     pipeline_reruns,
     pipeline_runs,
     pipeline_schedules,
@@ -211,6 +212,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pipeline_schedules.router)
     app.include_router(datasets.router)
     app.include_router(optimizer_runs.router)
+    app.include_router(optimizer_schedules.router)
     app.include_router(experiments.router)
     app.include_router(pipeline_reruns.router)
     return app

@@ -77,7 +77,7 @@ class OptimizerRunPublic(BaseModel):
 
     id: str
     agent_id: str
-    dataset_id: str
+    dataset_id: str | None = Field(description="None only for a scheduled run that failed before its dataset.")
     dataset_hash: str
     status: OptimizerRunStatus
     progress: dict[str, Any] | None
@@ -90,6 +90,7 @@ class OptimizerRunPublic(BaseModel):
     promoted: bool
     reason: str | None = Field(description="Why the run promoted or did not.")
     error: dict[str, Any] | None
+    schedule_id: str | None = Field(default=None, description="The schedule that started the run.")
     budget: OptimizerBudgetPublic
     usage: UsagePublic
     created_at: datetime

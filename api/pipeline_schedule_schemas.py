@@ -49,7 +49,7 @@ class PipelineScheduleBackfill(CleanModel):
 
 
 class ScheduledActionPublic(BaseModel):
-    """A recent fire of the schedule and the pipeline run it started."""
+    """A recent fire of the schedule and the run it started (a pipeline run or an optimizer run)."""
 
     scheduled_at: datetime
     started_at: datetime

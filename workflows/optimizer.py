@@ -1,5 +1,7 @@
 """``OptimizerWorkflow``: baseline, candidates, successive halving on validation, confirmation on test, promotion.
 
+0. A schedule's start has no run id: ``optimizer.begin_scheduled`` records the run over a fresh
+   dataset of the agent's latest feedback (a fire that cannot run is recorded failed and ends here).
 1. ``prepare``: the dataset's example ids by split.
 2. The baseline is scored on (a budget share of) the training split, for the strategies.
 3. ``propose``: the strategies' candidates, each stored as an optimizer version (not current).
@@ -32,6 +34,7 @@ from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.optimizer import OptimizerActivities
+    from activities.optimizer_schedule import ScheduledOptimizerActivities
     from core.contracts.optimizer import (
         OPTIMIZER_FAILED,
         PROGRESS_QUERY,
@@ -47,6 +50,8 @@ with workflow.unsafe.imports_passed_through():
         PromoteInput,
         ProposeInput,
         RecordInput,
+        ScheduledBegun,
+        ScheduledStart,
     )
     from core.optimizer.stats import halving_plan, mean_interval, paired_comparison, survivors
 
@@ -94,6 +99,8 @@ class OptimizerWorkflow:
     async def run(self, inp: OptimizerRunInput) -> dict[str, Any]:
         """Optimize; the outcome (``status``, ``winner``, ``promoted``, ``reason``)."""
         self._inp = inp
+        if not inp.run_id:
+            inp = self._inp = await self._begin_scheduled(inp)
         self._state = inp.carried or Carried()
         self._slots = asyncio.Semaphore(inp.concurrency)
         try:
@@ -111,6 +118,33 @@ class OptimizerWorkflow:
             error = {"type": kind, "message": message}
             await self._record(OptimizerRunStatus.FAILED, reason=f"failed: {message}", error=error)
             raise ApplicationError(message, type=kind, non_retryable=True) from exc
+
+    async def _begin_scheduled(self, inp: OptimizerRunInput) -> OptimizerRunInput:
+        """A schedule's start: record the run over a fresh dataset; a fire that cannot run was recorded failed."""
+        begun: ScheduledBegun = await self._activity(
+            ScheduledOptimizerActivities.begin_scheduled,
+            ScheduledStart(
+                inp.tenant_id,
+                inp.agent_id,
+                inp.schedule_id,
+                workflow.info().workflow_id,
+                inp.max_evals,
+                inp.max_cost_usd,
+                inp.strategies,
+                inp.auto_promote,
+            ),
+            ScheduledBegun,
+        )
+        if begun.error is not None:
+            raise ApplicationError(begun.error["message"], type=begun.error["type"], non_retryable=True)
+        return replace(
+            inp,
+            run_id=begun.run_id,
+            dataset_id=begun.dataset_id,
+            baseline_version=begun.baseline_version,
+            metric=begun.metric,
+            seed=begun.seed,
+        )
 
     async def _optimize(self, inp: OptimizerRunInput) -> dict[str, Any]:
         state = self._state

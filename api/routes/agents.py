@@ -14,9 +14,11 @@ from api.audit import audit
 from api.deps import Principal, SessionDep, StateDep
 from api.pagination import BySeq, Limit, NewestFirst
 from api.permissions import AgentsRead, AgentsWrite
-from api.problem_types import ProblemType
+from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
+from api.routes.optimizer_schedules import optimizer_schedules_of
 from api.schemas import AgentConfigPublic, AgentPublic, Page
+from api.temporal_problems import temporal_answers
 from api.version_schemas import AgentUpdate, AgentVersionPublic, AuthorPublic, FeedbackSummary
 from core.agents import AgentConfig
 from core.db.models import Agent, AgentVersion, TenantTool, utcnow
@@ -174,9 +176,10 @@ async def update_agent(
     return agent_public(agent, version if body.promote else current)
 
 
-@router.delete("/{agent_id}", status_code=204, response_class=Response)
+@router.delete("/{agent_id}", status_code=204, response_class=Response, responses=problems(503))
 async def archive_agent(agent_id: str, state: StateDep, session: SessionDep, principal: AgentsWrite) -> Response:
-    """Archive: new runs answer 409; the agent, its versions, runs and threads stay readable."""
+    """Archive: new runs answer 409; the agent, its versions, runs and threads stay readable; its optimizer
+    schedule is deleted (503 if Temporal does not answer: archived, send the DELETE again to delete the schedule)."""
     repo = AgentRepository(session, principal.tenant_id)
     agent = await _agent(repo, agent_id, lock=True)
     if agent.deleted_at is None:
@@ -185,6 +188,8 @@ async def archive_agent(agent_id: str, state: StateDep, session: SessionDep, pri
         audit(session, principal, action="agent.archived", target_type="agent", target_id=agent.id)
         await session.commit()
         await state.caches.invalidate(cache_bus.AGENTS)
+    async with temporal_answers("archived, but its optimizer schedule could not be deleted"):
+        await optimizer_schedules_of(state, principal.tenant_id).delete(agent_id)
     return Response(status_code=204)
 
 

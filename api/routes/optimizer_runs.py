@@ -18,6 +18,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from api.audit import audit
 from api.deps import SessionDep, StateDep
 from api.optimizer_schemas import (
+    Budget,
     CandidatePublic,
     OptimizerBudgetPublic,
     OptimizerRunCreate,
@@ -65,6 +66,7 @@ def optimizer_run_public(run: OptimizerRun) -> OptimizerRunPublic:
         promoted=run.promoted,
         reason=run.reason,
         error=run.error,
+        schedule_id=run.schedule_id,
         budget=OptimizerBudgetPublic(
             max_evals=run.budget["max_evals"], max_cost_usd=run.budget["max_cost_usd"], evals_used=run.evals_used
         ),
@@ -84,9 +86,8 @@ def _invalid(errors: list[dict[str, str]]) -> ProblemError:
     )
 
 
-def _budget(body: OptimizerRunCreate, settings: Settings) -> dict[str, Any]:
-    """The run's budget (defaults filled in); 422 naming a field at 0 or above the tenant's cap."""
-    asked = body.budget
+def run_budget(asked: Budget | None, settings: Settings) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """A run's budget (defaults filled in), and the errors naming a field at 0 or above the tenant's cap."""
     max_evals = settings.optimizer_default_evals if asked is None or asked.max_evals is None else asked.max_evals
     max_cost = settings.optimizer_max_cost_usd if asked is None or asked.max_cost_usd is None else asked.max_cost_usd
     errors = []
@@ -96,9 +97,7 @@ def _budget(body: OptimizerRunCreate, settings: Settings) -> dict[str, Any]:
     if not 0 < max_cost <= settings.optimizer_max_cost_usd:
         message = f"at most {settings.optimizer_max_cost_usd:g} (AIMPACT_OPTIMIZER_MAX_COST_USD)"
         errors.append({"field": "budget.max_cost_usd", "message": message})
-    if errors:
-        raise _invalid(errors)
-    return {"max_evals": max_evals, "max_cost_usd": max_cost}
+    return {"max_evals": max_evals, "max_cost_usd": max_cost}, errors
 
 
 def _strategies(names: Sequence[str] | None) -> list[str]:
@@ -161,13 +160,13 @@ async def _temporal(call: Awaitable[T], detail: str, closed: tuple[RPCStatusCode
         raise ProblemError(503, detail, slug=ProblemType.TEMPORAL_UNAVAILABLE, headers={"Retry-After": "2"}) from exc
 
 
-async def _start(state: AppState, run: OptimizerRun) -> None:
-    settings = state.settings
-    inp = OptimizerRunInput(
+def run_input(settings: Settings, run: OptimizerRun) -> OptimizerRunInput:
+    """The workflow input of ``run`` with the configured run settings (a schedule's start: no run yet)."""
+    return OptimizerRunInput(
         tenant_id=run.tenant_id,
         run_id=run.id,
         agent_id=run.agent_id,
-        dataset_id=run.dataset_id,
+        dataset_id=run.dataset_id or "",
         baseline_version=run.baseline_version,
         metric=run.metric,
         max_evals=run.budget["max_evals"],
@@ -181,7 +180,13 @@ async def _start(state: AppState, run: OptimizerRun) -> None:
         min_effect=settings.optimizer_min_effect,
         history_limit=settings.optimizer_history_limit,
         heartbeat_timeout_s=settings.activity_heartbeat_timeout_s,
+        schedule_id=run.schedule_id or "",
     )
+
+
+async def _start(state: AppState, run: OptimizerRun) -> None:
+    settings = state.settings
+    inp = run_input(settings, run)
     try:
         await state.temporal.start_workflow(
             WORKFLOW_NAME,
@@ -231,7 +236,9 @@ async def start_optimizer_run(
         raise ProblemError(404, f"agent {agent_id} not found", slug=ProblemType.NOT_FOUND)
     if agent.deleted_at is not None:
         raise ProblemError(409, f"agent {agent_id} is archived: it is not optimized", slug=ProblemType.AGENT_ARCHIVED)
-    budget = _budget(body, state.settings)
+    budget, refused = run_budget(body.budget, state.settings)
+    if refused:
+        raise _invalid(refused)
     strategies = _strategies(body.strategies)
     store = DatasetStore(session, tenant_id)
     dataset = await _dataset(store, agent_id, body.dataset_id)
@@ -277,10 +284,16 @@ async def list_optimizer_runs(
     principal: OptimizerRead,
     after: Annotated[Keyset | None, Depends(RUNS.after)],
     agent_id: Annotated[str | None, Query(max_length=40, description="Only this agent's runs.")] = None,
+    schedule_id: Annotated[
+        str | None, Query(max_length=200, description="Only the runs this schedule started.")
+    ] = None,
     limit: Limit = 50,
 ) -> Page[OptimizerRunPublic]:
-    """The tenant's optimizer runs (of one agent with ``agent_id``), newest first."""
-    rows = await OptimizerRunStore(state.engine).of_agent(principal.tenant_id, agent_id, limit=limit + 1, after=after)
+    """The tenant's optimizer runs (of one agent with ``agent_id``, of one schedule's with ``schedule_id``), newest
+    first."""
+    rows = await OptimizerRunStore(state.engine).of_agent(
+        principal.tenant_id, agent_id, schedule_id=schedule_id, limit=limit + 1, after=after
+    )
     page, next_cursor = RUNS.page(rows, limit)
     return Page(items=[optimizer_run_public(r) for r in page], next_cursor=next_cursor)
 

@@ -9,12 +9,8 @@ runs with its ``schedule_id`` (``GET /v1/pipeline-runs?schedule_id=``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import anyio
 from fastapi import APIRouter, Response
-from temporalio.service import RPCError
 
 from api.audit import audit
 from api.deps import SessionDep, StateDep
@@ -28,6 +24,7 @@ from api.pipeline_schedule_schemas import (
 from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
 from api.state import AppState
+from api.temporal_problems import temporal_answers
 from core.db.models import Pipeline
 from core.pipelines.cron import Cron, CronError
 from core.pipelines.repository import PipelineRepository
@@ -46,18 +43,6 @@ router = APIRouter(prefix="/v1/pipelines", tags=["pipeline schedules"])
 def schedules_of(state: AppState, tenant_id: str) -> PipelineSchedules:
     """The tenant's pipeline schedules in Temporal."""
     return PipelineSchedules(state.temporal, tenant_id, state.settings.pipelines_task_queue)
-
-
-@asynccontextmanager
-async def temporal_answers(doing: str) -> AsyncIterator[None]:
-    """Temporal's failure as 503 ``temporal-unavailable`` (``doing`` says what could not be done)."""
-    try:
-        yield
-    except RPCError as exc:
-        raise ProblemError(
-            503, f"{doing}: Temporal did not answer; retry", slug=ProblemType.TEMPORAL_UNAVAILABLE,
-            headers={"Retry-After": "2"},
-        ) from exc  # fmt: skip
 
 
 def _public(view: ScheduleView) -> PipelineSchedulePublic:

@@ -30,8 +30,9 @@ from api.pipeline_schemas import (
 )
 from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
-from api.routes.pipeline_schedules import schedules_of, temporal_answers
+from api.routes.pipeline_schedules import schedules_of
 from api.schemas import Page
+from api.temporal_problems import temporal_answers
 from api.version_schemas import AuthorPublic
 from core.db.models import Pipeline, PipelineVersion
 from core.db.repos import Author, Keyset

@@ -19,6 +19,12 @@ OPTIMIZER_FAILED = "OptimizerFailed"
 JUDGE_FAILED = "JudgeFailed"
 """The judge model failed after its retries (the message names it)."""
 STRATEGY_FAILED = "StrategyFailed"
+TOO_FEW_EXAMPLES = "OptimizerTooFewExamples"
+"""A scheduled run found fewer runs with good feedback than a dataset's splits need."""
+AGENT_ARCHIVED = "AgentArchived"
+"""A scheduled run of an agent archived since its schedule was set."""
+DATASET_LIMIT = "DatasetLimitReached"
+"""A scheduled run's dataset would pass the tenant's dataset quota."""
 
 
 class OptimizerRunStatus(StrEnum):
@@ -102,6 +108,34 @@ class OptimizerRunInput:
     heartbeat_timeout_s: float = 15.0
     """How soon an evaluation of a worker that died is retried elsewhere."""
     carried: Carried | None = None
+    schedule_id: str = ""
+    """Set by a schedule, whose start has no run yet (``run_id`` empty): its first activity records it."""
+
+
+@dataclass
+class ScheduledStart:
+    """A schedule's fire: record its run (over a fresh dataset of the agent's well-rated runs) once."""
+
+    tenant_id: str
+    agent_id: str
+    schedule_id: str
+    workflow_id: str
+    max_evals: int
+    max_cost_usd: float
+    strategies: list[str]
+    auto_promote: bool
+
+
+@dataclass
+class ScheduledBegun:
+    """The recorded run of a fire: what the workflow optimizes, or the typed error it was recorded failed with."""
+
+    run_id: str
+    dataset_id: str = ""
+    baseline_version: int = 0
+    metric: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    error: dict[str, Any] | None = None
 
 
 @dataclass

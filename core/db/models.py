@@ -520,12 +520,16 @@ class OptimizerRun(SQLModel, table=True):
     """Read projection of an optimizer run, written by the API (start) and the optimizer worker."""
 
     __tablename__ = "optimizer_run"
-    __table_args__ = (Index("ix_optimizer_run_tenant_agent_created", "tenant_id", "agent_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_optimizer_run_tenant_agent_created", "tenant_id", "agent_id", "created_at"),
+        Index("ix_optimizer_run_schedule_created", "schedule_id", "created_at"),
+    )
 
     id: str = Field(primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
     agent_id: str = Field(foreign_key="agent.id", max_length=40)
-    dataset_id: str = Field(foreign_key="dataset.id", max_length=40)
+    dataset_id: str | None = Field(default=None, foreign_key="dataset.id", max_length=40)
+    """``None`` only for a scheduled run that failed before its dataset was built."""
     status: str = Field(max_length=24)
     """``queued``, ``running``, ``completed``, ``failed`` or ``cancelled``."""
     baseline_version: int
@@ -547,6 +551,8 @@ class OptimizerRun(SQLModel, table=True):
     output_tokens: int = 0
     cost_usd: float = 0.0
     workflow_id: str = Field(max_length=200)
+    schedule_id: str | None = Field(default=None, max_length=200)
+    """The schedule that started the run (``None``: started over the API)."""
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
 

@@ -59,12 +59,20 @@ class OptimizerRunStore:
         return OptimizerRun(**row._asdict()) if row is not None else None
 
     async def of_agent(
-        self, tenant_id: str, agent_id: str | None, *, limit: int, after: Keyset | None = None
+        self,
+        tenant_id: str,
+        agent_id: str | None,
+        *,
+        schedule_id: str | None = None,
+        limit: int,
+        after: Keyset | None = None,
     ) -> list[OptimizerRun]:
-        """The tenant's runs (of one agent when given), newest first, after the keyset ``after``."""
+        """The tenant's runs (of one agent, of one schedule when given), newest first, after the keyset ``after``."""
         query = select(_run).where(_run.c.tenant_id == tenant_id)
         if agent_id is not None:
             query = query.where(_run.c.agent_id == agent_id)
+        if schedule_id is not None:
+            query = query.where(_run.c.schedule_id == schedule_id)
         query = query.order_by(_run.c.created_at.desc(), _run.c.id.desc())
         if after is not None:
             moment, last = after

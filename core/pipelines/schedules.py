@@ -20,23 +20,20 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import (
     Client,
     Schedule,
-    ScheduleActionExecutionStartWorkflow,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleBackfill,
     ScheduleHandle,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
     ScheduleState,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError, RPCStatusCode
 
 from core.contracts.pipelines import WORKFLOW_NAME, PipelineRunInput
 from core.ids import PIPELINE_ID, RUN_KIND, TENANT_ID, workflow_id
+from core.schedules import ScheduledAction, delete_schedule, describe_schedule, ensure_schedule, recent_starts
 
 OVERLAP = {
     "skip": ScheduleOverlapPolicy.SKIP,
@@ -84,16 +81,6 @@ class ScheduleSettings:
     catchup_window_s: int = DEFAULT_CATCHUP_WINDOW_S
     version: int | None = None
     """A pinned version; ``None`` runs the pipeline's current version at each fire."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class ScheduledAction:
-    """One recent start of the schedule."""
-
-    scheduled_at: datetime
-    started_at: datetime
-    workflow_id: str
-    run_id: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -150,28 +137,18 @@ class PipelineSchedules:
 
     async def put(self, pipeline_id: str, settings: ScheduleSettings) -> None:
         """Create the pipeline's schedule, or replace the one it has."""
-        schedule = self._schedule(pipeline_id, settings)
-        try:
-            await self._client.create_schedule(
-                pipeline_schedule_id(self._tenant_id, pipeline_id),
-                schedule,
-                search_attributes=search_attributes(self._tenant_id, pipeline_id),
-            )
-        except ScheduleAlreadyRunningError:
-
-            def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-                return ScheduleUpdate(schedule=schedule)
-
-            await self._handle(pipeline_id).update(replace)
+        await ensure_schedule(
+            self._client,
+            pipeline_schedule_id(self._tenant_id, pipeline_id),
+            self._schedule(pipeline_id, settings),
+            search_attributes=search_attributes(self._tenant_id, pipeline_id),
+        )
 
     async def get(self, pipeline_id: str) -> ScheduleView | None:
         """The pipeline's schedule, or ``None`` when it has none."""
-        try:
-            description = await self._handle(pipeline_id).describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return None
-            raise
+        description = await describe_schedule(self._client, pipeline_schedule_id(self._tenant_id, pipeline_id))
+        if description is None:
+            return None
         schedule, info = description.schedule, description.info
         action = cast(ScheduleActionStartWorkflow, schedule.action)
         converter = self._client.data_converter
@@ -194,29 +171,14 @@ class PipelineSchedules:
                 version=start.version or None,
             ),
             next_action_times=list(info.next_action_times),
-            recent_actions=[
-                ScheduledAction(
-                    scheduled_at=a.scheduled_at,
-                    started_at=a.started_at,
-                    workflow_id=a.action.workflow_id,
-                    run_id=scheduled_run_id(a.action.workflow_id),
-                )
-                for a in info.recent_actions
-                if isinstance(a.action, ScheduleActionExecutionStartWorkflow)
-            ],
+            recent_actions=recent_starts(info, scheduled_run_id),
             created_at=info.created_at,
             updated_at=info.last_updated_at,
         )
 
     async def delete(self, pipeline_id: str) -> bool:
         """Delete the pipeline's schedule; ``False`` when it had none."""
-        try:
-            await self._handle(pipeline_id).delete()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                return False
-            raise
-        return True
+        return await delete_schedule(self._client, pipeline_schedule_id(self._tenant_id, pipeline_id))
 
     async def backfill(self, pipeline_id: str, start: datetime, end: datetime) -> bool:
         """Take the schedule's actions for the times in ``(start, end]`` now; ``False`` when it has no schedule."""

@@ -20,9 +20,10 @@ field the problem names is one of these rules, none of them a matter of shape:
 - a pipeline run's ``input`` must match the ``inputs`` schema of the pipeline's definition
   (errors at ``/input/...``) and a ``version`` must be one the pipeline has (server state);
 - a re-run's ``from_step`` must be a step of the version it runs, and that version one the
-  pipeline has (server state); a schedule's ``cron`` is a five-field cron expression (its
-  syntax is described in words) and a backfill's ``to`` must follow ``from`` within a
-  bounded range of the schedule's fires (a rule across fields and server state);
+  pipeline has (server state); a schedule's ``cron`` (a pipeline's, or an agent's optimizer
+  schedule's) is a five-field cron expression (its syntax is described in words) and a
+  backfill's ``to`` must follow ``from`` within a bounded range of the schedule's fires (a
+  rule across fields and server state);
 - a dataset needs a source (``examples``, ``from_runs`` or both) giving at least 3 distinct
   examples (runs matched: server state; distinct: a rule over the examples' content) and at
   most ``AIMPACT_DATASET_MAX_EXAMPLES`` (a setting); ``from_runs.min_score`` not above
@@ -67,7 +68,7 @@ _UNDECIDABLE = (
     (re.compile(r"^/input(/.*)?$"), re.compile(r".")),
     (re.compile(r"^/?version$"), re.compile(r"^pipeline .* has no version \d+$")),
     (re.compile(r"^/from_step$"), re.compile(r"^version \d+ of the pipeline has no top-level step ")),
-    (re.compile(r"^/cron$"), re.compile(r".")),
+    (re.compile(r"^/?cron$"), re.compile(r".")),
     (re.compile(r"^/to$"), re.compile(r".")),
     (
         re.compile(r"^(examples|from_runs)$"),

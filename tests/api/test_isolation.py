@@ -26,6 +26,7 @@ BODIES = {
     ("POST", "/v1/pipeline-runs/{pipeline_run_id}/approvals/{step_id}"): {"decision": "approve"},
     ("POST", "/v1/pipeline-runs/{pipeline_run_id}/rerun"): {"from_step": "s1"},
     ("PUT", "/v1/pipelines/{pipeline_id}/schedule"): {"cron": "* * * * *"},
+    ("PUT", "/v1/agents/{agent_id}/optimizer/schedule"): {"cron": "* * * * *"},
     ("POST", "/v1/agents/{agent_id}/experiments"): {"candidate_version": 2, "traffic": 0.5},
     ("POST", "/v1/agents/{agent_id}/datasets"): {"name": "a", "examples": [{"input": f"{n} + {n}"} for n in range(3)]},
     ("POST", "/v1/agents/{agent_id}/optimizer/runs"): {"metric": {"type": "regex", "pattern": "x"}},
@@ -76,6 +77,8 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine, temporal: Client) 
         json={"metric": {"type": "regex", "pattern": "x"}, "budget": {"max_evals": 5}, "auto_promote": False},
     )
     assert optimizer_run.status_code == 202, optimizer_run.text
+    schedule = await tenant.http.put(f"/v1/agents/{agent['id']}/optimizer/schedule", json={"cron": "0 3 * * *"})
+    assert schedule.status_code == 200, schedule.text
     return {
         "agent_id": agent["id"],
         "run_id": run["id"],
@@ -141,6 +144,8 @@ async def test_every_id_route_answers_404_across_tenants(
     assert optimizer_run["agent_id"] == theirs["agent_id"]
     experiment = (await other_tenant.http.get(f"/v1/experiments/{theirs['experiment_id']}")).json()
     assert (experiment["status"], experiment["traffic"]) == ("running", 0.5)
+    schedule = (await other_tenant.http.get(f"/v1/agents/{theirs['agent_id']}/optimizer/schedule")).json()
+    assert schedule["cron"] == "0 3 * * *"
 
 
 async def test_lists_never_show_other_tenants(

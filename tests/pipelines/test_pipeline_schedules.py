@@ -15,7 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.problem_types import ProblemType
 from api.problems import ProblemError
-from api.routes.pipeline_schedules import temporal_answers
+from api.temporal_problems import temporal_answers
 from core.contracts.pipelines import WORKFLOW_NAME, PipelineRunInput
 from core.db.models import PipelineRun
 from core.pipelines.schedules import pipeline_schedule_id, scheduled_run_id

@@ -247,5 +247,5 @@ def test_pipeline_histories_before_and_after_local_writes() -> None:
 
 
 def test_optimizer_histories_exist() -> None:
-    """A run that promotes, and the first run of one split by continue-as-new."""
-    assert {p.stem for p in (ROOT / "optimizer").glob("*.json")} >= {"promotion", "continued_as_new"}
+    """A run that promotes, the first run of one split by continue-as-new, and a run a schedule started."""
+    assert {p.stem for p in (ROOT / "optimizer").glob("*.json")} >= {"promotion", "continued_as_new", "scheduled"}

@@ -8,6 +8,7 @@ from typing import Any
 
 from activities.model_access import ModelAccess
 from activities.optimizer import OptimizerActivities
+from activities.optimizer_schedule import ScheduledOptimizerActivities
 from core.db.projection import RunProjection
 from core.secrets import SecretReader
 from workers.capabilities.agent_run import tool_resolver
@@ -30,7 +31,12 @@ def build_optimizer_activities(deps: WorkerDeps) -> OptimizerActivities:
 
 
 def _activities(deps: WorkerDeps) -> Sequence[Callable[..., Any]]:
-    return build_optimizer_activities(deps).all()
+    scheduled = ScheduledOptimizerActivities(
+        deps.engine,
+        max_examples=deps.settings.dataset_max_examples,
+        datasets_per_tenant=deps.settings.datasets_per_tenant,
+    )
+    return [*build_optimizer_activities(deps).all(), *scheduled.all()]
 
 
 SLICE = Slice(workflows=[OptimizerWorkflow], activities=_activities)

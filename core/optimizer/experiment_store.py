@@ -75,8 +75,13 @@ class ExperimentRunning(Exception):  # noqa: N818 - a conflict, reported as 409
         self.experiment_id = experiment_id
 
 
-MIN_SHARE = 0.05
-"""Once allocation adapts, each arm keeps at least this share of new subjects (both keep earning scores)."""
+MIN_SHARE = 0.2
+"""Once allocation adapts, each arm keeps at least this share of new subjects (both keep earning scores).
+
+Every decision compares the candidate with the control: starving either arm slows it. In
+two-arm simulations (Bernoulli scores, a new subject per event, 40 seeds), a candidate 0.10
+better was promoted within 1,000 events in 25% of seeds with a 5% floor, 62% with 20%, 68%
+with a fixed even split."""
 ALLOCATION_DRAWS = 1_000
 """Posterior draws behind the Thompson allocation (its standard error is under 1.6 points)."""
 

@@ -79,8 +79,10 @@ async def test_allocation_shifts_to_the_better_arm_and_known_subjects_keep_their
     assert 0.5 < share <= 1 - MIN_SHARE
 
     # a control subject from before the shift, whose hash now points at the candidate, stays on the control
-    early = [run["subject"] for run in arms[CONTROL]]
-    sticky = max(early, key=lambda subject: hash_point(experiment["id"], subject))
+    started = max(int(run["subject"].removeprefix("user-")) for runs in arms.values() for run in runs)
+    early = [f"user-{n}" for n in range(started + 1)]
+    on_control = [subject for subject in early if hash_point(experiment["id"], subject) < 1 - 0.2]
+    sticky = max(on_control, key=lambda subject: hash_point(experiment["id"], subject))
     assert hash_point(experiment["id"], sticky) >= 1 - share
     for _ in range(4):
         batch = await _runs_of(tenant.http, agent["id"], [sticky] * 25)
@@ -90,7 +92,7 @@ async def test_allocation_shifts_to_the_better_arm_and_known_subjects_keep_their
     fresh = await _runs_of(tenant.http, agent["id"], [f"new-{n}" for n in range(40)])
     expected = [CANDIDATE if hash_point(experiment["id"], f"new-{n}") >= 1 - share else CONTROL for n in range(40)]
     assert [run["experiment_arm"] for run in fresh] == expected
-    assert sum(arm == CANDIDATE for arm in expected) >= 25
+    assert sum(arm == CANDIDATE for arm in expected) > 2 * 0.2 * len(expected)
 
 
 async def test_concurrent_first_runs_of_a_subject_get_one_arm(tenant: TenantCtx) -> None:

@@ -591,7 +591,7 @@ class Experiment(SQLModel, table=True):
     candidate_version: int
     traffic: float
     """The candidate's share of new subjects until every arm has ``min_samples`` scores, in (0, 1]."""
-    candidate_share: float = Field(default=0.0)
+    candidate_share: float
     """The candidate's share of new subjects now: ``traffic``, then the Thompson allocation (set by feedback)."""
     min_samples: int
     auto_promote: bool

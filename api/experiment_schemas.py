@@ -19,7 +19,11 @@ class ExperimentCreate(CleanModel):
 
     candidate_version: int = Field(ge=1, le=MAX_VERSION, description="A version of this agent, not its current one.")
     traffic: float = Field(
-        gt=0, le=1, allow_inf_nan=False, description="The candidate's share of subjects (or threads), in (0, 1]."
+        gt=0,
+        le=1,
+        allow_inf_nan=False,
+        description="The candidate's share of new subjects (or threads) until every arm has `min_samples` scores,"
+        " in (0, 1]; then Thompson sampling allocates new subjects. A subject keeps the arm of its first run.",
     )
     metric: Literal["feedback"] = Field(default="feedback", description="What rewards an arm: feedback scores.")
     min_samples: int = Field(
@@ -46,7 +50,12 @@ class ExperimentPublic(BaseModel):
     status: ExperimentStatus
     control_version: int
     candidate_version: int
-    traffic: float
+    traffic: float = Field(
+        description="The candidate's share of new subjects until every arm has `min_samples` scores."
+    )
+    candidate_share: float = Field(
+        description="The candidate's share of new subjects now: `traffic`, then the Thompson allocation."
+    )
     metric: Literal["feedback"]
     min_samples: int
     auto_promote: bool

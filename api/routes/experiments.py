@@ -1,8 +1,9 @@
 """``/v1/agents/{id}/experiments``, ``/v1/experiments/{id}``: online A/B tests between an agent's versions.
 
-While an experiment runs, new runs of the agent started without a version take the control
-(the version current at creation) or the candidate by a hash of their subject (else thread), and
-feedback on them decides (``core.optimizer.experiment_store``).
+While an experiment runs, new runs of the agent take the control (the version current at
+creation) or the candidate: a subject (else thread) keeps the arm of its first run, new ones are
+split by ``traffic``, then by Thompson sampling, and feedback on them decides
+(``core.optimizer.experiment_store``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def experiment_public(row: Experiment) -> ExperimentPublic:
         control_version=row.control_version,
         candidate_version=row.candidate_version,
         traffic=row.traffic,
+        candidate_share=row.candidate_share,
         metric="feedback",
         min_samples=row.min_samples,
         auto_promote=row.auto_promote,

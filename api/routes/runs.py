@@ -29,7 +29,7 @@ from core.db.reads import AgentRef, RunReads, RunRow, StepRow, agent_ref
 from core.db.repos import Keyset, RunRepository
 from core.events import TurnState, ends_turn
 from core.ids import AGENT_ID, RUN_KIND, TENANT_ID, new_id, run_workflow_id
-from core.optimizer.experiment_store import arm_of
+from core.optimizer.experiment_store import ExperimentStore, version_of
 from core.quotas import QuotaExceededError, check_run_quotas
 from core.telemetry import metrics
 from workflows.agent_run import AgentRunWorkflow
@@ -130,7 +130,7 @@ async def start_run(
 ) -> RunPublic:
     """Start a run of the agent's current version, or of the version its running experiment assigns.
 
-    An experiment assigns by the run's ``subject`` (else its thread), the same arm every time.
+    An experiment assigns by the run's ``subject`` (else its thread): the arm of its first run, every time.
 
     ``Idempotency-Key`` dedupes: the same key with the same request answers the run it
     started; with another agent or body it answers 422 (``idempotency-key-reused``).
@@ -155,8 +155,9 @@ async def start_run(
     thread_id = body.thread_id or new_id("thr")
     version, experiment_id, arm = agent.version, None, None
     if agent.experiment is not None:
-        experiment_id = agent.experiment.id
-        arm, version = arm_of(agent.experiment, body.subject or thread_id)
+        arm = await ExperimentStore(session, tenant).assign(agent.experiment.id, body.subject or thread_id)
+        if arm is not None:
+            experiment_id, version = agent.experiment.id, version_of(agent.experiment, arm)
     run, created = await runs.create(
         Run(
             id=run_id,

@@ -596,7 +596,9 @@ class Experiment(SQLModel, table=True):
     control_version: int
     candidate_version: int
     traffic: float
-    """The candidate's share of new subjects, in (0, 1]."""
+    """The candidate's share of new subjects until every arm has ``min_samples`` scores, in (0, 1]."""
+    candidate_share: float
+    """The candidate's share of new subjects now: ``traffic``, then the Thompson allocation (set by feedback)."""
     min_samples: int
     auto_promote: bool
     status: str = Field(max_length=16)
@@ -611,3 +613,16 @@ class Experiment(SQLModel, table=True):
     created_at: datetime = _ts(nullable=False)
     updated_at: datetime = _ts(nullable=False)
     ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class ExperimentAssignment(SQLModel, table=True):
+    """The arm a subject (else thread) got on its first run of an experiment, kept for the experiment's life."""
+
+    __tablename__ = "experiment_assignment"
+
+    experiment_id: str = Field(foreign_key="experiment.id", primary_key=True, max_length=40)
+    subject_key: str = Field(primary_key=True, max_length=200)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
+    arm: str = Field(max_length=16)
+    """``control`` or ``candidate``."""
+    created_at: datetime = _ts(nullable=False)

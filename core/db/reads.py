@@ -128,7 +128,6 @@ class RunningExperiment:
     id: str
     control_version: int
     candidate_version: int
-    traffic: float
 
 
 @dataclass(slots=True)
@@ -179,7 +178,7 @@ _RUN_LISTS = {
 
 
 AGENT_REF = (
-    b"SELECT a.id, a.version, a.deleted_at IS NOT NULL, e.id, e.control_version, e.candidate_version, e.traffic"
+    b"SELECT a.id, a.version, a.deleted_at IS NOT NULL, e.id, e.control_version, e.candidate_version"
     b" FROM agent a LEFT JOIN experiment e"
     b" ON e.agent_id = a.id AND e.tenant_id = a.tenant_id AND e.status = 'running'"
     b" WHERE a.id = %s AND a.tenant_id = %s"
@@ -193,11 +192,10 @@ def _agent_ref(
     experiment_id: str | None,
     control_version: int | None,
     candidate_version: int | None,
-    traffic: float | None,
 ) -> AgentRef:
     experiment = None
     if experiment_id is not None and control_version is not None and candidate_version is not None:
-        experiment = RunningExperiment(experiment_id, control_version, candidate_version, float(traffic or 0.0))
+        experiment = RunningExperiment(experiment_id, control_version, candidate_version)
     return AgentRef(agent_id, version, archived, experiment)
 
 

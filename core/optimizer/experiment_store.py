@@ -1,13 +1,18 @@
 """Online experiments in the database: create, assign a run's arm, learn from feedback, end.
 
 An experiment compares an agent's current version (the control, fixed at creation) with a
-candidate version. Assignment is pure hashing with fixed weights: ``assign(experiment id,
-subject or thread, [control, candidate], [1 - traffic, traffic])``, so a subject keeps its arm
-for the whole experiment without any lookup (allocation does not adapt while it runs). Each
-feedback score on an experiment's run updates its arm's statistics under a row lock on the
-experiment, then the guardrails (``guardrail_breach`` over the arms' finished runs) and the
-sequential decision (``decide``) may end it: rolled back, promoted (the candidate becomes
-current when ``auto_promote``) or stopped.
+candidate version. A subject (else thread) gets an arm on its first run and keeps it: the arm is
+recorded in ``experiment_assignment`` by one statement on the run-start path (``assign``: an
+``INSERT … ON CONFLICT DO NOTHING RETURNING`` that also reads a recorded arm), so concurrent
+first runs of one subject agree and a change of weights never moves a subject. A new subject's
+arm is its SHA-256 point on [0, 1) (``hash_point``) cut at ``1 - candidate_share``: the
+candidate's share is ``traffic`` until every arm has ``min_samples`` scores, then the Thompson
+allocation (each arm's posterior chance of being best, ``shares``, seeded by the experiment and
+its number of scores, kept within [``MIN_SHARE``, 1 - ``MIN_SHARE``]), recomputed by each feedback
+score in its transaction and stored on the experiment row. Each score updates its arm's
+statistics under a row lock on the experiment, then the guardrails (``guardrail_breach`` over the
+arms' finished runs) and the sequential decision (``decide``) may end it: rolled back, promoted
+(the candidate becomes current when ``auto_promote``) or stopped.
 """
 
 from __future__ import annotations
@@ -30,9 +35,11 @@ from core.optimizer.experiments import (
     GuardrailLimits,
     OpsStats,
     Rules,
-    assign,
+    adaptive,
     decide,
     guardrail_breach,
+    hash_point,
+    shares,
 )
 
 CONTROL = "control"
@@ -68,11 +75,34 @@ class ExperimentRunning(Exception):  # noqa: N818 - a conflict, reported as 409
         self.experiment_id = experiment_id
 
 
-def arm_of(experiment: RunningExperiment, key: str) -> tuple[str, int]:
-    """The arm and version of a run whose subject (or thread) is ``key``: the same for the same key."""
-    weights = (1.0 - experiment.traffic, experiment.traffic)
-    arm = assign(experiment.id, key, ARMS, weights)
-    return arm, experiment.candidate_version if arm == CANDIDATE else experiment.control_version
+MIN_SHARE = 0.2
+"""Once allocation adapts, each arm keeps at least this share of new subjects (both keep earning scores).
+
+Every decision compares the candidate with the control: starving either arm slows it. In
+two-arm simulations (Bernoulli scores, a new subject per event, 40 seeds), a candidate 0.10
+better was promoted within 1,000 events in 25% of seeds with a 5% floor, 62% with 20%, 68%
+with a fixed even split."""
+ALLOCATION_DRAWS = 1_000
+"""Posterior draws behind the Thompson allocation (its standard error is under 1.6 points)."""
+
+
+def version_of(experiment: RunningExperiment, arm: str) -> int:
+    """The version ``arm`` of ``experiment`` runs."""
+    return experiment.candidate_version if arm == CANDIDATE else experiment.control_version
+
+
+def candidate_share(experiment: Experiment, state: ExperimentState) -> float:
+    """The candidate's share of new subjects: ``traffic`` until every arm has ``min_samples`` scores, then Thompson.
+
+    Thompson sampling runs over both arms (``shares`` with no reserved control share), seeded by
+    the experiment id and its number of scores, so the same state gives the same share.
+    """
+    rules = Rules(min_samples=experiment.min_samples, control_share=None, p_best_draws=0)
+    if not adaptive(state, rules):
+        return experiment.traffic
+    seed = f"{experiment.id}/{sum(arm.n for arm in state.arms.values())}"
+    share = shares(state, rules, random.Random(seed), ALLOCATION_DRAWS)[str(experiment.candidate_version)]  # noqa: S311
+    return min(1.0 - MIN_SHARE, max(MIN_SHARE, share))
 
 
 def state_of(experiment: Experiment) -> ExperimentState:
@@ -96,6 +126,22 @@ _OPS = text(
     " AND status IN ('completed', 'failed', 'cancelled') GROUP BY experiment_arm"
 )
 
+_ASSIGN = text(
+    "WITH e AS (SELECT id, tenant_id, candidate_share FROM experiment"
+    " WHERE id = :experiment AND tenant_id = :tenant AND status = 'running'),"
+    " added AS (INSERT INTO experiment_assignment (experiment_id, subject_key, tenant_id, arm)"
+    " SELECT id, :key, tenant_id, CASE WHEN :point < 1 - candidate_share THEN 'control' ELSE 'candidate' END"
+    " FROM e ON CONFLICT (experiment_id, subject_key) DO NOTHING RETURNING arm)"
+    " SELECT arm FROM added"
+    " UNION ALL SELECT a.arm FROM experiment_assignment a JOIN e ON a.experiment_id = e.id WHERE a.subject_key = :key"
+)
+"""A new subject's arm recorded, or the arm recorded for it (nothing if the experiment is not running).
+
+Another transaction's first run of the same subject makes the insert wait for it, then do nothing;
+its row, committed after this statement's snapshot, is invisible to the read here: ``assign`` runs
+the statement once more in that case.
+"""
+
 
 class ExperimentStore:
     """Experiments of one tenant; the caller commits."""
@@ -109,7 +155,22 @@ class ExperimentStore:
     async def get(self, experiment_id: str, *, lock: bool = False) -> Experiment | None:
         """The experiment ``experiment_id`` of this tenant (``lock``: FOR UPDATE)."""
         query = select(Experiment).where(Experiment.id == experiment_id, Experiment.tenant_id == self._tenant_id)
-        return (await self._session.exec(query.with_for_update() if lock else query)).first()
+        # FOR NO KEY UPDATE: new assignments (whose foreign key takes FOR KEY SHARE) do not wait for feedback
+        return (await self._session.exec(query.with_for_update(key_share=True) if lock else query)).first()
+
+    async def assign(self, experiment_id: str, key: str) -> str | None:
+        """The arm of subject (else thread) ``key`` in a running experiment: recorded on its first run, then kept.
+
+        None when the experiment is not running (any more). One statement; two when a concurrent
+        first run of the same ``key`` committed in between.
+        """
+        point = hash_point(experiment_id, key)
+        params = {"experiment": experiment_id, "tenant": self._tenant_id, "key": key, "point": point}
+        for _ in range(2):
+            arm = (await self._session.exec(_ASSIGN, params=params)).scalar()  # type: ignore[call-overload]
+            if arm is not None:
+                return str(arm)
+        return None
 
     async def running(self, agent_id: str) -> Experiment | None:
         """The running experiment of an agent, if any."""
@@ -152,6 +213,7 @@ class ExperimentStore:
             control_version=agent.version,
             candidate_version=candidate_version,
             traffic=traffic,
+            candidate_share=traffic,
             min_samples=min_samples,
             auto_promote=auto_promote,
             status=ExperimentStatus.RUNNING,
@@ -201,6 +263,7 @@ class ExperimentStore:
         decision = decide(state, rules_of(experiment), random.Random(0))  # noqa: S311 (no secret)
         if not decision.stop:
             experiment.reason = decision.reason
+            experiment.candidate_share = candidate_share(experiment, state)
             return None
         await self._conclude(experiment, decision)
         return experiment

@@ -39,14 +39,19 @@ from typing import Any, Literal
 HASH_SCALE = float(2**64)
 
 
+def hash_point(experiment_id: str, subject: str) -> float:
+    """Where ``subject`` falls on [0, 1) in ``experiment_id``: SHA-256 of ``experiment id / subject``."""
+    digest = hashlib.sha256(f"{experiment_id}/{subject}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / HASH_SCALE
+
+
 def assign(experiment_id: str, subject: str, arms: Sequence[str], weights: Sequence[float]) -> str:
     """The arm of ``subject``: the same for the same experiment, subject, arms and weights."""
     if not arms or len(arms) != len(weights):
         raise ValueError("assign needs one weight per arm and at least one arm")
     if any(w < 0 or not math.isfinite(w) for w in weights) or sum(weights) <= 0:
         raise ValueError("weights are finite, at least 0, and not all 0")
-    digest = hashlib.sha256(f"{experiment_id}/{subject}".encode()).digest()
-    point = int.from_bytes(digest[:8], "big") / HASH_SCALE * sum(weights)
+    point = hash_point(experiment_id, subject) * sum(weights)
     edge = 0.0
     for arm, weight in zip(arms, weights, strict=True):
         edge += weight
@@ -152,7 +157,8 @@ def _thompson(state: ExperimentState, names: Sequence[str], rng: random.Random) 
     return names[max(range(len(names)), key=draws.__getitem__)]
 
 
-def _adaptive(state: ExperimentState, rules: Rules) -> bool:
+def adaptive(state: ExperimentState, rules: Rules) -> bool:
+    """Whether every arm has ``min_samples`` rewards, so allocation follows the posteriors."""
     return all(arm.n >= rules.min_samples for arm in state.arms.values())
 
 
@@ -163,7 +169,7 @@ def allocate(state: ExperimentState, rules: Rules, rng: random.Random) -> str:
     it) and Thompson sampling picks among the candidates for the rest (among all arms when
     ``control_share`` is None).
     """
-    if not _adaptive(state, rules):
+    if not adaptive(state, rules):
         return rng.choice(list(state.arms))
     if rules.control_share is None:
         return _thompson(state, list(state.arms), rng)
@@ -191,7 +197,7 @@ def shares(state: ExperimentState, rules: Rules, rng: random.Random, draws: int 
     These are the weights for ``assign`` when new subjects must be spread as ``allocate`` would
     spread single runs; a subject already assigned keeps its recorded arm.
     """
-    if not _adaptive(state, rules):
+    if not adaptive(state, rules):
         return dict.fromkeys(state.arms, 1.0 / len(state.arms))
     if rules.control_share is None:
         return p_best(state, rng, draws)

@@ -4,73 +4,34 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Any
 
 import httpx
 
-from core.db.reads import RunningExperiment
-from core.optimizer.experiment_store import CANDIDATE, CONTROL, arm_of
+from core.optimizer.experiment_store import ARMS, CANDIDATE, CONTROL
+from core.optimizer.experiments import assign
 from tests.conftest import TenantCtx
+from tests.support.experiments import candidate_version, give_feedback, runs_by_arm, start_experiment, start_run
 from tests.support.runs import create_agent, wait_run
 
 
-async def _candidate(http: httpx.AsyncClient, agent_id: str, **changes: Any) -> int:
-    """A new version of the agent that does not become current."""
-    response = await http.patch(f"/v1/agents/{agent_id}", json={"promote": False, **changes})
-    assert response.status_code == 200, response.text
-    versions = (await http.get(f"/v1/agents/{agent_id}/versions")).json()["items"]
-    return int(versions[0]["version"])
-
-
-async def _experiment(http: httpx.AsyncClient, agent_id: str, **body: Any) -> dict[str, Any]:
-    response = await http.post(f"/v1/agents/{agent_id}/experiments", json=body)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
-async def _start(http: httpx.AsyncClient, agent_id: str, **body: Any) -> dict[str, Any]:
-    response = await http.post(f"/v1/agents/{agent_id}/runs", json={"input": "hello", **body})
-    assert response.status_code == 202, response.text
-    run: dict[str, Any] = response.json()
-    return run
-
-
-async def _runs_by_arm(http: httpx.AsyncClient, agent_id: str, per_arm: int) -> dict[str, list[dict[str, Any]]]:
-    """Runs of distinct subjects until each arm has ``per_arm`` of them, all waited for."""
-    arms: dict[str, list[dict[str, Any]]] = {CONTROL: [], CANDIDATE: []}
-    n = 0
-    while min(len(runs) for runs in arms.values()) < per_arm:
-        run = await _start(http, agent_id, subject=f"user-{n}")
-        n += 1
-        if len(arms[run["experiment_arm"]]) < per_arm:
-            arms[run["experiment_arm"]].append(run)
-    for runs in arms.values():
-        for run in runs:
-            await wait_run(http, run["id"])
-    return arms
-
-
-async def _feedback(http: httpx.AsyncClient, run_id: str, score: float) -> None:
-    response = await http.post(f"/v1/runs/{run_id}/feedback", json={"score": score})
-    assert response.status_code == 201, response.text
+def first_arm(experiment_id: str, key: str, traffic: float) -> str:
+    """The arm a new subject ``key`` gets while the candidate's share is ``traffic``."""
+    return assign(experiment_id, key, ARMS, (1.0 - traffic, traffic))
 
 
 def test_assignment_is_sticky_and_follows_traffic() -> None:
-    experiment = RunningExperiment("exp_share", control_version=1, candidate_version=2, traffic=0.3)
-    first = {f"user-{n}": arm_of(experiment, f"user-{n}") for n in range(4_000)}
-    assert all(arm_of(experiment, subject) == arm for subject, arm in first.items())
-    candidates = sum(arm == (CANDIDATE, 2) for arm in first.values())
+    first = {f"user-{n}": first_arm("exp_share", f"user-{n}", 0.3) for n in range(4_000)}
+    assert all(first_arm("exp_share", subject, 0.3) == arm for subject, arm in first.items())
+    candidates = sum(arm == CANDIDATE for arm in first.values())
     assert abs(candidates / len(first) - 0.3) < 0.03
-    assert {arm for arm in first.values()} == {(CONTROL, 1), (CANDIDATE, 2)}
-    everyone = RunningExperiment("exp_all", control_version=1, candidate_version=2, traffic=1.0)
-    assert {arm_of(everyone, f"user-{n}") for n in range(500)} == {(CANDIDATE, 2)}
+    assert set(first.values()) == {CONTROL, CANDIDATE}
+    assert {first_arm("exp_all", f"user-{n}", 1.0) for n in range(500)} == {CANDIDATE}
 
 
 async def test_a_subject_keeps_its_arm_and_runs_record_it(tenant: TenantCtx) -> None:
     agent = await create_agent(tenant.http)
-    candidate = await _candidate(tenant.http, agent["id"], instructions="Answer briefly.")
-    experiment = await _experiment(tenant.http, agent["id"], candidate_version=candidate, traffic=0.5)
+    candidate = await candidate_version(tenant.http, agent["id"], instructions="Answer briefly.")
+    experiment = await start_experiment(tenant.http, agent["id"], candidate_version=candidate, traffic=0.5)
     assert (experiment["status"], experiment["control_version"], experiment["candidate_version"]) == (
         "running",
         1,
@@ -80,10 +41,11 @@ async def test_a_subject_keeps_its_arm_and_runs_record_it(tenant: TenantCtx) -> 
         ("control", 1, 0, None),
         ("candidate", candidate, 0, None),
     ]
-    expected_arm, expected_version = arm_of(RunningExperiment(experiment["id"], 1, candidate, 0.5), "the-same-user")
+    expected_arm = first_arm(experiment["id"], "the-same-user", 0.5)
+    expected_version = candidate if expected_arm == CANDIDATE else 1
     seen: Counter[tuple[str, int, str]] = Counter()
     for _ in range(4):
-        batch = await asyncio.gather(*(_start(tenant.http, agent["id"], subject="the-same-user") for _ in range(25)))
+        batch = await asyncio.gather(*(start_run(tenant.http, agent["id"], subject="the-same-user") for _ in range(25)))
         for run in batch:
             seen[(run["experiment_arm"], run["agent_version"], run["experiment_id"])] += 1
         for run in batch:
@@ -91,8 +53,9 @@ async def test_a_subject_keeps_its_arm_and_runs_record_it(tenant: TenantCtx) -> 
     assert seen == {(expected_arm, expected_version, experiment["id"]): 100}
 
     # a run without a subject is assigned by its thread; the read path shows the fields too
-    thread = await _start(tenant.http, agent["id"], thread_id="thread-a")
-    thread_arm, thread_version = arm_of(RunningExperiment(experiment["id"], 1, candidate, 0.5), "thread-a")
+    thread = await start_run(tenant.http, agent["id"], thread_id="thread-a")
+    thread_arm = first_arm(experiment["id"], "thread-a", 0.5)
+    thread_version = candidate if thread_arm == CANDIDATE else 1
     shown = await wait_run(tenant.http, thread["id"])
     assert (shown["experiment_id"], shown["experiment_arm"], shown["agent_version"]) == (
         experiment["id"],
@@ -103,18 +66,20 @@ async def test_a_subject_keeps_its_arm_and_runs_record_it(tenant: TenantCtx) -> 
     assert listed[0]["experiment_id"] == experiment["id"]
 
 
-async def test_feedback_promotes_a_better_candidate(tenant: TenantCtx) -> None:
+async def test_feedback_promotes_a_bettercandidate_version(tenant: TenantCtx) -> None:
     agent = await create_agent(tenant.http)
-    candidate = await _candidate(tenant.http, agent["id"], instructions="Answer briefly.")
-    experiment = await _experiment(tenant.http, agent["id"], candidate_version=candidate, traffic=0.5, min_samples=5)
-    arms = await _runs_by_arm(tenant.http, agent["id"], per_arm=20)
+    candidate = await candidate_version(tenant.http, agent["id"], instructions="Answer briefly.")
+    experiment = await start_experiment(
+        tenant.http, agent["id"], candidate_version=candidate, traffic=0.5, min_samples=5
+    )
+    arms = await runs_by_arm(tenant.http, agent["id"], per_arm=20)
     assert {run["agent_version"] for run in arms[CANDIDATE]} == {candidate}
     assert {run["agent_version"] for run in arms[CONTROL]} == {1}
     status = "running"
     given = 0
     for control_run, candidate_run in zip(arms[CONTROL], arms[CANDIDATE], strict=True):
-        await _feedback(tenant.http, candidate_run["id"], 1.0)
-        await _feedback(tenant.http, control_run["id"], 0.0)
+        await give_feedback(tenant.http, candidate_run["id"], 1.0)
+        await give_feedback(tenant.http, control_run["id"], 0.0)
         given += 1
         shown = (await tenant.http.get(f"/v1/experiments/{experiment['id']}")).json()
         status = shown["status"]
@@ -131,7 +96,7 @@ async def test_feedback_promotes_a_better_candidate(tenant: TenantCtx) -> None:
     assert [(e["target_id"], e["data"]["id"]) for e in events] == [(agent["id"], experiment["id"])]
 
     # the experiment has ended: new runs take the (promoted) current version, unassigned
-    after = await _start(tenant.http, agent["id"], subject="user-0")
+    after = await start_run(tenant.http, agent["id"], subject="user-0")
     assert (after["agent_version"], after["experiment_id"], after["experiment_arm"]) == (candidate, None, None)
     late = await tenant.http.post(f"/v1/runs/{arms[CONTROL][-1]['id']}/feedback", json={"score": 0.0})
     assert late.status_code == 201
@@ -142,33 +107,35 @@ async def test_a_failing_candidate_is_rolled_back(tenant: TenantCtx) -> None:
     agent = await create_agent(tenant.http)
     assert (await tenant.http.post("/v1/secrets", json={"name": "GONE", "value": "soon"})).status_code == 201
     model = {"provider": "local", "api_key_secret": "GONE"}
-    candidate = await _candidate(tenant.http, agent["id"], model=model)
+    candidate = await candidate_version(tenant.http, agent["id"], model=model)
     assert (await tenant.http.delete("/v1/secrets/GONE")).status_code == 204
-    experiment = await _experiment(tenant.http, agent["id"], candidate_version=candidate, traffic=0.5, min_samples=3)
-    arms = await _runs_by_arm(tenant.http, agent["id"], per_arm=3)
+    experiment = await start_experiment(
+        tenant.http, agent["id"], candidate_version=candidate, traffic=0.5, min_samples=3
+    )
+    arms = await runs_by_arm(tenant.http, agent["id"], per_arm=3)
     for run in arms[CANDIDATE]:
         assert (await wait_run(tenant.http, run["id"]))["status"] == "failed"
-    await _feedback(tenant.http, arms[CANDIDATE][0]["id"], 1.0)
+    await give_feedback(tenant.http, arms[CANDIDATE][0]["id"], 1.0)
     shown = (await tenant.http.get(f"/v1/experiments/{experiment['id']}")).json()
     assert (shown["status"], shown["decision"]) == ("rolled_back", "rollback"), shown
     assert "failure rate 100.0% vs control 0.0%" in shown["reason"]
     assert (await tenant.http.get(f"/v1/agents/{agent['id']}")).json()["version"] == 1
     events = (await tenant.http.get("/v1/audit-events", params={"action": "experiment.rolled_back"})).json()
     assert [e["data"]["decision"] for e in events["items"]] == ["rollback"]
-    after = await _start(tenant.http, agent["id"], subject="user-0")
+    after = await start_run(tenant.http, agent["id"], subject="user-0")
     assert (after["agent_version"], after["experiment_id"]) == (1, None)
 
 
 async def test_stop_ends_assignment_and_one_experiment_runs_per_agent(tenant: TenantCtx) -> None:
     agent = await create_agent(tenant.http)
-    candidate = await _candidate(tenant.http, agent["id"], instructions="Answer briefly.")
-    experiment = await _experiment(tenant.http, agent["id"], candidate_version=candidate, traffic=1.0)
+    candidate = await candidate_version(tenant.http, agent["id"], instructions="Answer briefly.")
+    experiment = await start_experiment(tenant.http, agent["id"], candidate_version=candidate, traffic=1.0)
     second = await tenant.http.post(
         f"/v1/agents/{agent['id']}/experiments", json={"candidate_version": candidate, "traffic": 0.5}
     )
     assert second.status_code == 409, second.text
     assert experiment["id"] in second.json()["detail"]
-    during = await _start(tenant.http, agent["id"], subject="someone")
+    during = await start_run(tenant.http, agent["id"], subject="someone")
     assert (during["agent_version"], during["experiment_arm"]) == (candidate, "candidate")
 
     stopped = await tenant.http.post(f"/v1/experiments/{experiment['id']}/stop")
@@ -176,13 +143,13 @@ async def test_stop_ends_assignment_and_one_experiment_runs_per_agent(tenant: Te
     assert (stopped.json()["status"], stopped.json()["decision"]) == ("stopped", "stopped")
     again = await tenant.http.post(f"/v1/experiments/{experiment['id']}/stop")
     assert again.json()["ended_at"] == stopped.json()["ended_at"]
-    after = await _start(tenant.http, agent["id"], subject="someone")
+    after = await start_run(tenant.http, agent["id"], subject="someone")
     assert (after["agent_version"], after["experiment_id"]) == (1, None)
     await wait_run(tenant.http, during["id"])
-    await _feedback(tenant.http, during["id"], 1.0)  # feedback after the stop counts for nothing
+    await give_feedback(tenant.http, during["id"], 1.0)  # feedback after the stop counts for nothing
     arms = (await tenant.http.get(f"/v1/experiments/{experiment['id']}")).json()["arms"]
     assert [a["n"] for a in arms] == [0, 0]
-    newer = await _experiment(tenant.http, agent["id"], candidate_version=candidate, traffic=0.2)
+    newer = await start_experiment(tenant.http, agent["id"], candidate_version=candidate, traffic=0.2)
     listed = (await tenant.http.get(f"/v1/agents/{agent['id']}/experiments", params={"limit": 1})).json()
     assert [(e["id"], e["status"]) for e in listed["items"]] == [(newer["id"], "running")]
     rest = await tenant.http.get(f"/v1/agents/{agent['id']}/experiments", params={"cursor": listed["next_cursor"]})
@@ -198,13 +165,13 @@ def _fields(response: httpx.Response) -> list[str]:
 async def test_bad_input(tenant: TenantCtx) -> None:
     agent = await create_agent(tenant.http)
     other = await create_agent(tenant.http)
-    candidate = await _candidate(tenant.http, other["id"], instructions="Another agent's version.")
+    candidate = await candidate_version(tenant.http, other["id"], instructions="Another agent's version.")
     url = f"/v1/agents/{agent['id']}/experiments"
     assert _fields(await tenant.http.post(url, json={"candidate_version": candidate, "traffic": 0.5})) == [
         "candidate_version"
     ]
     assert _fields(await tenant.http.post(url, json={"candidate_version": 1, "traffic": 0.5})) == ["candidate_version"]
-    mine = await _candidate(tenant.http, agent["id"], instructions="Mine.")
+    mine = await candidate_version(tenant.http, agent["id"], instructions="Mine.")
     for traffic in (0, -0.1, 1.5):
         assert _fields(await tenant.http.post(url, json={"candidate_version": mine, "traffic": traffic})) == ["traffic"]
     assert _fields(await tenant.http.post(url, json={"candidate_version": mine, "traffic": 0.5, "min_samples": 1})) == [

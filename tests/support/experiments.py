@@ -33,17 +33,19 @@ async def start_run(http: httpx.AsyncClient, agent_id: str, **body: Any) -> dict
 
 
 async def runs_by_arm(http: httpx.AsyncClient, agent_id: str, per_arm: int) -> dict[str, list[dict[str, Any]]]:
-    """Runs of distinct subjects until each arm has ``per_arm`` of them, all waited for."""
+    """Runs of distinct subjects until each arm has ``per_arm`` of them, each waited for before the next starts.
+
+    One at a time, so both arms' runs take as long (a backlog of one arm would look like a
+    latency regression to the guardrail on a loaded machine).
+    """
     arms: dict[str, list[dict[str, Any]]] = {CONTROL: [], CANDIDATE: []}
     n = 0
     while min(len(runs) for runs in arms.values()) < per_arm:
         run = await start_run(http, agent_id, subject=f"user-{n}")
         n += 1
+        await wait_run(http, run["id"])
         if len(arms[run["experiment_arm"]]) < per_arm:
             arms[run["experiment_arm"]].append(run)
-    for runs in arms.values():
-        for run in runs:
-            await wait_run(http, run["id"])
     return arms
 
 

@@ -35,6 +35,7 @@ from api.routes import (
     pipeline_runs,
     pipeline_schedules,
     pipelines,
+    replays,
     run_control,
     runs,
     secrets,
@@ -211,6 +212,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(pipeline_schedules.router)
     app.include_router(datasets.router)
     app.include_router(optimizer_runs.router)
+    app.include_router(replays.router)
     app.include_router(experiments.router)
     app.include_router(pipeline_reruns.router)
     return app

@@ -25,7 +25,9 @@ class ReplayCreate(CleanModel):
     """
 
     version: int = Field(ge=1, description="The candidate version of this agent.")
-    run_ids: list[str] | None = Field(default=None, min_length=1, max_length=MAX_REPLAY_RUNS)
+    run_ids: list[str] | None = Field(
+        default=None, min_length=1, max_length=MAX_REPLAY_RUNS, json_schema_extra={"uniqueItems": True}
+    )
     sample: int | None = Field(default=None, ge=1, le=MAX_REPLAY_RUNS)
     metric: Metric | None = None
 

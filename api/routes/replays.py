@@ -92,7 +92,9 @@ def _metric(metric: Metric | None) -> dict[str, Any] | None:
     if metric is None:
         return None
     if needs_expected(metric):
-        raise _invalid("metric", f"{metric.type!r} compares with `expected`, which a replay has none of: use judge")
+        raise _invalid(
+            "metric", f"`{metric.type}` compares with `expected`, which a replay has none of: use judge or regex"
+        )
     if isinstance(metric, JudgeMetric) and metric.rubric is None:
         raise _invalid("metric.rubric", "required: a replay's runs have no rubric of their own")
     return metric.model_dump(mode="json", exclude_none=True)

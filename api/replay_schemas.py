@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
@@ -25,7 +25,7 @@ class ReplayCreate(CleanModel):
     """
 
     version: int = Field(ge=1, description="The candidate version of this agent.")
-    run_ids: list[str] | None = Field(
+    run_ids: list[Annotated[str, Field(min_length=1, max_length=40)]] | None = Field(
         default=None, min_length=1, max_length=MAX_REPLAY_RUNS, json_schema_extra={"uniqueItems": True}
     )
     sample: int | None = Field(default=None, ge=1, le=MAX_REPLAY_RUNS)

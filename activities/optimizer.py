@@ -30,14 +30,13 @@ from sqlmodel import col, select, update
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.candidates import CandidateAccess, provider_error
 from activities.errors import classify_database_errors
 from activities.heartbeat import heartbeating
 from activities.model_access import ModelAccess
-from core import errors
 from core.agents import AgentConfig
-from core.contracts.llm import ChatMessage, LlmRequest, ModelConfig, Usage
+from core.contracts.llm import ChatMessage, LlmRequest
 from core.contracts.optimizer import (
-    JUDGE_FAILED,
     OPTIMIZER_FAILED,
     STRATEGY_FAILED,
     CandidateRecord,
@@ -57,7 +56,7 @@ from core.db.repos import AgentRepository, Author
 from core.llm.base import ProviderError
 from core.optimizer.candidate_run import run_candidate
 from core.optimizer.dataset_store import DatasetStore
-from core.optimizer.metrics import METRIC, JudgeAnswerError, JudgeMetric, Metric, score_output
+from core.optimizer.metrics import METRIC
 from core.optimizer.recordings import read_recording
 from core.optimizer.run_store import EvalCache, OptimizerRunStore, content_hash
 from core.optimizer.strategies import strategy
@@ -73,15 +72,6 @@ def _failed(message: str, kind: str = OPTIMIZER_FAILED) -> ApplicationError:
     return ApplicationError(message, type=kind, non_retryable=True)
 
 
-def _provider_error(exc: ProviderError, *, kind: str | None = None, what: str = "") -> ApplicationError:
-    """A provider failure for the retry policy: retryable ones are retried, the others fail the run."""
-    message = f"{what}{exc.provider}: {exc}"
-    error_type = kind or (errors.PROVIDER_UNAVAILABLE if exc.retryable else errors.PROVIDER_REJECTED)
-    return ApplicationError(
-        message, {"provider": exc.provider, "status": exc.status}, type=error_type, non_retryable=not exc.retryable
-    )
-
-
 class OptimizerActivities:
     """The optimizer's activities over the database, the model providers and the tenant's tools."""
 
@@ -91,6 +81,7 @@ class OptimizerActivities:
         self._runs = OptimizerRunStore(engine)
         self._models = models
         self._tools = tools
+        self._access = CandidateAccess(models, tools)
         self._max_steps = agent_max_steps
 
     def all(self) -> list[Any]:
@@ -134,11 +125,7 @@ class OptimizerActivities:
         missing = [i for i in inp.example_ids if i not in cached]
         if missing:
             examples = await self._examples(inp.tenant_id, inp.dataset_id, missing)
-            provider = self._models.provider(config.model.provider)
-            model = config.model.to_contract()
-            api_key = await self._models.api_key(inp.tenant_id, model)
-            names = [t.name for t in config.tools]
-            tools = await self._tools.schemas(inp.tenant_id, names) if names else []
+            setup = await self._access.resolve(inp.tenant_id, config)
             for example_id in missing:
                 example = examples.get(example_id)
                 if example is None:
@@ -149,17 +136,25 @@ class OptimizerActivities:
                         out = await run_candidate(
                             config,
                             example.input,
-                            provider=provider,
+                            provider=setup.provider,
                             answerer=answerer,
-                            tools=tools,
+                            tools=setup.tools,
                             max_steps=self._max_steps,
-                            api_key=api_key,
+                            api_key=setup.api_key,
                         )
                 except ProviderError as exc:
-                    raise _provider_error(exc) from exc
+                    raise provider_error(exc) from exc
                 usage = out.usage
                 async with heartbeating():
-                    score, judged = await self._score(inp.tenant_id, metric, model, api_key, example, out.output)
+                    score, judged = await self._access.score(
+                        inp.tenant_id,
+                        metric,
+                        setup,
+                        output=out.output,
+                        expected=example.expected,
+                        input=example.input,
+                        rubric=example.rubric,
+                    )
                 usage = usage.add(judged)
                 await cache.put(
                     [
@@ -208,50 +203,6 @@ class OptimizerActivities:
             return safe
         return RecordingAnswerer(recording.tool_calls, fallback=safe)
 
-    async def _score(
-        self,
-        tenant_id: str,
-        metric: Metric,
-        agent_model: ModelConfig,
-        agent_key: str | None,
-        example: DatasetExample,
-        output: str,
-    ) -> tuple[Any, Usage]:
-        """The metric's score of ``output`` and what its judge call cost (nothing for a rule metric)."""
-        spent = Usage()
-        if not isinstance(metric, JudgeMetric):
-            score = await score_output(metric, output=output, expected=example.expected)
-            return score, spent
-        model, api_key = agent_model, agent_key
-        if metric.model is not None:
-            model = metric.model.to_contract()
-            api_key = await self._models.api_key(tenant_id, model)
-        provider = self._models.provider(model.provider)
-        name = f"judge model {model.provider}:{model.name}: "
-
-        async def judge(prompt: str) -> str:
-            nonlocal spent
-            request = LlmRequest(model=model, messages=[ChatMessage(role="user", content=prompt)], api_key=api_key)
-            try:
-                response = await provider.complete(request)
-            except ProviderError as exc:
-                raise _provider_error(exc, kind=JUDGE_FAILED, what=name) from exc
-            spent = spent.add(response.usage)
-            return response.content
-
-        try:
-            score = await score_output(
-                metric,
-                output=output,
-                expected=example.expected,
-                input=example.input,
-                rubric=example.rubric,
-                judge=judge,
-            )
-        except JudgeAnswerError as exc:
-            raise ApplicationError(f"{name}{exc}", type=JUDGE_FAILED) from exc
-        return score, spent
-
     @activity.defn(name="optimizer.propose")
     @classify_database_errors
     async def propose(self, inp: ProposeInput) -> list[CandidateRecord]:
@@ -271,7 +222,7 @@ class OptimizerActivities:
             try:
                 candidates = await strategy(name).propose(context)
             except ProviderError as exc:
-                raise _provider_error(exc, what=f"strategy {name}: ") from exc
+                raise provider_error(exc, what=f"strategy {name}: ") from exc
             except ApplicationError:
                 raise
             except Exception as exc:

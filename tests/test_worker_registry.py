@@ -34,6 +34,7 @@ from workflows.memory import MemoryConsolidationWorkflow, MemoryExtractWorkflow,
 from workflows.optimizer import OptimizerWorkflow
 from workflows.pipeline import PipelineWorkflow
 from workflows.pipeline_map import PipelineMapChunkWorkflow
+from workflows.replay import ReplayWorkflow
 from workflows.run_reconciliation import RunReconciliationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
@@ -72,8 +73,12 @@ EXPECTED: dict[str, tuple[set[type], set[str]]] = {
         },
     ),
     "optimizer": (
-        {OptimizerWorkflow},
-        {f"OptimizerActivities.{name}" for name in ("prepare", "evaluate", "propose", "record", "promote")},
+        {OptimizerWorkflow, ReplayWorkflow},
+        {
+            *(f"OptimizerActivities.{name}" for name in ("prepare", "evaluate", "propose", "record", "promote")),
+            "ReplayActivities.run",
+            "ReplayActivities.record",
+        },
     ),
 }
 

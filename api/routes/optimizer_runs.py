@@ -148,13 +148,15 @@ async def _metric(store: DatasetStore, dataset: Dataset, metric: Metric | None) 
     return chosen.model_dump(mode="json", exclude_none=True)
 
 
-async def _temporal(call: Awaitable[T], detail: str, closed: tuple[RPCStatusCode, ...] = ()) -> T:
-    """A call to Temporal: a workflow gone (``closed``) answers 409, Temporal out of reach 503."""
+async def temporal_call(
+    call: Awaitable[T], detail: str, closed: tuple[RPCStatusCode, ...] = (), *, what: str = "the optimizer run"
+) -> T:
+    """A call to Temporal: a workflow gone (``closed``) answers 409 naming ``what``, Temporal out of reach 503."""
     try:
         return await call
     except RPCError as exc:
         if exc.status in closed:
-            raise ProblemError(409, "the optimizer run is closed", slug=ProblemType.CONFLICT) from None
+            raise ProblemError(409, f"{what} is closed", slug=ProblemType.CONFLICT) from None
         raise ProblemError(503, detail, slug=ProblemType.TEMPORAL_UNAVAILABLE, headers={"Retry-After": "2"}) from exc
     except RuntimeError as exc:  # no connection
         raise ProblemError(503, detail, slug=ProblemType.TEMPORAL_UNAVAILABLE, headers={"Retry-After": "2"}) from exc
@@ -268,7 +270,7 @@ async def start_optimizer_run(
     )
     await session.commit()
     await OptimizerRunStore(state.engine).insert(run)
-    await _temporal(_start(state, run), "the run was recorded but could not be started; start a new one")
+    await temporal_call(_start(state, run), "the run was recorded but could not be started; start a new one")
     return optimizer_run_public(run)
 
 
@@ -314,7 +316,7 @@ async def cancel_optimizer_run(optimizer_run_id: str, state: StateDep, principal
     if run.status in FINAL_STATUSES:
         raise ProblemError(409, f"optimizer run is {run.status}", slug=ProblemType.CONFLICT)
     try:
-        await _temporal(
+        await temporal_call(
             state.temporal.get_workflow_handle(run.workflow_id).cancel(),
             "the cancellation could not be delivered; retry it",
             (RPCStatusCode.NOT_FOUND,),

@@ -577,6 +577,58 @@ class OptimizerEval(SQLModel, table=True):
     created_at: datetime = _ts(nullable=False)
 
 
+class Replay(SQLModel, table=True):
+    """A counterfactual replay: recorded runs of an agent re-run with one of its versions."""
+
+    __table_args__ = (Index("ix_replay_tenant_agent_created", "tenant_id", "agent_id", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
+    agent_id: str = Field(foreign_key="agent.id", max_length=40)
+    version: int
+    """The candidate version."""
+    status: str = Field(max_length=24)
+    """``queued``, ``running``, ``completed``, ``failed`` or ``cancelled``."""
+    run_ids: list[str] = Field(sa_column=Column(JsonType, nullable=False))
+    """The recorded runs replayed, in the order they are reported."""
+    metric: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    """The metric scoring both outputs; ``None``: no scores, outputs and tool calls only."""
+    summary: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    workflow_id: str = Field(max_length=200)
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class ReplayResult(SQLModel, table=True):
+    """One recorded run of a replay: both outputs, their scores and the candidate's tool calls."""
+
+    __tablename__ = "replay_result"
+    __table_args__ = (UniqueConstraint("replay_id", "run_id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
+    replay_id: str = Field(foreign_key="replay.id", max_length=40)
+    run_id: str = Field(max_length=40)
+    outcome: str = Field(max_length=24)
+    """``completed``, ``step_limit`` or ``failed`` (the candidate could not run; ``error`` says why)."""
+    recorded_output: str | None = None
+    candidate_output: str | None = None
+    recorded_score: float | None = None
+    recorded_reason: str | None = None
+    candidate_score: float | None = None
+    candidate_reason: str | None = None
+    tool_calls: list[dict[str, Any]] = Field(sa_column=Column(JsonType, nullable=False))
+    """``[{name, arguments, answered_from, result, is_error}]`` in the candidate's order."""
+    from_recording: int = 0
+    not_in_recording: int = 0
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    created_at: datetime = _ts(nullable=False)
+
+
 class Experiment(SQLModel, table=True):
     """An online A/B of an agent's current version (the control) against a candidate version."""
 

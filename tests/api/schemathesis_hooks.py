@@ -34,6 +34,9 @@ field the problem names is one of these rules, none of them a matter of shape:
   caps (``AIMPACT_OPTIMIZER_MAX_EVALS``, ``AIMPACT_OPTIMIZER_MAX_COST_USD``: settings);
 - an experiment's ``candidate_version`` must be a version the agent has, other than its
   current one (server state);
+- a replay's ``version`` must be a version the agent has, each of its ``run_ids`` a completed
+  run of the agent (server state), without ``run_ids`` the agent needs a completed run to
+  sample (server state), and ``run_ids`` and ``sample`` are not given together (a rule across fields);
 - a tool's ``parameters`` must pass the JSON Schema 2020-12 meta-schema (not embeddable
   offline) and its URL's ``{placeholders}`` must name its ``parameters.properties``
   (a rule across two fields).
@@ -84,8 +87,10 @@ _UNDECIDABLE = (
         re.compile(r"^(required|`\w+` compares with `expected`|the `judge` metric has no rubric)"),
     ),
     (re.compile(r"^budget\.(max_evals|max_cost_usd)$"), re.compile(r"^at most [\d.e+]+ \(AIMPACT_OPTIMIZER_MAX_")),
+    (re.compile(r"^run_ids\[\d+\]$"), re.compile(r"^run \S+ (of agent \S+ not found|is \w+: only completed)")),
+    (re.compile(r"^sample$"), re.compile(r"^(agent \S+ has no completed runs|give run_ids or sample, not both)")),
     (
-        re.compile(r"^candidate_version$"),
+        re.compile(r"^(candidate_version|version)$"),
         re.compile(r"^(version \d+ is already current|agent \S+ has no version \d+)"),
     ),
     (re.compile(r"^parameters$"), re.compile(r"^(not a valid JSON Schema|\$ref|only local \$ref)")),

@@ -30,6 +30,7 @@ BODIES = {
     ("POST", "/v1/agents/{agent_id}/experiments"): {"candidate_version": 2, "traffic": 0.5},
     ("POST", "/v1/agents/{agent_id}/datasets"): {"name": "a", "examples": [{"input": f"{n} + {n}"} for n in range(3)]},
     ("POST", "/v1/agents/{agent_id}/optimizer/runs"): {"metric": {"type": "regex", "pattern": "x"}},
+    ("POST", "/v1/agents/{agent_id}/replays"): {"version": 1},
     ("POST", "/v1/pipelines/{pipeline_id}/schedule/backfill"): {
         "from": "2026-01-01T00:00:00Z",
         "to": "2026-01-01T00:05:00Z",
@@ -79,6 +80,8 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine, temporal: Client) 
     assert optimizer_run.status_code == 202, optimizer_run.text
     schedule = await tenant.http.put(f"/v1/agents/{agent['id']}/optimizer/schedule", json={"cron": "0 3 * * *"})
     assert schedule.status_code == 200, schedule.text
+    replay = await tenant.http.post(f"/v1/agents/{agent['id']}/replays", json={"version": 2})
+    assert replay.status_code == 202, replay.text
     return {
         "agent_id": agent["id"],
         "run_id": run["id"],
@@ -95,6 +98,7 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine, temporal: Client) 
         "dataset_id": dataset.json()["id"],
         "optimizer_run_id": optimizer_run.json()["id"],
         "experiment_id": experiment.json()["id"],
+        "replay_id": replay.json()["id"],
         "version": "1",
     }
 
@@ -146,6 +150,8 @@ async def test_every_id_route_answers_404_across_tenants(
     assert (experiment["status"], experiment["traffic"]) == ("running", 0.5)
     schedule = (await other_tenant.http.get(f"/v1/agents/{theirs['agent_id']}/optimizer/schedule")).json()
     assert schedule["cron"] == "0 3 * * *"
+    replay = (await other_tenant.http.get(f"/v1/replays/{theirs['replay_id']}")).json()
+    assert (replay["agent_id"], replay["run_ids"]) == (theirs["agent_id"], [theirs["run_id"]])
 
 
 async def test_lists_never_show_other_tenants(

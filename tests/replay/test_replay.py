@@ -36,6 +36,7 @@ from workflows.memory import (
 from workflows.optimizer import OptimizerWorkflow
 from workflows.pipeline import LOCAL_WRITES, PipelineWorkflow
 from workflows.pipeline_map import PipelineMapChunkWorkflow
+from workflows.replay import ReplayWorkflow
 from workflows.run_reconciliation import RunReconciliationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
@@ -123,6 +124,7 @@ async def test_replay(path: Path) -> None:
             PipelineWorkflow,
             PipelineMapChunkWorkflow,
             OptimizerWorkflow,
+            ReplayWorkflow,
         ],
         workflow_runner=sandbox_runner(),
     ).replay_workflow(history, raise_on_replay_failure=False)
@@ -247,5 +249,11 @@ def test_pipeline_histories_before_and_after_local_writes() -> None:
 
 
 def test_optimizer_histories_exist() -> None:
-    """A run that promotes, the first run of one split by continue-as-new, and a run a schedule started."""
-    assert {p.stem for p in (ROOT / "optimizer").glob("*.json")} >= {"promotion", "continued_as_new", "scheduled"}
+    """A run that promotes, the first run of one split by continue-as-new, a run a schedule started and a
+    counterfactual replay."""
+    assert {p.stem for p in (ROOT / "optimizer").glob("*.json")} >= {
+        "promotion",
+        "continued_as_new",
+        "scheduled",
+        "replay",
+    }

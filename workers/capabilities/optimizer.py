@@ -1,14 +1,17 @@
-"""Optimizer runs on the optimizer queue: ``OptimizerWorkflow`` and its activities (evaluations, proposals,
-projection writes, promotion), with the same model access and tools as agent runs."""
+"""Optimizer runs and counterfactual replays on the optimizer queue: ``OptimizerWorkflow``, ``ReplayWorkflow``
+and their activities (evaluations, proposals, replayed runs, projection writes, promotion), with the same
+model access and tools as agent runs."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from activities.candidates import CandidateAccess
 from activities.model_access import ModelAccess
 from activities.optimizer import OptimizerActivities
 from activities.optimizer_schedule import ScheduledOptimizerActivities
+from activities.replay import ReplayActivities
 from core.db.projection import RunProjection
 from core.secrets import SecretReader
 from workers.capabilities.agent_run import tool_resolver
@@ -16,18 +19,29 @@ from workers.deps import WorkerDeps
 from workers.model_access import egress_check, model_providers
 from workers.registry import Slice
 from workflows.optimizer import OptimizerWorkflow
+from workflows.replay import ReplayWorkflow
 
 
-def build_optimizer_activities(deps: WorkerDeps) -> OptimizerActivities:
-    """The activities over the worker's database, providers (behind the egress check), secrets and tools."""
+def _access(deps: WorkerDeps) -> CandidateAccess:
+    """Model access over the worker's providers (behind the egress check) and secrets, and the tenant's tools."""
     models = ModelAccess(
         RunProjection(deps.engine),
         model_providers(deps.settings),
         secrets=SecretReader(deps.engine, deps.keyring),
         egress=egress_check(deps.sessions, deps.platform_allowlist),
     )
-    tools = tool_resolver(deps.engine, deps.keyring, None, deps.settings)
-    return OptimizerActivities(deps.engine, models, tools, agent_max_steps=deps.settings.agent_max_steps)
+    return CandidateAccess(models, tool_resolver(deps.engine, deps.keyring, None, deps.settings))
+
+
+def build_optimizer_activities(deps: WorkerDeps) -> OptimizerActivities:
+    """The optimizer's activities over the worker's database, model access and tools."""
+    access = _access(deps)
+    return OptimizerActivities(deps.engine, access.models, access.tools, agent_max_steps=deps.settings.agent_max_steps)
+
+
+def build_replay_activities(deps: WorkerDeps) -> ReplayActivities:
+    """The replay's activities over the worker's database, model access and tools' schemas."""
+    return ReplayActivities(deps.engine, _access(deps), agent_max_steps=deps.settings.agent_max_steps)
 
 
 def _activities(deps: WorkerDeps) -> Sequence[Callable[..., Any]]:
@@ -36,7 +50,7 @@ def _activities(deps: WorkerDeps) -> Sequence[Callable[..., Any]]:
         max_examples=deps.settings.dataset_max_examples,
         datasets_per_tenant=deps.settings.datasets_per_tenant,
     )
-    return [*build_optimizer_activities(deps).all(), *scheduled.all()]
+    return [*build_optimizer_activities(deps).all(), *build_replay_activities(deps).all(), *scheduled.all()]
 
 
-SLICE = Slice(workflows=[OptimizerWorkflow], activities=_activities)
+SLICE = Slice(workflows=[OptimizerWorkflow, ReplayWorkflow], activities=_activities)

@@ -1,0 +1,118 @@
+"""``ReplayWorkflow``: a candidate version re-run on recorded runs' inputs, tool calls answered from the recordings.
+
+The replay is marked ``running``; each run is replayed by a ``replay.run`` activity (at most
+``concurrency`` in flight, on the tenant's fairness key) that writes its result; the summary
+(means of both scores where there are any, runs with calls not in the recording, usage) is
+written with the final status. A cancelled replay records ``cancelled``; a failed activity
+(after its retries) fails the replay with the error's type and message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import Priority, RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import CancelledError as TemporalCancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.replay import ReplayActivities
+    from core.contracts.optimizer import OptimizerRunStatus
+    from core.contracts.replay import (
+        REPLAY_FAILED,
+        REPLAY_WORKFLOW_NAME,
+        ReplayedRun,
+        ReplayInput,
+        ReplayRecordInput,
+        ReplayRunInput,
+    )
+
+_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5)
+_RUN_TIMEOUT = timedelta(minutes=30)
+_SHORT = timedelta(seconds=60)
+
+
+@workflow.defn(name=REPLAY_WORKFLOW_NAME)
+class ReplayWorkflow:
+    """One replay; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._inp: ReplayInput | None = None
+
+    @workflow.run
+    async def run(self, inp: ReplayInput) -> dict[str, Any]:
+        """Replay every run; the summary."""
+        self._inp = inp
+        try:
+            await self._record(OptimizerRunStatus.RUNNING)
+            slots = asyncio.Semaphore(max(inp.concurrency, 1))
+
+            async def one(run_id: str) -> ReplayedRun:
+                async with slots:
+                    arg = ReplayRunInput(inp.tenant_id, inp.replay_id, inp.agent_id, inp.version, run_id, inp.metric)
+                    result: ReplayedRun = await self._activity(ReplayActivities.run, arg, ReplayedRun, heartbeat=True)
+                    return result
+
+            replayed = await asyncio.gather(*(one(run_id) for run_id in inp.run_ids))
+            summary = summarize(list(replayed))
+            await self._record(OptimizerRunStatus.COMPLETED, summary=summary)
+            return summary
+        except asyncio.CancelledError:
+            await self._record(OptimizerRunStatus.CANCELLED)
+            raise
+        except ActivityError as exc:
+            if isinstance(exc.cause, TemporalCancelledError):
+                await self._record(OptimizerRunStatus.CANCELLED)
+                raise asyncio.CancelledError from exc
+            cause = exc.cause
+            kind = cause.type if isinstance(cause, ApplicationError) and cause.type else REPLAY_FAILED
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+            await self._record(OptimizerRunStatus.FAILED, error={"type": kind, "message": message})
+            raise ApplicationError(message, type=kind, non_retryable=True) from exc
+
+    async def _activity(self, fn: Any, arg: Any, result_type: Any, *, heartbeat: bool = False) -> Any:
+        assert self._inp is not None
+        return await workflow.execute_activity(
+            fn,
+            arg,
+            start_to_close_timeout=_RUN_TIMEOUT if heartbeat else _SHORT,
+            heartbeat_timeout=timedelta(seconds=self._inp.heartbeat_timeout_s) if heartbeat else None,
+            retry_policy=_RETRY,
+            priority=Priority(fairness_key=self._inp.tenant_id),
+            result_type=result_type,
+        )
+
+    async def _record(
+        self,
+        status: OptimizerRunStatus,
+        *,
+        summary: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        assert self._inp is not None
+        arg = ReplayRecordInput(self._inp.tenant_id, self._inp.replay_id, status.value, summary, error)
+        await self._activity(ReplayActivities.record, arg, type(None))
+
+
+def summarize(replayed: list[ReplayedRun]) -> dict[str, Any]:
+    """The replay's summary: runs, mean scores (``None`` without scores), runs with new calls, usage."""
+
+    def mean(values: list[float | None]) -> float | None:
+        scored = [v for v in values if v is not None]
+        return sum(scored) / len(scored) if scored else None
+
+    return {
+        "runs": len(replayed),
+        "failed": sum(1 for r in replayed if r.outcome == "failed"),
+        "recorded_mean": mean([r.recorded_score for r in replayed]),
+        "candidate_mean": mean([r.candidate_score for r in replayed]),
+        "from_recording": sum(r.from_recording for r in replayed),
+        "not_in_recording": sum(r.not_in_recording for r in replayed),
+        "runs_with_new_calls": sum(1 for r in replayed if r.not_in_recording),
+        "input_tokens": sum(r.input_tokens for r in replayed),
+        "output_tokens": sum(r.output_tokens for r in replayed),
+        "cost_usd": round(sum(r.cost_usd for r in replayed), 8),
+    }

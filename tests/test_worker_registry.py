@@ -78,6 +78,7 @@ EXPECTED: dict[str, tuple[set[type], set[str]]] = {
             *(f"OptimizerActivities.{name}" for name in ("prepare", "evaluate", "propose", "record", "promote")),
             "ReplayActivities.run",
             "ReplayActivities.record",
+            "ScheduledOptimizerActivities.begin_scheduled",
         },
     ),
 }

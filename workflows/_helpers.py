@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
 
 
@@ -61,3 +62,26 @@ async def start_child_once(*args: Any, patch_id: str = "", **kwargs: Any) -> boo
             raise
         return False
     return True
+
+
+FAIR_ACTIVITY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5
+)
+LONG_ACTIVITY_TIMEOUT = timedelta(minutes=30)
+SHORT_ACTIVITY_TIMEOUT = timedelta(seconds=60)
+
+
+async def fair_activity(
+    fn: Any, arg: Any, result_type: Any, *, tenant_id: str, heartbeat_timeout_s: float | None = None
+) -> Any:
+    """An activity on the tenant's fairness key, at most 5 attempts: with ``heartbeat_timeout_s`` a long
+    one (``LONG_ACTIVITY_TIMEOUT``) that heartbeats, else a short one (``SHORT_ACTIVITY_TIMEOUT``)."""
+    return await workflow.execute_activity(
+        fn,
+        arg,
+        start_to_close_timeout=SHORT_ACTIVITY_TIMEOUT if heartbeat_timeout_s is None else LONG_ACTIVITY_TIMEOUT,
+        heartbeat_timeout=None if heartbeat_timeout_s is None else timedelta(seconds=heartbeat_timeout_s),
+        retry_policy=FAIR_ACTIVITY_RETRY,
+        priority=Priority(fairness_key=tenant_id),
+        result_type=result_type,
+    )

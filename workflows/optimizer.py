@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 
@@ -54,15 +52,13 @@ with workflow.unsafe.imports_passed_through():
         ScheduledStart,
     )
     from core.optimizer.stats import halving_plan, mean_interval, paired_comparison, survivors
+    from workflows._helpers import fair_activity
 
 BASELINE = "baseline"
 TRAIN_SHARE = 5
 """At most 1/TRAIN_SHARE of the evaluation budget scores the baseline on the training split."""
 TEST_SHARE = 5
 """At most 1/TEST_SHARE of the budget goes to each of the baseline and the chosen one on the test split."""
-_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5)
-_EVALUATE_TIMEOUT = timedelta(minutes=30)
-_SHORT = timedelta(seconds=60)
 
 
 class _BudgetSpentError(Exception):
@@ -324,15 +320,8 @@ class OptimizerWorkflow:
 
     async def _activity(self, fn: Any, arg: Any, result_type: Any, *, heartbeat: bool = False) -> Any:
         assert self._inp is not None
-        return await workflow.execute_activity(
-            fn,
-            arg,
-            start_to_close_timeout=_EVALUATE_TIMEOUT if heartbeat else _SHORT,
-            heartbeat_timeout=timedelta(seconds=self._inp.heartbeat_timeout_s) if heartbeat else None,
-            retry_policy=_RETRY,
-            priority=Priority(fairness_key=self._inp.tenant_id),
-            result_type=result_type,
-        )
+        heartbeat_s = self._inp.heartbeat_timeout_s if heartbeat else None
+        return await fair_activity(fn, arg, result_type, tenant_id=self._inp.tenant_id, heartbeat_timeout_s=heartbeat_s)
 
     async def _record(
         self,

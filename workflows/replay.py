@@ -10,11 +10,9 @@ written with the final status. A cancelled replay records ``cancelled``; a faile
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 
@@ -29,10 +27,7 @@ with workflow.unsafe.imports_passed_through():
         ReplayRecordInput,
         ReplayRunInput,
     )
-
-_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=5)
-_RUN_TIMEOUT = timedelta(minutes=30)
-_SHORT = timedelta(seconds=60)
+    from workflows._helpers import fair_activity
 
 
 @workflow.defn(name=REPLAY_WORKFLOW_NAME)
@@ -75,15 +70,8 @@ class ReplayWorkflow:
 
     async def _activity(self, fn: Any, arg: Any, result_type: Any, *, heartbeat: bool = False) -> Any:
         assert self._inp is not None
-        return await workflow.execute_activity(
-            fn,
-            arg,
-            start_to_close_timeout=_RUN_TIMEOUT if heartbeat else _SHORT,
-            heartbeat_timeout=timedelta(seconds=self._inp.heartbeat_timeout_s) if heartbeat else None,
-            retry_policy=_RETRY,
-            priority=Priority(fairness_key=self._inp.tenant_id),
-            result_type=result_type,
-        )
+        heartbeat_s = self._inp.heartbeat_timeout_s if heartbeat else None
+        return await fair_activity(fn, arg, result_type, tenant_id=self._inp.tenant_id, heartbeat_timeout_s=heartbeat_s)
 
     async def _record(
         self,

@@ -187,23 +187,31 @@ def run_input(settings: Settings, run: OptimizerRun) -> OptimizerRunInput:
 
 
 async def _start(state: AppState, run: OptimizerRun) -> None:
-    settings = state.settings
-    inp = run_input(settings, run)
+    inp = run_input(state.settings, run)
+    await start_on_optimizer_queue(
+        state, WORKFLOW_NAME, inp, run.workflow_id, run.tenant_id, run.agent_id, RUN_KIND_OPTIMIZER
+    )
+
+
+async def start_on_optimizer_queue(
+    state: AppState, name: str, inp: Any, workflow_id: str, tenant_id: str, agent_id: str, kind: str
+) -> None:
+    """Start workflow ``name`` on the optimizer queue (tenant's fairness key, searchable); started already: nothing."""
     try:
         await state.temporal.start_workflow(
-            WORKFLOW_NAME,
+            name,
             inp,
-            id=run.workflow_id,
-            task_queue=settings.optimizer_task_queue,
+            id=workflow_id,
+            task_queue=state.settings.optimizer_task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=TypedSearchAttributes(
                 [
-                    SearchAttributePair(TENANT_ID, run.tenant_id),
-                    SearchAttributePair(RUN_KIND, RUN_KIND_OPTIMIZER),
-                    SearchAttributePair(AGENT_ID, run.agent_id),
+                    SearchAttributePair(TENANT_ID, tenant_id),
+                    SearchAttributePair(RUN_KIND, kind),
+                    SearchAttributePair(AGENT_ID, agent_id),
                 ]
             ),
-            priority=Priority(fairness_key=run.tenant_id),
+            priority=Priority(fairness_key=tenant_id),
         )
     except WorkflowAlreadyStartedError:
         return

@@ -13,8 +13,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from sqlmodel import col, select
 from temporalio.client import RPCStatusCode
-from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.audit import audit
 from api.deps import SessionDep, StateDep
@@ -23,7 +21,7 @@ from api.permissions import OptimizerRead, OptimizerWrite
 from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
 from api.replay_schemas import DEFAULT_SAMPLE, ReplayCreate, ReplayPublic, ReplayRunPublic, ReplayToolCallPublic
-from api.routes.optimizer_runs import ACCEPTED, temporal_call
+from api.routes.optimizer_runs import ACCEPTED, start_on_optimizer_queue, temporal_call
 from api.schemas import Page
 from api.state import AppState
 from core.contracts.agent_run import RunStatus
@@ -31,7 +29,7 @@ from core.contracts.optimizer import FINAL_STATUSES, OptimizerRunStatus
 from core.contracts.replay import REPLAY_WORKFLOW_NAME, ReplayInput
 from core.db.models import Replay, ReplayResult, Run
 from core.db.repos import AgentRepository, Keyset
-from core.ids import AGENT_ID, RUN_KIND, TENANT_ID, new_id, workflow_id
+from core.ids import new_id, workflow_id
 from core.optimizer.metrics import JudgeMetric, Metric, needs_expected
 from core.optimizer.replay_store import ReplayStore
 
@@ -142,24 +140,9 @@ async def _start(state: AppState, replay: Replay) -> None:
         concurrency=settings.optimizer_concurrency,
         heartbeat_timeout_s=settings.activity_heartbeat_timeout_s,
     )
-    try:
-        await state.temporal.start_workflow(
-            REPLAY_WORKFLOW_NAME,
-            inp,
-            id=replay.workflow_id,
-            task_queue=settings.optimizer_task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(TENANT_ID, replay.tenant_id),
-                    SearchAttributePair(RUN_KIND, RUN_KIND_REPLAY),
-                    SearchAttributePair(AGENT_ID, replay.agent_id),
-                ]
-            ),
-            priority=Priority(fairness_key=replay.tenant_id),
-        )
-    except WorkflowAlreadyStartedError:
-        return
+    await start_on_optimizer_queue(
+        state, REPLAY_WORKFLOW_NAME, inp, replay.workflow_id, replay.tenant_id, replay.agent_id, RUN_KIND_REPLAY
+    )
 
 
 async def _found(state: AppState, tenant_id: str, replay_id: str) -> Replay:

@@ -87,7 +87,10 @@ _UNDECIDABLE = (
         re.compile(r"^(required|`\w+` compares with `expected`|the `judge` metric has no rubric)"),
     ),
     (re.compile(r"^budget\.(max_evals|max_cost_usd)$"), re.compile(r"^at most [\d.e+]+ \(AIMPACT_OPTIMIZER_MAX_")),
-    (re.compile(r"^run_ids\[\d+\]$"), re.compile(r"^run \S+ (of agent \S+ not found|is \w+: only completed)")),
+    (  # a run id is any string of 1-40 characters, whitespace and control characters included
+        re.compile(r"^run_ids\[\d+\]$"),
+        re.compile(r"^run .+ (of agent \S+ not found|is \w+: only completed)", re.DOTALL),
+    ),
     (re.compile(r"^sample$"), re.compile(r"^(agent \S+ has no completed runs|give run_ids or sample, not both)")),
     (
         re.compile(r"^(candidate_version|version)$"),

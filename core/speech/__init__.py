@@ -1,0 +1,1 @@
+"""Speech engines behind interfaces: speech-to-text, text-to-speech and voice activity detection."""

@@ -16,16 +16,26 @@ after every event.
 2. A/A: every arm at ``--base``; over ``--aa-seeds`` seeds, the share of seeds in which any
    candidate is promoted within ``--aa-events`` events (false promotions), for each allocation.
 
-Offline (``--part offline``): the optimizer against random search and uniform allocation on the
-simulated Chat Completions world; not built yet, and it says so.
+Offline (``--part offline``; ``bench.optimizer_offline``, on an embedded stack it starts): over
+``--seeds`` simulated Chat Completions worlds (``tests/support/sim_world.py``), each with a
+dataset of ``--examples`` of its questions, the platform's ``OptimizerWorkflow`` with a budget of
+``--budget`` evaluations against two baselines computed in this process on the same world,
+dataset, budget and test gate (``bench.offline_methods``): uniform allocation of the optimizer's
+own candidates, and random search. The regret of the version each ends with (the hidden best
+minus its hidden quality) with a 95% bootstrap interval over seeds, the shares of seeds improved
+and promoted; then over ``--aa-seeds`` A/A worlds the share of seeds with a (false) promotion,
+with its Clopper-Pearson interval.
 
 Usage: ``python -m bench.optimizer [--part online|offline|all] [--seeds N] [--aa-seeds N]
-[--events E] [--aa-events E] [--gaps G,G] [--base B] [--min-samples M] [--tau T]`` (or ``make bench-optimizer``).
+[--events E] [--aa-events E] [--gaps G,G] [--base B] [--min-samples M] [--tau T] [--budget B]
+[--examples N] [--strategies S,S] [--parallel P]`` (or ``make bench-optimizer``); run it under
+``flock /tmp/bench.lock`` on a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import random
 import statistics
@@ -34,6 +44,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from statistics import NormalDist
 
+from bench.optimizer_offline import Setup
+from bench.optimizer_offline import offline as run_offline
 from core.optimizer.experiments import ExperimentState, Rules, allocate, decide
 
 CONTROL = "control"
@@ -130,8 +142,16 @@ def online(args: argparse.Namespace) -> None:
 
 
 def offline(args: argparse.Namespace) -> None:
-    """The optimizer's regret against random search and uniform allocation on the simulated world."""
-    print("offline: not built yet (needs the optimizer run on the simulated world); no figures")
+    """The optimizer's regret against random search and uniform allocation, and its A/A false promotions."""
+    setup = Setup(examples=args.examples, max_evals=args.budget, strategies=args.strategies, run_timeout_s=900)
+    print(
+        f"offline: {args.seeds} simulated worlds and {args.aa_seeds} A/A worlds, {args.examples} examples each,"
+        f" a budget of {args.budget} evaluations, strategies {', '.join(args.strategies)}; the optimizer on an"
+        f" embedded stack, {args.parallel} runs at a time; uniform allocation (its candidates, the budget split"
+        " evenly, no halving) and random search (random phrases of the world's six and random demos) in-process"
+        " on the same worlds, datasets, budget and test gate"
+    )
+    asyncio.run(run_offline(args.seeds, args.aa_seeds, setup, args.parallel))
 
 
 def gaps(text: str) -> list[float]:
@@ -139,11 +159,20 @@ def gaps(text: str) -> list[float]:
     return [float(part) for part in text.split(",")]
 
 
+def names(text: str) -> list[str]:
+    """Comma-separated names."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=["online", "offline", "all"], default="all")
-    parser.add_argument("--seeds", type=int, default=100, help="seeds of the power scenario (at least 30)")
-    parser.add_argument("--aa-seeds", type=int, default=200, help="seeds of the A/A scenario (at least 200)")
+    parser.add_argument(
+        "--seeds", type=int, help="seeds of the power scenario (at least 30; online 100, offline 50 by default)"
+    )
+    parser.add_argument(
+        "--aa-seeds", type=int, help="A/A seeds (online: at least 200, 200 by default; offline: at least 30, 150)"
+    )
     parser.add_argument("--events", type=int, default=1000, help="feedback events per experiment")
     parser.add_argument("--aa-events", type=int, default=1000, help="feedback events per A/A experiment")
     parser.add_argument("--base", type=float, default=0.5, help="hidden mean of the control")
@@ -153,12 +182,21 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=0.05)
     parser.add_argument("--min-samples", type=int, default=Rules.min_samples)
     parser.add_argument("--tau", type=float, default=Rules.tau)
+    parser.add_argument("--budget", type=int, default=300, help="offline: evaluations per optimizer run")
+    parser.add_argument("--examples", type=int, default=300, help="offline: examples per dataset")
+    parser.add_argument("--strategies", type=names, default=["few_shot", "reflective"], help="offline: S,S")
+    parser.add_argument("--parallel", type=int, default=4, help="offline: optimizer runs at a time")
     args = parser.parse_args()
-    if args.seeds < 30 or args.aa_seeds < 200:
-        parser.error("--seeds is at least 30 and --aa-seeds at least 200")
+    given = vars(args).copy()
     if args.part in ("online", "all"):
+        args.seeds, args.aa_seeds = given["seeds"] or 100, given["aa_seeds"] or 200
+        if args.seeds < 30 or args.aa_seeds < 200:
+            parser.error("online: --seeds is at least 30 and --aa-seeds at least 200")
         online(args)
     if args.part in ("offline", "all"):
+        args.seeds, args.aa_seeds = given["seeds"] or 50, given["aa_seeds"] or 150
+        if args.seeds < 30 or args.aa_seeds < 30 or not 1 <= args.parallel <= 16 or args.budget < 1:
+            parser.error("offline: --seeds and --aa-seeds are at least 30, --parallel 1 to 16, --budget at least 1")
         print()
         offline(args)
 

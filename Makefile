@@ -13,11 +13,11 @@ $(BIN)/python:
 
 # torch's CPU build comes from /opt/wheels when it holds the pinned wheel, else from PyTorch's
 # CPU index (scripts/uv-with-torch.sh; AIMPACT_WHEELS_DIR and AIMPACT_TORCH_INDEX override both).
-$(STAMP): $(BIN)/python requirements.lock pyproject.toml scripts/uv-with-torch.sh scripts/precompile.py
+$(STAMP): $(BIN)/python requirements.lock constraints.txt pyproject.toml scripts/uv-with-torch.sh scripts/precompile.py
 	@echo "== install 1/4: uv (the installer) into $(VENV)"
 	$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
 	@echo "== install 2/4: requirements.lock (about 2 GB on a first install, mostly torch)"
-	UV=$(BIN)/uv scripts/uv-with-torch.sh pip install -q --python $(BIN)/python -r requirements.lock
+	UV=$(BIN)/uv scripts/uv-with-torch.sh pip install -q --python $(BIN)/python -r requirements.lock -c constraints.txt
 	@echo "== install 3/4: aimpact itself (editable)"
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
 	@echo "== install 4/4: byte-compiling the modules \`aimpact up\` loads (once; about a minute)"

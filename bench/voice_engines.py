@@ -18,6 +18,7 @@ Usage: ``flock /tmp/bench.lock python -m bench.voice_engines [--rounds N] [--pip
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -68,14 +69,19 @@ class Figures:
     p50_ms: float
     p95_ms: float
     rtf: float
+    cpu_ms: float
+    """Mean CPU time of a call, over every thread of the process (what a busy machine does not inflate)."""
     note: str = ""
 
     def row(self) -> str:
         """One line of the printed table."""
-        return f"{self.name:<34} {self.calls:>5} {self.p50_ms:>9.1f} {self.p95_ms:>9.1f} {self.rtf:>7.3f}  {self.note}"
+        return (
+            f"{self.name:<34} {self.calls:>5} {self.p50_ms:>9.1f} {self.p95_ms:>9.1f} {self.rtf:>7.3f}"
+            f" {self.cpu_ms:>8.1f}  {self.note}"
+        )
 
 
-HEADER = f"{'engine':<34} {'calls':>5} {'p50 ms':>9} {'p95 ms':>9} {'RTF':>7}"
+HEADER = f"{'engine':<34} {'calls':>5} {'p50 ms':>9} {'p95 ms':>9} {'RTF':>7} {'CPU ms':>8}"
 
 
 def spoken_utterances(tts: EspeakTTS, *, seconds: float = UTTERANCE_S) -> list[Utterance]:
@@ -93,20 +99,31 @@ def spoken_utterances(tts: EspeakTTS, *, seconds: float = UTTERANCE_S) -> list[U
     return out
 
 
-def _timed(calls: Sequence[Callable[[], T]]) -> tuple[list[float], list[T]]:
-    seconds: list[float] = []
+@dataclass
+class _Timing:
+    seconds: list[float]
+    cpu_s: float
+
+
+def _timed(calls: Sequence[Callable[[], T]]) -> tuple[_Timing, list[T]]:
+    timing = _Timing([], 0.0)
     results: list[T] = []
+    cpu = time.process_time()
     for call in calls:
         started = time.perf_counter()
         results.append(call())
-        seconds.append(time.perf_counter() - started)
-    return seconds, results
+        timing.seconds.append(time.perf_counter() - started)
+    timing.cpu_s = time.process_time() - cpu
+    return timing, results
 
 
-def _figures(name: str, seconds: list[float], audio_s: float, note: str = "") -> Figures:
+def _figures(name: str, timing: _Timing, audio_s: float, note: str = "") -> Figures:
+    seconds = timing.seconds
     ordered = sorted(seconds)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return Figures(name, len(seconds), statistics.median(seconds) * 1000, p95 * 1000, sum(seconds) / audio_s, note)
+    median = statistics.median(seconds)
+    cpu_ms = timing.cpu_s / len(seconds) * 1000
+    return Figures(name, len(seconds), median * 1000, p95 * 1000, sum(seconds) / audio_s, cpu_ms, note)
 
 
 def stt_figures(
@@ -114,32 +131,32 @@ def stt_figures(
 ) -> Figures:
     """Latency and RTF of transcribing every utterance ``rounds`` times (after one warm-up call), with the WER."""
     transcribe(utterances[0].audio)
-    seconds, texts = _timed([partial(transcribe, u.audio) for _ in range(rounds) for u in utterances])
+    timing, texts = _timed([partial(transcribe, u.audio) for _ in range(rounds) for u in utterances])
     references = [u.text for _ in range(rounds) for u in utterances]
     wer = word_error_rate(list(zip(references, texts, strict=True)))
     audio_s = sum(u.audio.duration_s for u in utterances) * rounds
-    return _figures(name, seconds, audio_s, f"WER {wer:.1%}")
+    return _figures(name, timing, audio_s, f"WER {wer:.1%}")
 
 
 def tts_figures(name: str, speak: Callable[[str], float], texts: Sequence[str], *, rounds: int = 1) -> Figures:
     """Latency and RTF of speaking every text ``rounds`` times (after one warm-up call); ``speak`` answers the
     seconds of audio it made."""
     speak(texts[0])
-    seconds, durations = _timed([partial(speak, t) for _ in range(rounds) for t in texts])
+    timing, durations = _timed([partial(speak, t) for _ in range(rounds) for t in texts])
     audio_s = sum(durations)
-    return _figures(name, seconds, audio_s, f"{audio_s / len(durations):.2f} s of audio a call")
+    return _figures(name, timing, audio_s, f"{audio_s / len(durations):.2f} s of audio a call")
 
 
-def vad_figures(settings: Settings, utterances: Sequence[Utterance], name: str) -> Figures:
+def vad_figures(name: str, settings: Settings, utterances: Sequence[Utterance]) -> Figures:
     """Time to classify every frame of each utterance with a fresh detector."""
-    seconds = []
-    for utterance in utterances:
+
+    def classify(audio: Audio) -> None:
         vad = build_vad(settings)
-        started = time.perf_counter()
-        for frame in frames(utterance.audio.pcm, vad.frame_bytes):
+        for frame in frames(audio.pcm, vad.frame_bytes):
             vad.is_speech(frame)
-        seconds.append(time.perf_counter() - started)
-    return _figures(name, seconds, sum(u.audio.duration_s for u in utterances))
+
+    timing, _ = _timed([partial(classify, u.audio) for u in utterances])
+    return _figures(name, timing, sum(u.audio.duration_s for u in utterances))
 
 
 def _text(stt: SpeechToText) -> Callable[[Audio], str]:
@@ -213,12 +230,15 @@ def main() -> None:
         loads.append(f"piper joe-medium load: {time.perf_counter() - started:.2f} s")
         tts_rows.append(tts_figures("piper joe-medium (16 kHz)", _seconds(piper), REQUESTS, rounds=args.rounds))
     vad_rows = [
-        vad_figures(Settings(voice_vad="webrtc"), utterances, "webrtc, 30 ms frames (default)"),
-        vad_figures(Settings(voice_vad="silero"), utterances, "silero v6, 32 ms frames"),
+        vad_figures("webrtc, 30 ms frames (default)", Settings(voice_vad="webrtc"), utterances),
+        vad_figures("silero v6, 32 ms frames", Settings(voice_vad="silero"), utterances),
     ]
 
     seconds = [u.audio.duration_s for u in utterances]
-    print(f"\n{len(utterances)} utterances of {min(seconds):.1f}-{max(seconds):.1f} s, {args.rounds} rounds each")
+    print(
+        f"\n{len(utterances)} utterances of {min(seconds):.1f}-{max(seconds):.1f} s, {args.rounds} rounds each;"
+        f" load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
     print("\n".join(loads))
     for title, rows in (("speech to text", stt_rows), ("text to speech", tts_rows), ("voice activity", vad_rows)):
         print(f"\n{title}\n{HEADER}")

@@ -12,6 +12,7 @@ tells float apart from compressed only by a number in a message.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import struct
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from core.speech.base import SAMPLE_RATE, SAMPLE_WIDTH, Audio
 
@@ -182,12 +182,49 @@ def _to_float(data: memoryview, fmt: WavFormat) -> FloatArray:
 
 
 def resample(samples: FloatArray, from_rate: int, to_rate: int) -> FloatArray:
-    """``samples`` at ``to_rate``: polyphase filtering with a Kaiser-windowed anti-aliasing low-pass."""
+    """``samples`` at ``to_rate``: polyphase filtering with a Kaiser-windowed sinc low-pass against aliasing.
+
+    The filter and the alignment are SciPy's ``resample_poly`` defaults (cut-off at the lower
+    rate's Nyquist frequency, ``10 * max(up, down)`` taps a side, Kaiser beta 5), computed here
+    with NumPy one output phase at a time.
+    """
     if from_rate == to_rate or samples.size == 0:
         return samples
     divisor = math.gcd(from_rate, to_rate)
-    out = resample_poly(samples, to_rate // divisor, from_rate // divisor)
-    return np.asarray(out, dtype=np.float32)
+    up, down = to_rate // divisor, from_rate // divisor
+    bank, half = _polyphase_bank(up, down)
+    taps = bank.shape[1]
+    n_out = -(-samples.size * up // down)
+    padded = np.concatenate([np.zeros(taps), samples.astype(np.float64), np.zeros(taps + 1)])
+    windows = np.lib.stride_tricks.sliding_window_view(padded, taps)
+    out = np.empty(n_out, dtype=np.float64)
+    for first in range(min(up, n_out)):
+        base, phase = divmod(first * down + half, up)
+        count = len(range(first, n_out, up))
+        for block in range(0, count, _BLOCK):
+            stop = min(count, block + _BLOCK)
+            rows = windows[base + 1 + block * down : base + 1 + (stop - 1) * down + 1 : down]
+            out[first + block * up : first + stop * up : up] = rows @ bank[phase]
+    return out.astype(np.float32)
+
+
+_BLOCK = 16_384
+"""Output samples of one phase computed at once (bounds the temporary copy of strided windows)."""
+
+
+@functools.lru_cache(maxsize=8)
+def _polyphase_bank(up: int, down: int) -> tuple[np.ndarray[Any, np.dtype[np.float64]], int]:
+    """The low-pass split into ``up`` phases, each reversed for a dot product with a window; and its half length."""
+    max_rate = max(up, down)
+    half = 10 * max_rate
+    offsets = np.arange(2 * half + 1) - half
+    cutoff = 1.0 / max_rate
+    kernel = cutoff * np.sinc(cutoff * offsets) * np.kaiser(2 * half + 1, 5.0)
+    kernel *= up / kernel.sum()
+    taps = -(-kernel.size // up)
+    bank = np.zeros(taps * up)
+    bank[: kernel.size] = kernel
+    return np.ascontiguousarray(bank.reshape(taps, up).T[:, ::-1]), half
 
 
 def to_pcm16(samples: FloatArray) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
@@ -88,6 +89,17 @@ def test_resampling_keeps_frequency_and_filters_what_16k_cannot_hold() -> None:
     assert np.sqrt(np.mean(folded**2)) < 0.01 * np.sqrt(np.mean(kept**2))
     up = resample(sine(440.0, 1.0, 8000).astype(np.float32), 8000, SAMPLE_RATE)
     assert dominant_hz(up, SAMPLE_RATE) == pytest.approx(440.0, abs=1.0)
+
+
+@pytest.mark.parametrize("rate", [8000, 11_025, 22_050, 24_000, 44_100, 48_000, 96_000, 44_101])
+def test_resampling_equals_scipy_resample_poly(rate: int) -> None:
+    signal = pytest.importorskip("scipy.signal")
+    samples = np.random.default_rng(rate).normal(0, 0.2, rate + 17).astype(np.float32)
+    divisor = math.gcd(rate, SAMPLE_RATE)
+    expected = signal.resample_poly(samples.astype(np.float64), SAMPLE_RATE // divisor, rate // divisor)
+    ours = resample(samples, rate, SAMPLE_RATE)
+    assert ours.shape == expected.shape
+    assert np.max(np.abs(ours - expected)) < 1e-5
 
 
 def test_an_empty_wav_is_empty_audio() -> None:

@@ -2,8 +2,10 @@
 
 ``CandidateAccess.setup`` reads an agent version's configuration and resolves its provider,
 its API key (the tenant's secrets behind the egress check) and its tools' schemas through the
-tenant's ``ToolResolver``. ``CandidateAccess.score`` scores one output with a metric; a judge
-metric calls its own model, or the agent's. Optimizer evaluations and replays share both.
+tenant's ``ToolResolver``. ``CandidateAccess.run`` runs it on one input (a provider failure
+becomes the ``ApplicationError`` of the retry policy). ``CandidateAccess.score`` scores one
+output with a metric; a judge metric calls its own model, or the agent's. Optimizer evaluations
+and replays share all three.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from core.agents import AgentConfig
 from core.contracts.llm import ChatMessage, LlmRequest, ToolSchema, Usage
 from core.contracts.optimizer import JUDGE_FAILED
 from core.llm.base import LlmProvider, ProviderError
+from core.optimizer.candidate_run import CandidateOutput, run_candidate
 from core.optimizer.metrics import JudgeAnswerError, JudgeMetric, Metric, Score, score_output
+from core.optimizer.tool_answers import ToolAnswerer
 from core.tools.base import ToolResolver
 
 
@@ -61,6 +65,27 @@ class CandidateAccess:
         names = [t.name for t in config.tools]
         tools = await self.tools.schemas(tenant_id, names) if names else []
         return CandidateSetup(config, provider, api_key, list(tools))
+
+    async def run(
+        self, setup: CandidateSetup, input: str, answerer: ToolAnswerer, *, max_steps: int
+    ) -> CandidateOutput:
+        """``setup`` run on ``input`` with its tool calls answered by ``answerer``.
+
+        Raises:
+            ApplicationError: the model failed (retryable or not, as the provider says).
+        """
+        try:
+            return await run_candidate(
+                setup.config,
+                input,
+                provider=setup.provider,
+                answerer=answerer,
+                tools=setup.tools,
+                max_steps=max_steps,
+                api_key=setup.api_key,
+            )
+        except ProviderError as exc:
+            raise provider_error(exc) from exc
 
     async def score(
         self,

@@ -4,12 +4,14 @@
   marks the run ``running``.
 - ``evaluate`` scores one configuration (an agent version) on a batch of examples: each
   example is read from the cache first (``core.optimizer.run_store.EvalCache``, keyed by the
-  configuration's content hash, the example id and the metric's hash); the others run with
-  ``run_candidate``, their tool calls answered from the example's source run when it has one
-  (``RecordingAnswerer`` falling back to ``SafeToolAnswerer``), else by ``SafeToolAnswerer``
-  alone, and are scored by the metric (a judge metric calls its model, or the agent's) and kept
-  in the cache as soon as they are scored, so a retried activity never pays twice. It heartbeats
-  while it waits on a model and after each example.
+  configuration's content hash, the example id and the metric's hash with the run's evaluation);
+  the others run with ``run_candidate``, their tool calls answered, under the ``safe``
+  evaluation, from the example's source run when it has one (``RecordingAnswerer`` falling back
+  to ``SafeToolAnswerer``), else by ``SafeToolAnswerer`` alone; under ``replay``, by the source
+  run's recording alone (a counterfactual replay: nothing runs, any other call is "not in
+  recording"). Each is scored by the metric (a judge metric calls its model, or the agent's) and
+  kept in the cache with its tool-call counts as soon as it is scored, so a retried activity
+  never pays twice. It heartbeats from start to end.
 - ``propose`` runs the chosen strategies on the baseline's scored training examples (a
   reflective strategy's ``reflect`` calls the agent's model) and stores each new configuration
   as an agent version created by the optimizer, not current; the versions are recorded on the
@@ -42,6 +44,7 @@ from core.contracts.optimizer import (
     CandidateRecord,
     Evaluated,
     EvaluateInput,
+    Evaluation,
     OptimizerRunStatus,
     Prepared,
     PrepareInput,
@@ -54,11 +57,10 @@ from core.db.engine import make_sessionmaker
 from core.db.models import DatasetExample, OptimizerEval, OptimizerRun
 from core.db.repos import AgentRepository, Author
 from core.llm.base import ProviderError
-from core.optimizer.candidate_run import run_candidate
 from core.optimizer.dataset_store import DatasetStore
 from core.optimizer.metrics import METRIC
 from core.optimizer.recordings import read_recording
-from core.optimizer.run_store import EvalCache, OptimizerRunStore, content_hash
+from core.optimizer.run_store import EvalCache, OptimizerRunStore, content_hash, metric_key
 from core.optimizer.strategies import strategy
 from core.optimizer.strategies.base import ScoredExample, StrategyContext
 from core.optimizer.tool_answers import RecordingAnswerer, SafeToolAnswerer, ToolAnswerer
@@ -114,13 +116,23 @@ class OptimizerActivities:
     @activity.defn(name="optimizer.evaluate")
     @classify_database_errors
     async def evaluate(self, inp: EvaluateInput) -> Evaluated:
-        """Scores of one version on a batch of examples: cached ones read, the others run, scored and kept."""
+        """Scores of one version on a batch of examples: cached ones read, the others run, scored and kept.
+
+        It heartbeats from its first statement to its last: a gap (slow reads) longer than the
+        heartbeat timeout would let Temporal start a second attempt beside this one.
+        """
+        async with heartbeating():
+            return await self._evaluate(inp)
+
+    async def _evaluate(self, inp: EvaluateInput) -> Evaluated:
         config = await self._models.config(inp.tenant_id, inp.agent_id, inp.version)
         metric = METRIC.validate_python(inp.metric)
-        chash, mhash = config_hash(config), content_hash(inp.metric)
+        chash, mhash = config_hash(config), metric_key(inp.metric, inp.evaluation)
         cache = EvalCache(self._engine, inp.tenant_id)
         cached = await cache.get(chash, mhash, inp.example_ids)
         spent = Spent(evals=len(inp.example_ids))
+        for row in cached.values():
+            spent.add(_tool_calls(row))
         scores = {i: row.score for i, row in cached.items()}
         missing = [i for i in inp.example_ids if i not in cached]
         if missing:
@@ -130,57 +142,39 @@ class OptimizerActivities:
                 example = examples.get(example_id)
                 if example is None:
                     raise _failed(f"example {example_id} is not in dataset {inp.dataset_id}")
-                answerer = await self._answerer(inp.tenant_id, inp.run_id, example)
-                try:
-                    async with heartbeating():
-                        out = await run_candidate(
-                            config,
-                            example.input,
-                            provider=setup.provider,
-                            answerer=answerer,
-                            tools=setup.tools,
-                            max_steps=self._max_steps,
-                            api_key=setup.api_key,
-                        )
-                except ProviderError as exc:
-                    raise provider_error(exc) from exc
-                usage = out.usage
-                async with heartbeating():
-                    score, judged = await self._access.score(
-                        inp.tenant_id,
-                        metric,
-                        setup,
-                        output=out.output,
-                        expected=example.expected,
-                        input=example.input,
-                        rubric=example.rubric,
-                    )
-                usage = usage.add(judged)
-                await cache.put(
-                    [
-                        OptimizerEval(
-                            tenant_id=inp.tenant_id,
-                            config_hash=chash,
-                            example_id=example_id,
-                            metric_hash=mhash,
-                            score=score.value,
-                            reason=score.reason,
-                            output=out.output,
-                            input_tokens=usage.input_tokens,
-                            output_tokens=usage.output_tokens,
-                            cost_usd=usage.cost_usd,
-                        )
-                    ]
+                answerer = await self._answerer(inp, example)
+                out = await self._access.run(setup, example.input, answerer, max_steps=self._max_steps)
+                score, judged = await self._access.score(
+                    inp.tenant_id,
+                    metric,
+                    setup,
+                    output=out.output,
+                    expected=example.expected,
+                    input=example.input,
+                    rubric=example.rubric,
                 )
+                usage = out.usage.add(judged)
+                row = OptimizerEval(
+                    tenant_id=inp.tenant_id,
+                    config_hash=chash,
+                    example_id=example_id,
+                    metric_hash=mhash,
+                    score=score.value,
+                    reason=score.reason,
+                    output=out.output,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cost_usd=usage.cost_usd,
+                    from_recording=out.count("recording"),
+                    not_in_recording=len(answerer.unmatched) if isinstance(answerer, RecordingAnswerer) else 0,
+                )
+                await cache.put([row])
                 scores[example_id] = score.value
-                spent.add(
-                    Spent(
-                        paid=1,
-                        input_tokens=usage.input_tokens,
-                        output_tokens=usage.output_tokens,
-                        cost_usd=usage.cost_usd,
-                    )
+                paid = Spent(
+                    paid=1, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, cost_usd=usage.cost_usd
                 )
+                spent.add(paid)
+                spent.add(_tool_calls(row))
                 activity.heartbeat(example_id)
         return Evaluated(scores={i: scores[i] for i in inp.example_ids}, spent=spent)
 
@@ -193,15 +187,21 @@ class OptimizerActivities:
             )
             return {row.example_id: row for row in (await session.exec(query)).all()}
 
-    async def _answerer(self, tenant_id: str, run_id: str, example: DatasetExample) -> ToolAnswerer:
-        """The recording of the example's source run, then a safe live call; a safe live call alone otherwise."""
-        safe = SafeToolAnswerer(self._tools, tenant_id, run_id=f"{run_id}:{example.example_id}")
-        if example.source_run_id is None:
-            return safe
-        recording = await read_recording(self._engine, tenant_id, example.source_run_id)
-        if recording is None:
-            return safe
-        return RecordingAnswerer(recording.tool_calls, fallback=safe)
+    async def _answerer(self, inp: EvaluateInput, example: DatasetExample) -> ToolAnswerer:
+        """Who answers the example's tool calls, by ``inp.evaluation``.
+
+        ``replay``: its source run's recording alone (nothing runs; any other call is "not in
+        recording"). ``safe``: that recording then a safe live call, or a safe live call alone for an
+        example without one.
+        """
+        recording = None
+        if example.source_run_id is not None:
+            recording = await read_recording(self._engine, inp.tenant_id, example.source_run_id)
+        recorded = recording.tool_calls if recording is not None else None
+        if inp.evaluation == Evaluation.REPLAY:
+            return RecordingAnswerer(recorded or [])
+        safe = SafeToolAnswerer(self._tools, inp.tenant_id, run_id=f"{inp.run_id}:{example.example_id}")
+        return safe if recorded is None else RecordingAnswerer(recorded, fallback=safe)
 
     @activity.defn(name="optimizer.propose")
     @classify_database_errors
@@ -238,7 +238,8 @@ class OptimizerActivities:
     async def _scored_train(self, inp: ProposeInput, baseline: AgentConfig) -> list[ScoredExample]:
         ids = list(inp.train_scores)
         examples = await self._examples(inp.tenant_id, inp.dataset_id, ids)
-        cached = await EvalCache(self._engine, inp.tenant_id).get(config_hash(baseline), content_hash(inp.metric), ids)
+        key = metric_key(inp.metric, inp.evaluation)
+        cached = await EvalCache(self._engine, inp.tenant_id).get(config_hash(baseline), key, ids)
         return [
             ScoredExample(
                 example_id=i,
@@ -324,6 +325,15 @@ class OptimizerActivities:
                 await session.commit()
         await self._runs.mark_promoted(inp.tenant_id, inp.run_id)
         return True
+
+
+def _tool_calls(row: OptimizerEval) -> Spent:
+    """An evaluation's tool calls answered from its recording or not in it, as a ``Spent`` to add."""
+    return Spent(
+        from_recording=row.from_recording,
+        not_in_recording=row.not_in_recording,
+        evals_with_new_calls=1 if row.not_in_recording else 0,
+    )
 
 
 def config_hash(config: AgentConfig) -> str:

@@ -18,14 +18,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
 
-from activities.candidates import CandidateAccess, CandidateSetup, provider_error
+from activities.candidates import CandidateAccess, CandidateSetup
 from activities.errors import classify_database_errors
 from activities.heartbeat import heartbeating
 from core.contracts.llm import Usage
 from core.contracts.replay import ReplayedRun, ReplayRecordInput, ReplayRunInput
 from core.db.models import ReplayResult
-from core.llm.base import ProviderError
-from core.optimizer.candidate_run import run_candidate
 from core.optimizer.metrics import METRIC, Score
 from core.optimizer.recordings import Recording, read_recording
 from core.optimizer.replay_store import ReplayStore
@@ -48,7 +46,15 @@ class ReplayActivities:
     @activity.defn(name="replay.run")
     @classify_database_errors
     async def run(self, inp: ReplayRunInput) -> ReplayedRun:
-        """Replay one recorded run with the candidate version; its result is written, its scores returned."""
+        """Replay one recorded run with the candidate version; its result is written, its scores returned.
+
+        It heartbeats from its first statement to its last: a gap (a slow read of the recording)
+        longer than the heartbeat timeout would let Temporal start a second attempt beside this one.
+        """
+        async with heartbeating():
+            return await self._replay(inp)
+
+    async def _replay(self, inp: ReplayRunInput) -> ReplayedRun:
         recording = await read_recording(self._engine, inp.tenant_id, inp.run_id)
         if recording is None or recording.agent_id != inp.agent_id:
             error = {"type": "RunNotFound", "message": f"run {inp.run_id} of agent {inp.agent_id} not found"}
@@ -64,27 +70,14 @@ class ReplayActivities:
             return ReplayedRun(inp.run_id, "failed")
         setup = await self._access.setup(inp.tenant_id, inp.agent_id, inp.version)
         answerer = RecordingAnswerer(recording.tool_calls)
-        try:
-            async with heartbeating():
-                out = await run_candidate(
-                    setup.config,
-                    recording.input,
-                    provider=setup.provider,
-                    answerer=answerer,
-                    tools=setup.tools,
-                    max_steps=self._max_steps,
-                    api_key=setup.api_key,
-                )
-        except ProviderError as exc:
-            raise provider_error(exc) from exc
+        out = await self._access.run(setup, recording.input, answerer, max_steps=self._max_steps)
         usage = out.usage
         recorded = candidate = None
         if inp.metric is not None:
-            async with heartbeating():
-                recorded, judged = await self._score(inp, setup, recording, recording.output)
-                usage = usage.add(judged)
-                candidate, judged = await self._score(inp, setup, recording, out.output)
-                usage = usage.add(judged)
+            recorded, judged = await self._score(inp, setup, recording, recording.output)
+            usage = usage.add(judged)
+            candidate, judged = await self._score(inp, setup, recording, out.output)
+            usage = usage.add(judged)
         result = ReplayResult(
             tenant_id=inp.tenant_id,
             replay_id=inp.replay_id,

@@ -8,19 +8,14 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from api.optimizer_schemas import Budget
-from api.pipeline_schedule_schemas import ScheduledActionPublic
+from api.pipeline_schedule_schemas import CronExpression, ScheduledActionPublic
 from core.validation import CleanModel
 
 
 class OptimizerScheduleSet(CleanModel):
     """``PUT /v1/agents/{id}/optimizer/schedule``: create or replace the agent's optimizer schedule."""
 
-    cron: str = Field(
-        min_length=1,
-        max_length=200,
-        description="Five fields, UTC: `minute hour day-of-month month day-of-week` "
-        "(`*`, `N`, `N-M`, `*/S`, lists; month and weekday names).",
-    )
+    cron: CronExpression
     budget: Budget | None = Field(default=None, description="Each run's budget (the caps of optimizer runs apply).")
     auto_promote: bool = Field(default=True, description="Promote a significant winner.")
 

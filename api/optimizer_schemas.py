@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from api.schemas import UsagePublic
-from core.contracts.optimizer import OptimizerRunStatus
+from core.contracts.optimizer import Evaluation, OptimizerRunStatus
 from core.optimizer.metrics import Metric
 from core.validation import CleanModel
 
@@ -38,7 +38,7 @@ class OptimizerRunCreate(CleanModel):
     ``dataset_id`` defaults to the agent's newest dataset; ``metric`` to ``exact`` when every
     example has ``expected``; ``strategies`` to ``["few_shot"]``. Rules beyond the schema (422
     naming the field): the budget is above 0 and within the tenant caps, the metric can score
-    the dataset's examples, every strategy exists.
+    the dataset's examples, every strategy exists, ``replay`` has a dataset built from runs.
     """
 
     dataset_id: str | None = Field(default=None, max_length=40)
@@ -48,6 +48,13 @@ class OptimizerRunCreate(CleanModel):
         default=None, min_length=1, max_length=MAX_STRATEGIES, json_schema_extra={"uniqueItems": True}
     )
     auto_promote: bool = True
+    evaluation: Evaluation = Field(
+        default=Evaluation.SAFE,
+        description="How the candidates' tool calls are answered. `safe`: from the example's recorded run when it"
+        " has one, else by a pure tool (calculator, clock) run live, else refused. `replay`: every example is its"
+        " recorded run replayed, tool calls answered from the recording only, any other call answered"
+        " `not in recording` and counted (`progress.not_in_recording`); the dataset must be built from runs.",
+    )
 
 
 class CandidatePublic(BaseModel):
@@ -85,6 +92,7 @@ class OptimizerRunPublic(BaseModel):
     metric: dict[str, Any]
     strategies: list[str]
     auto_promote: bool
+    evaluation: Evaluation
     candidates: list[CandidatePublic]
     winner: int | None = Field(description="The version compared with the baseline on the test split.")
     promoted: bool

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -11,17 +11,22 @@ from core.pipelines.schedules import DEFAULT_CATCHUP_WINDOW_S
 from core.validation import CleanModel
 
 Overlap = Literal["skip", "buffer_one", "buffer_all", "cancel_other", "allow_all"]
+CronExpression = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        description="Five fields, UTC: `minute hour day-of-month month day-of-week` "
+        "(`*`, `N`, `N-M`, `*/S`, lists; month and weekday names).",
+    ),
+]
+"""A schedule's cron (pipelines' and optimizer schedules'); ``core.pipelines.cron`` checks its syntax."""
 
 
 class PipelineScheduleSet(CleanModel):
     """``PUT /v1/pipelines/{id}/schedule``: create or replace the pipeline's schedule."""
 
-    cron: str = Field(
-        min_length=1,
-        max_length=200,
-        description="Five fields, UTC: `minute hour day-of-month month day-of-week` "
-        "(`*`, `N`, `N-M`, `*/S`, lists; month and weekday names).",
-    )
+    cron: CronExpression
     input: Any = Field(
         default=None,
         description="The runs' input: any JSON (strings without NUL), checked against the version's `inputs` schema.",

@@ -40,6 +40,17 @@ class ProblemError(Exception):
         self.headers = headers
 
 
+def invalid(what: str, errors: Sequence[dict[str, str]]) -> ProblemError:
+    """422 ``validation-error`` naming every field of ``errors``; the detail quotes the first.
+
+    ``what`` names the refused thing: ``invalid <what> — <field>: <message>``.
+    """
+    first = errors[0]
+    return ProblemError(
+        422, f"invalid {what} — {first['field']}: {first['message']}", slug=ProblemType.VALIDATION_ERROR, errors=errors
+    )
+
+
 def problem_document(
     status: int, detail: str, *, slug: ProblemType | None = None, errors: Sequence[dict[str, str]] = ()
 ) -> dict[str, Any]:

@@ -16,6 +16,19 @@ after every event.
 2. A/A: every arm at ``--base``; over ``--aa-seeds`` seeds, the share of seeds in which any
    candidate is promoted within ``--aa-events`` events (false promotions), for each allocation.
 
+Two arms (``--part two-arm``; a pure simulation, not part of ``all``): an online experiment as
+``core.optimizer.experiment_store`` runs it, a control at ``--base`` and one candidate, each event a
+new subject whose arm is its hash point (``hash_point``) cut at ``1 - candidate_share`` and whose
+feedback (a Bernoulli score) is counted at once. The share is ``--traffic`` until both arms have
+``--min-samples`` scores, then ``candidate_share`` (Thompson over both arms, 1,000 seeded draws)
+kept within [floor, 1 - floor] for each ``--floors`` value, or fixed at one half (``even``, the
+baseline); the decision is ``decide`` under the experiment's rules after every event.
+
+3. Power: over ``--two-arm-seeds`` seeds, the share in which a candidate ``--two-arm-gap`` better is
+   promoted within ``--events`` events, per allocation; also wrong verdicts and the median events.
+4. A/A: both arms at ``--base``; the share of ``--two-arm-aa-seeds`` seeds promoting the candidate
+   within ``--aa-events`` events, per allocation.
+
 Offline (``--part offline``; ``bench.optimizer_offline``, on an embedded stack it starts): over
 ``--seeds`` simulated Chat Completions worlds (``tests/support/sim_world.py``), each with a
 dataset of ``--examples`` of its questions, the platform's ``OptimizerWorkflow`` with a budget of
@@ -29,7 +42,9 @@ with its Clopper-Pearson interval.
 Usage: ``python -m bench.optimizer [--part online|offline|all] [--seeds N] [--aa-seeds N]
 [--events E] [--aa-events E] [--gaps G,G] [--base B] [--min-samples M] [--tau T] [--budget B]
 [--examples N] [--strategies S,S] [--parallel P]`` (or ``make bench-optimizer``); run it under
-``flock /tmp/bench.lock`` on a shared machine.
+``flock /tmp/bench.lock`` on a shared machine;
+``python -m bench.optimizer --part two-arm [--floors F,F] [--two-arm-gap G] [--two-arm-seeds N]
+[--two-arm-aa-seeds N] [--traffic T] [--processes P]``.
 """
 
 from __future__ import annotations
@@ -41,12 +56,15 @@ import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from statistics import NormalDist
 
 from bench.optimizer_offline import Setup
 from bench.optimizer_offline import offline as run_offline
-from core.optimizer.experiments import ExperimentState, Rules, allocate, decide
+from core.db.models import Experiment
+from core.optimizer.experiment_store import ALLOCATION_DRAWS, MIN_SHARE, candidate_share, rules_of
+from core.optimizer.experiments import ExperimentState, Rules, allocate, decide, hash_point
 
 CONTROL = "control"
 Allocator = Callable[[ExperimentState, Rules, random.Random], str]
@@ -141,6 +159,101 @@ def online(args: argparse.Namespace) -> None:
     print(f"target: <= 0.05  ({time.perf_counter() - began:.0f} s)")
 
 
+EVEN = "even"
+
+
+def two_arm_run(
+    means: tuple[float, float], floor: float | None, traffic: float, min_samples: int, events: int, seed: int
+) -> Outcome:
+    """One two-arm experiment as the experiment store runs it (``floor`` None: the candidate's share stays one half)."""
+    state = ExperimentState.start("1", ["2"])
+    experiment = Experiment(
+        id=f"exp_two_arm_{seed}",
+        tenant_id="bench",
+        agent_id="bench",
+        control_version=1,
+        candidate_version=2,
+        traffic=traffic,
+        candidate_share=traffic,
+        min_samples=min_samples,
+        auto_promote=True,
+        status="running",
+        state=state.to_json(),
+    )
+    rules = rules_of(experiment)
+    hidden = {"1": means[0], "2": means[1]}
+    world = random.Random(seed + 1_000_003)
+    share = traffic if floor is not None else 0.5
+    for event in range(1, events + 1):
+        arm = "2" if hash_point(experiment.id, f"subject-{event}") >= 1 - share else "1"
+        state = state.record(arm, 1.0 if world.random() < hidden[arm] else 0.0)
+        decision = decide(state, rules, random.Random(0))
+        if decision.stop:
+            return Outcome(decision.winner, event)
+        if floor is not None:
+            share = candidate_share(experiment, state, floor=floor)
+    return Outcome(None, events)
+
+
+def _two_arm_rows(
+    args: argparse.Namespace, means: tuple[float, float], events: int, seeds: int
+) -> dict[str, list[Outcome]]:
+    """Each allocation's outcomes over ``seeds`` seeds, simulated on ``--processes`` processes."""
+    allocations: dict[str, float | None] = {f"floor {f:g}": f for f in args.floors} | {EVEN: None}
+    with ProcessPoolExecutor(max_workers=args.processes) as pool:
+        futures = {
+            name: [
+                pool.submit(two_arm_run, means, floor, args.traffic, args.min_samples, events, seed)
+                for seed in range(seeds)
+            ]
+            for name, floor in allocations.items()
+        }
+        return {name: [f.result() for f in runs] for name, runs in futures.items()}
+
+
+def two_arm(args: argparse.Namespace) -> None:
+    """Power within ``--events`` events and the A/A false-promotion rate of two-arm experiments, per share floor."""
+    began = time.perf_counter()
+    gap = args.two_arm_gap
+    print(
+        f"two arms: control at {args.base}, candidate +{gap:g}; a new subject per event, its score counted at once;"
+        f" share {args.traffic:g} until both arms have {args.min_samples} scores, then Thompson over both arms"
+        f" ({ALLOCATION_DRAWS} draws) within [floor, 1 - floor], or fixed at one half ({EVEN});"
+        f" mSPRT decided after every event (alpha 0.05, tau {Rules.tau})"
+    )
+    power_rows = _two_arm_rows(args, (args.base, args.base + gap), args.events, args.two_arm_seeds)
+    print(f"\n{'allocation':<11} {'promoted':>9} {'kept control':>13} {'median events':>14} {'seeds':>6}")
+    for name, outcomes in power_rows.items():
+        won = [o.events for o in outcomes if o.winner == "2"]
+        kept = sum(1 for o in outcomes if o.winner is None and o.events < args.events)
+        median = f"{statistics.median(won):.0f}" if won else "-"
+        seeds = len(outcomes)
+        print(f"{name:<11} {len(won) / seeds:>9.2f} {kept / seeds:>13.2f} {median:>14} {seeds:>6}")
+    print(f"(promoted: within {args.events} events; kept control: the rule stopped calling the candidate worse)")
+    aa_rows = _two_arm_rows(args, (args.base, args.base), args.aa_events, args.two_arm_aa_seeds)
+    print(f"\nA/A, both arms at {args.base}, {args.aa_events} events, peeking after every event")
+    print(f"{'allocation':<11} {'false promotions':>17} {'seeds':>6}")
+    for name, outcomes in aa_rows.items():
+        promoted = sum(1 for o in outcomes if o.winner is not None)
+        print(f"{name:<11} {promoted / len(outcomes):>17.3f} {len(outcomes):>6}  ({promoted} promoted)")
+    print(f"target: <= 0.05  ({time.perf_counter() - began:.0f} s)")
+
+
+def floats(text: str) -> list[float]:
+    """Comma-separated numbers."""
+    return [float(part) for part in text.split(",")]
+
+
+def two_arm_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``--part two-arm``."""
+    parser.add_argument("--floors", type=floats, default=[0.05, MIN_SHARE], help="share floors to compare (0.05,0.2)")
+    parser.add_argument("--two-arm-gap", type=float, default=0.1, help="the candidate's lead over the control")
+    parser.add_argument("--two-arm-seeds", type=int, default=40, help="seeds of the two-arm power scenario")
+    parser.add_argument("--two-arm-aa-seeds", type=int, default=40, help="seeds of the two-arm A/A scenario")
+    parser.add_argument("--traffic", type=float, default=0.5, help="the candidate's share before allocation adapts")
+    parser.add_argument("--processes", type=int, default=2, help="processes simulating seeds in parallel")
+
+
 def offline(args: argparse.Namespace) -> None:
     """The optimizer's regret against random search and uniform allocation, and its A/A false promotions."""
     setup = Setup(examples=args.examples, max_evals=args.budget, strategies=args.strategies, run_timeout_s=900)
@@ -166,7 +279,7 @@ def names(text: str) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["online", "offline", "all"], default="all")
+    parser.add_argument("--part", choices=["online", "offline", "all", "two-arm"], default="all")
     parser.add_argument(
         "--seeds", type=int, help="seeds of the power scenario (at least 30; online 100, offline 50 by default)"
     )
@@ -186,8 +299,11 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=300, help="offline: examples per dataset")
     parser.add_argument("--strategies", type=names, default=["few_shot", "reflective"], help="offline: S,S")
     parser.add_argument("--parallel", type=int, default=4, help="offline: optimizer runs at a time")
+    two_arm_arguments(parser)
     args = parser.parse_args()
     given = vars(args).copy()
+    if args.part == "two-arm":
+        two_arm(args)
     if args.part in ("online", "all"):
         args.seeds, args.aa_seeds = given["seeds"] or 100, given["aa_seeds"] or 200
         if args.seeds < 30 or args.aa_seeds < 200:

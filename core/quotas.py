@@ -1,4 +1,5 @@
-"""Per-tenant quotas: requests per minute (Redis), concurrent runs and tokens per day (database)."""
+"""Per-tenant quotas: requests per minute (Redis), concurrent runs and tokens per day (database), and the live
+optimizer runs and counterfactual replays a tenant may have queued or running at once (database, :class:`LiveCap`)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,38 @@ class QuotaSpec(CleanModel):
     requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
     concurrent_runs: int | None = Field(default=None, ge=1, le=100_000)
     tokens_per_day: int | None = Field(default=None, ge=1, le=10**12)
+    concurrent_optimizer_runs: int | None = Field(default=None, ge=1, le=10_000)
+    concurrent_replays: int | None = Field(default=None, ge=1, le=10_000)
+
+
+class QuotaExceededError(Exception):
+    """Over quota; ``retry_after_s`` goes into the ``Retry-After`` header."""
+
+    def __init__(self, message: str, retry_after_s: int):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class LiveCap:
+    """How many rows of one kind (``queued`` or ``running``) a tenant may have at once, and how a refusal names it."""
+
+    limit: int
+    what: str
+    """The rows, plural: ``optimizer runs``."""
+    quota: str
+    """The tenant quota that sets ``limit``: ``concurrent_optimizer_runs``."""
+    setting: str
+    """The platform default: ``AIMPACT_OPTIMIZER_MAX_LIVE_RUNS``."""
+    retry_after_s: int = 30
+
+    def refusal(self, live: int) -> QuotaExceededError:
+        """The refusal of one more row while ``live`` are queued or running."""
+        return QuotaExceededError(
+            f"{live} {self.what} queued or running; the limit is {self.limit}"
+            f" (the tenant's quotas.{self.quota}, else {self.setting})",
+            self.retry_after_s,
+        )
 
 
 @dataclass(frozen=True)
@@ -38,6 +71,8 @@ class Quotas:
     requests_per_minute: int
     concurrent_runs: int
     tokens_per_day: int
+    concurrent_optimizer_runs: int
+    concurrent_replays: int
 
     @classmethod
     def of(cls, stored: dict[str, Any], settings: Settings) -> Quotas:
@@ -47,15 +82,24 @@ class Quotas:
             requests_per_minute=spec.requests_per_minute or settings.default_requests_per_minute,
             concurrent_runs=spec.concurrent_runs or settings.default_concurrent_runs,
             tokens_per_day=spec.tokens_per_day or settings.default_tokens_per_day,
+            concurrent_optimizer_runs=spec.concurrent_optimizer_runs or settings.optimizer_max_live_runs,
+            concurrent_replays=spec.concurrent_replays or settings.replay_max_live,
         )
 
+    @property
+    def optimizer_runs(self) -> LiveCap:
+        """The bound on the tenant's live optimizer runs."""
+        return LiveCap(
+            self.concurrent_optimizer_runs,
+            "optimizer runs",
+            "concurrent_optimizer_runs",
+            "AIMPACT_OPTIMIZER_MAX_LIVE_RUNS",
+        )
 
-class QuotaExceededError(Exception):
-    """Over quota; ``retry_after_s`` goes into the ``Retry-After`` header."""
-
-    def __init__(self, message: str, retry_after_s: int):
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
+    @property
+    def replays(self) -> LiveCap:
+        """The bound on the tenant's live counterfactual replays."""
+        return LiveCap(self.concurrent_replays, "replays", "concurrent_replays", "AIMPACT_REPLAY_MAX_LIVE")
 
 
 @dataclass
@@ -155,5 +199,10 @@ async def check_run_quotas(session: AsyncSession, tenant_id: str, quotas: Quotas
 async def check_tenant_run_quotas(engine: AsyncEngine, settings: Settings, tenant_id: str) -> None:
     """:func:`check_run_quotas` with the tenant's stored quotas, for runs started outside the API (pipeline steps)."""
     async with make_sessionmaker(engine)() as session:
-        tenant = await session.get(Tenant, tenant_id)
-        await check_run_quotas(session, tenant_id, Quotas.of(tenant.quotas if tenant else {}, settings))
+        await check_run_quotas(session, tenant_id, await stored_quotas(session, settings, tenant_id))
+
+
+async def stored_quotas(session: AsyncSession, settings: Settings, tenant_id: str) -> Quotas:
+    """The tenant's quotas as stored now (no cache: for workers)."""
+    tenant = await session.get(Tenant, tenant_id)
+    return Quotas.of(tenant.quotas if tenant else {}, settings)

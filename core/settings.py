@@ -314,6 +314,20 @@ class Settings(BaseSettings):
         le=50_000,
         description="History events after which an optimizer run continues as new (0: when Temporal suggests it).",
     )
+    optimizer_max_live_runs: int = Field(
+        default=2,
+        ge=1,
+        le=10_000,
+        description="Optimizer runs one tenant may have queued or running at once (429 beyond; a tenant quota"
+        " overrides).",
+    )
+    replay_max_live: int = Field(
+        default=4,
+        ge=1,
+        le=10_000,
+        description="Counterfactual replays one tenant may have queued or running at once (429 beyond; a tenant quota"
+        " overrides).",
+    )
     optimizer_min_effect: float = Field(
         default=0.0,
         ge=0,

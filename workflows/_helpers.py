@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from temporalio import workflow
 from temporalio.common import Priority, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, WorkflowAlreadyStartedError
+from temporalio.exceptions import CancelledError as TemporalCancelledError
+
+T = TypeVar("T")
 
 
 async def wait_or_timeout(
@@ -85,3 +89,46 @@ async def fair_activity(
         priority=Priority(fairness_key=tenant_id),
         result_type=result_type,
     )
+
+
+class TenantWork(Protocol):
+    """The input of a workflow whose activities run on its tenant's fairness key."""
+
+    tenant_id: str
+    heartbeat_timeout_s: float
+
+
+async def tenant_activity(inp: TenantWork, fn: Any, arg: Any, result_type: Any, *, heartbeat: bool = False) -> Any:
+    """``fair_activity`` on ``inp``'s tenant; with ``heartbeat``, a long one heartbeating within its timeout."""
+    heartbeat_s = inp.heartbeat_timeout_s if heartbeat else None
+    return await fair_activity(fn, arg, result_type, tenant_id=inp.tenant_id, heartbeat_timeout_s=heartbeat_s)
+
+
+async def recorded_outcome(
+    work: Awaitable[T],
+    *,
+    cancelled: Callable[[], Awaitable[None]],
+    failed: Callable[[dict[str, str]], Awaitable[None]],
+    failure_type: str,
+) -> T:
+    """The result of ``work``, whose cancellation or failure is recorded before it ends the workflow.
+
+    A cancellation (of the workflow, or of the activity it waited on) is recorded by ``cancelled``
+    and raised as one. An activity that failed after its retries is recorded by ``failed`` with its
+    error's ``type`` (``failure_type`` when it has none) and ``message``, then fails the workflow
+    as a non-retryable ``ApplicationError`` of that type.
+    """
+    try:
+        return await work
+    except asyncio.CancelledError:
+        await cancelled()
+        raise
+    except ActivityError as exc:
+        if isinstance(exc.cause, TemporalCancelledError):
+            await cancelled()
+            raise asyncio.CancelledError from exc
+        cause = exc.cause
+        kind = cause.type if isinstance(cause, ApplicationError) and cause.type else failure_type
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+        await failed({"type": kind, "message": message})
+        raise ApplicationError(message, type=kind, non_retryable=True) from exc

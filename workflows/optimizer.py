@@ -27,8 +27,7 @@ from dataclasses import replace
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.exceptions import CancelledError as TemporalCancelledError
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.optimizer import OptimizerActivities
@@ -52,7 +51,7 @@ with workflow.unsafe.imports_passed_through():
         ScheduledStart,
     )
     from core.optimizer.stats import halving_plan, mean_interval, paired_comparison, survivors
-    from workflows._helpers import fair_activity
+    from workflows._helpers import recorded_outcome, tenant_activity
 
 BASELINE = "baseline"
 TRAIN_SHARE = 5
@@ -78,7 +77,8 @@ class OptimizerWorkflow:
 
     @workflow.query(name=PROGRESS_QUERY)
     def progress(self) -> dict[str, Any]:
-        """Where the run is: its phase, the evaluations and cost spent of the budget, its candidates."""
+        """Where the run is: its phase, the evaluations and cost spent of the budget, its candidates, and the tool
+        calls of its evaluations answered from recordings or not in them."""
         assert self._inp is not None
         spent = self._state.spent
         return {
@@ -89,6 +89,9 @@ class OptimizerWorkflow:
             "cost_usd": round(spent.cost_usd, 8),
             "max_cost_usd": self._inp.max_cost_usd,
             "candidates": len(self._state.candidates or []),
+            "from_recording": spent.from_recording,
+            "not_in_recording": spent.not_in_recording,
+            "evals_with_new_calls": spent.evals_with_new_calls,
         }
 
     @workflow.run
@@ -99,21 +102,16 @@ class OptimizerWorkflow:
             inp = self._inp = await self._begin_scheduled(inp)
         self._state = inp.carried or Carried()
         self._slots = asyncio.Semaphore(inp.concurrency)
-        try:
-            return await self._optimize(inp)
-        except asyncio.CancelledError:
+
+        async def cancelled() -> None:
             await self._record(OptimizerRunStatus.CANCELLED, reason="cancelled")
-            raise
-        except ActivityError as exc:
-            if isinstance(exc.cause, TemporalCancelledError):
-                await self._record(OptimizerRunStatus.CANCELLED, reason="cancelled")
-                raise asyncio.CancelledError from exc
-            cause = exc.cause
-            kind = cause.type if isinstance(cause, ApplicationError) and cause.type else OPTIMIZER_FAILED
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
-            error = {"type": kind, "message": message}
-            await self._record(OptimizerRunStatus.FAILED, reason=f"failed: {message}", error=error)
-            raise ApplicationError(message, type=kind, non_retryable=True) from exc
+
+        async def failed(error: dict[str, str]) -> None:
+            await self._record(OptimizerRunStatus.FAILED, reason=f"failed: {error['message']}", error=error)
+
+        return await recorded_outcome(
+            self._optimize(inp), cancelled=cancelled, failed=failed, failure_type=OPTIMIZER_FAILED
+        )
 
     async def _begin_scheduled(self, inp: OptimizerRunInput) -> OptimizerRunInput:
         """A schedule's start: record the run over a fresh dataset; a fire that cannot run was recorded failed."""
@@ -174,6 +172,7 @@ class OptimizerWorkflow:
                     inp.strategies,
                     inp.candidates_per_strategy,
                     inp.seed,
+                    inp.evaluation,
                 ),
                 list[CandidateRecord],
             )
@@ -306,7 +305,16 @@ class OptimizerWorkflow:
                 spent.evals += len(batch)  # reserved before the batch starts, so parallel batches cannot pass it
                 result = await self._activity(
                     OptimizerActivities.evaluate,
-                    EvaluateInput(inp.tenant_id, inp.run_id, inp.agent_id, version, inp.dataset_id, batch, inp.metric),
+                    EvaluateInput(
+                        inp.tenant_id,
+                        inp.run_id,
+                        inp.agent_id,
+                        version,
+                        inp.dataset_id,
+                        batch,
+                        inp.metric,
+                        inp.evaluation,
+                    ),
                     Evaluated,
                     heartbeat=True,
                 )
@@ -320,8 +328,7 @@ class OptimizerWorkflow:
 
     async def _activity(self, fn: Any, arg: Any, result_type: Any, *, heartbeat: bool = False) -> Any:
         assert self._inp is not None
-        heartbeat_s = self._inp.heartbeat_timeout_s if heartbeat else None
-        return await fair_activity(fn, arg, result_type, tenant_id=self._inp.tenant_id, heartbeat_timeout_s=heartbeat_s)
+        return await tenant_activity(self._inp, fn, arg, result_type, heartbeat=heartbeat)
 
     async def _record(
         self,

@@ -13,8 +13,6 @@ import asyncio
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
     from activities.replay import ReplayActivities
@@ -27,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ReplayRecordInput,
         ReplayRunInput,
     )
-    from workflows._helpers import fair_activity
+    from workflows._helpers import recorded_outcome, tenant_activity
 
 
 @workflow.defn(name=REPLAY_WORKFLOW_NAME)
@@ -41,37 +39,29 @@ class ReplayWorkflow:
     async def run(self, inp: ReplayInput) -> dict[str, Any]:
         """Replay every run; the summary."""
         self._inp = inp
-        try:
-            await self._record(OptimizerRunStatus.RUNNING)
-            slots = asyncio.Semaphore(max(inp.concurrency, 1))
 
-            async def one(run_id: str) -> ReplayedRun:
-                async with slots:
-                    arg = ReplayRunInput(inp.tenant_id, inp.replay_id, inp.agent_id, inp.version, run_id, inp.metric)
-                    result: ReplayedRun = await self._activity(ReplayActivities.run, arg, ReplayedRun, heartbeat=True)
-                    return result
-
-            replayed = await asyncio.gather(*(one(run_id) for run_id in inp.run_ids))
-            summary = summarize(list(replayed))
-            await self._record(OptimizerRunStatus.COMPLETED, summary=summary)
-            return summary
-        except asyncio.CancelledError:
+        async def cancelled() -> None:
             await self._record(OptimizerRunStatus.CANCELLED)
-            raise
-        except ActivityError as exc:
-            if isinstance(exc.cause, TemporalCancelledError):
-                await self._record(OptimizerRunStatus.CANCELLED)
-                raise asyncio.CancelledError from exc
-            cause = exc.cause
-            kind = cause.type if isinstance(cause, ApplicationError) and cause.type else REPLAY_FAILED
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
-            await self._record(OptimizerRunStatus.FAILED, error={"type": kind, "message": message})
-            raise ApplicationError(message, type=kind, non_retryable=True) from exc
 
-    async def _activity(self, fn: Any, arg: Any, result_type: Any, *, heartbeat: bool = False) -> Any:
-        assert self._inp is not None
-        heartbeat_s = self._inp.heartbeat_timeout_s if heartbeat else None
-        return await fair_activity(fn, arg, result_type, tenant_id=self._inp.tenant_id, heartbeat_timeout_s=heartbeat_s)
+        async def failed(error: dict[str, str]) -> None:
+            await self._record(OptimizerRunStatus.FAILED, error=error)
+
+        return await recorded_outcome(self._replay(inp), cancelled=cancelled, failed=failed, failure_type=REPLAY_FAILED)
+
+    async def _replay(self, inp: ReplayInput) -> dict[str, Any]:
+        await self._record(OptimizerRunStatus.RUNNING)
+        slots = asyncio.Semaphore(max(inp.concurrency, 1))
+
+        async def one(run_id: str) -> ReplayedRun:
+            async with slots:
+                arg = ReplayRunInput(inp.tenant_id, inp.replay_id, inp.agent_id, inp.version, run_id, inp.metric)
+                result: ReplayedRun = await tenant_activity(inp, ReplayActivities.run, arg, ReplayedRun, heartbeat=True)
+                return result
+
+        replayed = await asyncio.gather(*(one(run_id) for run_id in inp.run_ids))
+        summary = summarize(list(replayed))
+        await self._record(OptimizerRunStatus.COMPLETED, summary=summary)
+        return summary
 
     async def _record(
         self,
@@ -82,7 +72,7 @@ class ReplayWorkflow:
     ) -> None:
         assert self._inp is not None
         arg = ReplayRecordInput(self._inp.tenant_id, self._inp.replay_id, status.value, summary, error)
-        await self._activity(ReplayActivities.record, arg, type(None))
+        await tenant_activity(self._inp, ReplayActivities.record, arg, type(None))
 
 
 def summarize(replayed: list[ReplayedRun]) -> dict[str, Any]:

@@ -15,13 +15,14 @@ from fastapi import APIRouter, Depends, Query
 from api.audit import audit
 from api.dataset_schemas import DatasetCreate, DatasetPublic, ExamplePublic, RunSelection, SplitCounts
 from api.deps import SessionDep, StateDep
+from api.lookups import agent_of, found
 from api.pagination import BySeq, Limit, NewestFirst
 from api.permissions import OptimizerRead, OptimizerWrite
 from api.problem_types import ProblemType, problems
-from api.problems import ProblemError
+from api.problems import ProblemError, invalid
 from api.schemas import Page
 from api.version_schemas import AuthorPublic
-from core.db.models import Agent, Dataset, DatasetExample
+from core.db.models import Dataset, DatasetExample
 from core.db.repos import AgentRepository, Author, Keyset
 from core.optimizer.dataset_store import DatasetLimitReached, DatasetStore, RunFilter
 from core.optimizer.datasets import MIN_EXAMPLES, Example, Source, Split, build, source_of
@@ -64,18 +65,7 @@ def example_public(row: DatasetExample) -> ExamplePublic:
 
 
 def _invalid(errors: list[dict[str, str]]) -> ProblemError:
-    first = errors[0]
-    return ProblemError(
-        422, f"invalid dataset — {first['field']}: {first['message']}", slug=ProblemType.VALIDATION_ERROR, errors=errors
-    )
-
-
-async def _agent(session: SessionDep, tenant_id: str, agent_id: str) -> Agent:
-    """The agent, archived too; 404 if the tenant has none of that id."""
-    agent = await AgentRepository(session, tenant_id).get_any(agent_id)
-    if agent is None:
-        raise ProblemError(404, f"agent {agent_id} not found", slug=ProblemType.NOT_FOUND)
-    return agent
+    return invalid("dataset", errors)
 
 
 def _selection_problems(selection: RunSelection, *, room: int) -> list[dict[str, str]]:
@@ -135,11 +125,7 @@ async def create_dataset(
     naming the sources. An archived agent answers 409 ``agent-archived``; a tenant keeps at most
     ``AIMPACT_DATASETS_PER_TENANT`` datasets (one more: 409 ``dataset-limit``).
     """
-    agent = await _agent(session, principal.tenant_id, agent_id)
-    if agent.deleted_at is not None:
-        raise ProblemError(
-            409, f"agent {agent_id} is archived: it takes no new datasets", slug=ProblemType.AGENT_ARCHIVED
-        )
+    await agent_of(AgentRepository(session, principal.tenant_id), agent_id, live_for="it takes no new datasets")
     settings = state.settings
     _check(body, settings)
     store = DatasetStore(session, principal.tenant_id)
@@ -196,17 +182,14 @@ async def list_datasets(
     limit: Limit = 50,
 ) -> Page[DatasetPublic]:
     """Datasets of one agent (archived agents' too), newest first."""
-    await _agent(session, principal.tenant_id, agent_id)
+    await agent_of(AgentRepository(session, principal.tenant_id), agent_id)
     rows = await DatasetStore(session, principal.tenant_id).of_agent(agent_id, limit=limit + 1, after=after)
     page, next_cursor = DATASETS.page(rows, limit)
     return Page(items=[dataset_public(r) for r in page], next_cursor=next_cursor)
 
 
 async def _dataset(store: DatasetStore, dataset_id: str) -> Dataset:
-    found = await store.get(dataset_id)
-    if found is None:
-        raise ProblemError(404, f"dataset {dataset_id} not found", slug=ProblemType.NOT_FOUND)
-    return found
+    return found(await store.get(dataset_id), f"dataset {dataset_id}")
 
 
 @router.get("/v1/datasets/{dataset_id}", response_model=DatasetPublic)

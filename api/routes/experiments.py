@@ -17,10 +17,11 @@ from api import cache_bus
 from api.audit import audit
 from api.deps import SessionDep, StateDep
 from api.experiment_schemas import ArmPublic, ExperimentCreate, ExperimentPublic
+from api.lookups import agent_of, found
 from api.pagination import Limit, NewestFirst
 from api.permissions import OptimizerRead, OptimizerWrite
 from api.problem_types import ProblemType, problems
-from api.problems import ProblemError
+from api.problems import ProblemError, invalid
 from api.schemas import Page
 from api.version_schemas import AuthorPublic
 from core.db.models import Experiment
@@ -72,12 +73,7 @@ def experiment_public(row: Experiment) -> ExperimentPublic:
 
 
 def _invalid(field: str, message: str) -> ProblemError:
-    return ProblemError(
-        422,
-        f"invalid experiment — {field}: {message}",
-        slug=ProblemType.VALIDATION_ERROR,
-        errors=[{"field": field, "message": message}],
-    )
+    return invalid("experiment", [{"field": field, "message": message}])
 
 
 @router.post(
@@ -92,13 +88,7 @@ async def create_experiment(
     an archived agent answers 409 ``agent-archived``, an agent already running one 409 ``conflict``.
     """
     agents = AgentRepository(session, principal.tenant_id)
-    agent = await agents.get_any(agent_id, lock=True)
-    if agent is None:
-        raise ProblemError(404, f"agent {agent_id} not found", slug=ProblemType.NOT_FOUND)
-    if agent.deleted_at is not None:
-        raise ProblemError(
-            409, f"agent {agent_id} is archived: it takes no experiments", slug=ProblemType.AGENT_ARCHIVED
-        )
+    agent = await agent_of(agents, agent_id, live_for="it takes no experiments", lock=True)
     if body.candidate_version == agent.version:
         raise _invalid("candidate_version", f"version {agent.version} is already current: it is the control")
     if await agents.get_version(agent_id, body.candidate_version) is None:
@@ -136,18 +126,14 @@ async def list_experiments(
     limit: Limit = 50,
 ) -> Page[ExperimentPublic]:
     """Experiments of one agent (an archived agent's too), newest first."""
-    if await AgentRepository(session, principal.tenant_id).get_any(agent_id) is None:
-        raise ProblemError(404, f"agent {agent_id} not found", slug=ProblemType.NOT_FOUND)
+    await agent_of(AgentRepository(session, principal.tenant_id), agent_id)
     rows = await ExperimentStore(session, principal.tenant_id).of_agent(agent_id, limit=limit + 1, after=after)
     page, next_cursor = EXPERIMENTS.page(rows, limit)
     return Page(items=[experiment_public(r) for r in page], next_cursor=next_cursor)
 
 
 async def _experiment(store: ExperimentStore, experiment_id: str, *, lock: bool = False) -> Experiment:
-    experiment = await store.get(experiment_id, lock=lock)
-    if experiment is None:
-        raise ProblemError(404, f"experiment {experiment_id} not found", slug=ProblemType.NOT_FOUND)
-    return experiment
+    return found(await store.get(experiment_id, lock=lock), f"experiment {experiment_id}")
 
 
 @router.get("/v1/experiments/{experiment_id}", response_model=ExperimentPublic)

@@ -7,16 +7,14 @@ validation split, a paired confirmation on the test split, promotion only on a s
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
-from typing import Annotated, Any, TypeVar
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from temporalio.client import RPCError, RPCStatusCode
-from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
-from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.audit import audit
-from api.deps import SessionDep, StateDep
+from api.deps import SessionDep, StateDep, tenant_quotas
+from api.lookups import agent_of, found
 from api.optimizer_schemas import (
     Budget,
     CandidatePublic,
@@ -24,28 +22,27 @@ from api.optimizer_schemas import (
     OptimizerRunCreate,
     OptimizerRunPublic,
 )
+from api.optimizer_workflows import ACCEPTED, cancel_live, record_live, start_on_optimizer_queue, temporal_call
 from api.pagination import Limit, NewestFirst
 from api.permissions import OptimizerRead, OptimizerWrite
-from api.problem_types import ProblemType, problems
-from api.problems import ProblemError
+from api.problem_types import problems
+from api.problems import invalid
 from api.schemas import Page, UsagePublic
 from api.state import AppState
-from core.contracts.optimizer import FINAL_STATUSES, WORKFLOW_NAME, OptimizerRunInput, OptimizerRunStatus
-from core.db.models import Dataset, OptimizerRun
+from core.contracts.optimizer import WORKFLOW_NAME, Evaluation, OptimizerRunInput, OptimizerRunStatus
+from core.db.models import Dataset, DatasetExample, OptimizerRun
 from core.db.repos import AgentRepository, Keyset
-from core.ids import AGENT_ID, RUN_KIND, TENANT_ID, new_id, workflow_id
+from core.ids import new_id, workflow_id
 from core.optimizer.dataset_store import DatasetStore
 from core.optimizer.metrics import Metric, check_metric, default_metric
 from core.optimizer.run_store import OptimizerRunStore, run_seed
 from core.optimizer.strategies import strategy
 from core.settings import Settings
 
-T = TypeVar("T")
 router = APIRouter(tags=["optimizer"])
 RUNS = NewestFirst("optimizer-runs")
 DEFAULT_STRATEGIES = ["few_shot"]
 RUN_KIND_OPTIMIZER = "optimizer"
-ACCEPTED: dict[int | str, dict[str, Any]] = {202: {"description": "The run as it stands; the workflow acts next."}}
 
 
 def optimizer_run_public(run: OptimizerRun) -> OptimizerRunPublic:
@@ -61,6 +58,7 @@ def optimizer_run_public(run: OptimizerRun) -> OptimizerRunPublic:
         metric=run.metric,
         strategies=run.strategies,
         auto_promote=run.auto_promote,
+        evaluation=Evaluation(run.evaluation),
         candidates=[CandidatePublic(**c) for c in run.candidates or []],
         winner=run.winner,
         promoted=run.promoted,
@@ -73,16 +71,6 @@ def optimizer_run_public(run: OptimizerRun) -> OptimizerRunPublic:
         usage=UsagePublic(input_tokens=run.input_tokens, output_tokens=run.output_tokens, cost_usd=run.cost_usd),
         created_at=run.created_at,
         updated_at=run.updated_at,
-    )
-
-
-def _invalid(errors: list[dict[str, str]]) -> ProblemError:
-    first = errors[0]
-    return ProblemError(
-        422,
-        f"invalid optimizer run — {first['field']}: {first['message']}",
-        slug=ProblemType.VALIDATION_ERROR,
-        errors=errors,
     )
 
 
@@ -112,26 +100,35 @@ def _strategies(names: Sequence[str] | None) -> list[str]:
         if name in chosen[:index]:
             errors.append({"field": f"strategies[{index}]", "message": f"{name!r} is named twice"})
     if errors:
-        raise _invalid(errors)
+        raise invalid("optimizer run", errors)
     return chosen
 
 
 async def _dataset(store: DatasetStore, agent_id: str, dataset_id: str | None) -> Dataset:
     """The named dataset of the agent (404 otherwise), or its newest (422 naming ``dataset_id`` when it has none)."""
     if dataset_id is not None:
-        found = await store.get(dataset_id)
-        if found is None or found.agent_id != agent_id:
-            raise ProblemError(404, f"dataset {dataset_id} not found", slug=ProblemType.NOT_FOUND)
-        return found
+        named = await store.get(dataset_id)
+        return found(named if named is not None and named.agent_id == agent_id else None, f"dataset {dataset_id}")
     newest = await store.of_agent(agent_id, limit=1)
     if not newest:
-        raise _invalid([{"field": "dataset_id", "message": "required: the agent has no dataset yet"}])
+        raise invalid("optimizer run", [{"field": "dataset_id", "message": "required: the agent has no dataset yet"}])
     return newest[0]
 
 
-async def _metric(store: DatasetStore, dataset: Dataset, metric: Metric | None) -> dict[str, Any]:
+def _evaluation(evaluation: Evaluation, dataset: Dataset, examples: Sequence[DatasetExample]) -> Evaluation:
+    """``evaluation``; ``replay`` needs every example to come from a recorded run (else 422 naming ``evaluation``)."""
+    unrecorded = [e.position for e in examples if e.source_run_id is None]
+    if evaluation == Evaluation.REPLAY and unrecorded:
+        message = (
+            f"`replay` replays each example's recorded run: {len(unrecorded)} examples of dataset {dataset.id}"
+            f" were uploaded, not built from runs (the first at position {unrecorded[0]})"
+        )
+        raise invalid("optimizer run", [{"field": "evaluation", "message": message}])
+    return evaluation
+
+
+def _metric(dataset: Dataset, examples: Sequence[DatasetExample], metric: Metric | None) -> dict[str, Any]:
     """The metric (or the default) as stored; 422 naming ``metric`` when it cannot score the examples."""
-    examples = await store.examples(dataset.id, limit=dataset.size)
     problems_found = check_metric(metric, examples, metric_at="metric", examples_at="examples")
     if problems_found:
         errors = []
@@ -142,24 +139,10 @@ async def _metric(store: DatasetStore, dataset: Dataset, metric: Metric | None) 
                 position = found.field.split("/")[1]
                 message = f"{found.message}: example at position {position} of dataset {dataset.id} has none"
                 errors.append({"field": "metric", "message": message})
-        raise _invalid(errors)
+        raise invalid("optimizer run", errors)
     chosen = metric or default_metric(examples)
     assert chosen is not None  # check_metric refused a dataset without a default
     return chosen.model_dump(mode="json", exclude_none=True)
-
-
-async def temporal_call(
-    call: Awaitable[T], detail: str, closed: tuple[RPCStatusCode, ...] = (), *, what: str = "the optimizer run"
-) -> T:
-    """A call to Temporal: a workflow gone (``closed``) answers 409 naming ``what``, Temporal out of reach 503."""
-    try:
-        return await call
-    except RPCError as exc:
-        if exc.status in closed:
-            raise ProblemError(409, f"{what} is closed", slug=ProblemType.CONFLICT) from None
-        raise ProblemError(503, detail, slug=ProblemType.TEMPORAL_UNAVAILABLE, headers={"Retry-After": "2"}) from exc
-    except RuntimeError as exc:  # no connection
-        raise ProblemError(503, detail, slug=ProblemType.TEMPORAL_UNAVAILABLE, headers={"Retry-After": "2"}) from exc
 
 
 def run_input(settings: Settings, run: OptimizerRun) -> OptimizerRunInput:
@@ -176,6 +159,7 @@ def run_input(settings: Settings, run: OptimizerRun) -> OptimizerRunInput:
         strategies=run.strategies,
         auto_promote=run.auto_promote,
         seed=run_seed(run.dataset_hash, run.baseline_version),
+        evaluation=run.evaluation,
         concurrency=settings.optimizer_concurrency,
         batch_size=settings.optimizer_batch_size,
         candidates_per_strategy=settings.optimizer_candidates,
@@ -193,35 +177,8 @@ async def _start(state: AppState, run: OptimizerRun) -> None:
     )
 
 
-async def start_on_optimizer_queue(
-    state: AppState, name: str, inp: Any, workflow_id: str, tenant_id: str, agent_id: str, kind: str
-) -> None:
-    """Start workflow ``name`` on the optimizer queue (tenant's fairness key, searchable); started already: nothing."""
-    try:
-        await state.temporal.start_workflow(
-            name,
-            inp,
-            id=workflow_id,
-            task_queue=state.settings.optimizer_task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(TENANT_ID, tenant_id),
-                    SearchAttributePair(RUN_KIND, kind),
-                    SearchAttributePair(AGENT_ID, agent_id),
-                ]
-            ),
-            priority=Priority(fairness_key=tenant_id),
-        )
-    except WorkflowAlreadyStartedError:
-        return
-
-
 async def _found(state: AppState, tenant_id: str, run_id: str) -> OptimizerRun:
-    run = await OptimizerRunStore(state.engine).get(tenant_id, run_id)
-    if run is None:
-        raise ProblemError(404, f"optimizer run {run_id} not found", slug=ProblemType.NOT_FOUND)
-    return run
+    return found(await OptimizerRunStore(state.engine).get(tenant_id, run_id), f"optimizer run {run_id}")
 
 
 @router.post(
@@ -241,18 +198,16 @@ async def start_optimizer_run(
     take the start (the run stays recorded, ``queued``).
     """
     tenant_id = principal.tenant_id
-    agent = await AgentRepository(session, tenant_id).get_any(agent_id)
-    if agent is None:
-        raise ProblemError(404, f"agent {agent_id} not found", slug=ProblemType.NOT_FOUND)
-    if agent.deleted_at is not None:
-        raise ProblemError(409, f"agent {agent_id} is archived: it is not optimized", slug=ProblemType.AGENT_ARCHIVED)
+    agent = await agent_of(AgentRepository(session, tenant_id), agent_id, live_for="it is not optimized")
     budget, refused = run_budget(body.budget, state.settings)
     if refused:
-        raise _invalid(refused)
+        raise invalid("optimizer run", refused)
     strategies = _strategies(body.strategies)
     store = DatasetStore(session, tenant_id)
     dataset = await _dataset(store, agent_id, body.dataset_id)
-    metric = await _metric(store, dataset, body.metric)
+    examples = await store.examples(dataset.id, limit=dataset.size)
+    metric = _metric(dataset, examples, body.metric)
+    evaluation = _evaluation(body.evaluation, dataset, examples)
     run_id = new_id("opt")
     run = OptimizerRun(
         id=run_id,
@@ -265,9 +220,12 @@ async def start_optimizer_run(
         budget=budget,
         strategies=strategies,
         auto_promote=body.auto_promote,
+        evaluation=evaluation.value,
         dataset_hash=dataset.hash,
         workflow_id=workflow_id(tenant_id, "optimizer", run_id),
     )
+    runs = OptimizerRunStore(state.engine)
+    await record_live(runs, run, (await tenant_quotas(state, tenant_id)).optimizer_runs)
     audit(
         session,
         principal,
@@ -277,7 +235,6 @@ async def start_optimizer_run(
         data={"agent_id": agent_id, "dataset_id": dataset.id, "baseline_version": agent.version},
     )
     await session.commit()
-    await OptimizerRunStore(state.engine).insert(run)
     await temporal_call(_start(state, run), "the run was recorded but could not be started; start a new one")
     return optimizer_run_public(run)
 
@@ -319,21 +276,8 @@ async def cancel_optimizer_run(optimizer_run_id: str, state: StateDep, principal
 
     A run whose workflow never started (Temporal was out of reach at its start) is cancelled at once.
     """
-    store = OptimizerRunStore(state.engine)
     run = await _found(state, principal.tenant_id, optimizer_run_id)
-    if run.status in FINAL_STATUSES:
-        raise ProblemError(409, f"optimizer run is {run.status}", slug=ProblemType.CONFLICT)
-    try:
-        await temporal_call(
-            state.temporal.get_workflow_handle(run.workflow_id).cancel(),
-            "the cancellation could not be delivered; retry it",
-            (RPCStatusCode.NOT_FOUND,),
-        )
-    except ProblemError as exc:
-        if exc.status != 409 or run.status != OptimizerRunStatus.QUEUED:
-            raise
-        await store.set_status(
-            run.tenant_id, run.id, OptimizerRunStatus.CANCELLED, reason="cancelled before it started"
-        )
-        run = await _found(state, principal.tenant_id, optimizer_run_id)
-    return optimizer_run_public(run)
+    store = OptimizerRunStore(state.engine)
+    return optimizer_run_public(
+        await cancel_live(state, store, run, "optimizer run", reason="cancelled before it started")
+    )

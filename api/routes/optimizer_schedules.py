@@ -12,20 +12,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.audit import audit
 from api.deps import SessionDep, StateDep
+from api.lookups import agent_of
 from api.optimizer_schedule_schemas import (
     OptimizerScheduleBudgetPublic,
     OptimizerSchedulePublic,
     OptimizerScheduleSet,
 )
 from api.permissions import OptimizerRead, OptimizerWrite
-from api.pipeline_schedule_schemas import ScheduledActionPublic
-from api.problem_types import ProblemType, problems
-from api.problems import ProblemError
+from api.problem_types import problems
+from api.problems import invalid
 from api.routes.optimizer_runs import DEFAULT_STRATEGIES, run_budget, run_input
+from api.schedule_routes import read_schedule, recent_actions, remove_schedule, save_schedule
 from api.state import AppState
-from api.temporal_problems import temporal_answers
 from core.contracts.optimizer import OptimizerRunStatus
 from core.db.models import Agent, OptimizerRun
 from core.db.repos import AgentRepository
@@ -51,33 +50,23 @@ def _public(view: OptimizerScheduleView) -> OptimizerSchedulePublic:
         auto_promote=start.auto_promote,
         strategies=start.strategies,
         next_action_times=view.next_action_times,
-        recent_actions=[
-            ScheduledActionPublic(
-                scheduled_at=a.scheduled_at, started_at=a.started_at, run_id=a.run_id, workflow_id=a.workflow_id
-            )
-            for a in view.recent_actions
-        ],
+        recent_actions=recent_actions(view.recent_actions),
         created_at=view.created_at,
         updated_at=view.updated_at,
     )
 
 
 async def _agent(session: AsyncSession, tenant_id: str, agent_id: str, *, live: bool) -> Agent:
-    agent = await AgentRepository(session, tenant_id).get_any(agent_id)
-    if agent is None:
-        raise ProblemError(404, f"agent {agent_id} not found", slug=ProblemType.NOT_FOUND)
-    if live and agent.deleted_at is not None:
-        message = f"agent {agent_id} is archived: it has no optimizer schedule"
-        raise ProblemError(409, message, slug=ProblemType.AGENT_ARCHIVED)
-    return agent
+    live_for = "it has no optimizer schedule" if live else None
+    return await agent_of(AgentRepository(session, tenant_id), agent_id, live_for=live_for)
 
 
 async def _view(state: AppState, tenant_id: str, agent_id: str) -> OptimizerScheduleView:
-    async with temporal_answers("the schedule could not be read"):
-        view = await optimizer_schedules_of(state, tenant_id).get(agent_id)
-    if view is None:
-        raise ProblemError(404, f"agent {agent_id} has no optimizer schedule", slug=ProblemType.NOT_FOUND)
-    return view
+    return await read_schedule(optimizer_schedules_of(state, tenant_id).get(agent_id), _missing(agent_id))
+
+
+def _missing(agent_id: str) -> str:
+    return f"agent {agent_id} has no optimizer schedule"
 
 
 @router.put("/{agent_id}/optimizer/schedule", response_model=OptimizerSchedulePublic, responses=problems(409, 503))
@@ -102,9 +91,7 @@ async def set_optimizer_schedule(
     budget, refused = run_budget(body.budget, state.settings)
     errors += refused
     if errors:
-        first = errors[0]
-        message = f"invalid optimizer schedule — {first['field']}: {first['message']}"
-        raise ProblemError(422, message, slug=ProblemType.VALIDATION_ERROR, errors=errors)
+        raise invalid("optimizer schedule", errors)
     schedule_id = optimizer_schedule_id(tenant_id, agent_id)
     template = OptimizerRun(
         id="",
@@ -120,12 +107,15 @@ async def set_optimizer_schedule(
         workflow_id=schedule_id,
         schedule_id=schedule_id,
     )
-    start = run_input(state.settings, template)
-    async with temporal_answers("the schedule could not be saved"):
-        await optimizer_schedules_of(state, tenant_id).put(agent_id, body.cron, start)
-    audit(session, principal, action="optimizer.schedule_set", target_type="agent", target_id=agent_id,
-          data={"cron": body.cron, "budget": budget, "auto_promote": body.auto_promote})  # fmt: skip
-    await session.commit()
+    await save_schedule(
+        optimizer_schedules_of(state, tenant_id).put(agent_id, body.cron, run_input(state.settings, template)),
+        session,
+        principal,
+        action="optimizer.schedule_set",
+        target_type="agent",
+        target_id=agent_id,
+        data={"cron": body.cron, "budget": budget, "auto_promote": body.auto_promote},
+    )
     return _public(await _view(state, tenant_id, agent_id))
 
 
@@ -144,10 +134,12 @@ async def delete_optimizer_schedule(
 ) -> Response:
     """Delete the agent's optimizer schedule (runs it started go on); 404 when it has none."""
     await _agent(session, principal.tenant_id, agent_id, live=False)
-    async with temporal_answers("the schedule could not be deleted"):
-        deleted = await optimizer_schedules_of(state, principal.tenant_id).delete(agent_id)
-    if not deleted:
-        raise ProblemError(404, f"agent {agent_id} has no optimizer schedule", slug=ProblemType.NOT_FOUND)
-    audit(session, principal, action="optimizer.schedule_deleted", target_type="agent", target_id=agent_id)
-    await session.commit()
-    return Response(status_code=204)
+    return await remove_schedule(
+        optimizer_schedules_of(state, principal.tenant_id).delete(agent_id),
+        _missing(agent_id),
+        session,
+        principal,
+        action="optimizer.schedule_deleted",
+        target_type="agent",
+        target_id=agent_id,
+    )

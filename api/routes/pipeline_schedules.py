@@ -19,10 +19,10 @@ from api.pipeline_schedule_schemas import (
     PipelineScheduleBackfill,
     PipelineSchedulePublic,
     PipelineScheduleSet,
-    ScheduledActionPublic,
 )
 from api.problem_types import ProblemType, problems
-from api.problems import ProblemError
+from api.problems import ProblemError, invalid
+from api.schedule_routes import read_schedule, recent_actions, remove_schedule, save_schedule
 from api.state import AppState
 from api.temporal_problems import temporal_answers
 from core.db.models import Pipeline
@@ -57,25 +57,14 @@ def _public(view: ScheduleView) -> PipelineSchedulePublic:
         catchup_window_s=settings.catchup_window_s,
         version=settings.version,
         next_action_times=view.next_action_times,
-        recent_actions=[
-            ScheduledActionPublic(
-                scheduled_at=a.scheduled_at, started_at=a.started_at, run_id=a.run_id, workflow_id=a.workflow_id
-            )
-            for a in view.recent_actions
-        ],
+        recent_actions=recent_actions(view.recent_actions),
         created_at=view.created_at,
         updated_at=view.updated_at,
     )
 
 
 def _invalid(errors: list[dict[str, str]]) -> ProblemError:
-    first = errors[0]
-    return ProblemError(
-        422,
-        f"invalid schedule — {first['field']}: {first['message']}",
-        slug=ProblemType.VALIDATION_ERROR,
-        errors=errors,
-    )
+    return invalid("schedule", errors)
 
 
 async def _pipeline(repo: PipelineRepository, pipeline_id: str, *, live: bool) -> Pipeline:
@@ -89,11 +78,11 @@ async def _pipeline(repo: PipelineRepository, pipeline_id: str, *, live: bool) -
 
 
 async def _view(state: AppState, tenant_id: str, pipeline_id: str) -> ScheduleView:
-    async with temporal_answers("the schedule could not be read"):
-        view = await schedules_of(state, tenant_id).get(pipeline_id)
-    if view is None:
-        raise ProblemError(404, f"pipeline {pipeline_id} has no schedule", slug=ProblemType.NOT_FOUND)
-    return view
+    return await read_schedule(schedules_of(state, tenant_id).get(pipeline_id), _missing(pipeline_id))
+
+
+def _missing(pipeline_id: str) -> str:
+    return f"pipeline {pipeline_id} has no schedule"
 
 
 @router.put("/{pipeline_id}/schedule", response_model=PipelineSchedulePublic, responses=problems(409, 503))
@@ -130,11 +119,15 @@ async def set_schedule(
         catchup_window_s=body.catchup_window_s,
         version=body.version,
     )
-    async with temporal_answers("the schedule could not be saved"):
-        await schedules_of(state, principal.tenant_id).put(pipeline_id, settings)
-    audit(session, principal, action="pipeline.schedule_set", target_type="pipeline", target_id=pipeline_id,
-          data={"cron": body.cron, "paused": body.paused})  # fmt: skip
-    await session.commit()
+    await save_schedule(
+        schedules_of(state, principal.tenant_id).put(pipeline_id, settings),
+        session,
+        principal,
+        action="pipeline.schedule_set",
+        target_type="pipeline",
+        target_id=pipeline_id,
+        data={"cron": body.cron, "paused": body.paused},
+    )
     return _public(await _view(state, principal.tenant_id, pipeline_id))
 
 
@@ -153,13 +146,15 @@ async def delete_schedule(
 ) -> Response:
     """Delete the pipeline's schedule (runs it started go on); 404 when it has none."""
     await _pipeline(PipelineRepository(session, principal.tenant_id), pipeline_id, live=False)
-    async with temporal_answers("the schedule could not be deleted"):
-        deleted = await schedules_of(state, principal.tenant_id).delete(pipeline_id)
-    if not deleted:
-        raise ProblemError(404, f"pipeline {pipeline_id} has no schedule", slug=ProblemType.NOT_FOUND)
-    audit(session, principal, action="pipeline.schedule_deleted", target_type="pipeline", target_id=pipeline_id)
-    await session.commit()
-    return Response(status_code=204)
+    return await remove_schedule(
+        schedules_of(state, principal.tenant_id).delete(pipeline_id),
+        _missing(pipeline_id),
+        session,
+        principal,
+        action="pipeline.schedule_deleted",
+        target_type="pipeline",
+        target_id=pipeline_id,
+    )
 
 
 @router.post(
@@ -184,7 +179,7 @@ async def backfill_schedule(
     async with temporal_answers("the backfill could not be requested"):
         found = await schedules_of(state, principal.tenant_id).backfill(pipeline_id, start, end)
     if not found:
-        raise ProblemError(404, f"pipeline {pipeline_id} has no schedule", slug=ProblemType.NOT_FOUND)
+        raise ProblemError(404, _missing(pipeline_id), slug=ProblemType.NOT_FOUND)
     audit(session, principal, action="pipeline.schedule_backfilled", target_type="pipeline", target_id=pipeline_id,
           data={"from": start.isoformat(), "to": end.isoformat(), "fires": fires})  # fmt: skip
     await session.commit()

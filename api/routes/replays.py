@@ -12,20 +12,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from sqlmodel import col, select
-from temporalio.client import RPCStatusCode
 
 from api.audit import audit
-from api.deps import SessionDep, StateDep
+from api.deps import SessionDep, StateDep, tenant_quotas
+from api.lookups import agent_of, found
+from api.optimizer_workflows import ACCEPTED, cancel_live, record_live, start_on_optimizer_queue, temporal_call
 from api.pagination import Limit, NewestFirst
 from api.permissions import OptimizerRead, OptimizerWrite
-from api.problem_types import ProblemType, problems
-from api.problems import ProblemError
+from api.problem_types import problems
+from api.problems import ProblemError, invalid
 from api.replay_schemas import DEFAULT_SAMPLE, ReplayCreate, ReplayPublic, ReplayRunPublic, ReplayToolCallPublic
-from api.routes.optimizer_runs import ACCEPTED, start_on_optimizer_queue, temporal_call
 from api.schemas import Page
 from api.state import AppState
 from core.contracts.agent_run import RunStatus
-from core.contracts.optimizer import FINAL_STATUSES, OptimizerRunStatus
+from core.contracts.optimizer import OptimizerRunStatus
 from core.contracts.replay import REPLAY_WORKFLOW_NAME, ReplayInput
 from core.db.models import Replay, ReplayResult, Run
 from core.db.repos import AgentRepository, Keyset
@@ -77,12 +77,7 @@ def replay_public(replay: Replay, results: list[ReplayResult] | None = None) -> 
 
 
 def _invalid(field: str, message: str) -> ProblemError:
-    return ProblemError(
-        422,
-        f"invalid replay — {field}: {message}",
-        slug=ProblemType.VALIDATION_ERROR,
-        errors=[{"field": field, "message": message}],
-    )
+    return invalid("replay", [{"field": field, "message": message}])
 
 
 def _metric(metric: Metric | None) -> dict[str, Any] | None:
@@ -146,10 +141,7 @@ async def _start(state: AppState, replay: Replay) -> None:
 
 
 async def _found(state: AppState, tenant_id: str, replay_id: str) -> Replay:
-    replay = await ReplayStore(state.engine).get(tenant_id, replay_id)
-    if replay is None:
-        raise ProblemError(404, f"replay {replay_id} not found", slug=ProblemType.NOT_FOUND)
-    return replay
+    return found(await ReplayStore(state.engine).get(tenant_id, replay_id), f"replay {replay_id}")
 
 
 @router.post(
@@ -170,11 +162,7 @@ async def start_replay(
     """
     tenant_id = principal.tenant_id
     agents = AgentRepository(session, tenant_id)
-    agent = await agents.get_any(agent_id)
-    if agent is None:
-        raise ProblemError(404, f"agent {agent_id} not found", slug=ProblemType.NOT_FOUND)
-    if agent.deleted_at is not None:
-        raise ProblemError(409, f"agent {agent_id} is archived: it is not replayed", slug=ProblemType.AGENT_ARCHIVED)
+    await agent_of(agents, agent_id, live_for="it is not replayed")
     if await agents.get_version(agent_id, body.version) is None:
         raise _invalid("version", f"agent {agent_id} has no version {body.version}")
     metric = _metric(body.metric)
@@ -190,6 +178,7 @@ async def start_replay(
         metric=metric,
         workflow_id=workflow_id(tenant_id, "replay", replay_id),
     )
+    await record_live(ReplayStore(state.engine), replay, (await tenant_quotas(state, tenant_id)).replays)
     audit(
         session,
         principal,
@@ -199,7 +188,6 @@ async def start_replay(
         data={"agent_id": agent_id, "version": body.version, "runs": len(run_ids)},
     )
     await session.commit()
-    await ReplayStore(state.engine).insert(replay)
     await temporal_call(_start(state, replay), "the replay was recorded but could not be started; start a new one")
     return replay_public(replay, [])
 
@@ -221,8 +209,7 @@ async def list_replays(
     limit: Limit = 50,
 ) -> Page[ReplayPublic]:
     """The agent's replays (an archived agent's too), newest first, without their per-run results."""
-    if await AgentRepository(session, principal.tenant_id).get_any(agent_id) is None:
-        raise ProblemError(404, f"agent {agent_id} not found", slug=ProblemType.NOT_FOUND)
+    await agent_of(AgentRepository(session, principal.tenant_id), agent_id)
     rows = await ReplayStore(state.engine).of_agent(principal.tenant_id, agent_id, limit=limit + 1, after=after)
     page, next_cursor = REPLAYS.page(rows, limit)
     return Page(items=[replay_public(r) for r in page], next_cursor=next_cursor)
@@ -239,20 +226,5 @@ async def cancel_replay(replay_id: str, state: StateDep, principal: OptimizerWri
 
     A replay whose workflow never started (Temporal was out of reach at its start) is cancelled at once.
     """
-    store = ReplayStore(state.engine)
     replay = await _found(state, principal.tenant_id, replay_id)
-    if replay.status in FINAL_STATUSES:
-        raise ProblemError(409, f"replay is {replay.status}", slug=ProblemType.CONFLICT)
-    try:
-        await temporal_call(
-            state.temporal.get_workflow_handle(replay.workflow_id).cancel(),
-            "the cancellation could not be delivered; retry it",
-            (RPCStatusCode.NOT_FOUND,),
-            what="the replay",
-        )
-    except ProblemError as exc:
-        if exc.status != 409 or replay.status != OptimizerRunStatus.QUEUED:
-            raise
-        await store.set_status(replay.tenant_id, replay.id, OptimizerRunStatus.CANCELLED)
-        replay = await _found(state, principal.tenant_id, replay_id)
-    return replay_public(replay)
+    return replay_public(await cancel_live(state, ReplayStore(state.engine), replay, "replay"))

@@ -25,6 +25,8 @@ AGENT_ARCHIVED = "AgentArchived"
 """A scheduled run of an agent archived since its schedule was set."""
 DATASET_LIMIT = "DatasetLimitReached"
 """A scheduled run's dataset would pass the tenant's dataset quota."""
+RUN_QUOTA = "OptimizerRunQuotaExceeded"
+"""A scheduled run while the tenant already has as many live optimizer runs as it may."""
 
 
 class OptimizerRunStatus(StrEnum):
@@ -40,15 +42,28 @@ class OptimizerRunStatus(StrEnum):
 FINAL_STATUSES = (OptimizerRunStatus.COMPLETED, OptimizerRunStatus.FAILED, OptimizerRunStatus.CANCELLED)
 
 
+class Evaluation(StrEnum):
+    """How an evaluation answers the candidate's tool calls."""
+
+    SAFE = "safe"
+    """From the example's recorded run when it has one, else by a ``pure`` tool run live, else refused."""
+    REPLAY = "replay"
+    """Each example is its recorded run replayed: from the recording only; any other call is "not in recording"."""
+
+
 @dataclass
 class Spent:
-    """Evaluations scored (cached ones included) and paid (not cached), and what the paid ones cost."""
+    """Evaluations scored (cached ones included) and paid (not cached), what the paid ones cost, and the tool calls
+    of the scored ones: answered from their recordings, or not in them (each evaluation with one counted once more)."""
 
     evals: int = 0
     paid: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    from_recording: int = 0
+    not_in_recording: int = 0
+    evals_with_new_calls: int = 0
 
     def add(self, other: Spent) -> None:
         """Add ``other`` to this."""
@@ -57,6 +72,9 @@ class Spent:
         self.input_tokens += other.input_tokens
         self.output_tokens += other.output_tokens
         self.cost_usd += other.cost_usd
+        self.from_recording += other.from_recording
+        self.not_in_recording += other.not_in_recording
+        self.evals_with_new_calls += other.evals_with_new_calls
 
 
 @dataclass
@@ -110,6 +128,7 @@ class OptimizerRunInput:
     carried: Carried | None = None
     schedule_id: str = ""
     """Set by a schedule, whose start has no run yet (``run_id`` empty): its first activity records it."""
+    evaluation: str = Evaluation.SAFE.value
 
 
 @dataclass
@@ -169,6 +188,7 @@ class EvaluateInput:
     dataset_id: str
     example_ids: list[str]
     metric: dict[str, Any]
+    evaluation: str = Evaluation.SAFE.value
 
 
 @dataclass
@@ -193,6 +213,7 @@ class ProposeInput:
     strategies: list[str]
     count: int
     seed: int
+    evaluation: str = Evaluation.SAFE.value
 
 
 @dataclass

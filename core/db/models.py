@@ -523,6 +523,7 @@ class OptimizerRun(SQLModel, table=True):
     __table_args__ = (
         Index("ix_optimizer_run_tenant_agent_created", "tenant_id", "agent_id", "created_at"),
         Index("ix_optimizer_run_schedule_created", "schedule_id", "created_at"),
+        Index("ix_optimizer_run_tenant_live", "tenant_id", postgresql_where=text("status IN ('queued', 'running')")),
     )
 
     id: str = Field(primary_key=True, max_length=40)
@@ -538,6 +539,8 @@ class OptimizerRun(SQLModel, table=True):
     """``{max_evals, max_cost_usd}``."""
     strategies: list[str] = Field(sa_column=Column(JsonType, nullable=False))
     auto_promote: bool = True
+    evaluation: str = Field(default="safe", max_length=16)
+    """How tool calls are answered: ``safe`` (the recording, then pure tools live), ``replay`` (the recording only)."""
     progress: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
     candidates: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JsonType))
     """``[{version, strategy, note, score, ci, n, stage}]``."""
@@ -574,13 +577,20 @@ class OptimizerEval(SQLModel, table=True):
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    from_recording: int = 0
+    """Tool calls answered from the example's recording."""
+    not_in_recording: int = 0
+    """Tool calls its recording did not hold."""
     created_at: datetime = _ts(nullable=False)
 
 
 class Replay(SQLModel, table=True):
     """A counterfactual replay: recorded runs of an agent re-run with one of its versions."""
 
-    __table_args__ = (Index("ix_replay_tenant_agent_created", "tenant_id", "agent_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_replay_tenant_agent_created", "tenant_id", "agent_id", "created_at"),
+        Index("ix_replay_tenant_live", "tenant_id", postgresql_where=text("status IN ('queued', 'running')")),
+    )
 
     id: str = Field(primary_key=True, max_length=40)
     tenant_id: str = Field(foreign_key="tenant.id", max_length=40)

@@ -91,18 +91,19 @@ def version_of(experiment: RunningExperiment, arm: str) -> int:
     return experiment.candidate_version if arm == CANDIDATE else experiment.control_version
 
 
-def candidate_share(experiment: Experiment, state: ExperimentState) -> float:
+def candidate_share(experiment: Experiment, state: ExperimentState, *, floor: float = MIN_SHARE) -> float:
     """The candidate's share of new subjects: ``traffic`` until every arm has ``min_samples`` scores, then Thompson.
 
     Thompson sampling runs over both arms (``shares`` with no reserved control share), seeded by
-    the experiment id and its number of scores, so the same state gives the same share.
+    the experiment id and its number of scores, so the same state gives the same share, kept
+    within [``floor``, 1 - ``floor``] (``bench.optimizer --part two-arm`` compares floors).
     """
     rules = Rules(min_samples=experiment.min_samples, control_share=None, p_best_draws=0)
     if not adaptive(state, rules):
         return experiment.traffic
     seed = f"{experiment.id}/{sum(arm.n for arm in state.arms.values())}"
     share = shares(state, rules, random.Random(seed), ALLOCATION_DRAWS)[str(experiment.candidate_version)]  # noqa: S311
-    return min(1.0 - MIN_SHARE, max(MIN_SHARE, share))
+    return min(1.0 - floor, max(floor, share))
 
 
 def state_of(experiment: Experiment) -> ExperimentState:

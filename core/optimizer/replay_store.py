@@ -10,51 +10,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.contracts.optimizer import FINAL_STATUSES
 from core.db.engine import statement
-from core.db.models import Replay, ReplayResult, utcnow
+from core.db.models import Replay, ReplayResult
 from core.db.repos import Keyset
+from core.optimizer.live_rows import LiveRows, when_given
 
 _replay = Replay.__table__  # type: ignore[attr-defined]
 _result = ReplayResult.__table__  # type: ignore[attr-defined]
-_FINAL = [s.value for s in FINAL_STATUSES]
+_LOCK_LIVE_REPLAYS = 0x4F50_0003
+"""Advisory lock kind of a tenant's capped replay inserts."""
 
 
-class ReplayStore:
-    """Replays and their per-run results."""
+class ReplayStore(LiveRows[Replay]):
+    """Replays and their per-run results; ``insert`` with a cap bounds a tenant's live replays (see ``live_rows``)."""
 
     def __init__(self, engine: AsyncEngine):
-        self._engine = engine
-
-    async def insert(self, replay: Replay) -> None:
-        """Record a new replay."""
-        values = {c.name: getattr(replay, c.name) for c in _replay.columns}
-        async with statement(self._engine) as conn:
-            await conn.execute(insert(_replay).values(values).on_conflict_do_nothing())
-
-    async def get(self, tenant_id: str, replay_id: str) -> Replay | None:
-        """The tenant's replay ``replay_id``."""
-        query = select(_replay).where(_replay.c.tenant_id == tenant_id, _replay.c.id == replay_id)
-        async with statement(self._engine) as conn:
-            row = (await conn.execute(query)).first()
-        return Replay(**row._asdict()) if row is not None else None
+        super().__init__(engine, Replay, _LOCK_LIVE_REPLAYS)
 
     async def of_agent(self, tenant_id: str, agent_id: str, *, limit: int, after: Keyset | None = None) -> list[Replay]:
         """The agent's replays, newest first, after the keyset ``after``."""
-        query = select(_replay).where(_replay.c.tenant_id == tenant_id, _replay.c.agent_id == agent_id)
-        query = query.order_by(_replay.c.created_at.desc(), _replay.c.id.desc())
-        if after is not None:
-            moment, last = after
-            query = query.where(
-                (_replay.c.created_at < moment) | ((_replay.c.created_at == moment) & (_replay.c.id < last))
-            )
-        async with statement(self._engine) as conn:
-            rows = (await conn.execute(query.limit(limit))).all()
-        return [Replay(**row._asdict()) for row in rows]
+        return await self.newest(tenant_id, _replay.c.agent_id == agent_id, limit=limit, after=after)
 
     async def results(self, tenant_id: str, replay_id: str) -> list[ReplayResult]:
         """The replay's per-run results written so far."""
@@ -84,14 +63,4 @@ class ReplayStore:
         error: dict[str, Any] | None = None,
     ) -> None:
         """Move a replay that is not final to ``status``, with its summary or error when given."""
-        values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
-        if summary is not None:
-            values["summary"] = summary
-        if error is not None:
-            values["error"] = error
-        async with statement(self._engine) as conn:
-            await conn.execute(
-                update(_replay)
-                .where(_replay.c.tenant_id == tenant_id, _replay.c.id == replay_id, _replay.c.status.not_in(_FINAL))
-                .values(values)
-            )
+        await self.update_live(tenant_id, replay_id, {"status": status} | when_given(summary=summary, error=error))

@@ -19,15 +19,17 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
-from core.contracts.optimizer import FINAL_STATUSES, CandidateRecord, Spent
+from core.contracts.optimizer import CandidateRecord, Evaluation, Spent
 from core.db.engine import statement
-from core.db.models import OptimizerEval, OptimizerRun, utcnow
+from core.db.models import OptimizerEval, OptimizerRun
 from core.db.repos import Keyset
 from core.optimizer.datasets import canonical_json
+from core.optimizer.live_rows import LiveRows, when_given
 
 _run = OptimizerRun.__table__  # type: ignore[attr-defined]
 _eval = OptimizerEval.__table__  # type: ignore[attr-defined]
-_FINAL = [s.value for s in FINAL_STATUSES]
+_LOCK_LIVE_RUNS = 0x4F50_0002
+"""Advisory lock kind of a tenant's capped optimizer-run inserts (``dataset_store`` uses 0x4F50_0001)."""
 
 
 def content_hash(value: Any) -> str:
@@ -35,28 +37,23 @@ def content_hash(value: Any) -> str:
     return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
 
 
+def metric_key(metric: dict[str, Any], evaluation: str) -> str:
+    """The cache's metric hash: the metric's, with the evaluation unless ``safe`` (a replay answers tools otherwise)."""
+    if evaluation == Evaluation.SAFE:
+        return content_hash(metric)
+    return content_hash({"metric": metric, "evaluation": evaluation})
+
+
 def run_seed(dataset_hash: str, baseline_version: int) -> int:
     """A run's seed: the same dataset and baseline draw the same proposals, so a re-run reads their scores cached."""
     return int(content_hash(f"{dataset_hash}:{baseline_version}")[:8], 16)
 
 
-class OptimizerRunStore:
-    """The optimizer-run projection."""
+class OptimizerRunStore(LiveRows[OptimizerRun]):
+    """The optimizer-run projection; ``insert`` with a cap bounds a tenant's live runs (see ``live_rows``)."""
 
     def __init__(self, engine: AsyncEngine):
-        self._engine = engine
-
-    async def insert(self, run: OptimizerRun) -> None:
-        """Record a new run."""
-        values = {c.name: getattr(run, c.name) for c in _run.columns}
-        async with statement(self._engine) as conn:
-            await conn.execute(insert(_run).values(values).on_conflict_do_nothing())
-
-    async def get(self, tenant_id: str, run_id: str) -> OptimizerRun | None:
-        """The tenant's run ``run_id``."""
-        async with statement(self._engine) as conn:
-            row = (await conn.execute(select(_run).where(_run.c.tenant_id == tenant_id, _run.c.id == run_id))).first()
-        return OptimizerRun(**row._asdict()) if row is not None else None
+        super().__init__(engine, OptimizerRun, _LOCK_LIVE_RUNS)
 
     async def of_agent(
         self,
@@ -68,18 +65,10 @@ class OptimizerRunStore:
         after: Keyset | None = None,
     ) -> list[OptimizerRun]:
         """The tenant's runs (of one agent, of one schedule when given), newest first, after the keyset ``after``."""
-        query = select(_run).where(_run.c.tenant_id == tenant_id)
-        if agent_id is not None:
-            query = query.where(_run.c.agent_id == agent_id)
+        where = [_run.c.agent_id == agent_id] if agent_id is not None else []
         if schedule_id is not None:
-            query = query.where(_run.c.schedule_id == schedule_id)
-        query = query.order_by(_run.c.created_at.desc(), _run.c.id.desc())
-        if after is not None:
-            moment, last = after
-            query = query.where((_run.c.created_at < moment) | ((_run.c.created_at == moment) & (_run.c.id < last)))
-        async with statement(self._engine) as conn:
-            rows = (await conn.execute(query.limit(limit))).all()
-        return [OptimizerRun(**row._asdict()) for row in rows]
+            where.append(_run.c.schedule_id == schedule_id)
+        return await self.newest(tenant_id, *where, limit=limit, after=after)
 
     async def record(
         self,
@@ -103,32 +92,12 @@ class OptimizerRunStore:
             "input_tokens": spent.input_tokens,
             "output_tokens": spent.output_tokens,
             "cost_usd": spent.cost_usd,
-            "updated_at": utcnow(),
         }
-        if winner is not None:
-            values["winner"] = winner
-        if reason is not None:
-            values["reason"] = reason
-        if error is not None:
-            values["error"] = error
-        async with statement(self._engine) as conn:
-            await conn.execute(
-                update(_run)
-                .where(_run.c.tenant_id == tenant_id, _run.c.id == run_id, _run.c.status.not_in(_FINAL))
-                .values(values)
-            )
+        await self.update_live(tenant_id, run_id, values | when_given(winner=winner, reason=reason, error=error))
 
     async def set_status(self, tenant_id: str, run_id: str, status: str, *, reason: str | None = None) -> None:
         """Move a run that is not final to ``status`` (``running``, ``cancelled``)."""
-        values: dict[str, Any] = {"status": status, "updated_at": utcnow()}
-        if reason is not None:
-            values["reason"] = reason
-        async with statement(self._engine) as conn:
-            await conn.execute(
-                update(_run)
-                .where(_run.c.tenant_id == tenant_id, _run.c.id == run_id, _run.c.status.not_in(_FINAL))
-                .values(values)
-            )
+        await self.update_live(tenant_id, run_id, {"status": status} | when_given(reason=reason))
 
     async def mark_promoted(self, tenant_id: str, run_id: str) -> None:
         """The run's winner became the agent's current version."""

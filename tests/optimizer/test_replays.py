@@ -63,13 +63,17 @@ async def _replay(tenant: TenantCtx, agent_id: str, **body: Any) -> dict[str, An
     assert response.status_code == 202, response.text
     started: dict[str, Any] = response.json()
     assert started["status"] == "queued"
+    return await _replay_done(tenant, started["id"])
+
+
+async def _replay_done(tenant: TenantCtx, replay_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        replay: dict[str, Any] = (await tenant.http.get(f"/v1/replays/{started['id']}")).json()
+        replay: dict[str, Any] = (await tenant.http.get(f"/v1/replays/{replay_id}")).json()
         if replay["status"] in FINAL:
             return replay
         await asyncio.sleep(0.2)
-    raise AssertionError(f"replay {started['id']} did not finish: {replay}")
+    raise AssertionError(f"replay {replay_id} did not finish: {replay}")
 
 
 async def test_a_replay_answers_every_recorded_call_from_the_recording_and_nothing_runs(
@@ -239,3 +243,37 @@ async def test_a_judge_metric_scores_the_recorded_output_and_the_candidates_alik
     usage = run["usage"]  # the candidate is the recorded version on the recorded answers: the same usage
     spent = (summary["input_tokens"], summary["output_tokens"])
     assert spent == (usage["input_tokens"] + 80, usage["output_tokens"] + 16), "the judge's calls are counted"
+
+
+async def test_a_replay_blocked_on_the_database_longer_than_its_heartbeat_timeout_is_not_run_twice(
+    tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client, server: ScriptedServer
+) -> None:
+    """The activity heartbeats while it reads the recording too: a slow read does not start a second attempt
+    beside the first, which would spend the scripted answers (or a real model's money) twice."""
+    await _allow_loopback(engine, tenant.id)
+    agent = await create_agent(tenant.http, tools=TOOLS)
+    (run,) = await _recorded(tenant, agent["id"], "what is 2 + 40")
+    await tenant.http.post("/v1/secrets", json={"name": "FAKE_KEY", "value": "sk-fake-0123456789"})
+    model = {"provider": "openai", "name": "gpt-4o-mini", "base_url": f"{server.url}/v1", "api_key_secret": "FAKE_KEY"}
+    version = await _new_version(tenant, agent["id"], model=model)
+    server.push(_stream(oa_chunk({"content": "42"}), usage=(10, 1)))
+
+    async with engine.begin() as conn:  # the recording's steps cannot be read for twice the heartbeat timeout (2 s)
+        await conn.execute(text("lock table run_step in access exclusive mode"))
+        response = await tenant.http.post(
+            f"/v1/agents/{agent['id']}/replays", json={"version": version, "run_ids": [run["id"]]}
+        )
+        assert response.status_code == 202, response.text
+        await asyncio.sleep(4)
+    replay = await _replay_done(tenant, response.json()["id"])
+
+    assert replay["status"] == "completed", replay["error"]
+    assert replay["results"][0]["candidate_output"] == "42"
+    assert len(server.received) == 1, "one model call: the attempt was not started again beside itself"
+    handle = temporal_client.get_workflow_handle(workflow_id(tenant.id, "replay", replay["id"]))
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        async for e in handle.fetch_history_events()
+        if e.HasField("activity_task_started_event_attributes")
+    ]
+    assert attempts == [1, 1, 1], "record running, replay the run, record completed: each once"

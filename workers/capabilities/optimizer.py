@@ -45,11 +45,7 @@ def build_replay_activities(deps: WorkerDeps) -> ReplayActivities:
 
 
 def _activities(deps: WorkerDeps) -> Sequence[Callable[..., Any]]:
-    scheduled = ScheduledOptimizerActivities(
-        deps.engine,
-        max_examples=deps.settings.dataset_max_examples,
-        datasets_per_tenant=deps.settings.datasets_per_tenant,
-    )
+    scheduled = ScheduledOptimizerActivities(deps.engine, deps.settings)
     return [*build_optimizer_activities(deps).all(), *build_replay_activities(deps).all(), *scheduled.all()]
 
 

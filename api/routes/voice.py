@@ -13,7 +13,7 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.common import Priority, SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.service import RPCError, RPCStatusCode
@@ -182,6 +182,34 @@ async def _start(state: AppState, session: VoiceSession) -> None:
     )
 
 
+async def _close_gone_sessions(state: AppState, tenant_id: str) -> int:
+    """Mark ``failed`` the tenant's live sessions whose workflow is gone from Temporal (terminated, failed,
+    removed): they would hold a live slot for ever. How many were closed (0 when Temporal cannot tell)."""
+    store = VoiceStore(state.engine)
+    live = await store.page(tenant_id, limit=state.settings.voice_sessions_per_tenant, status=SessionStatus.ACTIVE)
+    closed = 0
+    for session in live:
+        try:
+            described = await state.temporal.get_workflow_handle(session.workflow_id).describe()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                return closed
+            status = None
+        except RuntimeError:  # no connection: nothing can be told
+            return closed
+        else:
+            status = described.status
+            if status == WorkflowExecutionStatus.RUNNING:
+                continue
+        reason = f"the session's workflow is {status.name.lower() if status else 'gone'} in Temporal"
+        error = {"type": "WorkflowClosed", "message": reason}
+        ended = await store.end(
+            tenant_id, session.id, status=SessionStatus.FAILED, reason=EndReason.FAILED, error=error
+        )
+        closed += int(ended)
+    return closed
+
+
 @router.post("/v1/voice/sessions", status_code=201, response_model=VoiceSessionPublic, responses=problems(409, 503))
 async def start_session(
     body: VoiceSessionCreate, state: StateDep, session: SessionDep, principal: VoiceWrite
@@ -213,23 +241,26 @@ async def start_session(
         if arm is not None:
             experiment_id, version = agent.experiment.id, version_of(agent.experiment, arm)
     store = VoiceStore(state.engine)
+    row = VoiceSession(
+        id=session_id,
+        tenant_id=tenant,
+        agent_id=agent.id,
+        agent_version=version,
+        thread_id=thread_id,
+        subject=body.subject,
+        status=SessionStatus.ACTIVE.value,
+        idle_timeout_s=idle,
+        experiment_id=experiment_id,
+        experiment_arm=arm,
+        workflow_id=voice_session_workflow_id(tenant, session_id),
+    )
     try:
-        created = await store.start(
-            VoiceSession(
-                id=session_id,
-                tenant_id=tenant,
-                agent_id=agent.id,
-                agent_version=version,
-                thread_id=thread_id,
-                subject=body.subject,
-                status=SessionStatus.ACTIVE.value,
-                idle_timeout_s=idle,
-                experiment_id=experiment_id,
-                experiment_arm=arm,
-                workflow_id=voice_session_workflow_id(tenant, session_id),
-            ),
-            live_limit=settings.voice_sessions_per_tenant,
-        )
+        try:
+            created = await store.start(row, live_limit=settings.voice_sessions_per_tenant)
+        except LiveSessionLimitError:
+            if not await _close_gone_sessions(state, tenant):
+                raise
+            created = await store.start(row, live_limit=settings.voice_sessions_per_tenant)
     except LiveSessionLimitError as exc:
         raise ProblemError(429, str(exc), slug=ProblemType.QUOTA_EXCEEDED, headers={"Retry-After": "5"}) from None
     try:

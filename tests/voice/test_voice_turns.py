@@ -8,7 +8,6 @@ import wave
 from typing import Any
 
 import httpx
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
@@ -176,29 +175,30 @@ async def test_session_start_refuses_what_it_cannot_start(tenant: TenantCtx, eng
     bad = await tenant.http.post("/v1/voice/sessions", json={"agent_id": agent["id"], "subject": "x\u0000"})
     assert bad.status_code == 422
     assert bad.json()["errors"][0]["field"] == "subject"
-    # the workspace's live sessions: at the limit, a new one answers 429 with Retry-After
-    store = VoiceStore(engine)
-    for _ in range(20):  # AIMPACT_VOICE_SESSIONS_PER_TENANT's default
-        session_id = new_id("vs")
-        await store.start(
-            VoiceSession(
-                id=session_id,
-                tenant_id=tenant.id,
-                agent_id=agent["id"],
-                agent_version=1,
-                thread_id=new_id("thr"),
-                status=SessionStatus.ACTIVE.value,
-                idle_timeout_s=60,
-                workflow_id=voice_session_workflow_id(tenant.id, session_id),
-            ),
-            live_limit=20,
-        )
+    # a session recorded live whose workflow is gone from Temporal holds no slot: it is closed at the limit
+    ghost = new_id("vs")
+    await VoiceStore(engine).start(
+        VoiceSession(
+            id=ghost,
+            tenant_id=tenant.id,
+            agent_id=agent["id"],
+            agent_version=1,
+            thread_id=new_id("thr"),
+            status=SessionStatus.ACTIVE.value,
+            idle_timeout_s=60,
+            workflow_id=voice_session_workflow_id(tenant.id, ghost),
+        ),
+        live_limit=20,
+    )
+    live = [await start_session(tenant.http, agent["id"], idle_timeout_s=60) for _ in range(20)]  # the limit: 20
+    closed = (await tenant.http.get(f"/v1/voice/sessions/{ghost}")).json()
+    assert (closed["status"], closed["end_reason"], closed["error"]["type"]) == ("failed", "failed", "WorkflowClosed")
     limited = await tenant.http.post("/v1/voice/sessions", json={"agent_id": agent["id"]})
     assert limited.status_code == 429, limited.text
     assert int(limited.headers["retry-after"]) > 0
     assert "AIMPACT_VOICE_SESSIONS_PER_TENANT" in limited.json()["detail"]
-    async with engine.begin() as conn:
-        await conn.execute(text("update voice_session set status = 'ended' where tenant_id = :t"), {"t": tenant.id})
+    for session in live:
+        assert (await tenant.http.post(f"/v1/voice/sessions/{session['id']}/end")).status_code == 202
     assert (await tenant.http.delete(f"/v1/agents/{agent['id']}")).status_code == 204
     archived = await tenant.http.post("/v1/voice/sessions", json={"agent_id": agent["id"]})
     assert archived.status_code == 409, archived.text

@@ -43,6 +43,7 @@ from api.routes import (
     tenants,
     tools,
     users,
+    voice,
     webhooks,
 )
 from api.routes.codec import codec_router
@@ -216,5 +217,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(optimizer_schedules.router)
     app.include_router(replays.router)
     app.include_router(experiments.router)
+    app.include_router(voice.router)
     app.include_router(pipeline_reruns.router)
     return app

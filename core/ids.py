@@ -46,3 +46,8 @@ def pipeline_run_workflow_id(tenant_id: str, run_id: str) -> str:
 def tenant_of_workflow(workflow_id_: str) -> str:
     """The tenant prefix of a workflow id."""
     return workflow_id_.split(":", 1)[0]
+
+
+def voice_session_workflow_id(tenant_id: str, session_id: str) -> str:
+    """Workflow id of a voice session."""
+    return workflow_id(tenant_id, "voice", session_id)

@@ -73,3 +73,16 @@ def tool_retry(max_attempts: int | None) -> RetryPolicy:
         maximum_attempts=max_attempts,
         non_retryable_error_types=TOOL_RETRY.non_retryable_error_types,
     )
+
+
+SPEECH_TIMEOUT = timedelta(minutes=5)
+"""One engine call of a voice turn (speech to text or text to speech), waiting for the engine included."""
+
+SPEECH_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=5,
+    non_retryable_error_types=list(NON_RETRYABLE_TYPES),
+)
+"""Speech engine calls: a crashed worker's call is retried elsewhere at once; a few attempts, then the turn fails."""

@@ -335,6 +335,50 @@ class Settings(BaseSettings):
         description="The minimum paired test-split improvement (score points) an optimizer run promotes on.",
     )
 
+    # voice sessions
+    voice_task_queue: str = Field(
+        default="voice",
+        min_length=1,
+        max_length=200,
+        description="Task queue of voice sessions, served by `aimpact worker --queue voice`.",
+    )
+    voice_sessions_per_tenant: int = Field(
+        default=20, ge=1, le=100_000, description="Live voice sessions one tenant may hold (429 beyond)."
+    )
+    voice_idle_timeout_s: float = Field(
+        default=300.0, ge=1, le=86_400, description="How long a voice session waits for a turn before it ends."
+    )
+    voice_max_idle_timeout_s: float = Field(
+        default=3600.0, ge=1, le=7 * 86_400, description="The largest `idle_timeout_s` a session may ask for."
+    )
+    voice_max_utterance_s: float = Field(
+        default=30.0, gt=0, le=600, description="Longest utterance one turn takes, in seconds of audio (413 beyond)."
+    )
+    voice_max_utterance_bytes: int = Field(
+        default=3 * 1024 * 1024,
+        ge=1024,
+        le=1024**3,
+        description="Largest WAV body one turn takes (413 beyond; the request body limit applies too).",
+    )
+    voice_turn_wait_s: float = Field(
+        default=120.0, gt=0, le=3600, description="How long POST …/turns waits for its turn before 503."
+    )
+    voice_turns_per_execution: int = Field(
+        default=50, ge=1, le=10_000, description="Turns after which a session's workflow continues as new."
+    )
+    voice_audio_retention_s: float = Field(
+        default=30 * 86_400.0,
+        ge=0,
+        le=10 * 365 * 86_400,
+        description="How long recordings of voice turns are kept (0: until erased).",
+    )
+    voice_retention_interval_s: float = Field(
+        default=3600.0, ge=1, le=30 * 86_400, description="How often recordings past retention are deleted."
+    )
+    voice_warm_engines: bool = Field(
+        default=True, description="Load the speech engines when the voice worker starts (else on its first turn)."
+    )
+
     # request limits
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024,

@@ -21,7 +21,9 @@ from workers.embedded.stack import StackProcess
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
     """The embedded stack, started once per test session."""
     home = Path(tmp_path_factory.mktemp("stack"))
-    process = StackProcess(home=home, extra_env={"AIMPACT_ACTIVITY_HEARTBEAT_TIMEOUT_S": "2"})
+    # The speech engines load on the first voice turn (once per session), not in every test session.
+    env = {"AIMPACT_ACTIVITY_HEARTBEAT_TIMEOUT_S": "2", "AIMPACT_VOICE_WARM_ENGINES": "false"}
+    process = StackProcess(home=home, extra_env=env)
     process.start()
     yield process
     process.stop()

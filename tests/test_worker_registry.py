@@ -24,6 +24,7 @@ from workers import registry
 from workers.build import plan_worker
 from workers.capabilities.memory import consolidation_schedule, warm_embedder
 from workers.capabilities.run_reconciliation import reconciliation_schedule
+from workers.capabilities.voice import retention_schedule, warm_engines
 from workers.deps import WorkerDeps
 from workers.embedded.stack import StackProcess
 from workers.embedded.supervisor import Supervisor
@@ -36,6 +37,7 @@ from workflows.pipeline import PipelineWorkflow
 from workflows.pipeline_map import PipelineMapChunkWorkflow
 from workflows.replay import ReplayWorkflow
 from workflows.run_reconciliation import RunReconciliationWorkflow
+from workflows.voice import VoiceRetentionWorkflow, VoiceSessionWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 WEBHOOK_ACTIVITIES = {"WebhookActivities.enqueue", "WebhookActivities.deliver", "WebhookActivities.mark_failed"}
@@ -81,6 +83,13 @@ EXPECTED: dict[str, tuple[set[type], set[str]]] = {
             "ScheduledOptimizerActivities.begin_scheduled",
         },
     ),
+    "voice": (
+        {VoiceSessionWorkflow, VoiceRetentionWorkflow},
+        {
+            f"VoiceActivities.{name}"
+            for name in ("transcribe", "agent_run", "synthesize", "record_turn", "record_session", "purge_audio")
+        },
+    ),
 }
 
 
@@ -97,6 +106,7 @@ def _settings(stack: StackProcess, **values: Any) -> Settings:
         "webhooks_task_queue": f"test-webhooks-{suffix}",
         "pipelines_task_queue": f"test-pipelines-{suffix}",
         "optimizer_task_queue": f"test-optimizer-{suffix}",
+        "voice_task_queue": f"test-voice-{suffix}",
     }
     return Settings(_env_file=None, **(defaults | values))  # type: ignore[call-arg]
 
@@ -109,25 +119,27 @@ async def deps(stack: StackProcess, engine: AsyncEngine, temporal_client: Client
 
 
 def test_registry_names_each_queue_once_with_its_own_ports_and_settings() -> None:
-    assert list(registry.QUEUES) == ["agents", "webhooks", "pipelines", "optimizer"]
+    assert list(registry.QUEUES) == ["agents", "webhooks", "pipelines", "optimizer", "voice"]
     for capability in registry.CAPABILITIES:
         assert isinstance(registry.load(capability), registry.Slice), capability.name
         assert all(legacy in registry.QUEUES.values() for legacy in capability.legacy_queues)
     queues = list(registry.QUEUES.values())
     ports = [port for q in queues for port in (q.metrics, q.sdk_metrics)]
-    assert len({p.env for p in ports}) == len({p.default for p in ports}) == len(ports) == 8
+    assert len({p.env for p in ports}) == len({p.default for p in ports}) == len(ports) == 10
     assert (registry.AGENTS.metrics.env, registry.AGENTS.metrics.default) == ("AIMPACT_WORKER_METRICS_PORT", 9464)
     assert port_from_env(registry.WEBHOOKS.sdk_metrics.env, registry.WEBHOOKS.sdk_metrics.default, {}) == 9467
     for queue in queues:
         assert queue.setting in Settings.model_fields, queue.name
-    voice = registry.Queue(
-        name="voice",
-        metrics=registry.Port(env="AIMPACT_VOICE_WORKER_METRICS_PORT", default=9468),
-        sdk_metrics=registry.Port(env="AIMPACT_VOICE_WORKER_SDK_METRICS_PORT", default=9469),
+    assert (registry.VOICE.metrics.default, registry.VOICE.sdk_metrics.default) == (9468, 9469)
+    assert registry.VOICE.task_queue(Settings(_env_file=None)) == "voice"  # type: ignore[call-arg]
+    speech = registry.Queue(
+        name="speech",
+        metrics=registry.Port(env="AIMPACT_SPEECH_WORKER_METRICS_PORT", default=9478),
+        sdk_metrics=registry.Port(env="AIMPACT_SPEECH_WORKER_SDK_METRICS_PORT", default=9479),
         activity_slots=10,
     )
-    assert voice.task_queue(Settings(_env_file=None)) == "voice"  # type: ignore[call-arg]
-    assert voice not in registry.QUEUES.values()  # a queue exists once a capability targets it
+    assert speech.task_queue(Settings(_env_file=None)) == "speech"  # type: ignore[call-arg]
+    assert speech not in registry.QUEUES.values()  # a queue exists once a capability targets it
 
 
 async def test_every_registered_queue_builds_a_worker_with_its_capabilities(deps: WorkerDeps) -> None:
@@ -145,6 +157,7 @@ async def test_every_registered_queue_builds_a_worker_with_its_capabilities(deps
         reconciliation_schedule,
     ]
     assert plan_worker(registry.WEBHOOKS, deps).on_start == []
+    assert plan_worker(registry.VOICE, deps).on_start == [warm_engines, retention_schedule]
     assert (registry.AGENTS.activity_slots, registry.WEBHOOKS.activity_slots) == (200, 100)
 
 
@@ -177,8 +190,8 @@ async def test_queues_sharing_a_task_queue_are_refused(deps: WorkerDeps, stack: 
 async def test_unknown_queue_is_refused_naming_the_known_ones() -> None:
     with pytest.raises(registry.UnknownQueueError, match=r"unknown task queue 'nope'.*agents, webhooks"):
         registry.queue("nope")
-    with pytest.raises(registry.UnknownQueueError, match="'voice'"):
-        await run_worker(Settings(_env_file=None), "voice")  # type: ignore[call-arg]
+    with pytest.raises(registry.UnknownQueueError, match="'speech'"):
+        await run_worker(Settings(_env_file=None), "speech")  # type: ignore[call-arg]
 
 
 def test_worker_queues_setting_is_checked_then_validated_against_the_registry(tmp_path: Path) -> None:
@@ -191,8 +204,8 @@ def test_worker_queues_setting_is_checked_then_validated_against_the_registry(tm
     assert registry.queues_to_run(only) == [registry.WEBHOOKS]
     assert registry.queues_to_run(Settings(_env_file=None, worker_queues=[])) == []  # type: ignore[call-arg]
 
-    unknown = Settings(_env_file=None, home=tmp_path / "home", worker_queues=["agents", "voice"])  # type: ignore[call-arg]
-    with pytest.raises(registry.UnknownQueueError, match=r"^AIMPACT_WORKER_QUEUES: unknown task queue 'voice'"):
+    unknown = Settings(_env_file=None, home=tmp_path / "home", worker_queues=["agents", "speech"])  # type: ignore[call-arg]
+    with pytest.raises(registry.UnknownQueueError, match=r"^AIMPACT_WORKER_QUEUES: unknown task queue 'speech'"):
         registry.queues_to_run(unknown)
     supervisor = Supervisor(unknown)
     assert supervisor.run() == 1
@@ -215,8 +228,8 @@ def test_cli_worker_refuses_an_unknown_queue_and_lists_the_registered_ones(tmp_p
     refused = _cli("worker", "--queue", "nope", AIMPACT_HOME=home)
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "unknown task queue 'nope'" in refused.stdout
-    assert "(registered queues: agents, webhooks, pipelines, optimizer)" in refused.stdout
-    assert "Task queue to serve: agents | webhooks | pipelines | optimizer." in _cli("worker", "--help").stdout
+    assert "(registered queues: agents, webhooks, pipelines, optimizer, voice)" in refused.stdout
+    assert "Task queue to serve: agents | webhooks | pipelines | optimizer | voice." in _cli("worker", "--help").stdout
 
 
 def test_cli_up_refuses_worker_queues_no_capability_serves(tmp_path: Path) -> None:

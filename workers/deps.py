@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -21,6 +21,8 @@ from core.memory.service import MemoryService
 from core.memory.store import MemoryStore
 from core.settings import Settings
 
+T = TypeVar("T")
+
 
 @dataclass
 class WorkerDeps:
@@ -31,6 +33,7 @@ class WorkerDeps:
     engine: AsyncEngine
     redis: Redis
     background: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+    _shared: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
 
     @cached_property
     def keyring(self) -> Keyring:
@@ -56,6 +59,13 @@ class WorkerDeps:
     def memory(self) -> MemoryService:
         """The memory service: the store, the configured embedder, ingestion on the agents queue."""
         return MemoryService(MemoryStore(self.engine), self.embedder, self.client, self.settings.agents_task_queue)
+
+    def shared(self, key: str, build: Callable[[], T]) -> T:
+        """The service ``key`` of a capability, built by ``build`` on first use (its activities and hooks share it)."""
+        if key not in self._shared:
+            self._shared[key] = build()
+        found: T = self._shared[key]
+        return found
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` in the background for the life of the worker (a reference is kept)."""

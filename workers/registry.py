@@ -128,6 +128,14 @@ OPTIMIZER = Queue(
     activity_slots=50,  # each evaluation holds model calls for a batch of examples
 )
 
+VOICE = Queue(
+    name="voice",
+    setting="voice_task_queue",
+    metrics=Port(env="AIMPACT_VOICE_WORKER_METRICS_PORT", default=9468),
+    sdk_metrics=Port(env="AIMPACT_VOICE_WORKER_SDK_METRICS_PORT", default=9469),
+    activity_slots=10,  # speech engines run one call at a time per process; the rest wait, heartbeating
+)
+
 CAPABILITIES: tuple[Capability, ...] = (
     Capability(name="agent_run", queue=AGENTS),
     Capability(name="memory", queue=AGENTS),
@@ -141,6 +149,9 @@ CAPABILITIES: tuple[Capability, ...] = (
     # Optimizer runs evaluate many (configuration, example) pairs: a queue of their own keeps them
     # from delaying live runs.
     Capability(name="optimizer", queue=OPTIMIZER),
+    # Voice sessions hold the speech engines (CPU-bound, a model in memory): a queue of their own; each
+    # turn's agent run is a child AgentRunWorkflow on the agents queue.
+    Capability(name="voice", queue=VOICE),
 )
 
 QUEUES: dict[str, Queue] = {c.queue.name: c.queue for c in CAPABILITIES}

@@ -142,7 +142,7 @@ async def start_run(
         existing = await runs.by_idempotency_key(idempotency_key)
         if existing is not None:
             return await _accepted(state, _same_request(existing, idempotency_key, fingerprint), created=False)
-    agent = await _current_agent(state, tenant, agent_id)
+    agent = await current_agent(state, tenant, agent_id)
     if agent is None:
         raise ProblemError(404, f"agent {agent_id} not found", slug=ProblemType.NOT_FOUND)
     if agent.archived:
@@ -184,7 +184,7 @@ async def start_run(
     return await _accepted(state, run, created=created)
 
 
-async def _current_agent(state: AppState, tenant_id: str, agent_id: str) -> AgentRef | None:
+async def current_agent(state: AppState, tenant_id: str, agent_id: str) -> AgentRef | None:
     """The agent's current version and archival, cached per process until an agent changes anywhere."""
     key = f"{tenant_id}:{agent_id}"
     agent = state.agents.get(key)

@@ -688,3 +688,83 @@ class ExperimentAssignment(SQLModel, table=True):
     arm: str = Field(max_length=16)
     """``control`` or ``candidate``."""
     created_at: datetime = _ts(nullable=False)
+
+
+class VoiceSession(SQLModel, table=True):
+    """A voice conversation with one agent version on one thread (``VoiceSessionWorkflow``)."""
+
+    __tablename__ = "voice_session"
+    __table_args__ = (
+        Index("ix_voice_session_tenant_created", "tenant_id", "created_at"),
+        Index("ix_voice_session_tenant_subject", "tenant_id", "subject"),
+        Index("ix_voice_session_live", "tenant_id", postgresql_where=text("status = 'active'")),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
+    agent_id: str = Field(foreign_key="agent.id", max_length=40)
+    agent_version: int
+    """The version pinned at the session's start: every turn runs it."""
+    thread_id: str = Field(max_length=40)
+    subject: str | None = Field(default=None, max_length=200)
+    status: str = Field(max_length=16)
+    """``active``, ``ended`` or ``failed``."""
+    end_reason: str | None = Field(default=None, max_length=24)
+    """``ended``, ``idle``, ``cancelled``, ``failed`` or ``start_failed`` once the session is over."""
+    idle_timeout_s: float
+    turns: int = 0
+    experiment_id: str | None = Field(default=None, max_length=40)
+    experiment_arm: str | None = Field(default=None, max_length=16)
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    workflow_id: str = Field(max_length=200)
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class VoiceTurn(SQLModel, table=True):
+    """One turn of a voice session: what the user said, the reply, their recordings and the latency per stage."""
+
+    __tablename__ = "voice_turn"
+    __table_args__ = (UniqueConstraint("session_id", "seq"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", index=True, max_length=40)
+    session_id: str = Field(foreign_key="voice_session.id", max_length=40)
+    seq: int
+    status: str = Field(max_length=16)
+    """``completed``, ``silent``, ``interrupted`` or ``failed``."""
+    transcript: str = ""
+    reply_text: str = ""
+    run_id: str | None = Field(default=None, max_length=40)
+    """The agent run that answered (``None`` for a silent turn)."""
+    user_audio_id: str | None = Field(default=None, max_length=40)
+    reply_audio_id: str | None = Field(default=None, max_length=40)
+    user_audio_s: float = 0.0
+    reply_audio_s: float = 0.0
+    vad_ms: float = 0.0
+    stt_ms: float = 0.0
+    agent_ms: float = 0.0
+    tts_ms: float = 0.0
+    total_ms: float = 0.0
+    interrupted: bool = False
+    error: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class VoiceAudio(SQLModel, table=True):
+    """A recording of a voice turn (16 kHz mono PCM16 WAV), kept out of workflow history and for retention."""
+
+    __tablename__ = "voice_audio"
+    __table_args__ = (Index("ix_voice_audio_tenant_session", "tenant_id", "session_id"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
+    session_id: str = Field(max_length=40)
+    side: str = Field(max_length=8)
+    """``user`` or ``reply``."""
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size: int
+    duration_s: float
+    created_at: datetime = _ts(nullable=False, index=True)

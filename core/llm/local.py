@@ -6,7 +6,8 @@ accounting) without a network or model weights:
 
 * the latest user message contains arithmetic and ``calculator`` is offered
   → it calls ``calculator`` once per expression (up to three in one step, or
-  ``model.params.max_calls``);
+  ``model.params.max_calls``); spoken operators between numbers count (``6 times 7``,
+  ``2 plus 3``, ``9 minus 4``, ``12 divided by 4``: what speech to text writes);
 * it asks for the time or date and ``current_time`` is offered → it calls it;
 * it says ``use <tool> [with key=value ...]`` for an offered tool → it calls that tool
   with those (string) arguments;
@@ -35,6 +36,13 @@ from core.memory.context import MEMORY_HEADER
 _ARITHMETIC = re.compile(r"[-+(]*\d[\d.\s]*(?:[-+*/%^]+[\s(]*[-+]?\d[\d.\s]*\)*)+")
 _TIME_WORDS = re.compile(r"\b(time|date|today|clock)\b", re.IGNORECASE)
 MAX_CALLS = 3
+_SPOKEN = (
+    (re.compile(r"(?<=\d)\s+(?:times|multiplied by)\s+(?=[-(]*\d)", re.IGNORECASE), " * "),
+    (re.compile(r"(?<=\d)\s+plus\s+(?=[-(]*\d)", re.IGNORECASE), " + "),
+    (re.compile(r"(?<=\d)\s+minus\s+(?=[-(]*\d)", re.IGNORECASE), " - "),
+    (re.compile(r"(?<=\d)\s+(?:divided by|over)\s+(?=[-(]*\d)", re.IGNORECASE), " / "),
+)
+"""Operators spoken between two numbers, as symbols."""
 _USE_TOOL = re.compile(r"\buse (\w+)(?: with (.*))?", re.IGNORECASE)
 _ARGUMENT = re.compile(r"(\w+)=(\S+)")
 _WORD = re.compile(r"[a-z0-9]+")
@@ -79,7 +87,7 @@ class LocalProvider:
         question = next((m.content for m in reversed(turn) if m.role == "user"), "")
         calls: list[ToolCall] = []
         if "calculator" in offered:
-            for match in list(_ARITHMETIC.finditer(question))[: _max_calls(request)]:
+            for match in list(_ARITHMETIC.finditer(_symbols(question)))[: _max_calls(request)]:
                 expression = match.group(0).strip().replace("^", "**")
                 calls.append(
                     ToolCall(
@@ -98,6 +106,13 @@ class LocalProvider:
         if recalled:
             return LlmResponse(content=f"From memory: {recalled}")
         return LlmResponse(content=f"You said: {question}")
+
+
+def _symbols(text: str) -> str:
+    """``text`` with the operators spoken between two numbers written as symbols."""
+    for spoken, symbol in _SPOKEN:
+        text = spoken.sub(symbol, text)
+    return text
 
 
 def _max_calls(request: LlmRequest) -> int:

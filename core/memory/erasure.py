@@ -2,12 +2,13 @@
 
 Deleted: the subject's memories, the messages and compactions of every thread the
 subject took part in, the steps, side-effect results and webhook payloads of the
-subject's runs, their event streams and cached context in Redis. Run rows stay
-for usage accounting, with input, output, error and subject cleared.
+subject's runs, their event streams and cached context in Redis, and the turns and recordings
+of the subject's voice sessions (``core.voice.erasure``). Run rows stay for usage accounting,
+with input, output, error and subject cleared; voice session rows stay without their subject.
 Temporal histories are not rewritten: workflow ids and search attributes hold no personal
 text, but activity results in a run's history (model answers, tool results such as
 ``memory_search`` hits) do, encrypted by the payload codec outside dev, until the
-namespace retention removes them. Runs still in flight may write again after an erasure.
+namespace retention removes them. Runs and voice sessions still in flight may write again after an erasure.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from core.db.models import Memory, Run, RunStep, StepEffect, ThreadCompaction, T
 from core.events import stream_key
 from core.ids import run_workflow_id
 from core.threads import bump_version, cache_key
+from core.voice.audio_store import PgAudioStore
+from core.voice.erasure import erase_voice
 
 _memory = Memory.__table__  # type: ignore[attr-defined]
 _message = ThreadMessage.__table__  # type: ignore[attr-defined]
@@ -43,6 +46,9 @@ class ErasureCounts:
     run_steps: int = 0
     tool_effects: int = 0
     webhook_deliveries: int = 0
+    voice_sessions_redacted: int = 0
+    voice_turns: int = 0
+    voice_recordings: int = 0
     cache_keys: int = 0
 
 
@@ -56,7 +62,10 @@ async def erase_subject(engine: AsyncEngine, redis: Redis | None, tenant_id: str
             )
         ).all()
         run_ids = [r.id for r in runs]
-        threads = {r.thread_id for r in runs}
+        voice = await erase_voice(conn, PgAudioStore(engine), tenant_id, subject)
+        counts.voice_sessions_redacted, counts.voice_turns = voice.sessions, voice.turns
+        counts.voice_recordings = voice.recordings
+        threads = {r.thread_id for r in runs} | voice.threads
         threads |= set(
             (
                 await conn.scalars(

@@ -32,3 +32,26 @@ WEBHOOK_DELIVERIES_DROPPED = Counter(
     "aimpact_webhook_deliveries_dropped_total",
     "Webhook deliveries recorded as dropped, not sent: their tenant had too many deliveries in flight.",
 )
+VOICE_STAGE_LATENCY = Histogram(
+    "aimpact_voice_stage_duration_seconds",
+    "Time per stage of a voice turn (vad, stt, agent, tts) and the whole turn (total), once per recorded turn.",
+    ["stage"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
+)
+VOICE_AUDIO = Histogram(
+    "aimpact_voice_audio_seconds",
+    "Seconds of audio per voice turn: what the user said (user) and the spoken reply (reply).",
+    ["side"],
+    buckets=(0.25, 0.5, 1, 2, 3, 5, 10, 20, 30, 60),
+)
+VOICE_TURNS = Counter(
+    "aimpact_voice_turns_total",
+    "Voice turns recorded, by outcome (completed, silent, interrupted, failed).",
+    ["status"],
+)
+VOICE_SESSIONS_STARTED = Counter("aimpact_voice_sessions_started_total", "Voice sessions started through the API.")
+VOICE_SESSIONS_ENDED = Counter(
+    "aimpact_voice_sessions_ended_total",
+    "Voice sessions that ended, by reason (ended, idle, cancelled, …).",
+    ["reason"],
+)

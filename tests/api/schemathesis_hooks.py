@@ -37,11 +37,16 @@ field the problem names is one of these rules, none of them a matter of shape:
 - a replay's ``version`` must be a version the agent has, each of its ``run_ids`` a completed
   run of the agent (server state), without ``run_ids`` the agent needs a completed run to
   sample (server state), and ``run_ids`` and ``sample`` are not given together (a rule across fields);
+- a voice session's ``agent_id`` must name an agent of the tenant (server state) and its
+  ``idle_timeout_s`` be at most ``AIMPACT_VOICE_MAX_IDLE_TIMEOUT_S`` (a setting);
 - a tool's ``parameters`` must pass the JSON Schema 2020-12 meta-schema (not embeddable
   offline) and its URL's ``{placeholders}`` must name its ``parameters.properties``
   (a rule across two fields).
 
 Every other refusal, and every other check, fails the run.
+
+A voice turn's body is a WAV file (``audio/wav``): its bytes are sent as generated, as
+``application/octet-stream`` bodies are (schemathesis has no serializer of its own for audio).
 
 CPython 3.11.7's ``ast.parse`` raises ``SystemError: AST constructor recursion depth
 mismatch`` when called deep in a recursion; hypothesis calls it to describe the lambdas of
@@ -96,10 +101,14 @@ _UNDECIDABLE = (
         re.compile(r"^(candidate_version|version)$"),
         re.compile(r"^(version \d+ is already current|agent \S+ has no version \d+)"),
     ),
+    (re.compile(r"^agent_id$"), re.compile(r"^no agent .+ in this workspace$", re.DOTALL)),
+    (re.compile(r"^idle_timeout_s$"), re.compile(r"^at most [\d.e+]+ \(AIMPACT_VOICE_MAX_IDLE_TIMEOUT_S\)$")),
     (re.compile(r"^parameters$"), re.compile(r"^(not a valid JSON Schema|\$ref|only local \$ref)")),
     (re.compile(r"^url$"), re.compile(r"^placeholders .* are not declared in parameters\.properties$")),
 )
 
+
+schemathesis.serializer.alias(["audio/wav", "audio/x-wav"], "application/octet-stream")
 
 _describe_lambda = lambda_sources._lambda_description
 

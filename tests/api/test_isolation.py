@@ -14,6 +14,7 @@ from tests.support.pipelines import start as start_pipeline
 from tests.support.pipelines import wait_pipeline_run
 from tests.support.runs import CALC_AGENT, create_agent, wait_run
 from tests.support.users import make_user
+from tests.support.voice import say, silence_wav, start_session
 
 BODIES = {
     ("POST", "/v1/agents/{agent_id}/runs"): {"input": "1 + 1"},
@@ -82,6 +83,9 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine, temporal: Client) 
     assert schedule.status_code == 200, schedule.text
     replay = await tenant.http.post(f"/v1/agents/{agent['id']}/replays", json={"version": 2})
     assert replay.status_code == 202, replay.text
+    voice = await start_session(tenant.http, agent["id"], subject="b-caller")
+    voice_turn = await say(tenant.http, voice["id"], silence_wav(0.3))
+    assert voice_turn.status_code == 201, voice_turn.text
     return {
         "agent_id": agent["id"],
         "run_id": run["id"],
@@ -99,6 +103,8 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine, temporal: Client) 
         "optimizer_run_id": optimizer_run.json()["id"],
         "experiment_id": experiment.json()["id"],
         "replay_id": replay.json()["id"],
+        "session_id": voice["id"],
+        "turn_id": voice_turn.json()["turn_id"],
         "version": "1",
     }
 
@@ -152,6 +158,10 @@ async def test_every_id_route_answers_404_across_tenants(
     assert schedule["cron"] == "0 3 * * *"
     replay = (await other_tenant.http.get(f"/v1/replays/{theirs['replay_id']}")).json()
     assert (replay["agent_id"], replay["run_ids"]) == (theirs["agent_id"], [theirs["run_id"]])
+    voice = (await other_tenant.http.get(f"/v1/voice/sessions/{theirs['session_id']}")).json()
+    assert (voice["status"], [t["turn_id"] for t in voice["turns"]]) == ("active", [theirs["turn_id"]])
+    recording = await other_tenant.http.get(voice["turns"][0]["user_audio_url"])
+    assert (recording.status_code, recording.headers["content-type"]) == (200, "audio/wav")
 
 
 async def test_lists_never_show_other_tenants(
@@ -159,6 +169,7 @@ async def test_lists_never_show_other_tenants(
 ) -> None:
     await _objects_of(other_tenant, engine, temporal_client)
     lists = ("/v1/agents", "/v1/runs", "/v1/secrets", "/v1/audit-events", "/v1/pipelines", "/v1/pipeline-runs")
+    lists += ("/v1/voice/sessions",)
     for path in (*lists, "/v1/optimizer/runs"):
         items = (await tenant.http.get(path)).json()["items"]
         assert items == [], path

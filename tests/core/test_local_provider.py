@@ -20,6 +20,14 @@ async def test_calls_calculator_for_arithmetic_when_offered() -> None:
     assert response.usage.input_tokens == 11
 
 
+async def test_spoken_operators_between_numbers_are_arithmetic() -> None:
+    question = ChatMessage("user", "What is 6 times 7, 2 plus 3 and 12 divided by 4? Not two times.")
+    response = await LocalProvider().complete(_request(question, tools=[CALC]))
+    assert [c.arguments["expression"] for c in response.tool_calls] == ["6 * 7", "2 + 3", "12 / 4"]
+    words = await LocalProvider().complete(_request(ChatMessage("user", "Three times a day"), tools=[CALC]))
+    assert (words.tool_calls, words.content) == ([], "You said: Three times a day")
+
+
 async def test_answers_without_tools_when_not_offered() -> None:
     response = await LocalProvider().complete(_request(ChatMessage("user", "what's 3 * 2?")))
     assert response.tool_calls == []

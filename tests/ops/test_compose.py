@@ -30,7 +30,16 @@ from workers import registry
 
 COMPOSE = DOCKER / "compose.yml"
 ENV_EXAMPLE = DOCKER / ".env.example"
-APP_SERVICES = {"migrate", "seed", "api", "worker-agents", "worker-webhooks", "worker-pipelines", "worker-optimizer"}
+APP_SERVICES = {
+    "migrate",
+    "seed",
+    "api",
+    "worker-agents",
+    "worker-webhooks",
+    "worker-pipelines",
+    "worker-optimizer",
+    "worker-voice",
+}
 WORKER_VARIABLES = {"AIMPACT_WORKER_METRICS_HOST", "AIMPACT_WORKER_METRICS_PORT", "AIMPACT_WORKER_SDK_METRICS_PORT"}
 
 
@@ -60,6 +69,7 @@ def test_compose_spec_parses_and_references_resolve(compose: dict[str, Any]) -> 
         "worker-webhooks",
         "worker-pipelines",
         "worker-optimizer",
+        "worker-voice",
         "prometheus",
         "grafana",
     } == set(project.service_names())

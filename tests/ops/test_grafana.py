@@ -87,8 +87,8 @@ def test_dashboard_structure(path: Path) -> None:
 
 def test_dashboard_uids_are_unique_and_cover_the_topics() -> None:
     dashboards = {p.name: _load(p) for p in DASHBOARDS}
-    assert set(dashboards) == {"platform-overview.json", "usage-cost.json", "temporal-sdk.json"}
-    assert len({d["uid"] for d in dashboards.values()}) == 3
+    assert set(dashboards) == {"platform-overview.json", "usage-cost.json", "temporal-sdk.json", "voice.json"}
+    assert len({d["uid"] for d in dashboards.values()}) == 4
 
     def names(name: str) -> set[str]:
         return {
@@ -105,6 +105,14 @@ def test_dashboard_uids_are_unique_and_cover_the_topics() -> None:
     } <= names("platform-overview.json")
     assert {"aimpact_llm_tokens_total", "aimpact_runs_finished_total"} <= names("usage-cost.json")
     assert all(n.startswith("temporal_") for n in names("temporal-sdk.json"))
+    assert {
+        "aimpact_voice_stage_duration_seconds_bucket",
+        "aimpact_voice_turns_total",
+        "aimpact_voice_sessions_ended_total",
+        "aimpact_voice_audio_seconds_sum",
+    } <= names("voice.json")
+    voice_text = json.dumps(dashboards["voice.json"])
+    assert all(f'stage=\\"{stage}\\"' in voice_text for stage in ("total", "stt", "tts"))
     usage_text = json.dumps(dashboards["usage-cost.json"])
     assert "no tenant label" in usage_text  # the dashboard says where per-tenant usage lives
 

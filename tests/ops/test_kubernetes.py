@@ -222,7 +222,7 @@ def test_app_pods_wait_for_the_schema_of_their_image(rendered: tuple[str, dict])
     _, resources = rendered
     options = {p.name for p in typer.main.get_command(app).commands["migrate"].params}  # type: ignore[attr-defined]
     assert {"wait", "timeout"} <= options
-    for name in ("api", "worker-agents", "worker-webhooks", "worker-pipelines", "worker-optimizer"):
+    for name in ("api", "worker-agents", "worker-webhooks", "worker-pipelines", "worker-optimizer", "worker-voice"):
         pod = _pod(resources, "Deployment", name)
         (wait,) = pod["initContainers"]
         assert wait["args"][:2] == ["migrate", "--wait"]

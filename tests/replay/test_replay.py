@@ -38,6 +38,7 @@ from workflows.pipeline import LOCAL_WRITES, PipelineWorkflow
 from workflows.pipeline_map import PipelineMapChunkWorkflow
 from workflows.replay import ReplayWorkflow
 from workflows.run_reconciliation import RunReconciliationWorkflow
+from workflows.voice import VoiceRetentionWorkflow, VoiceSessionWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 ROOT = Path(__file__).parent / "histories"
@@ -103,6 +104,19 @@ def test_pipeline_histories_exist() -> None:
     }
 
 
+def test_voice_histories_exist() -> None:
+    """Spoken, silent and ended turns; a session continued as new (its first and its next run); a barge-in;
+    a worker killed mid-turn; a retention pass."""
+    assert {p.stem for p in (ROOT / "voice").glob("*.json")} >= {
+        "turns",
+        "continue_as_new",
+        "continued",
+        "interrupt",
+        "crash_recovery",
+        "retention",
+    }
+
+
 def test_earlier_histories_kept() -> None:
     assert len(list((ROOT / "before_local_steps").glob("*.json"))) >= 11
     assert len(list((ROOT / "begin_local_only").glob("*.json"))) >= 10
@@ -125,6 +139,8 @@ async def test_replay(path: Path) -> None:
             PipelineMapChunkWorkflow,
             OptimizerWorkflow,
             ReplayWorkflow,
+            VoiceSessionWorkflow,
+            VoiceRetentionWorkflow,
         ],
         workflow_runner=sandbox_runner(),
     ).replay_workflow(history, raise_on_replay_failure=False)

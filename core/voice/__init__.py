@@ -1,0 +1,1 @@
+"""Voice sessions without Temporal: sessions and turns in PostgreSQL, recordings, speech engines, erasure."""

@@ -1,6 +1,6 @@
 """voice sessions, their turns and their recordings
 
-Revision ID: 0018
+Revision ID: 0019
 Revises: 0017
 Create Date: 2026-12-08 10:00:00
 """
@@ -12,8 +12,8 @@ import sqlmodel
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0018'
-down_revision: str | None = '0017'
+revision: str = '0019'
+down_revision: str | None = '0018'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

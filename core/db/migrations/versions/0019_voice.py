@@ -1,8 +1,8 @@
 """voice sessions, their turns and their recordings
 
 Revision ID: 0019
-Revises: 0017
-Create Date: 2026-12-08 10:00:00
+Revises: 0018
+Create Date: 2026-12-07 16:00:00
 """
 
 from collections.abc import Sequence

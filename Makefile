@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: up test lint bench bench-pipelines bench-optimizer bench-voice-engines install clean format
+.PHONY: up test lint bench bench-pipelines bench-optimizer bench-voice bench-voice-engines install clean format
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-pipelines: install
 
 bench-optimizer: install
 	$(BIN)/python -m bench.optimizer
+
+bench-voice: install
+	$(BIN)/python -m bench.voice
 
 bench-voice-engines: install
 	$(BIN)/python -m bench.voice_engines

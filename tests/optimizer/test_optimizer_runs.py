@@ -7,7 +7,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, get_args
 
 import pytest
@@ -47,7 +47,11 @@ def aa_server() -> Iterator[ScriptedServer]:
 
 
 async def _sim_agent(
-    tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer, model_name: str = "sim-base"
+    tenant: TenantCtx,
+    engine: AsyncEngine,
+    server: ScriptedServer,
+    model_name: str = "sim-base",
+    tools: Sequence[str] = (),
 ) -> dict[str, Any]:
     """An agent on the `openai` provider whose base_url is the simulated world (loopback allowed for the tenant)."""
     async with engine.begin() as conn:
@@ -56,7 +60,7 @@ async def _sim_agent(
         )
     await tenant.http.post("/v1/secrets", json={"name": "SIM_KEY", "value": "sk-sim-0123456789"})
     model = {"provider": "openai", "name": model_name, "base_url": f"{server.url}/v1", "api_key_secret": "SIM_KEY"}
-    return await create_agent(tenant.http, name="quiz", instructions=INSTRUCTIONS, tools=[], model=model)
+    return await create_agent(tenant.http, name="quiz", instructions=INSTRUCTIONS, tools=list(tools), model=model)
 
 
 async def _dataset(tenant: TenantCtx, agent_id: str, n: int, *, labelled: bool = True) -> dict[str, Any]:
@@ -161,7 +165,7 @@ async def test_reflective_and_model_swap_candidates_judged_by_a_model(
 
 
 async def test_a_judge_that_stays_down_fails_the_run_naming_it(
-    tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer
+    tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client, server: ScriptedServer
 ) -> None:
     agent = await _sim_agent(tenant, engine, server)
     await _dataset(tenant, agent["id"], 9)
@@ -173,6 +177,7 @@ async def test_a_judge_that_stays_down_fails_the_run_naming_it(
     assert run["error"]["type"] == "JudgeFailed"
     assert "judge model openai:judge-down" in run["error"]["message"]
     assert run["reason"].startswith("failed: judge model openai:judge-down")
+    await record_history(temporal_client, workflow_id(tenant.id, "optimizer", run["id"]), "optimizer/judge_failed")
 
 
 async def _paid(engine: AsyncEngine, tenant_id: str) -> int:
@@ -285,7 +290,7 @@ async def test_bad_input_names_the_field(
 
 
 async def test_a_cancelled_run_records_cancelled(
-    tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer
+    tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client, server: ScriptedServer
 ) -> None:
     agent = await _sim_agent(tenant, engine, server)
     await _dataset(tenant, agent["id"], 90)
@@ -296,6 +301,7 @@ async def test_a_cancelled_run_records_cancelled(
     assert cancelled.status_code == 202, cancelled.text
     run = await _finished(tenant, started["id"])
     assert run["status"] == "cancelled", run
+    await record_history(temporal_client, workflow_id(tenant.id, "optimizer", run["id"]), "optimizer/cancelled")
     again = await tenant.http.post(f"/v1/optimizer/runs/{started['id']}/cancel")
     assert again.status_code == 409
     listed = (await tenant.http.get("/v1/optimizer/runs", params={"agent_id": agent["id"], "limit": 1})).json()

@@ -20,6 +20,7 @@ from tests.llm.fakes import ScriptedServer, oa_chunk, oa_stream, oa_tool_delta, 
 from tests.support.api_process import temporal_out_of_reach
 from tests.support.receivers import Receiver
 from tests.support.runs import create_agent, record_history, wait_run
+from workers.embedded.ports import free_port
 from workers.embedded.stack import StackProcess
 
 FINAL = ("completed", "failed", "cancelled")
@@ -243,6 +244,25 @@ async def test_a_judge_metric_scores_the_recorded_output_and_the_candidates_alik
     usage = run["usage"]  # the candidate is the recorded version on the recorded answers: the same usage
     spent = (summary["input_tokens"], summary["output_tokens"])
     assert spent == (usage["input_tokens"] + 80, usage["output_tokens"] + 16), "the judge's calls are counted"
+
+
+async def test_a_judge_that_stays_down_fails_the_replay_naming_it(
+    tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client
+) -> None:
+    await _allow_loopback(engine, tenant.id)
+    agent = await create_agent(tenant.http)
+    (run,) = await _recorded(tenant, agent["id"], "what is 4 + 4")
+    await tenant.http.post("/v1/secrets", json={"name": "JUDGE_KEY", "value": "sk-judge-0123456789"})
+    down = {"provider": "openai", "name": "judge-down", "base_url": f"http://127.0.0.1:{free_port()}/v1"}
+    metric = {"type": "judge", "rubric": "Is the sum right?", "model": down | {"api_key_secret": "JUDGE_KEY"}}
+
+    replay = await _replay(tenant, agent["id"], version=1, run_ids=[run["id"]], metric=metric)
+
+    assert replay["status"] == "failed", replay
+    assert replay["error"]["type"] == "JudgeFailed", replay["error"]
+    assert "judge model openai:judge-down" in replay["error"]["message"]
+    assert replay["summary"] is None
+    await record_history(temporal_client, workflow_id(tenant.id, "replay", replay["id"]), "optimizer/replay_failed")
 
 
 async def test_a_replay_blocked_on_the_database_longer_than_its_heartbeat_timeout_is_not_run_twice(

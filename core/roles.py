@@ -37,6 +37,8 @@ class Permission(StrEnum):
     MEMORY_ERASE = "memory:erase"
     OPTIMIZER_READ = "optimizer:read"
     OPTIMIZER_WRITE = "optimizer:write"
+    RECOMMENDATIONS_READ = "recommendations:read"
+    RECOMMENDATIONS_WRITE = "recommendations:write"
     SECRETS_READ = "secrets:read"
     SECRETS_WRITE = "secrets:write"
     WEBHOOKS_MANAGE = "webhooks:manage"
@@ -58,9 +60,11 @@ _VIEW = {
     _P.TOOLS_READ,
     _P.MEMORY_READ,
     _P.OPTIMIZER_READ,
+    _P.RECOMMENDATIONS_READ,
     _P.TENANT_READ,
 }
-_OPERATE = _VIEW | {_P.RUNS_START, _P.RUNS_APPROVE, _P.RUNS_CANCEL, _P.RUNS_FEEDBACK}
+_OPERATE = _VIEW | {_P.RUNS_START, _P.RUNS_APPROVE, _P.RUNS_CANCEL, _P.RUNS_FEEDBACK, _P.RECOMMENDATIONS_WRITE}
+"""Operators triage recommendations (refresh, dismiss); applying one also needs the permission its change needs."""
 _DEVELOP = _OPERATE | {
     _P.AGENTS_WRITE,
     _P.PIPELINES_WRITE,

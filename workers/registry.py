@@ -141,6 +141,8 @@ CAPABILITIES: tuple[Capability, ...] = (
     # Optimizer runs evaluate many (configuration, example) pairs: a queue of their own keeps them
     # from delaying live runs.
     Capability(name="optimizer", queue=OPTIMIZER),
+    # Recommendation passes are offline analysis like the optimizer's, and start optimizer runs and replays.
+    Capability(name="recommend", queue=OPTIMIZER),
 )
 
 QUEUES: dict[str, Queue] = {c.queue.name: c.queue for c in CAPABILITIES}

@@ -16,7 +16,7 @@ from temporalio.common import Priority, SearchAttributePair, TypedSearchAttribut
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.audit import audit
-from api.deps import SessionDep, StateDep
+from api.deps import Principal, SessionDep, StateDep
 from api.optimizer_schemas import (
     Budget,
     CandidatePublic,
@@ -31,7 +31,7 @@ from api.problems import ProblemError
 from api.schemas import Page, UsagePublic
 from api.state import AppState
 from core.contracts.optimizer import FINAL_STATUSES, WORKFLOW_NAME, OptimizerRunInput, OptimizerRunStatus
-from core.db.models import Dataset, OptimizerRun
+from core.db.models import Agent, Dataset, OptimizerRun
 from core.db.repos import AgentRepository, Keyset
 from core.ids import AGENT_ID, RUN_KIND, TENANT_ID, new_id, workflow_id
 from core.optimizer.dataset_store import DatasetStore
@@ -246,27 +246,51 @@ async def start_optimizer_run(
         raise ProblemError(404, f"agent {agent_id} not found", slug=ProblemType.NOT_FOUND)
     if agent.deleted_at is not None:
         raise ProblemError(409, f"agent {agent_id} is archived: it is not optimized", slug=ProblemType.AGENT_ARCHIVED)
-    budget, refused = run_budget(body.budget, state.settings)
-    if refused:
-        raise _invalid(refused)
-    strategies = _strategies(body.strategies)
     store = DatasetStore(session, tenant_id)
     dataset = await _dataset(store, agent_id, body.dataset_id)
-    metric = await _metric(store, dataset, body.metric)
+    run = await prepare_run(
+        state, session, principal, agent, dataset, body.metric, body.budget, body.strategies, body.auto_promote
+    )
+    await session.commit()
+    await launch_run(state, run)
+    return optimizer_run_public(run)
+
+
+async def prepare_run(
+    state: AppState,
+    session: SessionDep,
+    principal: Principal,
+    agent: Agent,
+    dataset: Dataset,
+    metric: Metric | None,
+    budget_asked: Budget | None,
+    strategies_asked: Sequence[str] | None,
+    auto_promote: bool,
+) -> OptimizerRun:
+    """An optimizer run of the agent's current version on ``dataset``, checked and audited, not yet stored.
+
+    422 naming the field for a budget, a metric or a strategy the run cannot take. The caller
+    commits its session, then :func:`launch_run`.
+    """
+    budget, refused = run_budget(budget_asked, state.settings)
+    if refused:
+        raise _invalid(refused)
+    strategies = _strategies(strategies_asked)
+    chosen = await _metric(DatasetStore(session, principal.tenant_id), dataset, metric)
     run_id = new_id("opt")
     run = OptimizerRun(
         id=run_id,
-        tenant_id=tenant_id,
-        agent_id=agent_id,
+        tenant_id=principal.tenant_id,
+        agent_id=agent.id,
         dataset_id=dataset.id,
         status=OptimizerRunStatus.QUEUED.value,
         baseline_version=agent.version,
-        metric=metric,
+        metric=chosen,
         budget=budget,
         strategies=strategies,
-        auto_promote=body.auto_promote,
+        auto_promote=auto_promote,
         dataset_hash=dataset.hash,
-        workflow_id=workflow_id(tenant_id, "optimizer", run_id),
+        workflow_id=workflow_id(principal.tenant_id, "optimizer", run_id),
     )
     audit(
         session,
@@ -274,12 +298,15 @@ async def start_optimizer_run(
         action="optimizer_run.started",
         target_type="optimizer_run",
         target_id=run_id,
-        data={"agent_id": agent_id, "dataset_id": dataset.id, "baseline_version": agent.version},
+        data={"agent_id": agent.id, "dataset_id": dataset.id, "baseline_version": agent.version},
     )
-    await session.commit()
+    return run
+
+
+async def launch_run(state: AppState, run: OptimizerRun) -> None:
+    """Store the prepared run and start its workflow (503 when Temporal cannot take it: the run stays ``queued``)."""
     await OptimizerRunStore(state.engine).insert(run)
     await temporal_call(_start(state, run), "the run was recorded but could not be started; start a new one")
-    return optimizer_run_public(run)
 
 
 @router.get("/v1/optimizer/runs/{optimizer_run_id}", response_model=OptimizerRunPublic)

@@ -414,9 +414,10 @@ def write_runs(
     *,
     rng: random.Random,
     now: datetime,
+    days: float = 20.0,
 ) -> list[str]:
-    """``count`` runs of ``make`` for the agent version, spread over the last 20 days; their ids."""
-    return [writer.run(agent_id, version, make(rng), spread(now, i, count)) for i in range(count)]
+    """``count`` runs of ``make`` for the agent version, spread over the ``days`` before ``now``; their ids."""
+    return [writer.run(agent_id, version, make(rng), spread(now, i, count, days=days)) for i in range(count)]
 
 
 def write_pipeline_runs(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -61,12 +61,19 @@ async def history(
     pipeline_runs: Sequence[tuple[str, int, PipelineRunMaker, int]] = (),
     *,
     seed: int = 1,
+    after: datetime | None = None,
 ) -> list[str]:
-    """Write ``(agent_id, version, maker, count)`` runs and ``(pipeline_id, version, maker, count)`` pipeline runs."""
+    """Write ``(agent_id, version, maker, count)`` runs and ``(pipeline_id, version, maker, count)`` pipeline runs
+    over the last 20 days (the agent runs within a minute after ``after`` when given)."""
     rng, now, writer = random.Random(seed), datetime.now(UTC), HistoryWriter(tenant_id)
     ids = []
     for agent_id, version, make, count in runs:
-        ids += write_runs(writer, agent_id, version, make, count, rng=rng, now=now)
+        if after is None:
+            ids += write_runs(writer, agent_id, version, make, count, rng=rng, now=now)
+        else:
+            ids += write_runs(
+                writer, agent_id, version, make, count, rng=rng, now=after + timedelta(minutes=1), days=1 / 1440
+            )
     for pipeline_id, version, make_steps, count in pipeline_runs:
         ids += write_pipeline_runs(writer, pipeline_id, version, make_steps, count, rng=rng, now=now)
     await writer.flush(engine)

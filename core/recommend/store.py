@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, text
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -99,7 +100,7 @@ async def save_findings(
         select(Recommendation)
         .where(Recommendation.tenant_id == tenant_id, col(Recommendation.fingerprint).in_(list(keyed)))
         .order_by(col(Recommendation.fingerprint), col(Recommendation.created_at).desc(), col(Recommendation.id).desc())
-        .distinct(col(Recommendation.fingerprint))
+        .ext(distinct_on(col(Recommendation.fingerprint)))
     )
     latest = {row.fingerprint: row for row in (await session.exec(newest)).all()}
     saved = Saved()

@@ -291,7 +291,7 @@ def exhausted_run(rng: random.Random, tool: str = "flaky") -> RunSpec:
         error = {"type": "ConnectError", "message": "connection reset"}
         return RunSpec(
             status="failed",
-            input=question(rng, "shipping"),
+            input=question(rng, rng.choice(list(TOPICS))),
             output=None,
             steps=[_llm(), Step(kind="tool", name=tool, status="failed", attempts=3, seconds=4, error=error)],
         )
@@ -306,7 +306,7 @@ def useless_retry_run(rng: random.Random, tool: str = "legacy") -> RunSpec:
         error = {"type": "ServiceUnavailable", "message": "the legacy service is down"}
         return RunSpec(
             status="failed",
-            input=question(rng, "invoice"),
+            input=question(rng, rng.choice(list(TOPICS))),
             output=None,
             steps=[_llm(), Step(kind="tool", name=tool, status="failed", attempts=3, seconds=3, error=error)],
         )

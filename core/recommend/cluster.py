@@ -17,7 +17,7 @@ from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-DIMENSIONS = 32
+DIMENSIONS = 16
 TERMS = 5
 SEED = 0
 

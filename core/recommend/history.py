@@ -4,7 +4,9 @@ Every query is filtered by the tenant and a time window on the run's creation, a
 PostgreSQL so that what comes back is small: one row per agent version and step name, per
 pipeline step, per version, per cluster candidate. A :class:`Scope` narrows a query to the
 current version of each live agent (mining) or to one version since a moment (outcomes). The
-SQL is built from constant fragments of this module (``noqa: S608``); every value is bound.
+SQL is built from constant fragments of this module (``noqa: S608``); every value is bound. Steps
+join their runs by run id alone: the run is the tenant's (its filter), and a tenant filter on
+the steps too would let the planner pair the tenant's whole step index with each run.
 """
 
 from __future__ import annotations
@@ -151,7 +153,7 @@ class StepGroup:
     exhausted_attempts: list[int]
     """``attempts`` of each call that failed as an activity (compared with the call's limit by the rules)."""
     ok_durations: list[float]
-    """Seconds of each call that completed at its first attempt, ascending."""
+    """Seconds of each call that completed at its first attempt, ascending (tools and approvals; none for models)."""
     retried_durations: list[float]
     """Seconds of each call that ended after a retry (not failing as an activity): its attempts and pauses."""
     deadline: int = 0
@@ -172,7 +174,7 @@ async def step_groups(conn: AsyncConnection, scope: Scope) -> list[StepGroup]:
         text(
             "WITH steps AS (SELECT r.agent_id, r.agent_version, r.id AS run_id, r.created_at, s.kind, s.name,"  # noqa: S608
             f" s.status, s.attempts, s.error, s.output, {_SECONDS} AS seconds, {_STEP_FAILURE} AS failure"
-            " FROM run r JOIN run_step s ON s.run_id = r.id AND s.tenant_id = :t"
+            " FROM run r JOIN run_step s ON s.run_id = r.id"
             f" WHERE {_RUNS_IN_SCOPE} AND s.status IN ('completed', 'failed', 'rejected'))"
             " SELECT agent_id, agent_version, kind, name, count(*) AS n,"
             " count(*) FILTER (WHERE failure = 'result') AS failed_result,"
@@ -185,8 +187,10 @@ async def step_groups(conn: AsyncConnection, scope: Scope) -> list[StepGroup]:
             " count(*) FILTER (WHERE output->>'decided_by' = 'deadline') AS deadline,"
             " array_agg(attempts) FILTER (WHERE failure = 'activity') AS exhausted,"
             " array_agg(seconds ORDER BY seconds)"
-            "   FILTER (WHERE status IN ('completed', 'rejected') AND attempts = 1 AND seconds IS NOT NULL) AS ok,"
-            " array_agg(seconds) FILTER (WHERE attempts > 1 AND failure <> 'activity' AND seconds IS NOT NULL)"
+            "   FILTER (WHERE kind <> 'llm' AND status IN ('completed', 'rejected') AND attempts = 1"
+            "   AND seconds IS NOT NULL) AS ok,"
+            " array_agg(seconds) FILTER (WHERE kind <> 'llm' AND attempts > 1 AND failure <> 'activity'"
+            "   AND seconds IS NOT NULL)"
             "   AS retried_s,"
             " (array_agg(run_id ORDER BY created_at DESC)"
             "   FILTER (WHERE failure IN ('result', 'activity')))[1:5] AS examples"
@@ -227,7 +231,7 @@ async def top_errors(
     rows = await conn.execute(
         text(
             "WITH failures AS (SELECT r.agent_id, s.name, left(coalesce(s.error->>'message', ''), 200) AS message"  # noqa: S608
-            " FROM run r JOIN run_step s ON s.run_id = r.id AND s.tenant_id = :t"
+            " FROM run r JOIN run_step s ON s.run_id = r.id"
             f" WHERE {_RUNS_IN_SCOPE} AND s.kind = 'tool' AND s.status = 'failed'"
             " AND (r.agent_id || '/' || s.name) = ANY(:keys)),"
             " counted AS (SELECT agent_id, name, message, count(*) AS n,"

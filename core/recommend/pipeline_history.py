@@ -108,7 +108,7 @@ async def pipeline_step_groups(conn: AsyncConnection, scope: PipelineScope) -> l
             " count(*) FILTER (WHERE s.attempts > 1 AND s.status = 'completed') AS retried_ok,"
             " coalesce(sum(s.attempts - 1) FILTER (WHERE s.attempts > 1), 0) AS extra,"
             " (array_agg(p.id ORDER BY p.created_at DESC) FILTER (WHERE s.status = 'failed'))[1:5] AS examples"
-            " FROM pipeline_run p JOIN pipeline_run_step s ON s.run_id = p.id AND s.tenant_id = :t"
+            " FROM pipeline_run p JOIN pipeline_run_step s ON s.run_id = p.id"
             f" WHERE {_IN_SCOPE} AND s.status IN ('completed', 'failed') AND strpos(s.step_id, '[') = 0"
             " GROUP BY p.pipeline_id, p.version, s.step_id"
         ),
@@ -154,7 +154,7 @@ async def run_steps(
             "   AS seconds,"
             " array_agg(split_part(s.step_id, '[', 1))"
             "   FILTER (WHERE s.step_id ~ '^[A-Za-z_][A-Za-z0-9_]*\\[[0-9]+\\]$') AS item_of"
-            " FROM runs r JOIN pipeline_run_step s ON s.run_id = r.id AND s.tenant_id = :t"
+            " FROM runs r JOIN pipeline_run_step s ON s.run_id = r.id"
             " GROUP BY r.id, r.created_at ORDER BY r.created_at DESC"
         ),
         {

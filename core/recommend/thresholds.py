@@ -51,7 +51,7 @@ class Thresholds:
     cluster_excess: float = 0.15
     """... whose bad rate's lower bound is at least this above the agent's overall bad rate."""
     bad_score: float = 0.5
-    max_cluster_runs: int = 3000
+    max_cluster_runs: int = 1500
     """The most recent runs clustered per agent version (bounded work)."""
     min_pipeline_runs: int = 30
     """``pipeline.*``: runs of the pipeline version with the step."""

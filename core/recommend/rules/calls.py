@@ -52,11 +52,9 @@ def timeout_of(agent: AgentState, tool: str) -> float:
 
 
 def _target(group: StepGroup) -> tuple[dict[str, Any], str]:
-    return (
-        agent_target(group.agent_id, model=group.name)
-        if group.kind == "llm"
-        else agent_target(group.agent_id, tool=group.name)
-    )
+    if group.kind == "llm":
+        return agent_target(group.agent_id, model=group.name)
+    return agent_target(group.agent_id, tool=group.name)
 
 
 def _what(group: StepGroup) -> str:

@@ -1,7 +1,7 @@
 """recommendations: findings of the recommendation engine, their evidence, action, status and outcome
 
 Revision ID: 0019
-Revises: 0018
+Revises: 0017 (re-pointed at 0018, the voice migration, when both are merged)
 Create Date: 2026-12-08 10:00:00
 """
 

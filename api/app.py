@@ -36,6 +36,7 @@ from api.routes import (
     pipeline_runs,
     pipeline_schedules,
     pipelines,
+    recommendations,
     replays,
     run_control,
     runs,
@@ -218,5 +219,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(replays.router)
     app.include_router(experiments.router)
     app.include_router(voice.router)
+    app.include_router(recommendations.router)
     app.include_router(pipeline_reruns.router)
     return app

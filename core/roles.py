@@ -39,6 +39,8 @@ class Permission(StrEnum):
     OPTIMIZER_WRITE = "optimizer:write"
     VOICE_READ = "voice:read"
     VOICE_WRITE = "voice:write"
+    RECOMMENDATIONS_READ = "recommendations:read"
+    RECOMMENDATIONS_WRITE = "recommendations:write"
     SECRETS_READ = "secrets:read"
     SECRETS_WRITE = "secrets:write"
     WEBHOOKS_MANAGE = "webhooks:manage"
@@ -61,9 +63,18 @@ _VIEW = {
     _P.MEMORY_READ,
     _P.OPTIMIZER_READ,
     _P.VOICE_READ,
+    _P.RECOMMENDATIONS_READ,
     _P.TENANT_READ,
 }
-_OPERATE = _VIEW | {_P.RUNS_START, _P.RUNS_APPROVE, _P.RUNS_CANCEL, _P.RUNS_FEEDBACK, _P.VOICE_WRITE}
+_OPERATE = _VIEW | {
+    _P.RUNS_START,
+    _P.RUNS_APPROVE,
+    _P.RUNS_CANCEL,
+    _P.RUNS_FEEDBACK,
+    _P.VOICE_WRITE,
+    _P.RECOMMENDATIONS_WRITE,
+}
+"""Operators talk to agents and triage recommendations (refresh, dismiss); applying one also needs the permission its change needs."""
 _DEVELOP = _OPERATE | {
     _P.AGENTS_WRITE,
     _P.PIPELINES_WRITE,

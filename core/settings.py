@@ -379,6 +379,17 @@ class Settings(BaseSettings):
         default=True, description="Load the speech engines when the voice worker starts (else on its first turn)."
     )
 
+    # recommendations
+    recommend_interval_s: float = Field(
+        default=6 * 3600.0,
+        ge=60,
+        le=30 * 86_400,
+        description="How often each tenant's recommendation schedule mines its history.",
+    )
+    recommend_window_days: float = Field(
+        default=30.0, gt=0, le=365, description="Days of run history a recommendation pass reads."
+    )
+
     # request limits
     max_body_bytes: int = Field(
         default=4 * 1024 * 1024,

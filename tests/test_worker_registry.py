@@ -23,6 +23,7 @@ from core.webhooks.events import delivery_workflow_id
 from workers import registry
 from workers.build import plan_worker
 from workers.capabilities.memory import consolidation_schedule, warm_embedder
+from workers.capabilities.recommend import recommendation_schedules
 from workers.capabilities.run_reconciliation import reconciliation_schedule
 from workers.capabilities.voice import retention_schedule, warm_engines
 from workers.deps import WorkerDeps
@@ -35,6 +36,7 @@ from workflows.memory import MemoryConsolidationWorkflow, MemoryExtractWorkflow,
 from workflows.optimizer import OptimizerWorkflow
 from workflows.pipeline import PipelineWorkflow
 from workflows.pipeline_map import PipelineMapChunkWorkflow
+from workflows.recommend import RecommendationWorkflow
 from workflows.replay import ReplayWorkflow
 from workflows.run_reconciliation import RunReconciliationWorkflow
 from workflows.voice import VoiceRetentionWorkflow, VoiceSessionWorkflow
@@ -75,12 +77,13 @@ EXPECTED: dict[str, tuple[set[type], set[str]]] = {
         },
     ),
     "optimizer": (
-        {OptimizerWorkflow, ReplayWorkflow},
+        {OptimizerWorkflow, ReplayWorkflow, RecommendationWorkflow},
         {
             *(f"OptimizerActivities.{name}" for name in ("prepare", "evaluate", "propose", "record", "promote")),
             "ReplayActivities.run",
             "ReplayActivities.record",
             "ScheduledOptimizerActivities.begin_scheduled",
+            *(f"RecommendationActivities.{name}" for name in ("mine", "save", "outcomes")),
         },
     ),
     "voice": (
@@ -158,6 +161,7 @@ async def test_every_registered_queue_builds_a_worker_with_its_capabilities(deps
     ]
     assert plan_worker(registry.WEBHOOKS, deps).on_start == []
     assert plan_worker(registry.VOICE, deps).on_start == [warm_engines, retention_schedule]
+    assert plan_worker(registry.OPTIMIZER, deps).on_start == [recommendation_schedules]
     assert (registry.AGENTS.activity_slots, registry.WEBHOOKS.activity_slots) == (200, 100)
 
 

@@ -152,6 +152,8 @@ CAPABILITIES: tuple[Capability, ...] = (
     # Voice sessions hold the speech engines (CPU-bound, a model in memory): a queue of their own; each
     # turn's agent run is a child AgentRunWorkflow on the agents queue.
     Capability(name="voice", queue=VOICE),
+    # Recommendation passes are offline analysis like the optimizer's, and start optimizer runs and replays.
+    Capability(name="recommend", queue=OPTIMIZER),
 )
 
 QUEUES: dict[str, Queue] = {c.queue.name: c.queue for c in CAPABILITIES}

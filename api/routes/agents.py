@@ -141,6 +141,44 @@ async def _agent(repo: AgentRepository, agent_id: str, *, live: bool = False, lo
     return agent
 
 
+async def new_version(
+    session: SessionDep,
+    principal: Principal,
+    agent_id: str,
+    changes: dict[str, Any],
+    *,
+    author: Author,
+    promote: bool,
+    from_version: int | None = None,
+) -> tuple[Agent, AgentVersion, AgentVersion]:
+    """A new version of the agent from its current one and ``changes``, audited: the agent, its version before, the new.
+
+    What ``PATCH /v1/agents/{id}`` does (and a recommendation's apply): the agent is locked, the
+    merged configuration validated (422 naming the fields), its tools and secret checked. With
+    ``from_version``, 409 unless that is still the current version. The caller commits, then
+    invalidates the agents cache when ``promote``.
+    """
+    repo = AgentRepository(session, principal.tenant_id)
+    agent = await _agent(repo, agent_id, live=True, lock=True)
+    if from_version is not None and agent.version != from_version:
+        message = f"agent {agent_id} is at version {agent.version}, not {from_version}"
+        raise ProblemError(409, message, slug=ProblemType.CONFLICT)
+    current = await repo.get_version(agent_id, agent.version)
+    if current is None:
+        raise _not_found(agent_id)
+    try:
+        config = AgentConfig.model_validate({**current.config, **changes})
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+    await _check_references(session, principal.tenant_id, config, model_set="model" in changes)
+    version = await repo.add_version(agent, config, author, promote=promote)
+    data = {"version": version.version, "promoted": promote, "fields": sorted(changes)}
+    if author.kind != "user":
+        data["created_by"] = {"kind": author.kind, "id": author.id}
+    audit(session, principal, action="agent.version_created", target_type="agent", target_id=agent.id, data=data)
+    return agent, current, version
+
+
 @router.patch("/{agent_id}", response_model=AgentPublic)
 async def update_agent(
     agent_id: str,
@@ -150,25 +188,9 @@ async def update_agent(
     principal: AgentsWrite,
 ) -> AgentPublic:
     """A new immutable version from the current one and the fields given; current unless ``promote`` is false."""
-    repo = AgentRepository(session, principal.tenant_id)
-    agent = await _agent(repo, agent_id, live=True, lock=True)
-    current = await repo.get_version(agent_id, agent.version)
-    if current is None:
-        raise _not_found(agent_id)
     changes = body.model_dump(exclude_unset=True, exclude_none=True, exclude={"promote"}, mode="json")
-    try:
-        config = AgentConfig.model_validate({**current.config, **changes})
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors()) from None
-    await _check_references(session, principal.tenant_id, config, model_set="model" in changes)
-    version = await repo.add_version(agent, config, _author(principal), promote=body.promote)
-    audit(
-        session,
-        principal,
-        action="agent.version_created",
-        target_type="agent",
-        target_id=agent.id,
-        data={"version": version.version, "promoted": body.promote, "fields": sorted(changes)},
+    agent, current, version = await new_version(
+        session, principal, agent_id, changes, author=_author(principal), promote=body.promote
     )
     await session.commit()
     if body.promote:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 
 from api.audit import audit
-from api.deps import SessionDep, StateDep, tenant_quotas
+from api.deps import Principal, SessionDep, StateDep, tenant_quotas
 from api.lookups import agent_of, found
 from api.optimizer_schemas import (
     Budget,
@@ -30,7 +30,7 @@ from api.problems import invalid
 from api.schemas import Page, UsagePublic
 from api.state import AppState
 from core.contracts.optimizer import WORKFLOW_NAME, Evaluation, OptimizerRunInput, OptimizerRunStatus
-from core.db.models import Dataset, DatasetExample, OptimizerRun
+from core.db.models import Agent, Dataset, DatasetExample, OptimizerRun
 from core.db.repos import AgentRepository, Keyset
 from core.ids import new_id, workflow_id
 from core.optimizer.dataset_store import DatasetStore
@@ -199,44 +199,89 @@ async def start_optimizer_run(
     """
     tenant_id = principal.tenant_id
     agent = await agent_of(AgentRepository(session, tenant_id), agent_id, live_for="it is not optimized")
-    budget, refused = run_budget(body.budget, state.settings)
+    dataset = await _dataset(DatasetStore(session, tenant_id), agent_id, body.dataset_id)
+    run = await prepare_run(
+        state,
+        session,
+        principal,
+        agent,
+        dataset,
+        body.metric,
+        body.budget,
+        body.strategies,
+        body.auto_promote,
+        body.evaluation,
+    )
+    await _record(state, run)  # over the tenant's cap: 429 before the audit row is committed
+    await session.commit()
+    await _launch(state, run)
+    return optimizer_run_public(run)
+
+
+async def prepare_run(
+    state: AppState,
+    session: SessionDep,
+    principal: Principal,
+    agent: Agent,
+    dataset: Dataset,
+    metric: Metric | None,
+    budget_asked: Budget | None,
+    strategies_asked: Sequence[str] | None,
+    auto_promote: bool,
+    evaluation_asked: Evaluation = Evaluation.SAFE,
+) -> OptimizerRun:
+    """An optimizer run of the agent's current version on ``dataset``, checked and audited, not yet stored.
+
+    422 naming the field for a budget, a metric, a strategy or an evaluation the run cannot take.
+    The caller commits its session, then :func:`launch_run`.
+    """
+    budget, refused = run_budget(budget_asked, state.settings)
     if refused:
         raise invalid("optimizer run", refused)
-    strategies = _strategies(body.strategies)
-    store = DatasetStore(session, tenant_id)
-    dataset = await _dataset(store, agent_id, body.dataset_id)
-    examples = await store.examples(dataset.id, limit=dataset.size)
-    metric = _metric(dataset, examples, body.metric)
-    evaluation = _evaluation(body.evaluation, dataset, examples)
+    strategies = _strategies(strategies_asked)
+    examples = await DatasetStore(session, principal.tenant_id).examples(dataset.id, limit=dataset.size)
+    chosen = _metric(dataset, examples, metric)
+    evaluation = _evaluation(evaluation_asked, dataset, examples)
     run_id = new_id("opt")
     run = OptimizerRun(
         id=run_id,
-        tenant_id=tenant_id,
-        agent_id=agent_id,
+        tenant_id=principal.tenant_id,
+        agent_id=agent.id,
         dataset_id=dataset.id,
         status=OptimizerRunStatus.QUEUED.value,
         baseline_version=agent.version,
-        metric=metric,
+        metric=chosen,
         budget=budget,
         strategies=strategies,
-        auto_promote=body.auto_promote,
+        auto_promote=auto_promote,
         evaluation=evaluation.value,
         dataset_hash=dataset.hash,
-        workflow_id=workflow_id(tenant_id, "optimizer", run_id),
+        workflow_id=workflow_id(principal.tenant_id, "optimizer", run_id),
     )
-    runs = OptimizerRunStore(state.engine)
-    await record_live(runs, run, (await tenant_quotas(state, tenant_id)).optimizer_runs)
     audit(
         session,
         principal,
         action="optimizer_run.started",
         target_type="optimizer_run",
         target_id=run_id,
-        data={"agent_id": agent_id, "dataset_id": dataset.id, "baseline_version": agent.version},
+        data={"agent_id": agent.id, "dataset_id": dataset.id, "baseline_version": agent.version},
     )
-    await session.commit()
+    return run
+
+
+async def _record(state: AppState, run: OptimizerRun) -> None:
+    """Store the prepared run unless the tenant is at its cap of live runs (429 naming the cap)."""
+    await record_live(OptimizerRunStore(state.engine), run, (await tenant_quotas(state, run.tenant_id)).optimizer_runs)
+
+
+async def _launch(state: AppState, run: OptimizerRun) -> None:
     await temporal_call(_start(state, run), "the run was recorded but could not be started; start a new one")
-    return optimizer_run_public(run)
+
+
+async def launch_run(state: AppState, run: OptimizerRun) -> None:
+    """Store the prepared run (429 at the tenant's cap) and start its workflow (503 when Temporal cannot take it)."""
+    await _record(state, run)
+    await _launch(state, run)
 
 
 @router.get("/v1/optimizer/runs/{optimizer_run_id}", response_model=OptimizerRunPublic)

@@ -194,25 +194,48 @@ async def get_pipeline(pipeline_id: str, session: SessionDep, principal: Pipelin
     return pipeline_public(pipeline, await _version(repo, pipeline_id, pipeline.version))
 
 
+async def new_version(
+    session: SessionDep,
+    principal: Principal,
+    pipeline_id: str,
+    definition: dict[str, Any],
+    *,
+    author: Author,
+    name: str | None = None,
+    from_version: int | None = None,
+) -> tuple[Pipeline, PipelineVersion]:
+    """A new current version of the pipeline with ``definition``, validated and audited (the caller commits).
+
+    What ``PUT /v1/pipelines/{id}`` does (and a recommendation's apply): 422 naming each problem
+    of the definition, 409 for an archived pipeline and, with ``from_version``, unless that is
+    still the current version.
+    """
+    repo = PipelineRepository(session, principal.tenant_id)
+    await _pipeline(repo, pipeline_id, live=True)
+    await _checked(session, principal.tenant_id, definition, pipeline_id=pipeline_id)
+    pipeline = await _pipeline(repo, pipeline_id, live=True, lock=True)  # archived meanwhile: still 409
+    if from_version is not None and pipeline.version != from_version:
+        message = f"pipeline {pipeline_id} is at version {pipeline.version}, not {from_version}"
+        raise ProblemError(409, message, slug=ProblemType.CONFLICT)
+    version = await repo.add_version(pipeline, definition, author)
+    if name is not None:
+        pipeline.name = name
+    data: dict[str, Any] = {"version": version.version}
+    if author.kind != "user":
+        data["created_by"] = {"kind": author.kind, "id": author.id}
+    audit(
+        session, principal, action="pipeline.version_created", target_type="pipeline", target_id=pipeline.id, data=data
+    )
+    return pipeline, version
+
+
 @router.put("/{pipeline_id}", response_model=PipelinePublic, responses=problems(409))
 async def update_pipeline(
     pipeline_id: str, body: PipelineUpdate, session: SessionDep, principal: PipelinesWrite
 ) -> PipelinePublic:
     """A new immutable version with this definition, made current; runs in flight keep theirs."""
-    repo = PipelineRepository(session, principal.tenant_id)
-    await _pipeline(repo, pipeline_id, live=True)
-    await _checked(session, principal.tenant_id, body.definition, pipeline_id=pipeline_id)
-    pipeline = await _pipeline(repo, pipeline_id, live=True, lock=True)  # archived meanwhile: still 409
-    version = await repo.add_version(pipeline, body.definition, _author(principal))
-    if body.name is not None:
-        pipeline.name = body.name
-    audit(
-        session,
-        principal,
-        action="pipeline.version_created",
-        target_type="pipeline",
-        target_id=pipeline.id,
-        data={"version": version.version},
+    pipeline, version = await new_version(
+        session, principal, pipeline_id, body.definition, author=_author(principal), name=body.name
     )
     await session.commit()
     return pipeline_public(pipeline, version)

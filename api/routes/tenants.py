@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import structlog
 from fastapi import APIRouter, Depends, Response
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
+from temporalio.service import RPCError
 
 from api.audit import audit
 from api.cache_bus import PRINCIPALS
@@ -21,8 +23,10 @@ from api.schemas import Page
 from core.db.models import Tenant, User, utcnow
 from core.db.repos import Keyset, newest_first
 from core.ids import new_id
+from core.recommend.schedules import ensure_tenant_schedule
 from core.security import hash_password
 
+log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"])
 TENANTS = NewestFirst("tenants")
 
@@ -39,8 +43,10 @@ def tenant_public(tenant: Tenant) -> TenantPublic:
 
 
 @router.post("", status_code=201, response_model=TenantPublic, responses=problems(409))
-async def create_tenant(body: TenantCreate, session: SessionDep, principal: PlatformTenants) -> TenantPublic:
-    """Create a tenant and its owner."""
+async def create_tenant(
+    body: TenantCreate, state: StateDep, session: SessionDep, principal: PlatformTenants
+) -> TenantPublic:
+    """Create a tenant and its owner, and the tenant's recommendation schedule."""
     tenant = Tenant(id=new_id("ten"), name=body.name)
     owner = User(
         id=new_id("usr"),
@@ -71,6 +77,10 @@ async def create_tenant(body: TenantCreate, session: SessionDep, principal: Plat
             slug=ProblemType.CONFLICT,
             errors=[{"field": "owner_email", "message": "taken"}],
         ) from None
+    try:
+        await ensure_tenant_schedule(state.temporal, state.settings, tenant.id)
+    except (RPCError, RuntimeError):  # ensured again by the next optimizer worker start or the tenant's refresh
+        log.warning("recommendation schedule not created", tenant_id=tenant.id, exc_info=True)
     return tenant_public(tenant)
 
 

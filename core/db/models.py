@@ -768,3 +768,56 @@ class VoiceAudio(SQLModel, table=True):
     size: int
     duration_s: float
     created_at: datetime = _ts(nullable=False, index=True)
+
+
+
+class Recommendation(SQLModel, table=True):
+    """A change the recommendation engine suggests, with its evidence, the action apply performs and its outcome.
+
+    One finding (``fingerprint``: kind, target and rule) has at most one ``open`` row per tenant;
+    a finding found again after a dismissal or an apply gets a new row (``previous_id``).
+    """
+
+    __table_args__ = (
+        Index("ix_recommendation_tenant_created", "tenant_id", "created_at"),
+        Index("ix_recommendation_tenant_fingerprint", "tenant_id", "fingerprint", "created_at"),
+        Index(
+            "ux_recommendation_open_fingerprint",
+            "tenant_id",
+            "fingerprint",
+            unique=True,
+            postgresql_where=text("status = 'open'"),
+        ),
+    )
+
+    id: str = Field(primary_key=True, max_length=40)
+    tenant_id: str = Field(foreign_key="tenant.id", max_length=40)
+    kind: str = Field(max_length=24)
+    """``prompt``, ``model``, ``retry_policy``, ``timeout``, ``tool`` or ``pipeline``."""
+    rule: str = Field(max_length=64)
+    """The rule that found it (``tool.failure_rate``, ``pipeline.concurrency``, …)."""
+    target: dict[str, Any] = Field(sa_column=Column(JsonType, nullable=False))
+    target_key: str = Field(max_length=400)
+    fingerprint: str = Field(max_length=64)
+    """SHA-256 of kind, target key, rule and the finding's own key: the same finding on every pass."""
+    title: str = Field(max_length=500)
+    evidence: dict[str, Any] = Field(sa_column=Column(JsonType, nullable=False))
+    expected_gain: dict[str, Any] = Field(sa_column=Column(JsonType, nullable=False))
+    action: dict[str, Any] = Field(sa_column=Column(JsonType, nullable=False))
+    basis: dict[str, Any] = Field(sa_column=Column(JsonType, nullable=False))
+    """What the evidence was computed on (an agent's or a pipeline's version); apply checks it is still current."""
+    status: str = Field(max_length=16)
+    """``open``, ``applied``, ``dismissed`` or ``stale``."""
+    status_reason: str | None = Field(default=None, max_length=2000)
+    previous_id: str | None = Field(default=None, max_length=40)
+    """The dismissed or applied recommendation of the same finding that this one follows."""
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    """What apply did: the version or the optimizer run it created."""
+    outcome: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
+    """The measured effect after apply, next to the expectation (written by mining passes)."""
+    decided_by: str | None = Field(default=None, max_length=40)
+    decided_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    seen_at: datetime = _ts(nullable=False)
+    """The latest mining pass that found it."""
+    created_at: datetime = _ts(nullable=False)
+    updated_at: datetime = _ts(nullable=False)

@@ -7,6 +7,10 @@ import re
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from core.contracts.recommend import Finding
+from core.db.engine import make_sessionmaker
+from core.recommend.findings import agent_action, agent_target
+from core.recommend.store import save_findings
 from core.roles import PERMISSIONS
 from tests.api.routes_table import api_routes
 from tests.conftest import TenantCtx
@@ -86,6 +90,7 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine, temporal: Client) 
     voice = await start_session(tenant.http, agent["id"], subject="b-caller")
     voice_turn = await say(tenant.http, voice["id"], silence_wav(0.3))
     assert voice_turn.status_code == 201, voice_turn.text
+    recommendation = await _recommendation_of(tenant, engine, agent["id"])
     return {
         "agent_id": agent["id"],
         "run_id": run["id"],
@@ -105,8 +110,29 @@ async def _objects_of(tenant: TenantCtx, engine: AsyncEngine, temporal: Client) 
         "replay_id": replay.json()["id"],
         "session_id": voice["id"],
         "turn_id": voice_turn.json()["turn_id"],
+        "recommendation_id": recommendation,
         "version": "1",
     }
+
+
+async def _recommendation_of(tenant: TenantCtx, engine: AsyncEngine, agent_id: str) -> str:
+    """An open recommendation of the tenant about its agent, saved as a mining pass saves its findings."""
+    target, key = agent_target(agent_id, tool="calculator")
+    found = Finding(
+        kind="tool",
+        rule="tool.failure_rate",
+        target=target,
+        target_key=key,
+        title="B's calculator fails",
+        evidence={"metric": {"name": "failure_rate", "value": 0.5, "ci": [0.4, 0.6], "n": 100}},
+        expected_gain={"quantity": 500.0, "unit": "fewer failed tool calls per 1,000 runs"},
+        action=agent_action(agent_id, 1, [{"op": "remove_tool", "tool": "calculator"}], "remove tool calculator"),
+        basis={"agent_version": 1},
+    )
+    async with make_sessionmaker(engine)() as session:
+        assert (await save_findings(session, tenant.id, [found], ["tool"])).opened == 1
+    items = (await tenant.http.get("/v1/recommendations")).json()["items"]
+    return str(items[0]["id"])
 
 
 async def test_every_id_route_answers_404_across_tenants(
@@ -162,6 +188,8 @@ async def test_every_id_route_answers_404_across_tenants(
     assert (voice["status"], [t["turn_id"] for t in voice["turns"]]) == ("active", [theirs["turn_id"]])
     recording = await other_tenant.http.get(voice["turns"][0]["user_audio_url"])
     assert (recording.status_code, recording.headers["content-type"]) == (200, "audio/wav")
+    recommendation = (await other_tenant.http.get(f"/v1/recommendations/{theirs['recommendation_id']}")).json()
+    assert (recommendation["status"], recommendation["result"]) == ("open", None)
 
 
 async def test_lists_never_show_other_tenants(
@@ -170,7 +198,7 @@ async def test_lists_never_show_other_tenants(
     await _objects_of(other_tenant, engine, temporal_client)
     lists = ("/v1/agents", "/v1/runs", "/v1/secrets", "/v1/audit-events", "/v1/pipelines", "/v1/pipeline-runs")
     lists += ("/v1/voice/sessions",)
-    for path in (*lists, "/v1/optimizer/runs"):
+    for path in (*lists, "/v1/optimizer/runs", "/v1/recommendations"):
         items = (await tenant.http.get(path)).json()["items"]
         assert items == [], path
     keys = (await tenant.http.get("/v1/api-keys")).json()["items"]

@@ -33,6 +33,7 @@ KNOWN_LISTS = {
     "/v1/tenants",
     "/v1/pipelines",
     "/v1/pipelines/{pipeline_id}/versions",
+    "/v1/recommendations",
 }
 PLATFORM_LISTS = {"/v1/tenants"}
 """Lists of the platform admin (tenant users get 403)."""

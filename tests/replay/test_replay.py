@@ -36,6 +36,7 @@ from workflows.memory import (
 from workflows.optimizer import OptimizerWorkflow
 from workflows.pipeline import LOCAL_WRITES, PipelineWorkflow
 from workflows.pipeline_map import PipelineMapChunkWorkflow
+from workflows.recommend import RecommendationWorkflow
 from workflows.replay import ReplayWorkflow
 from workflows.run_reconciliation import RunReconciliationWorkflow
 from workflows.voice import VoiceRetentionWorkflow, VoiceSessionWorkflow
@@ -141,6 +142,7 @@ async def test_replay(path: Path) -> None:
             ReplayWorkflow,
             VoiceSessionWorkflow,
             VoiceRetentionWorkflow,
+            RecommendationWorkflow,
         ],
         workflow_runner=sandbox_runner(),
     ).replay_workflow(history, raise_on_replay_failure=False)
@@ -273,3 +275,15 @@ def test_optimizer_histories_exist() -> None:
         "scheduled",
         "replay",
     }
+
+
+def test_recommendation_histories_exist() -> None:
+    """A refresh pass that found a problem, saved it and measured outcomes."""
+    assert {p.stem for p in (ROOT / "recommend").glob("*.json")} >= {"refresh"}
+    events = json.loads((ROOT / "recommend" / "refresh.json").read_text())["events"]
+    scheduled = [
+        e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+        for e in events
+        if "activityTaskScheduledEventAttributes" in e
+    ]
+    assert sorted(scheduled) == sorted(["recommend.mine"] * 4 + ["recommend.save", "recommend.outcomes"])

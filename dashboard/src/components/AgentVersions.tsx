@@ -54,7 +54,7 @@ export function AgentVersions({ agentId }: { agentId: string }) {
   return (
     <div className="stack">
       <ErrorBox error={promote.error} />
-      <div className="table-wrap">
+      <div className="table-wrap" tabIndex={0} role="region" aria-label="Versions">
         <table>
           <caption className="sr-only">Versions</caption>
           <thead>

@@ -60,10 +60,10 @@ export function FeedbackPanel({ runId, finished }: { runId: string; finished: bo
         <form className="stack" onSubmit={submit} aria-label="Give feedback" style={{ gap: 10 }}>
           <div className="row">
             <Button variant={score === 1 ? "primary" : "secondary"} aria-pressed={score === 1} onClick={() => setScore(1)}>
-              👍 Good
+              Good (1)
             </Button>
             <Button variant={score === 0 ? "primary" : "secondary"} aria-pressed={score === 0} onClick={() => setScore(0)}>
-              👎 Bad
+              Bad (0)
             </Button>
             <Field label={`Score: ${formatScore(score)}`} error={invalid?.fieldError("score")}>
               <input type="range" min={0} max={1} step={0.05} value={score} onChange={(e) => setScore(Number(e.target.value))} />

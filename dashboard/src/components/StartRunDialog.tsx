@@ -11,7 +11,7 @@ import { ErrorBox } from "@/components/ui/Feedback";
 import { Field } from "@/components/ui/Field";
 
 /** Start a run of an agent and open it. */
-export function StartRunDialog({ agentId, label = "Start a run" }: { agentId?: string; label?: string }) {
+export function StartRunDialog({ agentId, threadId, label = "Start a run" }: { agentId?: string; threadId?: string; label?: string }) {
   const [open, setOpen] = useState(false);
   const agents = useAgents(open && !agentId);
   const [chosen, setChosen] = useState(agentId ?? "");
@@ -23,7 +23,7 @@ export function StartRunDialog({ agentId, label = "Start a run" }: { agentId?: s
       call(
         api.POST("/v1/agents/{agent_id}/runs", {
           params: { path: { agent_id: chosen } },
-          body: { input, subject: subject || null },
+          body: { input, subject: subject || null, thread_id: threadId ?? null },
         }),
       ),
     onSuccess: (run) => router.push(`/runs/detail?id=${run.id}`),
@@ -38,7 +38,7 @@ export function StartRunDialog({ agentId, label = "Start a run" }: { agentId?: s
       <Button variant="primary" onClick={() => setOpen(true)}>
         {label}
       </Button>
-      <Dialog open={open} onClose={() => setOpen(false)} title="Start a run">
+      <Dialog open={open} onClose={() => setOpen(false)} title={threadId ? "Continue the conversation" : "Start a run"}>
         <form className="stack" onSubmit={submit}>
           {!agentId && (
             <Field label="Agent">

@@ -1,5 +1,5 @@
 "use client";
-import { Fragment, useState, type ReactNode } from "react";
+import { useState, type ReactNode } from "react";
 
 import { StatusBadge } from "@/components/ui/Badge";
 import { Json } from "@/components/ui/Misc";
@@ -47,12 +47,13 @@ export function Waterfall({ steps, origin, actions, now = Date.now() }: Props) {
   const t1 = Math.max(t0 + 1, ...ends);
   const span = t1 - t0;
   return (
-    <div className="waterfall" role="list" aria-label="Steps">
+    <div className="waterfall">
       <div className="wf-row muted small" aria-hidden="true" style={{ cursor: "default" }}>
         <span>Step</span>
         <span className="hide-sm">0 — {formatDuration(span)}</span>
         <span style={{ textAlign: "right" }}>Duration</span>
       </div>
+      <ul aria-label="Steps">
       {steps.map((step) => {
         const start = step.started_at ? new Date(step.started_at).getTime() : null;
         const end = step.ended_at ? new Date(step.ended_at).getTime() : now;
@@ -61,10 +62,9 @@ export function Waterfall({ steps, origin, actions, now = Date.now() }: Props) {
         const expanded = open === step.id;
         const duration = durationMs(step.started_at, step.ended_at, now);
         return (
-          <Fragment key={step.id}>
+          <li key={step.id}>
             <button
               type="button"
-              role="listitem"
               className="wf-row"
               aria-expanded={expanded}
               aria-controls={`step-${step.id}`}
@@ -128,9 +128,10 @@ export function Waterfall({ steps, origin, actions, now = Date.now() }: Props) {
               </div>
             )}
             {actions?.(step)}
-          </Fragment>
+          </li>
         );
       })}
+      </ul>
     </div>
   );
 }

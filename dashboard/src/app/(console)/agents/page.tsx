@@ -36,7 +36,7 @@ export default function AgentsPage() {
       ) : items.length === 0 ? (
         <Empty>No agents yet.</Empty>
       ) : (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Agents">
           <table>
             <caption className="sr-only">Agents</caption>
             <thead>

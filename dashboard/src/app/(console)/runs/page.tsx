@@ -94,7 +94,7 @@ function RunsList() {
       ) : items.length === 0 ? (
         <Empty>{filtered ? "No run matches these filters." : "No runs yet."}</Empty>
       ) : (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Runs">
           <table data-testid="runs-table">
             <caption className="sr-only">Runs</caption>
             <thead>

@@ -90,7 +90,7 @@ function AgentRuns({ agentId }: { agentId: string }) {
       {runs.data.items.length === 0 ? (
         <Empty>No runs yet.</Empty>
       ) : (
-        <div className="table-wrap">
+        <div className="table-wrap" tabIndex={0} role="region" aria-label="Recent runs">
           <table>
             <caption className="sr-only">Recent runs</caption>
             <thead>

@@ -9,6 +9,7 @@ import type { Run, Step } from "@/api/types";
 import { ApprovalControl } from "@/components/ApprovalControl";
 import { FeedbackPanel } from "@/components/FeedbackPanel";
 import { LiveBadge } from "@/components/LiveBadge";
+import { StartRunDialog } from "@/components/StartRunDialog";
 import { StatusBadge } from "@/components/ui/Badge";
 import { Button } from "@/components/ui/Button";
 import { ErrorBox, Loading, useToast } from "@/components/ui/Feedback";
@@ -27,7 +28,13 @@ function toWaterfall(step: Step): WaterfallStep {
   return { ...step, label: step.name, usage: step.usage ?? null };
 }
 
-function Conversation({ run }: { run: Run }) {
+/** "calculator({"expression":"6 * 7"})": the call an approval step holds. */
+function approvalPrompt(step: WaterfallStep): string {
+  const args = (step.input as { arguments?: unknown } | null)?.arguments;
+  return `call ${step.label}(${args === undefined ? "" : JSON.stringify(args)})`;
+}
+
+function Conversation({ run, closed }: { run: Run; closed: boolean }) {
   const canSend = useCan("runs:start");
   const queries = useQueryClient();
   const [text, setText] = useState("");
@@ -59,7 +66,7 @@ function Conversation({ run }: { run: Run }) {
         ))}
         {shown.length === 0 && <p className="muted">No messages yet.</p>}
       </div>
-      {canSend && run.status === "completed" && (
+      {canSend && run.status === "completed" && !closed && (
         <form className="row" onSubmit={submit} style={{ marginTop: 12 }} aria-label="Send the next message">
           <Field label="Next message" className="grow">
             <input value={text} required onChange={(e) => setText(e.target.value)} placeholder="and times 3?" style={{ minWidth: 260 }} />
@@ -68,6 +75,11 @@ function Conversation({ run }: { run: Run }) {
             Send
           </Button>
         </form>
+      )}
+      {closed && canSend && (
+        <div className="row muted small" style={{ marginTop: 12, alignItems: "center" }}>
+          This conversation is closed. <StartRunDialog agentId={run.agent_id} threadId={run.thread_id} label="Continue on this thread" />
+        </div>
       )}
       <ErrorBox error={send.error} />
     </Card>
@@ -190,7 +202,7 @@ function RunDetail() {
             origin={r.created_at}
             actions={(step) =>
               canApprove && step.kind === "approval" && step.status === "waiting" ? (
-                <ApprovalControl stepId={step.id} prompt={typeof step.input === "object" && step.input !== null && "tool" in step.input ? `call ${String((step.input as { tool: unknown }).tool)}` : null} onDecide={(d, c) => decide(step.id, d, c)} />
+                <ApprovalControl stepId={step.id} prompt={approvalPrompt(step)} onDecide={(d, c) => decide(step.id, d, c)} />
               ) : null
             }
           />
@@ -205,7 +217,7 @@ function RunDetail() {
         </Card>
       </div>
       <div className="grid-2">
-        <Conversation run={r} />
+        <Conversation run={r} closed={live.state === "ended"} />
         <FeedbackPanel runId={r.id} finished={OUTCOME.has(r.status)} />
       </div>
       <details className="card">

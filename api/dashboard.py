@@ -4,17 +4,19 @@ Routes of the API come first: :class:`DashboardFiles` is the router's default, r
 a request that no route matched, not even by its path alone (so a wrong method on an API path
 still answers 405 with ``Allow``). It serves GET and HEAD for paths outside the API's own
 prefixes: ``/runs`` from ``runs.html`` or ``runs/index.html`` (no redirect: a ``Location``
-would be built from the caller's ``Host``), hashed assets under ``/_next/static`` cached for a
-year, pages revalidated on every load and sent with a strict Content-Security-Policy. An
-unknown page asked for by a browser gets the export's ``404.html``; everything else answers
-the API's own 404 problem, so ``/v1/…`` typos and other methods keep their problem+json
-answers. The folder is looked up per request: a build made while the API runs is served at
-once, and a missing build is one 404 problem naming how to build it.
+would be built from the caller's ``Host``); hashed assets under ``/_next/static`` cached for a
+year, as the build's gzip copies to browsers that accept gzip; pages revalidated on every load
+and sent with a strict Content-Security-Policy. An unknown page asked for by a browser gets the
+export's ``404.html``; everything else answers the API's own 404 problem, so ``/v1/…`` typos
+and other methods keep their problem+json answers. The folder is looked up per request: a
+build made while the API runs is served at once, and a missing build is one 404 problem naming
+how to build it.
 """
 
 from __future__ import annotations
 
 import os
+from mimetypes import guess_type
 from pathlib import Path
 
 import structlog
@@ -74,7 +76,7 @@ class DashboardFiles(StaticFiles):
                 raise HTTPException(404, "Not Found")
             await self._response(page, status_code=404)(scope, receive, send)
             return
-        await self._response(found)(scope, receive, send)
+        await self._response(found, gzip_ok=_accepts_gzip(scope))(scope, receive, send)
 
     def _find(self, path: str) -> Path | None:
         """The file of ``path``: itself, ``path.html`` or ``path/index.html``, inside the export only."""
@@ -85,11 +87,21 @@ class DashboardFiles(StaticFiles):
                 return Path(full)
         return None
 
-    def _response(self, file: Path, status_code: int = 200) -> Response:
+    def _response(self, file: Path, status_code: int = 200, *, gzip_ok: bool = False) -> Response:
         headers = dict(PAGE_HEADERS) if file.suffix in (".html", ".txt") else {}
         if file.is_relative_to(self.root / "_next" / "static"):
             headers["Cache-Control"] = IMMUTABLE
+            headers["Vary"] = "Accept-Encoding"
+            packed = file.with_name(f"{file.name}.gz")
+            if gzip_ok and packed.is_file():  # the build's gzip copy, sent as the asset itself
+                media_type = guess_type(file.name)[0] or "application/octet-stream"
+                headers["Content-Encoding"] = "gzip"
+                return FileResponse(packed, status_code=status_code, headers=headers, media_type=media_type)
         return FileResponse(file, status_code=status_code, headers=headers)
+
+
+def _accepts_gzip(scope: Scope) -> bool:
+    return "gzip" in Headers(scope=scope).get("accept-encoding", "").lower()
 
 
 def _is_api(path: str) -> bool:

@@ -34,4 +34,6 @@ fi
 echo "== dashboard: next build (static export into dashboard/out)"
 rm -f .build-stamp
 npx --no-install next build
+# gzip copies of the hashed assets: the API sends them to browsers that accept gzip (no compression per request)
+find out/_next/static -type f \( -name '*.js' -o -name '*.css' \) -exec gzip -9 -k -n -f {} +
 echo "$source_hash" > .build-stamp

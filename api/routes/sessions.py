@@ -9,9 +9,9 @@ only, never on a cross-site request. Rotation and reuse detection are those of
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Cookie, Request, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from api.deps import SessionDep, StateDep
@@ -26,14 +26,7 @@ from core.db.models import User
 COOKIE = "aimpact_session"
 PATH = "/v1/auth/session"
 router = APIRouter(tags=["auth"])
-SessionCookie = Annotated[
-    str | None,
-    Cookie(
-        alias=COOKIE,
-        max_length=200,
-        description="The refresh cookie that `POST /v1/auth/session` set (the browser sends it).",
-    ),
-]
+MAX_COOKIE_CHARS = 200
 
 
 class AccessToken(BaseModel):
@@ -82,11 +75,20 @@ async def open_session(body: TokenRequest, request: Request, state: StateDep, se
     return _answer(request, state, user, await state.refresh_tokens.issue(session, user))
 
 
+def _cookie(request: Request) -> str | None:
+    """The session cookie the browser sent (not a declared parameter: no script sets it, so no schema shapes it)."""
+    value = request.cookies.get(COOKIE)
+    return value if value and len(value) <= MAX_COOKIE_CHARS else None
+
+
 @router.post(f"{PATH}/refresh", response_model=AccessToken, responses=problems(401))
-async def refresh_session(
-    request: Request, state: StateDep, session: SessionDep, refresh_cookie: SessionCookie = None
-) -> Response:
-    """A new access token; the cookie rotates (a spent one revokes its family and clears the cookie)."""
+async def refresh_session(request: Request, state: StateDep, session: SessionDep) -> Response:
+    """A new access token for the session cookie; the cookie rotates (a spent one revokes its family).
+
+    The browser sends the ``aimpact_session`` cookie that ``POST /v1/auth/session`` set; without
+    a valid one the answer is 401 and the cookie is cleared.
+    """
+    refresh_cookie = _cookie(request)
     if not refresh_cookie:
         return _signed_out(request, state, "no session: sign in")
     try:
@@ -97,10 +99,9 @@ async def refresh_session(
 
 
 @router.post(f"{PATH}/logout", status_code=204, response_class=Response)
-async def close_session(
-    request: Request, state: StateDep, session: SessionDep, refresh_cookie: SessionCookie = None
-) -> Response:
-    """Sign out: revoke the cookie's family and clear the cookie."""
+async def close_session(request: Request, state: StateDep, session: SessionDep) -> Response:
+    """Sign out: revoke the session cookie's family and clear the cookie."""
+    refresh_cookie = _cookie(request)
     if refresh_cookie:
         await state.refresh_tokens.revoke(session, refresh_cookie)
     return _signed_out(request, state)

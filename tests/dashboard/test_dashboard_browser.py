@@ -21,17 +21,15 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import TenantCtx, new_tenant
+from tests.dashboard.conftest import DASHBOARD, NODE
 from tests.support.experiments import candidate_version, start_experiment
 from tests.support.pipelines import wait_pipeline_run
 from tests.support.runs import create_agent, wait_for, wait_run
 from tests.support.users import PASSWORD, make_user
 from workers.embedded.stack import StackProcess
 
-ROOT = Path(__file__).resolve().parents[2]
-DASHBOARD = ROOT / "dashboard"
 SCREENSHOTS = DASHBOARD / "test-results" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (Debian package chromium; .ci/run installs it)"
 )
@@ -51,21 +49,6 @@ class World:
 
     tenant: TenantCtx
     config: dict[str, Any] = field(default_factory=dict)
-
-
-@pytest.fixture(scope="module")
-def dashboard_built() -> Path:
-    """The dashboard's static export, built (npm ci + next build) when missing or stale."""
-    assert NODE is not None, "node is needed to build the dashboard (dashboard/.nvmrc)"
-    result = subprocess.run(
-        [str(ROOT / "scripts" / "build-dashboard.sh")],
-        env={**os.environ, "AIMPACT_DASHBOARD_REQUIRED": "1"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return DASHBOARD / "out"
 
 
 async def _post(http: httpx.AsyncClient, url: str, body: dict[str, Any], status: int = 201) -> dict[str, Any]:

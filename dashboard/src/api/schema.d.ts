@@ -194,8 +194,11 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * A new access token; the cookie rotates (a spent one revokes its family and clears the cookie)
-         * @description A new access token; the cookie rotates (a spent one revokes its family and clears the cookie).
+         * A new access token for the session cookie; the cookie rotates (a spent one revokes its family)
+         * @description A new access token for the session cookie; the cookie rotates (a spent one revokes its family).
+         *
+         *     The browser sends the ``aimpact_session`` cookie that ``POST /v1/auth/session`` set; without
+         *     a valid one the answer is 401 and the cookie is cleared.
          */
         post: operations["refresh_session_v1_auth_session_refresh_post"];
         delete?: never;
@@ -214,8 +217,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Sign out: revoke the cookie's family and clear the cookie
-         * @description Sign out: revoke the cookie's family and clear the cookie.
+         * Sign out: revoke the session cookie's family and clear the cookie
+         * @description Sign out: revoke the session cookie's family and clear the cookie.
          */
         post: operations["close_session_v1_auth_session_logout_post"];
         delete?: never;
@@ -4677,10 +4680,7 @@ export interface operations {
             query?: never;
             header?: never;
             path?: never;
-            cookie?: {
-                /** @description The refresh cookie that `POST /v1/auth/session` set (the browser sends it). */
-                aimpact_session?: string | null;
-            };
+            cookie?: never;
         };
         requestBody?: never;
         responses: {
@@ -4720,10 +4720,7 @@ export interface operations {
             query?: never;
             header?: never;
             path?: never;
-            cookie?: {
-                /** @description The refresh cookie that `POST /v1/auth/session` set (the browser sends it). */
-                aimpact_session?: string | null;
-            };
+            cookie?: never;
         };
         requestBody?: never;
         responses: {

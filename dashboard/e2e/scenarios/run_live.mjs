@@ -31,9 +31,10 @@ export default async function (browser, config) {
   console.log(JSON.stringify({ run_id: id }));
 
   await page.goto(`/runs?agent=${config.slowAgent}&q=${encodeURIComponent("6 * 7")}`);
-  await page.getByRole("link", { name: id }).waitFor();
+  const link = page.locator(`a[href="/runs/detail?id=${id}"]`);
+  await link.waitFor();
   expect((await page.getByLabel("Search inputs and outputs").inputValue()) === "6 * 7", "the search box does not show the URL's query");
   await page.reload();
-  await page.getByRole("link", { name: id }).waitFor();
+  await link.waitFor();
   expect((await page.getByLabel("Agent").inputValue()) === config.slowAgent, "the agent filter did not survive a reload");
 }

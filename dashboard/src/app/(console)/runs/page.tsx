@@ -51,7 +51,7 @@ function RunsList() {
   return (
     <>
       <PageHeader title="Runs" description="Every agent run of your tenant, newest first." actions={canStart && <StartRunDialog />} />
-      <form className="row card" onSubmit={search} role="search" aria-label="Filter runs" style={{ marginBottom: 16 }}>
+      <form className="filters card" onSubmit={search} role="search" aria-label="Filter runs" style={{ marginBottom: 16 }}>
         <Field label="Search inputs and outputs">
           <input type="search" value={text} onChange={(e) => setText(e.target.value)} placeholder="refund, 42, …" />
         </Field>
@@ -99,17 +99,17 @@ function RunsList() {
             <caption className="sr-only">Runs</caption>
             <thead>
               <tr>
-                <th scope="col">Status</th>
-                <th scope="col">Run</th>
-                <th scope="col">Agent</th>
-                <th scope="col" className="hide-sm">
-                  Input
+                <th scope="col" className="shrink">
+                  Status
+                </th>
+                <th scope="col" className="shrink">
+                  Run
+                </th>
+                <th scope="col" className="shrink">
+                  Agent
                 </th>
                 <th scope="col" className="hide-sm">
-                  Output
-                </th>
-                <th scope="col" className="num hide-sm">
-                  Tokens
+                  Input → output
                 </th>
                 <th scope="col" className="num hide-sm">
                   Cost
@@ -127,21 +127,25 @@ function RunsList() {
                     <StatusBadge status={run.status} />
                   </td>
                   <td>
-                    <Link className="row-link mono" href={`/runs/detail?id=${run.id}`}>
-                      {run.id}
+                    <Link className="row-link mono" href={`/runs/detail?id=${run.id}`} title={run.id}>
+                      {run.id.slice(0, 12)}…
                     </Link>
                   </td>
-                  <td>
+                  <td className="nowrap">
                     {names.get(run.agent_id) ?? <span className="mono">{run.agent_id}</span>} <span className="muted">v{run.agent_version}</span>
                   </td>
-                  <td className="clip hide-sm" title={run.input}>
-                    {run.input}
+                  <td className="fluid hide-sm">
+                    <div className="clip" title={run.input}>
+                      {run.input}
+                    </div>
+                    <div className="clip muted small" title={run.output ?? ""}>
+                      → {run.output ?? "—"}
+                    </div>
                   </td>
-                  <td className="clip hide-sm" title={run.output ?? ""}>
-                    {run.output ?? <span className="muted">—</span>}
+                  <td className="num hide-sm">
+                    {formatUsd(run.usage.cost_usd)}
+                    <div className="muted small">{formatNumber(run.usage.input_tokens + run.usage.output_tokens)} tok</div>
                   </td>
-                  <td className="num hide-sm">{formatNumber(run.usage.input_tokens + run.usage.output_tokens)}</td>
-                  <td className="num hide-sm">{formatUsd(run.usage.cost_usd)}</td>
                   <td className="num hide-sm">{formatDuration(durationMs(run.created_at, run.updated_at))}</td>
                   <td>
                     <Time iso={run.created_at} />

@@ -223,8 +223,8 @@ function RunDetail() {
       <details className="card">
         <summary>Events ({live.events.length})</summary>
         <ol className="mono small" style={{ maxHeight: 300, overflow: "auto" }}>
-          {live.events.map((e) => (
-            <li key={e.id || `${e.type}-${Math.random()}`}>
+          {live.events.map((e, i) => (
+            <li key={e.id || `${e.type}-${i}`}>
               {e.type} {JSON.stringify(e.data).slice(0, 200)}
             </li>
           ))}

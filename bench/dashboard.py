@@ -42,21 +42,23 @@ def seed(stack: StackProcess, tenant_id: str, agent_id: str) -> None:
         conn.execute(
             "INSERT INTO run (id, tenant_id, agent_id, agent_version, thread_id, status, input, output, metadata,"
             " input_tokens, output_tokens, cost_usd, workflow_id, workflow_run_id, created_at, updated_at)"
-            " SELECT 'run_bench' || lpad(n::text, 6, '0'), %(t)s, %(a)s, 1, 'thr_bench' || n, 'completed',"
+            " SELECT 'run_bench' || lpad(n::text, 6, '0'), %(t)s::text, %(a)s::text, 1, 'thr_bench' || n, 'completed',"
             " 'What is ' || n || ' * 7? Show the steps.', n || ' * 7 = ' || n * 7 || '.', '{}', 120, 45,"
-            " 0.00042, %(t)s || ':run:run_bench' || lpad(n::text, 6, '0'), NULL,"
-            " now() - (%(runs)s - n) * interval '1 s', now() - (%(runs)s - n) * interval '1 s' + interval '2 s'"
-            " FROM generate_series(1, %(runs)s) AS n",
+            " 0.00042, %(t)s::text || ':run:run_bench' || lpad(n::text, 6, '0'), NULL,"
+            " at, at + interval '2 s'"
+            " FROM generate_series(1, %(runs)s::int) AS n,"
+            " LATERAL (SELECT now() - (%(runs)s::int - n) * interval '1 s') AS c(at)",
             {"t": tenant_id, "a": agent_id, "runs": RUNS},
         )
         conn.execute(
             "INSERT INTO run_step (tenant_id, run_id, step_id, seq, kind, name, status, attempts, input, output,"
             " input_tokens, output_tokens, cost_usd, started_at, ended_at)"
-            " SELECT %(t)s, r.id, 's' || (s + 1), s, CASE WHEN s = 1 THEN 'tool' ELSE 'llm' END,"
+            " SELECT %(t)s::text, r.id, 's' || (s + 1), s, CASE WHEN s = 1 THEN 'tool' ELSE 'llm' END,"
             " CASE WHEN s = 1 THEN 'calculator' ELSE 'local:local-echo' END, 'completed', 1,"
             ' \'{"messages": 2}\', \'{"content": "ok"}\', 40, 15, 0.00014,'
             " r.created_at + s * interval '600 ms', r.created_at + s * interval '600 ms' + interval '400 ms'"
-            " FROM run r CROSS JOIN generate_series(0, 2) AS s WHERE r.tenant_id = %(t)s",
+            " FROM run r CROSS JOIN generate_series(0, 2) AS s"
+            " WHERE r.tenant_id = %(t)s::text AND r.id LIKE 'run\\_bench%%'",
             {"t": tenant_id},
         )
         conn.execute("ANALYZE run")

@@ -24,20 +24,20 @@ export function AppShell({ children }: { children: ReactNode }) {
         <button type="button" className="btn btn-sm menu-toggle" aria-expanded={open} aria-controls="sidebar" onClick={() => setOpen(!open)}>
           ☰ Menu
         </button>
-        <Link href="/runs" className="brand">
+        <Link href="/runs" prefetch={false} className="brand">
           AImPact
         </Link>
       </div>
       <div className="shell">
         <aside id="sidebar" className="sidebar" data-open={open}>
-          <Link href="/runs" className="brand hide-sm">
+          <Link href="/runs" prefetch={false} className="brand hide-sm">
             AImPact
           </Link>
           <nav aria-label="Main">
             <ul className="nav">
               {items.map((item) => (
                 <li key={item.href}>
-                  <Link href={item.href} aria-current={pathname.startsWith(item.href) ? "page" : undefined}>
+                  <Link href={item.href} prefetch={false} aria-current={pathname.startsWith(item.href) ? "page" : undefined}>
                     {item.label}
                   </Link>
                 </li>

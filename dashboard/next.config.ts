@@ -14,6 +14,8 @@ export default function config(phase: string): NextConfig {
     const api = process.env.AIMPACT_API_URL ?? "http://127.0.0.1:8000";
     return {
       ...base,
+      allowedDevOrigins: ["127.0.0.1"],
+      compress: false, // a compressed proxy response would hold back the API's event streams
       async rewrites() {
         return API_PATHS.map((source) => ({ source, destination: `${api}${source}` }));
       },

@@ -20,6 +20,8 @@ function SignInForm() {
   const [password, setPassword] = useState("");
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [ready, setReady] = useState(false);
+  useEffect(() => setReady(true), []);
   useEffect(() => {
     if (auth.status === "signed-in") router.replace(next);
   }, [auth.status, next, router]);
@@ -58,7 +60,7 @@ function SignInForm() {
         <Field label="Password">
           <input type="password" autoComplete="current-password" required value={password} onChange={(e) => setPassword(e.target.value)} />
         </Field>
-        <Button type="submit" variant="primary" busy={busy}>
+        <Button type="submit" variant="primary" busy={busy} disabled={!ready}>
           Sign in
         </Button>
         <p className="muted small">

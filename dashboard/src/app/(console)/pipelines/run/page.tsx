@@ -42,6 +42,7 @@ function PipelineRunDetail() {
     queryKey: ["pipeline-run", id],
     queryFn: () => call(api.GET("/v1/pipeline-runs/{pipeline_run_id}", { params: { path: { pipeline_run_id: id } } })),
     enabled: Boolean(id),
+    refetchInterval: (q) => (q.state.data && !FINAL.has(q.state.data.status) ? 5_000 : false), // under the stream
   });
   const pipelineId = run.data?.pipeline_id;
   const version = run.data?.version;

@@ -98,6 +98,8 @@ function RunDetail() {
     queryKey: ["run", id],
     queryFn: () => call(api.GET("/v1/runs/{run_id}", { params: { path: { run_id: id } } })),
     enabled: Boolean(id),
+    // a safety net under the event stream (a proxy that buffers it would otherwise freeze the page)
+    refetchInterval: (q) => (q.state.data && IN_PROGRESS.has(q.state.data.status) ? 5_000 : false),
   });
   const live = useLiveEvents(id ? `/v1/runs/${encodeURIComponent(id)}/events` : null, [["run", id], ["feedback", id], ["thread"]], (e) => e.type === "run.closed");
   const refresh = () => void queries.invalidateQueries({ queryKey: ["run", id] });

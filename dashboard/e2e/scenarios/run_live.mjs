@@ -23,6 +23,9 @@ export default async function (browser, config) {
   await page.locator("h1").getByText("completed", { exact: true }).waitFor({ timeout: 30_000 });
   await page.getByLabel("Run output").getByText("Result — calculator: 42").waitFor();
   expect(navigations.length === 0, `the page reloaded to show progress: ${navigations.join(", ")}`);
+  const summary = await page.locator("summary").filter({ hasText: "Events" }).innerText();
+  const streamed = Number(/\((\d+)\)/.exec(summary)?.[1] ?? 0);
+  expect(streamed >= 6, `the page got ${streamed} events from the run's stream (queued, started, steps, completed)`);
 
   await steps.getByRole("button", { name: /calculator/ }).click();
   await page.getByLabel("Output of step s2").getByText('"value": 42').waitFor();
@@ -36,5 +39,7 @@ export default async function (browser, config) {
   expect((await page.getByLabel("Search inputs and outputs").inputValue()) === "6 * 7", "the search box does not show the URL's query");
   await page.reload();
   await link.waitFor();
-  expect((await page.getByLabel("Agent").inputValue()) === config.slowAgent, "the agent filter did not survive a reload");
+  const agent = page.getByLabel("Agent", { exact: true });
+  await agent.locator(`option[value="${config.slowAgent}"]`).waitFor({ state: "attached" });
+  expect((await agent.inputValue()) === config.slowAgent, "the agent filter did not survive a reload");
 }

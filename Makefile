@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: up test lint bench bench-pipelines bench-optimizer bench-voice bench-voice-engines install clean format
+.PHONY: up test lint bench bench-pipelines bench-optimizer bench-voice bench-voice-engines bench-dashboard install clean format dashboard dashboard-api
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,18 @@ $(STAMP): $(BIN)/python requirements.lock constraints.txt pyproject.toml scripts
 
 install: $(STAMP)
 
-up: install
+# The dashboard's static export (dashboard/out), rebuilt when its sources or lock file change.
+dashboard:
+	@scripts/build-dashboard.sh
+
+# The dashboard's typed client (dashboard/src/api/schema.d.ts) from the OpenAPI document: built from
+# the routes without a server, or from a running API with `make dashboard-api API_URL=http://127.0.0.1:8000`.
+dashboard-api: install
+	@if [ -n "$(API_URL)" ]; then curl -fsS "$(API_URL)/openapi.json" -o dashboard/openapi.json; \
+	else $(BIN)/aimpact openapi -o dashboard/openapi.json; fi
+	cd dashboard && npm run --silent gen:api
+
+up: install dashboard
 	$(BIN)/aimpact up
 
 lint: install
@@ -35,7 +46,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-test: lint
+test: lint dashboard
 	$(BIN)/pytest
 
 bench: install
@@ -53,9 +64,12 @@ bench-voice: install
 bench-voice-engines: install
 	$(BIN)/python -m bench.voice_engines
 
+bench-dashboard: install dashboard
+	bench/dashboard.sh
+
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .aimpact .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .aimpact .pytest_cache .mypy_cache .ruff_cache dashboard/node_modules dashboard/.next dashboard/out dashboard/.build-stamp

@@ -14,6 +14,7 @@ from temporalio.converter import PayloadCodec
 
 from api.cache_bus import AGENTS, PRINCIPALS, CacheBus, subscriber_client
 from api.cors import CorsByPath
+from api.dashboard import dashboard_files
 from api.middleware import BodyLimitMiddleware, ObservabilityMiddleware
 from api.openapi import install_openapi
 from api.problem_types import PROBLEM_RESPONSES
@@ -41,6 +42,7 @@ from api.routes import (
     run_control,
     runs,
     secrets,
+    sessions,
     tenants,
     tools,
     users,
@@ -193,6 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ObservabilityMiddleware)
     app.include_router(health.router)
     app.include_router(auth.router)
+    app.include_router(sessions.router)
     app.include_router(tenants.router)
     app.include_router(users.router)
     app.include_router(api_keys.router)
@@ -221,4 +224,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(voice.router)
     app.include_router(recommendations.router)
     app.include_router(pipeline_reruns.router)
+    app.router.default = dashboard_files(settings.dashboard_dir)  # what no API route matched (nor in part)
     return app

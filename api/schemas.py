@@ -71,6 +71,14 @@ class RunCreate(CleanModel):
         return value
 
 
+class UsagePublic(BaseModel):
+    """Tokens and cost."""
+
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
 class StepPublic(BaseModel):
     """One step of a run."""
 
@@ -84,14 +92,7 @@ class StepPublic(BaseModel):
     input: Any
     output: Any
     error: dict[str, Any] | None
-
-
-class UsagePublic(BaseModel):
-    """Tokens and cost."""
-
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float
+    usage: UsagePublic | None = Field(default=None, description="Tokens and cost of this step (model steps).")
 
 
 class TemporalLink(BaseModel):

@@ -95,6 +95,7 @@ def print_ready_table(settings: Settings, seeded: SeedResult | None) -> None:
     table.add_column()
     table.add_row("API", settings.api_url)
     table.add_row("Processes", process_counts(settings))
+    table.add_row("Dashboard", dashboard_state(settings))
     table.add_row("API docs", f"{settings.api_url}/docs")
     table.add_row("Temporal UI", settings.temporal_ui_base)
     table.add_row("State", str(settings.home))
@@ -122,6 +123,15 @@ def print_ready_table(settings: Settings, seeded: SeedResult | None) -> None:
             f"Then: curl -s {settings.api_url}/v1/runs/<id> -H 'Authorization: Bearer {creds.api_key}'", soft_wrap=True
         )
     console.print("Press Ctrl-C to stop.")
+
+
+def dashboard_state(settings: Settings) -> str:
+    """The dashboard's URL, or why there is none."""
+    from api.dashboard import built
+
+    if built(settings.dashboard_dir):
+        return f"{settings.api_url}/"
+    return "not built: `make dashboard` (needs node 20 and npm), then reload"
 
 
 def process_counts(settings: Settings) -> str:
@@ -255,6 +265,24 @@ def seed() -> None:
 
     result = asyncio.run(_run())
     console.print("seeded" if result else "already seeded; nothing to do")
+
+
+@app.command()
+def openapi(
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Print the API's OpenAPI document, built from the routes (no server, no database)."""
+    import json
+    from pathlib import Path
+
+    from api.app import create_app
+
+    configure_logging(fmt="console", level="warning")  # logs on stderr: stdout is the document
+    document = json.dumps(create_app(Settings()).openapi(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(document)
+    else:
+        Path(output).write_text(document, encoding="utf-8")
 
 
 app.add_typer(runs.app, name="runs")

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         default=False, description="Let those origins send cookies and HTTP authentication (never with '*')."
     )
 
+    dashboard_dir: Path | None = Field(
+        default=None,
+        description="The dashboard's static export served at / (default: dashboard/out of the source tree).",
+    )
+
     temporal_port: int = Field(default=7233, ge=1, le=65535)
     temporal_ui_port: int = Field(default=8233, ge=1, le=65535)
     temporal_http_port: int = Field(default=7243, ge=1, le=65535)

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import SessionDep, StateDep
 from api.identity_schemas import Me, RefreshRequest, TokenPair, TokenRequest
@@ -24,6 +25,9 @@ PUBLIC_ROUTES = frozenset(
         ("POST", "/v1/auth/token"),
         ("POST", "/v1/auth/refresh"),
         ("POST", "/v1/auth/logout"),
+        ("POST", "/v1/auth/session"),
+        ("POST", "/v1/auth/session/refresh"),
+        ("POST", "/v1/auth/session/logout"),
         ("GET", "/.well-known/jwks.json"),
     }
 )
@@ -31,15 +35,25 @@ _DUMMY_HASH = "$argon2id$v=19$m=19456,t=2,p=1$6YiF5YEKdHMo8vU4dvInEg$3hcxOMOX2eu
 """Verified against when the email is unknown, so both cases cost one argon2 check."""
 
 
-def _pair(state: AppState, user: User, refresh_token: str) -> TokenPair:
+def access_token(state: AppState, user: User) -> str:
+    """A signed access token for ``user`` (its tenant, or the platform)."""
     tenant = PLATFORM_TENANT if user.is_platform_admin else str(user.tenant_id)
-    access = state.jwt.issue(subject=user.id, tenant_id=tenant, platform=user.is_platform_admin)
-    return TokenPair(access_token=access, refresh_token=refresh_token, expires_in=state.jwt.ttl_s)
+    return state.jwt.issue(subject=user.id, tenant_id=tenant, platform=user.is_platform_admin)
+
+
+def _pair(state: AppState, user: User, refresh_token: str) -> TokenPair:
+    return TokenPair(access_token=access_token(state, user), refresh_token=refresh_token, expires_in=state.jwt.ttl_s)
 
 
 @router.post("/v1/auth/token", response_model=TokenPair, responses=problems(401, 429))
 async def issue_token(body: TokenRequest, request: Request, state: StateDep, session: SessionDep) -> TokenPair:
     """Exchange email + password for tokens; throttled per account and per client IP."""
+    user = await sign_in(body, request, state, session)
+    return _pair(state, user, await state.refresh_tokens.issue(session, user))
+
+
+async def sign_in(body: TokenRequest, request: Request, state: AppState, session: AsyncSession) -> User:
+    """The user of ``body``'s email and password (401 otherwise); failures are throttled per account and IP."""
     ip = request.client.host if request.client else "unknown"
     wait = await state.login_throttle.retry_after(body.email, ip)
     if wait is not None:
@@ -52,7 +66,7 @@ async def issue_token(body: TokenRequest, request: Request, state: StateDep, ses
         await state.login_throttle.failed(body.email, ip)
         raise ProblemError(401, "wrong email or password", slug=ProblemType.UNAUTHORIZED)
     await state.login_throttle.succeeded(body.email)
-    return _pair(state, user, await state.refresh_tokens.issue(session, user))
+    return user
 
 
 @router.post("/v1/auth/refresh", response_model=TokenPair, responses=problems(401))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import date, datetime
 from operator import attrgetter
 from typing import Annotated, Any, TypeVar
 
@@ -93,14 +93,23 @@ class UsageRow(UsagePublic):
     runs: int
 
 
+class UsageDay(UsagePublic):
+    """Usage of one agent on one day (UTC)."""
+
+    day: date
+    agent_id: str
+    runs: int
+
+
 class UsageReport(UsagePublic):
-    """``GET /v1/usage``: the tenant's usage in the period, in all and per agent."""
+    """``GET /v1/usage``: the tenant's usage in the period, in all, per agent and per agent and day."""
 
     tenant_id: str
     start: datetime | None = Field(default=None, alias="from")
     to: datetime | None
     runs: int
     agents: list[UsageRow]
+    days: list[UsageDay] = Field(description="Per agent and day (UTC), by day then agent.")
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -269,6 +278,18 @@ async def thread_messages(
     return Page(items=items, next_cursor=next_cursor)
 
 
+def _agent_total(agent_id: str, name: str, days: list[UsageDay]) -> UsageRow:
+    """The period's usage of one agent: the sum of its days."""
+    return UsageRow(
+        agent_id=agent_id,
+        agent_name=name,
+        runs=sum(d.runs for d in days),
+        input_tokens=sum(d.input_tokens for d in days),
+        output_tokens=sum(d.output_tokens for d in days),
+        cost_usd=round(sum(d.cost_usd for d in days), 8),
+    )
+
+
 @router.get("/v1/usage", response_model=UsageReport)
 async def usage(
     session: SessionDep,
@@ -276,11 +297,13 @@ async def usage(
     start: Annotated[IsoDatetime | None, Query(alias="from")] = None,
     to: Annotated[IsoDatetime | None, Query()] = None,
 ) -> UsageReport:
-    """Tokens, cost and runs per agent for the caller's tenant (runs created in [from, to))."""
+    """Tokens, cost and runs per agent, and per agent and day (UTC), of runs created in [from, to)."""
+    day = func.date(func.timezone("UTC", col(Run.created_at)))
     query: Any = (
         sa_select(
             col(Run.agent_id),
             col(Agent.name),
+            day,
             func.count(col(Run.id)),
             func.coalesce(func.sum(Run.input_tokens), 0),
             func.coalesce(func.sum(Run.output_tokens), 0),
@@ -288,18 +311,20 @@ async def usage(
         )
         .join(Agent, col(Agent.id) == col(Run.agent_id))
         .where(col(Run.tenant_id) == principal.tenant_id, col(Run.parent_run_id).is_(None))
-        .group_by(col(Run.agent_id), col(Agent.name))
-        .order_by(col(Run.agent_id))
+        .group_by(col(Run.agent_id), col(Agent.name), day)
+        .order_by(day, col(Run.agent_id))
     )
     if start is not None:
         query = query.where(Run.created_at >= start)
     if to is not None:
         query = query.where(Run.created_at < to)
     rows = (await session.execute(query)).all()
-    agents = [
-        UsageRow(agent_id=a, agent_name=n, runs=r, input_tokens=i, output_tokens=o, cost_usd=round(float(c), 8))
-        for a, n, r, i, o, c in rows
+    days = [
+        UsageDay(day=d, agent_id=a, runs=r, input_tokens=i, output_tokens=o, cost_usd=round(float(c), 8))
+        for a, _, d, r, i, o, c in rows
     ]
+    names = {a: n for a, n, *_ in rows}
+    agents = [_agent_total(a, names[a], [d for d in days if d.agent_id == a]) for a in sorted(names)]
     return UsageReport(
         tenant_id=principal.tenant_id,
         start=start,
@@ -309,4 +334,5 @@ async def usage(
         output_tokens=sum(a.output_tokens for a in agents),
         cost_usd=round(sum(a.cost_usd for a in agents), 8),
         agents=agents,
+        days=days,
     )

@@ -21,11 +21,11 @@ from api.pagination import Limit, NewestFirst
 from api.permissions import RunsRead, RunsStart
 from api.problem_types import ProblemType, problems
 from api.problems import ProblemError
-from api.schemas import Page, RunCreate, RunPublic, StepPublic, TemporalLink, UsagePublic
+from api.schemas import IsoDatetime, Page, RunCreate, RunPublic, StepPublic, TemporalLink, UsagePublic
 from api.state import AppState
 from core.contracts.agent_run import AgentRunInput, RunStatus
 from core.db.models import Run, RunStep
-from core.db.reads import AgentRef, RunReads, RunRow, StepRow, agent_ref
+from core.db.reads import AgentRef, RunFilter, RunReads, RunRow, StepRow, agent_ref
 from core.db.repos import Keyset, RunRepository
 from core.events import TurnState, ends_turn
 from core.ids import AGENT_ID, RUN_KIND, TENANT_ID, new_id, run_workflow_id
@@ -70,6 +70,7 @@ def run_public(state: AppState, run: Run | RunRow, steps: Sequence[RunStep] | Se
                 input=s.input,
                 output=s.output,
                 error=s.error,
+                usage=UsagePublic(input_tokens=s.input_tokens, output_tokens=s.output_tokens, cost_usd=s.cost_usd),
             )
             for s in steps
         ],
@@ -311,11 +312,18 @@ async def list_runs(
     after: Annotated[Keyset | None, Depends(RUNS.after)],
     agent_id: Annotated[str | None, Query(max_length=40)] = None,
     status: RunStatus | None = None,
+    start: Annotated[
+        IsoDatetime | None, Query(alias="from", description="Runs created at or after this moment.")
+    ] = None,
+    to: Annotated[IsoDatetime | None, Query(description="Runs created before this moment.")] = None,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=200, description="Text the run's input or output contains (any case)."),
+    ] = None,
     limit: Limit = 50,
 ) -> Page[RunPublic]:
-    """Runs of the caller's tenant, newest first."""
-    found, steps = await RunReads(state.reads, principal.tenant_id).list(
-        limit=limit + 1, after=after, agent_id=agent_id, status=status
-    )
+    """Runs of the caller's tenant, newest first; filtered by agent, status, creation time and text."""
+    where = RunFilter(agent_id=agent_id, status=status, since=start, until=to, text=q)
+    found, steps = await RunReads(state.reads, principal.tenant_id).list(limit=limit + 1, after=after, where=where)
     page, next_cursor = RUNS.page(found, limit)
     return Page(items=[run_public(state, r, steps[r.id]) for r in page], next_cursor=next_cursor)

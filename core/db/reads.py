@@ -109,6 +109,9 @@ class StepRow:
     input: Any
     output: Any
     error: dict[str, Any] | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
 
 
 @dataclass(slots=True, frozen=True)
@@ -156,25 +159,60 @@ MESSAGES = select_columns(
 )
 
 
-def _runs_query(*, agent: bool, status: bool, after: bool) -> bytes:
-    """Newest first by ``(created_at, id)``; one fixed text per filter combination, so each is prepared once."""
-    query: LiteralString = "SELECT {} FROM run WHERE tenant_id = %(tenant)s"
-    if agent:
-        query += " AND agent_id = %(agent)s"
-    if status:
-        query += " AND status = %(status)s"
-    if after:
-        query += " AND (created_at, id) < (%(moment)s, %(last_id)s)"
-    query += " ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
-    return select_columns(RunRow, query, {"metadata_": "metadata"})
+@dataclass(frozen=True, slots=True)
+class RunFilter:
+    """What a page of runs is narrowed to (every field optional)."""
+
+    agent_id: str | None = None
+    status: str | None = None
+    since: datetime | None = None
+    """Created at or after this moment."""
+    until: datetime | None = None
+    """Created before this moment."""
+    text: str | None = None
+    """Found in the input or the output (case-insensitive substring)."""
+
+    def params(self) -> dict[str, Any]:
+        """The query parameters of the filter (``text`` as an escaped ``ILIKE`` pattern)."""
+        pattern = None
+        if self.text is not None:
+            pattern = "%" + self.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return {
+            "agent": self.agent_id,
+            "status": self.status,
+            "since": self.since,
+            "until": self.until,
+            "text": pattern,
+        }
+
+    def shape(self) -> tuple[bool, ...]:
+        """Which filters are set (one query text per shape, so each is prepared once)."""
+        return tuple(value is not None for value in (self.agent_id, self.status, self.since, self.until, self.text))
 
 
-_RUN_LISTS = {
-    (agent, status, after): _runs_query(agent=agent, status=status, after=after)
-    for agent in (False, True)
-    for status in (False, True)
-    for after in (False, True)
-}
+_RUN_FILTERS: tuple[LiteralString, ...] = (
+    " AND agent_id = %(agent)s",
+    " AND status = %(status)s",
+    " AND created_at >= %(since)s",
+    " AND created_at < %(until)s",
+    " AND (input ILIKE %(text)s OR output ILIKE %(text)s)",
+)
+_RUN_LISTS: dict[tuple[bool, ...], bytes] = {}
+
+
+def _runs_query(shape: tuple[bool, ...], *, after: bool) -> bytes:
+    """Newest first by ``(created_at, id)``; one fixed text per filter shape, rendered once."""
+    key = (*shape, after)
+    if key not in _RUN_LISTS:
+        query: LiteralString = "SELECT {} FROM run WHERE tenant_id = %(tenant)s"
+        for used, clause in zip(shape, _RUN_FILTERS, strict=True):
+            if used:
+                query += clause
+        if after:
+            query += " AND (created_at, id) < (%(moment)s, %(last_id)s)"
+        query += " ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
+        _RUN_LISTS[key] = select_columns(RunRow, query, {"metadata_": "metadata"})
+    return _RUN_LISTS[key]
 
 
 AGENT_REF = (
@@ -241,13 +279,14 @@ class RunReads(TenantReader):
             return await (await steps.execute(STEPS_OF_RUN, (run_id, self._tenant_id))).fetchall()
 
     async def list(
-        self, *, limit: int, after: Keyset | None = None, agent_id: str | None = None, status: str | None = None
+        self, *, limit: int, after: Keyset | None = None, where: RunFilter | None = None
     ) -> tuple[list[RunRow], dict[str, list[StepRow]]]:
-        """At most ``limit`` runs newest first after the keyset ``after``, and their steps by run id."""
-        params: dict[str, Any] = {"tenant": self._tenant_id, "agent": agent_id, "status": status, "limit": limit}
+        """At most ``limit`` runs matching ``where``, newest first after the keyset ``after``, and their steps."""
+        where = where or RunFilter()
+        params: dict[str, Any] = {"tenant": self._tenant_id, "limit": limit, **where.params()}
         if after is not None:
             params["moment"], params["last_id"] = after
-        query = _RUN_LISTS[(agent_id is not None, status is not None, after is not None)]
+        query = _runs_query(where.shape(), after=after is not None)
         async with self._pool.connection() as conn:
             runs = conn.cursor(row_factory=args_row(RunRow))
             found = await (await runs.execute(query, params)).fetchall()

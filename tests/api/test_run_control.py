@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
@@ -186,13 +188,18 @@ async def test_retry_continues_from_the_failed_step(tenant: TenantCtx, temporal_
     await record_history(temporal_client, done["temporal"]["workflow_id"], "retry_after_failure")
 
 
-async def test_usage_per_agent(tenant: TenantCtx) -> None:
+async def test_usage_per_agent_and_day(tenant: TenantCtx, engine: AsyncEngine) -> None:
     first = await create_agent(tenant.http, name="first")
     second = await create_agent(tenant.http, name="second")
+    first_runs = []
     for agent, n in ((first, 2), (second, 1)):
         for _ in range(n):
             run = (await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": "3 + 4"})).json()
             await wait_run(tenant.http, run["id"])
+            if agent is first:
+                first_runs.append(run["id"])
+            else:
+                second_run = run["id"]
     usage = (await tenant.http.get("/v1/usage", params={"from": "2020-01-01T00:00:00Z"})).json()
     rows = {row["agent_name"]: row for row in usage["agents"]}
     assert rows["first"]["runs"] == 2
@@ -200,8 +207,25 @@ async def test_usage_per_agent(tenant: TenantCtx) -> None:
     assert rows["first"]["input_tokens"] == 2 * rows["second"]["input_tokens"] > 0
     assert usage["runs"] == 3
     assert usage["input_tokens"] == sum(r["input_tokens"] for r in rows.values())
+    moments = {
+        first_runs[0]: "2025-06-01T23:30:00Z",
+        first_runs[1]: "2025-06-02T00:30:00Z",
+        second_run: "2025-06-02T10:00:00Z",
+    }
+    async with engine.begin() as conn:  # days are UTC days of each run's creation
+        for run_id, moment in moments.items():
+            await conn.execute(text("UPDATE run SET created_at = :m WHERE id = :id"), {"m": moment, "id": run_id})
+    usage = (await tenant.http.get("/v1/usage", params={"from": "2020-01-01T00:00:00Z"})).json()
+    assert [(d["day"], d["agent_id"], d["runs"]) for d in usage["days"]] == sorted(  # by day, then agent id
+        [("2025-06-01", first["id"], 1), ("2025-06-02", first["id"], 1), ("2025-06-02", second["id"], 1)]
+    )
+    assert sum(d["cost_usd"] for d in usage["days"]) == pytest.approx(usage["cost_usd"])
+    assert sum(d["input_tokens"] for d in usage["days"]) == usage["input_tokens"]
+    assert {row["agent_name"]: row["runs"] for row in usage["agents"]} == {"first": 2, "second": 1}
+    june_2 = (await tenant.http.get("/v1/usage", params={"from": "2025-06-02T00:00:00Z"})).json()
+    assert {row["agent_name"]: row["runs"] for row in june_2["agents"]} == {"first": 1, "second": 1}
     empty = (await tenant.http.get("/v1/usage", params={"to": "2020-01-01T00:00:00Z"})).json()
-    assert empty["runs"] == 0
+    assert (empty["runs"], empty["days"]) == (0, [])
     assert (await tenant.http.get("/v1/usage", params={"from": "yesterday"})).status_code == 422
 
 

@@ -34,6 +34,9 @@ async def test_run_completes_with_tool_step_and_answer(tenant: TenantCtx, tempor
     assert run["output"] == "Result — calculator: 84"
     assert run["usage"]["input_tokens"] > 0
     assert run["usage"]["output_tokens"] > 0
+    for field in ("input_tokens", "output_tokens"):  # each model step's share; tool steps cost nothing
+        assert [s["usage"][field] > 0 for s in run["steps"]] == [True, False, True]
+        assert sum(s["usage"][field] for s in run["steps"]) == run["usage"][field]
     assert run["temporal"]["run_id"]
     assert run["temporal"]["ui_url"].endswith(f"/{run['temporal']['run_id']}/history")
     await record_history(temporal_client, run["temporal"]["workflow_id"], "http_run")
@@ -123,6 +126,39 @@ async def test_list_runs_filters_and_paginates(tenant: TenantCtx) -> None:
     assert len(completed["items"]) == 3
     assert all(len(r["steps"]) == 3 for r in completed["items"])
     assert (await tenant.http.get("/v1/runs", params={"status": "failed"})).json()["items"] == []
+
+
+async def test_list_runs_by_time_and_text(tenant: TenantCtx, other_tenant: TenantCtx, engine: AsyncEngine) -> None:
+    agent = await create_agent(tenant.http)
+    inputs = ("refund order 100_% please", "What is 6 * 7?", "REFUND order 7")
+    ids = []
+    for text_input in inputs:
+        ids.append((await tenant.http.post(f"/v1/agents/{agent['id']}/runs", json={"input": text_input})).json()["id"])
+    for run_id in ids:
+        await wait_run(tenant.http, run_id)
+    async with engine.begin() as conn:  # the first run is from last year
+        await conn.execute(text("UPDATE run SET created_at = '2025-06-01T12:00:00Z' WHERE id = :id"), {"id": ids[0]})
+
+    async def listed(**params: str) -> list[str]:
+        page = await tenant.http.get("/v1/runs", params=params)
+        assert page.status_code == 200, page.text
+        return [r["id"] for r in page.json()["items"]]
+
+    assert await listed(q="refund") == [ids[2], ids[0]]  # input, any case
+    assert await listed(q="42") == [ids[1]]  # output ("Result — calculator: 42")
+    assert await listed(q="100_%") == [ids[0]]  # LIKE wildcards are literal text
+    assert await listed(q="1_0") == []
+    assert await listed(**{"from": "2026-01-01T00:00:00Z"}) == [ids[2], ids[1]]
+    assert await listed(to="2026-01-01T00:00:00Z") == [ids[0]]
+    assert await listed(q="refund", **{"from": "2026-01-01T00:00:00Z"}, status="completed") == [ids[2]]
+    first = (await tenant.http.get("/v1/runs", params={"q": "order", "limit": 1})).json()
+    second = await listed(q="order", limit="1", cursor=first["next_cursor"])
+    assert [first["items"][0]["id"], *second] == [ids[2], ids[0]]
+    assert (await other_tenant.http.get("/v1/runs", params={"q": "refund"})).json()["items"] == []
+    empty = await tenant.http.get("/v1/runs", params={"q": ""})
+    assert (empty.status_code, empty.json()["errors"][0]["field"]) == (422, "q")
+    bad = await tenant.http.get("/v1/runs", params={"from": "last week"})
+    assert (bad.status_code, bad.json()["errors"][0]["field"]) == (422, "from")
 
 
 async def test_other_tenants_objects_answer_404(tenant: TenantCtx, other_tenant: TenantCtx) -> None:

@@ -1,0 +1,36 @@
+/** Names for the schemas of the generated OpenAPI types. */
+import type { components } from "./schema";
+
+type S = components["schemas"];
+export type Me = S["Me"];
+export type Run = S["RunPublic"];
+export type Step = S["StepPublic"];
+export type RunStatus = S["RunStatus"];
+export type ThreadMessage = S["ThreadMessagePublic"];
+export type Feedback = S["FeedbackPublic"];
+export type Agent = S["AgentPublic"];
+export type AgentVersion = S["AgentVersionPublic"];
+export type AgentConfig = S["AgentConfig"];
+export type AgentUpdate = S["AgentUpdate"];
+export type ToolSpec = S["ToolSpec"];
+export type Tool = S["ToolPublic"];
+export type Pipeline = S["PipelinePublic"];
+export type PipelineVersion = S["PipelineVersionPublic"];
+export type PipelineRun = S["PipelineRunPublic"];
+export type PipelineStep = S["PipelineStepPublic"];
+export type PipelineSchedule = S["PipelineSchedulePublic"];
+export type Validation = S["ValidationPublic"];
+export type OptimizerRun = S["OptimizerRunPublic"];
+export type Candidate = S["CandidatePublic"];
+export type Experiment = S["ExperimentPublic"];
+export type Replay = S["ReplayPublic"];
+export type Dataset = S["DatasetPublic"];
+export type UsageReport = S["UsageReport"];
+export type Memory = S["MemoryPublic"];
+export type MemoryHit = S["MemoryHitPublic"];
+export type ApiKey = S["ApiKeyPublic"];
+export type User = S["UserPublic"];
+export type Webhook = S["WebhookPublic"];
+export type Delivery = S["DeliveryPublic"];
+export type Secret = S["SecretPublic"];
+export type AuditEvent = S["AuditEventPublic"];

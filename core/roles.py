@@ -74,7 +74,9 @@ _OPERATE = _VIEW | {
     _P.VOICE_WRITE,
     _P.RECOMMENDATIONS_WRITE,
 }
-"""Operators talk to agents and triage recommendations (refresh, dismiss); applying one also needs the permission its change needs."""
+"""Operators talk to agents and triage recommendations (refresh, dismiss).
+
+Applying a recommendation also needs the permission its change needs."""
 _DEVELOP = _OPERATE | {
     _P.AGENTS_WRITE,
     _P.PIPELINES_WRITE,

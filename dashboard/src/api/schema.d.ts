@@ -241,8 +241,8 @@ export interface paths {
         get: operations["list_tenants_v1_tenants_get"];
         put?: never;
         /**
-         * Create a tenant and its owner
-         * @description Create a tenant and its owner.
+         * Create a tenant and its owner, and the tenant's recommendation schedule
+         * @description Create a tenant and its owner, and the tenant's recommendation schedule.
          */
         post: operations["create_tenant_v1_tenants_post"];
         delete?: never;
@@ -1755,6 +1755,229 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/voice/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The workspace's voice sessions, newest first (without their turns)
+         * @description The workspace's voice sessions, newest first (without their turns).
+         */
+        get: operations["list_sessions_v1_voice_sessions_get"];
+        put?: never;
+        /**
+         * Start a voice session with the agent's current version (pinned for every turn)
+         * @description Start a voice session with the agent's current version (pinned for every turn).
+         *
+         *     422 naming ``agent_id`` when the workspace has no such agent, or ``idle_timeout_s`` above
+         *     ``AIMPACT_VOICE_MAX_IDLE_TIMEOUT_S``; 409 for an archived agent; 429 when the workspace already
+         *     holds ``AIMPACT_VOICE_SESSIONS_PER_TENANT`` live sessions; 503 when Temporal cannot take the start.
+         */
+        post: operations["start_session_v1_voice_sessions_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/voice/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One session: status and its last turns (transcript, reply, recordings, latency per stage)
+         * @description One session: status and its last turns (transcript, reply, recordings, latency per stage).
+         */
+        get: operations["get_session_v1_voice_sessions__session_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/voice/sessions/{session_id}/turns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Say something: a WAV body in, the turn out (transcript, reply, reply audio URL, latency per stage)
+         * @description Say something: a WAV body in, the turn out (transcript, reply, reply audio URL, latency per stage).
+         *
+         *     Audio without speech (silence, or no samples at all) is a ``silent`` turn: an empty
+         *     transcript and no agent call. 415 for a body not sent as ``audio/wav`` or a WAV encoding
+         *     that cannot be converted; 422 (``body``) for a body that is not a WAV file; 413 beyond
+         *     ``AIMPACT_VOICE_MAX_UTTERANCE_BYTES`` or ``AIMPACT_VOICE_MAX_UTTERANCE_S``; 409 once the
+         *     session has ended; 503 when the turn takes longer than ``AIMPACT_VOICE_TURN_WAIT_S`` (it
+         *     goes on: read it with ``GET /v1/voice/sessions/{id}``) or Temporal is out of reach.
+         */
+        post: operations["take_turn_v1_voice_sessions__session_id__turns_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/voice/sessions/{session_id}/turns/{turn_id}/audio": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A turn's recording as `audio/wav`: the reply (default) or what the user said (`side=user`)
+         * @description A turn's recording as ``audio/wav``: the reply (default) or what the user said (``side=user``).
+         *
+         *     404 for a turn without that recording, or one erased or past ``AIMPACT_VOICE_AUDIO_RETENTION_S``.
+         */
+        get: operations["turn_audio_v1_voice_sessions__session_id__turns__turn_id__audio_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/voice/sessions/{session_id}/end": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * End the session: a turn in flight finishes, new ones answer 409; 409 once it has ended
+         * @description End the session: a turn in flight finishes, new ones answer 409; 409 once it has ended.
+         */
+        post: operations["end_session_v1_voice_sessions__session_id__end_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/recommendations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The tenant's recommendations, newest first, with their evidence, action, status and outcome
+         * @description The tenant's recommendations, newest first, with their evidence, action, status and outcome.
+         */
+        get: operations["list_recommendations_v1_recommendations_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/recommendations/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start a mining pass of the tenant's history now; while one runs, that one is answered (`reused`)
+         * @description Start a mining pass of the tenant's history now; while one runs, that one is answered (``reused``).
+         */
+        post: operations["refresh_recommendations_v1_recommendations_refresh_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/recommendations/{recommendation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * One recommendation
+         * @description One recommendation.
+         */
+        get: operations["get_recommendation_v1_recommendations__recommendation_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/recommendations/{recommendation_id}/apply": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Perform the recommendation's action, recorded as made by `recommendation`; it turns `applied`
+         * @description Perform the recommendation's action, recorded as made by ``recommendation``; it turns ``applied``.
+         *
+         *     403 without the permission the action needs (``agents:write`` for a new agent version,
+         *     ``pipelines:write`` for a pipeline version, ``optimizer:write`` for an optimizer run). 409
+         *     when it is not open, or when its target changed since the evidence was computed (then it
+         *     turns ``stale``; the reason is in the problem and in ``status_reason``).
+         */
+        post: operations["apply_recommendation_v1_recommendations__recommendation_id__apply_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/recommendations/{recommendation_id}/dismiss": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dismiss: the finding is not suggested again unless its evidence changes materially (its headline value
+         * @description Dismiss: the finding is not suggested again unless its evidence changes materially (its headline value
+         *     leaves the interval it had now); 409 once applied or dismissed.
+         */
+        post: operations["dismiss_recommendation_v1_recommendations__recommendation_id__dismiss_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2209,6 +2432,12 @@ export interface components {
             };
         };
         /**
+         * Evaluation
+         * @description How an evaluation answers the candidate's tool calls.
+         * @enum {string}
+         */
+        Evaluation: "safe" | "replay";
+        /**
          * ExactMetric
          * @description The output equals ``expected`` once both are stripped.
          */
@@ -2276,6 +2505,21 @@ export interface components {
              * @description The mean feedback score of that run.
              */
             feedback_score: number | null;
+        };
+        /**
+         * ExpectedGainPublic
+         * @description What applying is expected to gain, in a unit a person reads, and the assumption it rests on.
+         */
+        ExpectedGainPublic: {
+            /** Quantity */
+            quantity: number;
+            /**
+             * Unit
+             * @description `fewer failed calls per 1,000 runs`, `USD saved per 1,000 runs`, …
+             */
+            unit: string;
+            /** Assumption */
+            assumption?: string | null;
         };
         /**
          * ExperimentCreate
@@ -2470,6 +2714,37 @@ export interface components {
             model?: components["schemas"]["ModelSpec"] | null;
         };
         /**
+         * LatencyPublic
+         * @description Milliseconds per stage of a turn (0 for a stage that did not run) and in all.
+         */
+        LatencyPublic: {
+            /**
+             * Vad
+             * @description Voice activity detection: where the speech is.
+             */
+            vad: number;
+            /**
+             * Stt
+             * @description Speech to text.
+             */
+            stt: number;
+            /**
+             * Agent
+             * @description The agent's run, from its start to its answer.
+             */
+            agent: number;
+            /**
+             * Tts
+             * @description Text to speech.
+             */
+            tts: number;
+            /**
+             * Total
+             * @description From the audio's arrival to the turn's recorded answer.
+             */
+            total: number;
+        };
+        /**
          * Me
          * @description ``GET /v1/me``.
          */
@@ -2660,7 +2935,7 @@ export interface components {
          *     ``dataset_id`` defaults to the agent's newest dataset; ``metric`` to ``exact`` when every
          *     example has ``expected``; ``strategies`` to ``["few_shot"]``. Rules beyond the schema (422
          *     naming the field): the budget is above 0 and within the tenant caps, the metric can score
-         *     the dataset's examples, every strategy exists.
+         *     the dataset's examples, every strategy exists, ``replay`` has a dataset built from runs.
          */
         OptimizerRunCreate: {
             /** Dataset Id */
@@ -2675,6 +2950,11 @@ export interface components {
              * @default true
              */
             auto_promote?: boolean;
+            /**
+             * @description How the candidates' tool calls are answered. `safe`: from the example's recorded run when it has one, else by a pure tool (calculator, clock) run live, else refused. `replay`: every example is its recorded run replayed, tool calls answered from the recording only, any other call answered `not in recording` and counted (`progress.not_in_recording`); the dataset must be built from runs.
+             * @default safe
+             */
+            evaluation?: components["schemas"]["Evaluation"];
         };
         /**
          * OptimizerRunPublic
@@ -2707,6 +2987,7 @@ export interface components {
             strategies: string[];
             /** Auto Promote */
             auto_promote: boolean;
+            evaluation: components["schemas"]["Evaluation"];
             /** Candidates */
             candidates: components["schemas"]["CandidatePublic"][];
             /**
@@ -2930,6 +3211,13 @@ export interface components {
             /** Next Cursor */
             next_cursor?: string | null;
         };
+        /** Page[RecommendationPublic] */
+        Page_RecommendationPublic_: {
+            /** Items */
+            items: components["schemas"]["RecommendationPublic"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
         /** Page[ReplayPublic] */
         Page_ReplayPublic_: {
             /** Items */
@@ -2976,6 +3264,13 @@ export interface components {
         Page_UserPublic_: {
             /** Items */
             items: components["schemas"]["UserPublic"][];
+            /** Next Cursor */
+            next_cursor?: string | null;
+        };
+        /** Page[VoiceSessionPublic] */
+        Page_VoiceSessionPublic_: {
+            /** Items */
+            items: components["schemas"]["VoiceSessionPublic"][];
             /** Next Cursor */
             next_cursor?: string | null;
         };
@@ -3325,6 +3620,10 @@ export interface components {
             concurrent_runs?: number | null;
             /** Tokens Per Day */
             tokens_per_day?: number | null;
+            /** Concurrent Optimizer Runs */
+            concurrent_optimizer_runs?: number | null;
+            /** Concurrent Replays */
+            concurrent_replays?: number | null;
         };
         /**
          * Readiness
@@ -3337,6 +3636,133 @@ export interface components {
             checks: {
                 [key: string]: string;
             };
+        };
+        /**
+         * RecommendationDismiss
+         * @description Why the recommendation is dismissed (kept with it and in the audit log).
+         */
+        RecommendationDismiss: {
+            /** Reason */
+            reason?: string | null;
+        };
+        /**
+         * RecommendationKind
+         * @description What a recommendation is about.
+         * @enum {string}
+         */
+        RecommendationKind: "prompt" | "model" | "retry_policy" | "timeout" | "tool" | "pipeline";
+        /**
+         * RecommendationPublic
+         * @description A suggested change with its evidence, the action apply performs, its status and, once applied, its outcome.
+         */
+        RecommendationPublic: {
+            /** Id */
+            id: string;
+            kind: components["schemas"]["RecommendationKind"];
+            /**
+             * Rule
+             * @description The rule that found it: `tool.failure_rate`, `pipeline.concurrency`, …
+             */
+            rule: string;
+            /**
+             * Target
+             * @description `{type: agent, agent_id, tool?|model?|field?}` or `{type: pipeline, pipeline_id, step_id, need?}`.
+             */
+            target: {
+                [key: string]: unknown;
+            };
+            /** Title */
+            title: string;
+            /**
+             * Evidence
+             * @description `metric` {name, value, ci: [lo, hi], n, unit, confidence, method}: the headline number with its 95% interval; `numbers` (rule-specific counts and intervals); `example_run_ids`; `window` {since, until, runs}; for a model switch, `check`: the counterfactual replay to run first when none was.
+             */
+            evidence: {
+                [key: string]: unknown;
+            };
+            expected_gain: components["schemas"]["ExpectedGainPublic"];
+            /**
+             * Action
+             * @description What apply does: `{type: agent_version|pipeline_version|optimizer_run, from_version, ops|dataset, summary, requires}`; `requires` is the permission apply needs besides `recommendations:write`.
+             */
+            action: {
+                [key: string]: unknown;
+            };
+            /**
+             * Basis
+             * @description The version the evidence was computed on; apply answers 409 once it is no longer current.
+             */
+            basis: {
+                [key: string]: unknown;
+            };
+            status: components["schemas"]["RecommendationStatus"];
+            /**
+             * Status Reason
+             * @description Why it is stale, or why it was dismissed.
+             */
+            status_reason?: string | null;
+            /**
+             * Previous Id
+             * @description The dismissed or applied recommendation of the same finding this one follows.
+             */
+            previous_id?: string | null;
+            /**
+             * Result
+             * @description What apply made: `agent_version`, `pipeline_version`, or `dataset_id` and `optimizer_run_id`.
+             */
+            result?: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Outcome
+             * @description After apply: `status` measuring|measured, `runs` of the change so far and `needed`; once measured, `before` and `after` with intervals and `measured_gain` next to `expected_gain`.
+             */
+            outcome?: {
+                [key: string]: unknown;
+            } | null;
+            /** Decided By */
+            decided_by?: string | null;
+            /** Decided At */
+            decided_at?: string | null;
+            /**
+             * Seen At
+             * Format: date-time
+             * @description The latest mining pass that found it.
+             */
+            seen_at: string;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /**
+         * RecommendationStatus
+         * @description Where a recommendation is.
+         * @enum {string}
+         */
+        RecommendationStatus: "open" | "applied" | "dismissed" | "stale";
+        /**
+         * RefreshPublic
+         * @description The mining pass the refresh started, or the one already running that it joined.
+         */
+        RefreshPublic: {
+            /** Workflow Id */
+            workflow_id: string;
+            /** Run Id */
+            run_id: string | null;
+            /**
+             * Reused
+             * @description A pass was already running: this is that pass.
+             */
+            reused: boolean;
+            /** Ui Url */
+            ui_url: string;
         };
         /**
          * RefreshRequest
@@ -3719,6 +4145,12 @@ export interface components {
             updated_at: string;
         };
         /**
+         * SessionStatus
+         * @description Status of a voice session; the value is what ``voice_session.status`` stores and the API shows.
+         * @enum {string}
+         */
+        SessionStatus: "active" | "ended" | "failed";
+        /**
          * Source
          * @description Where a dataset's examples came from.
          * @enum {string}
@@ -4030,6 +4462,12 @@ export interface components {
             after_event_id: string;
         };
         /**
+         * TurnStatus
+         * @description Outcome of one turn.
+         * @enum {string}
+         */
+        TurnStatus: "completed" | "silent" | "interrupted" | "failed";
+        /**
          * UsageDay
          * @description Usage of one agent on one day (UTC).
          */
@@ -4166,6 +4604,116 @@ export interface components {
             plan: {
                 [key: string]: unknown;
             } | null;
+        };
+        /**
+         * VoiceSessionCreate
+         * @description ``POST /v1/voice/sessions``: talk to the agent's current version (pinned for the whole session).
+         *
+         *     ``subject`` names the end user (long-term memory is scoped to it, as for runs); ``thread_id``
+         *     continues a conversation thread (default: a new one); ``idle_timeout_s`` ends the session when no
+         *     turn arrives for that long (default ``AIMPACT_VOICE_IDLE_TIMEOUT_S``, at most
+         *     ``AIMPACT_VOICE_MAX_IDLE_TIMEOUT_S``).
+         */
+        VoiceSessionCreate: {
+            /** Agent Id */
+            agent_id: string;
+            /** Subject */
+            subject?: string | null;
+            /** Thread Id */
+            thread_id?: string | null;
+            /** Idle Timeout S */
+            idle_timeout_s?: number | null;
+        };
+        /**
+         * VoiceSessionPublic
+         * @description A voice session; read by id, with its turns.
+         */
+        VoiceSessionPublic: {
+            /** Id */
+            id: string;
+            status: components["schemas"]["SessionStatus"];
+            /** Agent Id */
+            agent_id: string;
+            /**
+             * Agent Version
+             * @description The agent version every turn of the session runs.
+             */
+            agent_version: number;
+            /** Thread Id */
+            thread_id: string;
+            /** Subject */
+            subject: string | null;
+            /** Idle Timeout S */
+            idle_timeout_s: number;
+            /** Turn Count */
+            turn_count: number;
+            /**
+             * End Reason
+             * @description `ended`, `idle`, `cancelled`, `failed` or `start_failed` once over.
+             */
+            end_reason: string | null;
+            /**
+             * Turns
+             * @description The last 200 turns, in order; null in lists.
+             */
+            turns: components["schemas"]["VoiceTurnPublic"][] | null;
+            /** Error */
+            error: {
+                [key: string]: unknown;
+            } | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Ended At */
+            ended_at: string | null;
+            temporal: components["schemas"]["TemporalLink"];
+        };
+        /**
+         * VoiceTurnPublic
+         * @description One turn: what the user said, the agent's reply, both recordings and the latency per stage.
+         */
+        VoiceTurnPublic: {
+            /** Turn Id */
+            turn_id: string;
+            /** Seq */
+            seq: number;
+            /** @description `completed`; `silent` (no speech: no agent call); `interrupted`; `failed` (`error` says why). */
+            status: components["schemas"]["TurnStatus"];
+            /** Transcript */
+            transcript: string;
+            /** Reply Text */
+            reply_text: string;
+            /**
+             * Reply Audio Url
+             * @description GET it for the spoken reply (`audio/wav`); null without one.
+             */
+            reply_audio_url: string | null;
+            /**
+             * User Audio Url
+             * @description GET it for what the user said (`audio/wav`).
+             */
+            user_audio_url: string | null;
+            /**
+             * Run Id
+             * @description The agent run that answered (see `/v1/runs/{id}`); null when silent.
+             */
+            run_id: string | null;
+            latency_ms: components["schemas"]["LatencyPublic"];
+            /** Interrupted */
+            interrupted: boolean;
+            /** Error */
+            error: {
+                [key: string]: unknown;
+            } | null;
+            /** Created At */
+            created_at: string | null;
         };
         /**
          * WebhookCreate
@@ -11478,7 +12026,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The run as it stands; the workflow acts next. */
+            /** @description The row as it stands; the workflow acts next. */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -11734,7 +12282,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The run as it stands; the workflow acts next. */
+            /** @description The row as it stands; the workflow acts next. */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -12199,7 +12747,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The run as it stands; the workflow acts next. */
+            /** @description The row as it stands; the workflow acts next. */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -12377,7 +12925,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The run as it stands; the workflow acts next. */
+            /** @description The row as it stands; the workflow acts next. */
             202: {
                 headers: {
                     [name: string]: unknown;
@@ -12764,6 +13312,974 @@ export interface operations {
             };
             /** @description Not found (or another tenant's). */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A parameter or the body is invalid; `errors` names each field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A quota or limit is reached; `Retry-After` says when to retry. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem: every error answers `application/problem+json`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_sessions_v1_voice_sessions_get: {
+        parameters: {
+            query?: {
+                /** @description Items per page (1 to 200). */
+                limit?: number;
+                status?: components["schemas"]["SessionStatus"] | null;
+                agent_id?: string | null;
+                /** @description `next_cursor` of the previous page, unchanged; omit for the first page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_VoiceSessionPublic_"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    /** @description `Bearer`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks the permission. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A parameter or the body is invalid; `errors` names each field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A quota or limit is reached; `Retry-After` says when to retry. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem: every error answers `application/problem+json`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    start_session_v1_voice_sessions_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VoiceSessionCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoiceSessionPublic"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    /** @description `Bearer`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks the permission. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the resource's state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A parameter or the body is invalid; `errors` names each field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A quota or limit is reached; `Retry-After` says when to retry. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A service the request needs is unavailable; retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem: every error answers `application/problem+json`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_session_v1_voice_sessions__session_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoiceSessionPublic"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    /** @description `Bearer`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks the permission. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or another tenant's). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A parameter or the body is invalid; `errors` names each field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A quota or limit is reached; `Retry-After` says when to retry. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem: every error answers `application/problem+json`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    take_turn_v1_voice_sessions__session_id__turns_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        /** @description What the user said: a WAV file (PCM 8/16/24/32-bit or float; any rate, mono or stereo), resampled to 16 kHz mono. */
+        requestBody: {
+            content: {
+                "audio/wav": string;
+                "audio/x-wav": string;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoiceTurnPublic"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    /** @description `Bearer`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks the permission. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or another tenant's). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the resource's state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request Entity Too Large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A parameter or the body is invalid; `errors` names each field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A quota or limit is reached; `Retry-After` says when to retry. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A service the request needs is unavailable; retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem: every error answers `application/problem+json`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    turn_audio_v1_voice_sessions__session_id__turns__turn_id__audio_get: {
+        parameters: {
+            query?: {
+                side?: "user" | "reply";
+            };
+            header?: never;
+            path: {
+                session_id: string;
+                turn_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The recording (16 kHz mono PCM16). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "audio/wav": string;
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    /** @description `Bearer`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks the permission. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or another tenant's). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A parameter or the body is invalid; `errors` names each field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A quota or limit is reached; `Retry-After` says when to retry. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem: every error answers `application/problem+json`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    end_session_v1_voice_sessions__session_id__end_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoiceSessionPublic"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    /** @description `Bearer`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks the permission. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or another tenant's). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the resource's state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A parameter or the body is invalid; `errors` names each field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A quota or limit is reached; `Retry-After` says when to retry. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A service the request needs is unavailable; retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem: every error answers `application/problem+json`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    list_recommendations_v1_recommendations_get: {
+        parameters: {
+            query?: {
+                /** @description Only recommendations in this status. */
+                status?: components["schemas"]["RecommendationStatus"] | null;
+                /** @description Only recommendations of this kind. */
+                kind?: components["schemas"]["RecommendationKind"] | null;
+                /** @description Items per page (1 to 200). */
+                limit?: number;
+                /** @description `next_cursor` of the previous page, unchanged; omit for the first page. */
+                cursor?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_RecommendationPublic_"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    /** @description `Bearer`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks the permission. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A parameter or the body is invalid; `errors` names each field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A quota or limit is reached; `Retry-After` says when to retry. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem: every error answers `application/problem+json`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    refresh_recommendations_v1_recommendations_refresh_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefreshPublic"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    /** @description `Bearer`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks the permission. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A quota or limit is reached; `Retry-After` says when to retry. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A service the request needs is unavailable; retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem: every error answers `application/problem+json`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    get_recommendation_v1_recommendations__recommendation_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                recommendation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecommendationPublic"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    /** @description `Bearer`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks the permission. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or another tenant's). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A parameter or the body is invalid; `errors` names each field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A quota or limit is reached; `Retry-After` says when to retry. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem: every error answers `application/problem+json`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    apply_recommendation_v1_recommendations__recommendation_id__apply_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                recommendation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecommendationPublic"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    /** @description `Bearer`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks the permission. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or another tenant's). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the resource's state. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A parameter or the body is invalid; `errors` names each field. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A quota or limit is reached; `Retry-After` says when to retry. */
+            429: {
+                headers: {
+                    /** @description Seconds to wait. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A service the request needs is unavailable; retry later. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem: every error answers `application/problem+json`. */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    dismiss_recommendation_v1_recommendations__recommendation_id__dismiss_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                recommendation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["RecommendationDismiss"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecommendationPublic"];
+                };
+            };
+            /** @description Missing or invalid credentials. */
+            401: {
+                headers: {
+                    /** @description `Bearer`. */
+                    "WWW-Authenticate"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The caller's role lacks the permission. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found (or another tenant's). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request conflicts with the resource's state. */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -770,7 +770,6 @@ class VoiceAudio(SQLModel, table=True):
     created_at: datetime = _ts(nullable=False, index=True)
 
 
-
 class Recommendation(SQLModel, table=True):
     """A change the recommendation engine suggests, with its evidence, the action apply performs and its outcome.
 

@@ -3,6 +3,7 @@ nothing."""
 
 from __future__ import annotations
 
+import random
 from functools import partial
 from typing import Any
 
@@ -11,6 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import recommend_history as bh
 from core.contracts.recommend import Finding
+from core.db.engine import make_sessionmaker
+from core.db.models import Replay, ReplayResult
+from core.ids import new_id
 from tests.conftest import TenantCtx
 from tests.recommend.support import agent, findings, history, pipeline, tools
 
@@ -236,3 +240,51 @@ async def test_pipeline_steps(tenant: TenantCtx, engine: AsyncEngine) -> None:
     wider = found["pipeline.slow_map"]
     assert wider.action["ops"] == [{"op": "set_step", "step_id": "each", "values": {"max_concurrency": 10}}]
     assert 3.5 <= wider.evidence["metric"]["value"] <= 4.5  # 8 rounds of 1 s become 4
+
+
+async def test_a_replay_shows_the_cheaper_model_holds(tenant: TenantCtx, engine: AsyncEngine) -> None:
+    """A version never run live: a completed, scored counterfactual replay on the current version's runs is the
+    evidence (its cost per run from the replay), and no further check is proposed."""
+    await tools(tenant.http, "lookup")
+    made = await agent(tenant.http, ["lookup"], model={"provider": "local", "name": "gpt-4o-mini"})
+    switched = await tenant.http.patch(
+        f"/v1/agents/{made['id']}", json={"model": {"provider": "local", "name": "gpt-4o"}}
+    )
+    assert switched.status_code == 200
+    dear = partial(bh.model_run, cost=0.01, mean=0.8, model="local:gpt-4o")
+    recorded = await history(engine, tenant.id, [(made["id"], 2, dear, 60)])
+    replay = Replay(
+        id=new_id("rpl"),
+        tenant_id=tenant.id,
+        agent_id=made["id"],
+        version=1,
+        status="completed",
+        run_ids=recorded[:30],
+        workflow_id="w",
+    )
+    rng = random.Random(5)
+    results = [
+        ReplayResult(
+            tenant_id=tenant.id,
+            replay_id=replay.id,
+            run_id=run_id,
+            outcome="completed",
+            recorded_score=0.8,
+            candidate_score=round(0.8 + rng.uniform(-0.05, 0.04), 3),
+            tool_calls=[],
+            cost_usd=0.001,
+        )
+        for run_id in recorded[:30]
+    ]
+    async with make_sessionmaker(engine)() as session:
+        session.add(replay)
+        await session.flush()
+        session.add_all(results)
+        await session.commit()
+    (found,) = await findings(engine, tenant.id, "model")
+    assert found.evidence["numbers"]["source"] == "counterfactual replay"
+    assert found.evidence["numbers"]["replay_ids"] == [replay.id]
+    assert found.evidence["metric"]["n"] == 30
+    assert found.evidence["metric"]["ci"][0] > -0.05
+    assert "check" not in found.evidence
+    assert found.action["ops"][0]["model"]["name"] == "gpt-4o-mini"

@@ -23,10 +23,11 @@ if [ ! -f node_modules/.ci-stamp ] || [ "$(cat node_modules/.ci-stamp)" != "$loc
   echo "$lock_hash" > node_modules/.ci-stamp
 fi
 
-source_hash=$(
-  find src public package.json package-lock.json next.config.ts tsconfig.json -type f -print0 2>/dev/null \
-    | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64
-)
+sources=()  # the inputs of the build that exist (git keeps no empty folder such as public/)
+for path in src public package.json package-lock.json next.config.ts tsconfig.json; do
+  [ -e "$path" ] && sources+=("$path")
+done
+source_hash=$(find "${sources[@]}" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-64)
 if [ -f out/index.html ] && [ -f .build-stamp ] && [ "$(cat .build-stamp)" = "$source_hash" ]; then
   echo "dashboard: up to date (dashboard/out)"
   exit 0

@@ -62,8 +62,14 @@ from statistics import NormalDist
 
 from bench.optimizer_offline import Setup
 from bench.optimizer_offline import offline as run_offline
-from core.db.models import Experiment
-from core.optimizer.experiment_store import ALLOCATION_DRAWS, MIN_SHARE, candidate_share, rules_of
+from core.optimizer.experiment_store import (
+    ALLOCATION_DRAWS,
+    MIN_SHARE,
+    candidate_share,
+    rules_of,
+    running_experiment,
+    state_of,
+)
 from core.optimizer.experiments import ExperimentState, Rules, allocate, decide, hash_point
 
 CONTROL = "control"
@@ -166,20 +172,17 @@ def two_arm_run(
     means: tuple[float, float], floor: float | None, traffic: float, min_samples: int, events: int, seed: int
 ) -> Outcome:
     """One two-arm experiment as the experiment store runs it (``floor`` None: the candidate's share stays one half)."""
-    state = ExperimentState.start("1", ["2"])
-    experiment = Experiment(
-        id=f"exp_two_arm_{seed}",
-        tenant_id="bench",
-        agent_id="bench",
+    experiment = running_experiment(
+        f"exp_two_arm_{seed}",
+        "bench",
+        "bench",
         control_version=1,
         candidate_version=2,
         traffic=traffic,
-        candidate_share=traffic,
         min_samples=min_samples,
         auto_promote=True,
-        status="running",
-        state=state.to_json(),
     )
+    state = state_of(experiment)
     rules = rules_of(experiment)
     hidden = {"1": means[0], "2": means[1]}
     world = random.Random(seed + 1_000_003)

@@ -27,7 +27,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from core.db.models import Agent, Experiment, Run, utcnow
 from core.db.reads import RunningExperiment
-from core.db.repos import AgentRepository, Author, Keyset, newest_first
+from core.db.repos import SYSTEM, AgentRepository, Author, Keyset, newest_first
 from core.ids import new_id
 from core.optimizer.experiments import (
     Decision,
@@ -86,6 +86,36 @@ per event, 40 seeds) promoted a candidate 0.10 better within 1,000 events in 20%
 of the traffic while the test runs."""
 ALLOCATION_DRAWS = 1_000
 """Posterior draws behind the Thompson allocation (its standard error is under 1.6 points)."""
+
+
+def running_experiment(
+    experiment_id: str,
+    tenant_id: str,
+    agent_id: str,
+    *,
+    control_version: int,
+    candidate_version: int,
+    traffic: float,
+    min_samples: int,
+    auto_promote: bool,
+    author: Author = SYSTEM,
+) -> Experiment:
+    """The row of a new running experiment: no scores yet, the candidate's share is ``traffic``."""
+    return Experiment(
+        id=experiment_id,
+        tenant_id=tenant_id,
+        agent_id=agent_id,
+        control_version=control_version,
+        candidate_version=candidate_version,
+        traffic=traffic,
+        candidate_share=traffic,
+        min_samples=min_samples,
+        auto_promote=auto_promote,
+        status=ExperimentStatus.RUNNING,
+        state=ExperimentState.start(str(control_version), [str(candidate_version)]).to_json(),
+        created_by_kind=author.kind,
+        created_by_id=author.id,
+    )
 
 
 def version_of(experiment: RunningExperiment, arm: str) -> int:
@@ -209,20 +239,16 @@ class ExperimentStore:
         running = await self.running(agent.id)
         if running is not None:
             raise ExperimentRunning(running.id)
-        experiment = Experiment(
-            id=new_id("exp"),
-            tenant_id=self._tenant_id,
-            agent_id=agent.id,
+        experiment = running_experiment(
+            new_id("exp"),
+            self._tenant_id,
+            agent.id,
             control_version=agent.version,
             candidate_version=candidate_version,
             traffic=traffic,
-            candidate_share=traffic,
             min_samples=min_samples,
             auto_promote=auto_promote,
-            status=ExperimentStatus.RUNNING,
-            state=ExperimentState.start(str(agent.version), [str(candidate_version)]).to_json(),
-            created_by_kind=author.kind,
-            created_by_id=author.id,
+            author=author,
         )
         self._session.add(experiment)
         return experiment

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from core.db.models import Experiment
-from core.optimizer.experiment_store import CANDIDATE, CONTROL, MIN_SHARE, candidate_share, state_of
+from core.optimizer.experiment_store import CANDIDATE, CONTROL, MIN_SHARE, candidate_share, running_experiment, state_of
 from core.optimizer.experiments import ExperimentState, hash_point
 from tests.conftest import TenantCtx
 from tests.support.experiments import candidate_version, give_feedback, runs_by_arm, start_experiment, start_run
@@ -16,19 +16,15 @@ from tests.support.runs import create_agent, wait_run
 
 
 def _experiment_row(traffic: float, min_samples: int) -> Experiment:
-    state = ExperimentState.start("1", ["2"])
-    return Experiment(
-        id="exp_alloc",
-        tenant_id="ten_x",
-        agent_id="agt_x",
+    return running_experiment(
+        "exp_alloc",
+        "ten_x",
+        "agt_x",
         control_version=1,
         candidate_version=2,
         traffic=traffic,
-        candidate_share=traffic,
         min_samples=min_samples,
         auto_promote=True,
-        status="running",
-        state=state.to_json(),
     )
 
 

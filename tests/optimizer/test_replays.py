@@ -52,6 +52,15 @@ async def _recorded(tenant: TenantCtx, agent_id: str, *inputs: str) -> list[dict
     return runs
 
 
+async def _judged_later(tenant: TenantCtx, engine: AsyncEngine, question: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An agent with one completed run of ``question``, and the secret ``JUDGE_KEY`` a judge model can name."""
+    await _allow_loopback(engine, tenant.id)
+    agent = await create_agent(tenant.http)
+    (run,) = await _recorded(tenant, agent["id"], question)
+    await tenant.http.post("/v1/secrets", json={"name": "JUDGE_KEY", "value": "sk-judge-0123456789"})
+    return agent, run
+
+
 async def _new_version(tenant: TenantCtx, agent_id: str, **changes: Any) -> int:
     response = await tenant.http.patch(f"/v1/agents/{agent_id}", json=changes | {"promote": False})
     assert response.status_code == 200, response.text
@@ -119,6 +128,18 @@ async def test_a_replay_answers_every_recorded_call_from_the_recording_and_nothi
     assert finished.status_code == 409, finished.text
 
 
+async def _scripted_candidate(
+    tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer
+) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """An agent with a recorded run of "what is 2 + 40" (its calculator call), and a version on ``server``'s model."""
+    await _allow_loopback(engine, tenant.id)
+    agent = await create_agent(tenant.http, tools=TOOLS)
+    (run,) = await _recorded(tenant, agent["id"], "what is 2 + 40")
+    await tenant.http.post("/v1/secrets", json={"name": "FAKE_KEY", "value": "sk-fake-0123456789"})
+    model = {"provider": "openai", "name": "gpt-4o-mini", "base_url": f"{server.url}/v1", "api_key_secret": "FAKE_KEY"}
+    return agent, run, await _new_version(tenant, agent["id"], model=model)
+
+
 def _stream(*chunks: Any, usage: tuple[int, int]) -> Any:
     return oa_stream(*chunks, oa_chunk({}, finish="stop"), oa_usage(*usage))
 
@@ -126,12 +147,7 @@ def _stream(*chunks: Any, usage: tuple[int, int]) -> Any:
 async def test_a_call_not_in_the_recording_is_answered_with_an_error_counted_and_both_outputs_scored(
     tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer
 ) -> None:
-    await _allow_loopback(engine, tenant.id)
-    agent = await create_agent(tenant.http, tools=TOOLS)
-    (run,) = await _recorded(tenant, agent["id"], "what is 2 + 40")
-    await tenant.http.post("/v1/secrets", json={"name": "FAKE_KEY", "value": "sk-fake-0123456789"})
-    model = {"provider": "openai", "name": "gpt-4o-mini", "base_url": f"{server.url}/v1", "api_key_secret": "FAKE_KEY"}
-    version = await _new_version(tenant, agent["id"], model=model)
+    agent, run, version = await _scripted_candidate(tenant, engine, server)
     server.push(
         oa_stream(
             oa_chunk(oa_tool_delta(0, id="call_1", name="calculator", args=json.dumps({"expression": "2 * 21"}))),
@@ -218,10 +234,7 @@ async def test_temporal_out_of_reach_answers_503_and_the_replay_stays_queued(
 async def test_a_judge_metric_scores_the_recorded_output_and_the_candidates_alike(
     tenant: TenantCtx, engine: AsyncEngine, server: ScriptedServer
 ) -> None:
-    await _allow_loopback(engine, tenant.id)
-    agent = await create_agent(tenant.http)
-    (run,) = await _recorded(tenant, agent["id"], "what is 5 + 5")
-    await tenant.http.post("/v1/secrets", json={"name": "JUDGE_KEY", "value": "sk-judge-0123456789"})
+    agent, run = await _judged_later(tenant, engine, "what is 5 + 5")
     judge = {"provider": "openai", "name": "gpt-4o-mini", "base_url": f"{server.url}/v1", "api_key_secret": "JUDGE_KEY"}
     server.push(
         _stream(oa_chunk({"content": '{"score": 0.9, "reason": "right"}'}), usage=(40, 8)),
@@ -249,10 +262,7 @@ async def test_a_judge_metric_scores_the_recorded_output_and_the_candidates_alik
 async def test_a_judge_that_stays_down_fails_the_replay_naming_it(
     tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client
 ) -> None:
-    await _allow_loopback(engine, tenant.id)
-    agent = await create_agent(tenant.http)
-    (run,) = await _recorded(tenant, agent["id"], "what is 4 + 4")
-    await tenant.http.post("/v1/secrets", json={"name": "JUDGE_KEY", "value": "sk-judge-0123456789"})
+    agent, run = await _judged_later(tenant, engine, "what is 4 + 4")
     down = {"provider": "openai", "name": "judge-down", "base_url": f"http://127.0.0.1:{free_port()}/v1"}
     metric = {"type": "judge", "rubric": "Is the sum right?", "model": down | {"api_key_secret": "JUDGE_KEY"}}
 
@@ -270,12 +280,7 @@ async def test_a_replay_blocked_on_the_database_longer_than_its_heartbeat_timeou
 ) -> None:
     """The activity heartbeats while it reads the recording too: a slow read does not start a second attempt
     beside the first, which would spend the scripted answers (or a real model's money) twice."""
-    await _allow_loopback(engine, tenant.id)
-    agent = await create_agent(tenant.http, tools=TOOLS)
-    (run,) = await _recorded(tenant, agent["id"], "what is 2 + 40")
-    await tenant.http.post("/v1/secrets", json={"name": "FAKE_KEY", "value": "sk-fake-0123456789"})
-    model = {"provider": "openai", "name": "gpt-4o-mini", "base_url": f"{server.url}/v1", "api_key_secret": "FAKE_KEY"}
-    version = await _new_version(tenant, agent["id"], model=model)
+    agent, run, version = await _scripted_candidate(tenant, engine, server)
     server.push(_stream(oa_chunk({"content": "42"}), usage=(10, 1)))
 
     async with engine.begin() as conn:  # the recording's steps cannot be read for twice the heartbeat timeout (2 s)

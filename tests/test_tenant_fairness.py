@@ -235,5 +235,8 @@ async def test_embedded_temporal_dispatches_by_fairness_key(temporal_client: Cli
         async with Worker(temporal_client, task_queue=activities, activities=[note], max_concurrent_activities=1):
             await asyncio.gather(*(h.result() for h in handles))
     assert sorted(order) == ["A"] * 60 + ["B"] * 3
-    first_b = order.index("B")
-    assert first_b < 25, f"the first B task ran at position {first_b} of {order}"
+    # FIFO would run every B after the 60 A tasks (positions 60-62). With fairness the B tasks overtake
+    # the A backlog; how far depends on how many A tasks the queue's partitions had already buffered
+    # (observed from 3 to 43 on a loaded machine), so the claim is that none of them waits for it.
+    last_b = len(order) - 1 - order[::-1].index("B")
+    assert last_b < 60, f"a B task waited for the whole A backlog (position {last_b} of {order})"

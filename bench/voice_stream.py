@@ -89,7 +89,7 @@ def report_stream(turns: StreamTurns, stt: Figures, tts: Figures, endpoint_ms: f
     print(f"\nengines called directly (same audio, the replies' first sentences)\n{HEADER}")
     print(stt.row())
     print(tts.row())
-    wait_ms = percentile(turns.waits_s, 0.5) * 1000
+    wait_ms = percentile(turns.waits_s, 0.5)
     engines = stt.p50_ms + tts.p50_ms
     overhead = (wait_ms - endpoint_ms - engines) / engines
     first_verdict = "met" if wait_ms <= TARGET_FIRST_AUDIO_MS else "MISSED"

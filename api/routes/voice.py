@@ -167,6 +167,7 @@ async def _start(state: AppState, session: VoiceSession) -> None:
         subject=session.subject,
         idle_timeout_s=session.idle_timeout_s,
         max_turns_per_execution=settings.voice_turns_per_execution,
+        playback_wait_s=settings.voice_playback_wait_s,
         heartbeat_timeout_s=settings.activity_heartbeat_timeout_s,
         agent_max_steps=settings.agent_max_steps,
         agents_task_queue=settings.agents_task_queue,

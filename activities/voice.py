@@ -40,7 +40,7 @@ from core.contracts.voice import (
     TurnStatus,
 )
 from core.quotas import QuotaExceededError
-from core.speech.audio import decode_wav, encode_wav
+from core.speech.audio import decode_wav
 from core.telemetry import metrics
 from core.threads import ThreadStore
 from core.voice.audio_store import AudioStore, Recording, derived_audio_id
@@ -133,13 +133,12 @@ class VoiceActivities:
         async with heartbeating():
             audio, tts_ms = await self._engines.synthesize(inp.text, time.perf_counter)
         await self._audio.put(
-            Recording(
+            Recording.of(
+                audio,
                 id=audio_id,
                 tenant_id=inp.tenant_id,
                 session_id=inp.session_id,
-                side=AudioSide.REPLY.value,
-                wav=encode_wav(audio),
-                duration_s=audio.duration_s,
+                side=AudioSide.REPLY,
             )
         )
         return Synthesized(audio_id=audio_id, audio_s=audio.duration_s, tts_ms=tts_ms)

@@ -42,7 +42,6 @@ from core.contracts.voice import SESSION_CLOSED, AudioSide, EndSession, Interrup
 from core.db.models import VoiceSession
 from core.events import FINAL_EVENTS, RunEvent
 from core.ids import new_id
-from core.speech.audio import encode_wav
 from core.speech.base import SAMPLE_RATE, SAMPLE_WIDTH, Audio
 from core.speech.endpoint import SpeechEnded, SpeechStarted
 from core.voice.audio_store import PgAudioStore, Recording
@@ -292,13 +291,12 @@ class Conversation:
         session = self._session
         audio_id = new_id("aud")
         await self._audio_store.put(
-            Recording(
+            Recording.of(
+                audio,
                 id=audio_id,
                 tenant_id=session.tenant_id,
                 session_id=session.id,
-                side=AudioSide.USER.value,
-                wav=encode_wav(audio),
-                duration_s=audio.duration_s,
+                side=AudioSide.USER,
             )
         )
         utterance = Utterance(
@@ -423,13 +421,12 @@ class Conversation:
         audio = Audio(bytes(turn.sent))
         audio_id = new_id("aud")
         await self._audio_store.put(
-            Recording(
+            Recording.of(
+                audio,
                 id=audio_id,
                 tenant_id=self._session.tenant_id,
                 session_id=self._session.id,
-                side=AudioSide.REPLY.value,
-                wav=encode_wav(audio),
-                duration_s=audio.duration_s,
+                side=AudioSide.REPLY,
             )
         )
         return audio_id

@@ -49,7 +49,7 @@ from core.db.models import VoiceSession, VoiceTurn
 from core.db.repos import Keyset
 from core.ids import AGENT_ID, RUN_KIND, TENANT_ID, new_id, voice_session_workflow_id
 from core.optimizer.experiment_store import ExperimentStore, version_of
-from core.speech.audio import AudioTooLongError, InvalidAudioError, UnsupportedAudioError, decode_wav, encode_wav
+from core.speech.audio import AudioTooLongError, InvalidAudioError, UnsupportedAudioError, decode_wav
 from core.telemetry import metrics
 from core.voice.audio_store import PgAudioStore, Recording
 from core.voice.store import LiveSessionLimitError, VoiceStore
@@ -352,13 +352,12 @@ async def take_turn(
         raise _invalid("body", str(exc)) from None
     turn_id, audio_id = new_id("vt"), new_id("aud")
     await PgAudioStore(state.engine).put(
-        Recording(
+        Recording.of(
+            audio,
             id=audio_id,
             tenant_id=tenant,
             session_id=session_id,
-            side=AudioSide.USER.value,
-            wav=encode_wav(audio),
-            duration_s=audio.duration_s,
+            side=AudioSide.USER,
         )
     )
     utterance = Utterance(turn_id=turn_id, audio_id=audio_id, received_ms=(time.perf_counter() - received) * 1000)

@@ -19,8 +19,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.contracts.voice import AudioSide
 from core.db.engine import statement
 from core.db.models import VoiceAudio, utcnow
+from core.speech.audio import encode_wav
+from core.speech.base import Audio
 
 _audio = VoiceAudio.__table__  # type: ignore[attr-defined]
 
@@ -36,6 +39,18 @@ class Recording:
     wav: bytes
     duration_s: float
     created_at: datetime | None = None
+
+    @classmethod
+    def of(cls, audio: Audio, *, id: str, tenant_id: str, session_id: str, side: AudioSide) -> Recording:
+        """``audio`` as the recording ``id`` of one side of a session's turn."""
+        return cls(
+            id=id,
+            tenant_id=tenant_id,
+            session_id=session_id,
+            side=side.value,
+            wav=encode_wav(audio),
+            duration_s=audio.duration_s,
+        )
 
 
 def derived_audio_id(key: str) -> str:

@@ -51,6 +51,7 @@ export class VoiceStream {
     if (this.lastEventId) query.set("last_event_id", this.lastEventId);
     const socket = new WebSocket(`${scheme}://${window.location.host}/v1/voice/sessions/${encodeURIComponent(this.sessionId)}/stream?${query}`);
     socket.binaryType = "arraybuffer";
+    socket.onopen = () => this.handlers.onPhase("open");
     socket.onmessage = (message: MessageEvent<ArrayBuffer | string>) => this.receive(message.data);
     socket.onclose = (event) => this.closed(event.code, event.reason);
     this.socket = socket;
@@ -68,10 +69,7 @@ export class VoiceStream {
       return;
     }
     if (typeof event.id === "string") this.lastEventId = event.id;
-    if (event.type === "ready") {
-      this.attempt = 0;
-      this.handlers.onPhase("open");
-    }
+    if (event.type === "ready") this.attempt = 0;
     if (event.type === "ended") this.ended = true;
     this.handlers.onEvent(event);
   }

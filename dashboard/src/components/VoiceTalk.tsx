@@ -61,7 +61,8 @@ export function VoiceTalk({ talk }: { talk: ReturnType<typeof useVoiceTalk> }) {
               <div className="msg assistant">
                 <span className="who">
                   agent{t.heard !== null ? " (interrupted)" : t.done ? "" : " (speaking…)"}
-                  {t.latency?.total !== undefined && ` · ${Math.round(t.latency.total)} ms`}
+                  {t.latency?.first_audio ? ` · first audio after ${Math.round(t.latency.first_audio)} ms` : ""}
+                  {t.latency?.total ? ` · turn ${Math.round(t.latency.total)} ms` : ""}
                 </span>
                 {t.reply.filter(Boolean).join(" ")}
                 {t.heard !== null && <div className="muted small">you heard: {t.heard || "nothing"}</div>}

@@ -2,7 +2,7 @@
  * The voice session's WebSocket (`/v1/voice/sessions/{id}/stream`): binary PCM16 16 kHz frames and JSON
  * control messages up; JSON events (each with an `id`) and binary reply audio down. A WebSocket cannot send
  * an `Authorization` header, so the access token goes in `?token=`. A dropped connection is resumed with
- * `&last_event_id=`; the 44xx close codes are final (4401 once more after a token refresh).
+ * `&last_event_id=`; a normal close, 1011 and the 44xx codes are final (4401 once more after a token refresh).
  */
 import { currentToken, refresh } from "@/lib/session";
 
@@ -10,11 +10,14 @@ export type VoiceEvent = { id?: string; type: string } & Record<string, unknown>
 export type StreamPhase = "connecting" | "open" | "reconnecting" | "closed";
 
 export const CLOSE_REASONS: Record<number, string> = {
+  1011: "The speech engines could not start.",
+  4400: "The stream refused the request.",
   4401: "The stream refused the credentials; sign in again.",
   4403: "Your role may not talk in voice sessions (voice:write).",
   4404: "There is no such voice session.",
   4409: "Another stream of this session is open (another tab or device); close it first.",
   4410: "The session has ended.",
+  4429: "Too many streams are open; try again shortly.",
 };
 const RETRIES_MS = [500, 1_000, 2_000, 4_000, 8_000];
 
@@ -83,7 +86,8 @@ export class VoiceStream {
       return;
     }
     const known = CLOSE_REASONS[code];
-    if (known) return this.finish(known);
+    if (known) return this.finish(reason ? `${known} (${reason})` : known);
+    if (code === 1000) return this.finish("The stream was closed.");
     const wait = RETRIES_MS[this.attempt];
     if (wait === undefined) return this.finish(`The stream closed (${code}${reason ? `: ${reason}` : ""}) and could not be resumed.`);
     this.attempt += 1;

@@ -3,7 +3,6 @@
 import { useQueryClient } from "@tanstack/react-query";
 import { useCallback, useEffect, useReducer, useRef } from "react";
 
-import type { Latency } from "@/api/types";
 import { VoiceAudio } from "@/lib/voiceAudio";
 import { VoiceStream, type StreamPhase, type VoiceEvent } from "@/lib/voiceStream";
 
@@ -15,7 +14,8 @@ export type LiveTurn = {
   reply: string[];
   done: boolean;
   heard: string | null;
-  latency: Partial<Latency> | null;
+  /** `latency_ms` of the turn's metrics: the stages, `total` and, on streams, `first_audio` (what the user waited). */
+  latency: Record<string, number> | null;
 };
 
 export type TalkState = {
@@ -30,11 +30,14 @@ type Action = { kind: "event"; event: VoiceEvent } | { kind: "phase"; phase: Tal
 
 const INITIAL: TalkState = { phase: "idle", detail: null, hearing: false, turns: [], events: [] };
 
+/** Change the turn `turnId` (partial transcripts have none yet: they go to a pending turn, which the final
+ * transcript's turn id then names). */
 function updateTurn(turns: LiveTurn[], turnId: unknown, change: (turn: LiveTurn) => LiveTurn): LiveTurn[] {
   const id = typeof turnId === "string" ? turnId : "";
-  const index = turns.findIndex((t) => t.turnId === id);
-  const turn = index >= 0 ? turns[index] : { turnId: id, transcript: "", final: false, reply: [], done: false, heard: null, latency: null };
-  const next = change(turn as LiveTurn);
+  let index = turns.findIndex((t) => t.turnId === id);
+  if (index < 0 && id) index = turns.findIndex((t) => t.turnId === "");
+  const found = turns[index];
+  const next = change(found ? { ...found, turnId: id } : { turnId: id, transcript: "", final: false, reply: [], done: false, heard: null, latency: null });
   return index >= 0 ? turns.map((t, i) => (i === index ? next : t)) : [...turns, next];
 }
 
@@ -58,7 +61,7 @@ function reduce(state: TalkState, action: Action): TalkState {
     case "interrupted":
       return { ...state, events, turns: updateTurn(state.turns, e.turn_id, (t) => ({ ...t, done: true, heard: typeof e.heard_text === "string" ? e.heard_text : "" })) };
     case "metrics":
-      return { ...state, events, turns: updateTurn(state.turns, e.turn_id, (t) => ({ ...t, latency: (e.latency_ms as Partial<Latency>) ?? null })) };
+      return { ...state, events, turns: updateTurn(state.turns, e.turn_id, (t) => ({ ...t, latency: (e.latency_ms as Record<string, number> | undefined) ?? null })) };
     case "error":
       return { ...state, events, detail: typeof e.message === "string" ? e.message : String(e.code ?? "error") };
     case "ended":

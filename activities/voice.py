@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from typing import Any
 
 import structlog
@@ -27,6 +28,7 @@ from core.contracts.voice import (
     AgentTurnInput,
     AgentTurnRun,
     AudioSide,
+    KeepHeardInput,
     RecordSessionInput,
     RecordTurnInput,
     RetentionInput,
@@ -40,6 +42,7 @@ from core.contracts.voice import (
 from core.quotas import QuotaExceededError
 from core.speech.audio import decode_wav, encode_wav
 from core.telemetry import metrics
+from core.threads import ThreadStore
 from core.voice.audio_store import AudioStore, Recording, derived_audio_id
 from core.voice.runs import insert_turn_run, turn_run_id
 from core.voice.speech import SpeechEngines
@@ -58,10 +61,12 @@ class VoiceActivities:
         store: VoiceStore,
         audio: AudioStore,
         engines: SpeechEngines,
+        threads: ThreadStore,
         quota_check: QuotaCheck,
         retention_s: float,
     ):
         self._store = store
+        self._threads = threads
         self._audio = audio
         self._engines = engines
         self._quota_check = quota_check
@@ -74,6 +79,7 @@ class VoiceActivities:
             self.agent_run,
             self.synthesize,
             self.record_turn,
+            self.keep_heard,
             self.record_session,
             self.purge_audio,
         ]
@@ -111,7 +117,7 @@ class VoiceActivities:
                 await self._quota_check(inp.tenant_id)
             except QuotaExceededError as exc:
                 return AgentTurnRun(error={"type": "QuotaExceeded", "message": f"the run quota is exhausted: {exc}"})
-        run_id = turn_run_id(info.workflow_id or "", inp.seq)
+        run_id = inp.run_id or turn_run_id(info.workflow_id or "", inp.seq)
         workflow_id = await insert_turn_run(self._store.engine, inp, run_id)
         return AgentTurnRun(run_id=run_id, workflow_id=workflow_id)
 
@@ -146,16 +152,20 @@ class VoiceActivities:
             return
         result = inp.result
         metrics.VOICE_TURNS.labels(result.status).inc()
-        latency = result.latency
-        stages = {"vad": latency.vad, "stt": latency.stt, "agent": latency.agent, "tts": latency.tts}
-        for stage, ms in stages.items():
-            if ms > 0:
+        for stage, ms in asdict(result.latency).items():
+            if stage != "total" and ms > 0:
                 metrics.VOICE_STAGE_LATENCY.labels(stage).observe(ms / 1000)
         if result.status != TurnStatus.FAILED:
-            metrics.VOICE_STAGE_LATENCY.labels("total").observe(latency.total / 1000)
+            metrics.VOICE_STAGE_LATENCY.labels("total").observe(result.latency.total / 1000)
         metrics.VOICE_AUDIO.labels(AudioSide.USER.value).observe(inp.user_audio_s)
         if result.reply_audio_id:
             metrics.VOICE_AUDIO.labels(AudioSide.REPLY.value).observe(inp.reply_audio_s)
+
+    @activity.defn(name="voice.keep_heard")
+    @classify_database_errors
+    async def keep_heard(self, inp: KeepHeardInput) -> None:
+        """The interrupted turn's answer in the thread becomes the part of it the user heard."""
+        await self._threads.replace_reply(inp.tenant_id, inp.thread_id, inp.run_id, inp.heard_text)
 
     @activity.defn(name="voice.record_session")
     @classify_database_errors

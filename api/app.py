@@ -47,6 +47,7 @@ from api.routes import (
     tools,
     users,
     voice,
+    voice_stream,
     webhooks,
 )
 from api.routes.codec import codec_router
@@ -222,7 +223,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(replays.router)
     app.include_router(experiments.router)
     app.include_router(voice.router)
+    app.include_router(voice_stream.router)
     app.include_router(recommendations.router)
-    app.include_router(pipeline_reruns.router)
     app.router.default = dashboard_files(settings.dashboard_dir)  # what no API route matched (nor in part)
     return app

@@ -166,6 +166,11 @@ async def get_principal(request: Request, state: StateDep) -> Principal:
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
         raise _unauthorized("missing bearer credentials")
+    return await principal_from_token(state, token)
+
+
+async def principal_from_token(state: AppState, token: str) -> Principal:
+    """Authenticate a JWT or API key (401 problem otherwise) and count the request against quotas (429)."""
     if token.startswith(API_KEY_PREFIX):
         principal = await _principal_from_api_key(state, token)
     else:

@@ -23,6 +23,7 @@ from core.events import RunEventLog
 from core.memory.service import MemoryService
 from core.quotas import RequestRateLimiter
 from core.settings import Settings
+from core.voice.speech import SpeechEngines, engines_for
 
 
 @dataclass
@@ -51,3 +52,11 @@ class AppState:
     rate_limiter: RequestRateLimiter
     keyring: Keyring
     memory: MemoryService
+    speech: SpeechEngines | None = None
+    """The speech engines of voice streams (``api.voice_stream``), built by the first stream of this process."""
+
+    def speech_engines(self) -> SpeechEngines:
+        """This process's speech engines (models load on their first use, in a thread)."""
+        if self.speech is None:
+            self.speech = engines_for(self.settings)
+        return self.speech

@@ -39,6 +39,16 @@ class LatencyPublic(BaseModel):
     agent: float = Field(description="The agent's run, from its start to its answer.")
     tts: float = Field(description="Text to speech.")
     total: float = Field(description="From the audio's arrival to the turn's recorded answer.")
+    endpoint: float = Field(
+        default=0.0, description="Streams: from the end of speech until the endpointer called it (the silence waited)."
+    )
+    agent_first_token: float = Field(
+        default=0.0, description="Streams: from the transcript to the agent's first words."
+    )
+    tts_first_audio: float = Field(default=0.0, description="Streams: speaking the reply's first sentence.")
+    first_audio: float = Field(
+        default=0.0, description="Streams: from the end of speech to the first reply audio sent (what the user waits)."
+    )
 
 
 class VoiceTurnPublic(BaseModel):

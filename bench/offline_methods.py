@@ -38,7 +38,7 @@ from core.llm.prompt import agent_request
 from core.optimizer.metrics import ExactMetric, match
 from core.optimizer.stats import Interval, mean_interval, paired_comparison, survivors
 from core.optimizer.strategies.few_shot import Demo, with_demos
-from tests.support.sim_world import PHRASES, SLICES, SimWorld, question_bank
+from simulated.world import PHRASES, SLICES, SimWorld, question_bank
 from workflows.optimizer import TEST_SHARE, TRAIN_SHARE
 
 EXACT = ExactMetric(type="exact")

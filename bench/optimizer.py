@@ -30,7 +30,7 @@ baseline); the decision is ``decide`` under the experiment's rules after every e
    within ``--aa-events`` events, per allocation.
 
 Offline (``--part offline``; ``bench.optimizer_offline``, on an embedded stack it starts): over
-``--seeds`` simulated Chat Completions worlds (``tests/support/sim_world.py``), each with a
+``--seeds`` simulated Chat Completions worlds (``simulated/world.py``), each with a
 dataset of ``--examples`` of its questions, the platform's ``OptimizerWorkflow`` with a budget of
 ``--budget`` evaluations against two baselines computed in this process on the same world,
 dataset, budget and test gate (``bench.offline_methods``): uniform allocation of the optimizer's

@@ -1,6 +1,6 @@
 """The offline part of ``bench/optimizer.py``: the optimizer's regret against random search and uniform allocation.
 
-Each seed is a simulated world (``tests/support/sim_world.py``, its own seed) serving Chat
+Each seed is a simulated world (``simulated/world.py``, its own seed) serving Chat
 Completions on a loopback port, and a dataset of that seed's question bank. The optimizer is
 the platform's: an embedded stack (``aimpact up``: Temporal dev server, PostgreSQL, Redis, the
 optimizer worker) started by the bench; per seed a fresh tenant whose agent's model is the
@@ -50,7 +50,7 @@ from core.optimizer.run_store import run_seed
 from core.optimizer.stats import paired_comparison
 from core.provisioning import create_tenant, issue_api_key
 from core.settings import Settings
-from tests.support.sim_world import SimWorld, question_bank
+from simulated.world import SimWorld, question_bank
 from workers.embedded.stack import StackProcess
 
 INSTRUCTIONS = "Answer the question."

@@ -10,10 +10,12 @@ still up: the same engines built in this process, STT on the same audio and TTS 
 the turns spoke. The platform's overhead is what a turn costs beyond the engines and the agent:
 (total − direct STT − direct TTS − agent) / (direct STT + direct TTS), on the p50s.
 
-WebSocket streaming is not built yet: end of speech → first reply audio (the issue's streaming
-target) cannot be measured over HTTP turns, whose reply audio arrives whole.
+``--mode stream`` (``bench.voice_stream``) takes the same utterances over the WebSocket and
+measures end of speech → first reply audio; ``--mode both`` (the default) runs the two on one
+stack.
 
-Usage: ``flock /tmp/bench.lock python -m bench.voice [--turns N]`` (or ``make bench-voice``).
+Usage: ``flock /tmp/bench.lock python -m bench.voice [--turns N] [--mode http|stream|both]``
+(or ``make bench-voice``).
 """
 
 from __future__ import annotations
@@ -31,7 +33,17 @@ import httpx
 
 from bench.load import BENCH_ENV
 from bench.memory import percentile
-from bench.voice_engines import HEADER, Figures, Utterance, _seconds, _text, spoken_utterances, stt_figures, tts_figures
+from bench.voice_engines import (
+    HEADER,
+    Figures,
+    Utterance,
+    speaker_seconds,
+    spoken_utterances,
+    stt_figures,
+    transcriber,
+    tts_figures,
+)
+from bench.voice_stream import StreamTurns, report_stream, stream_turns
 from core.settings import Settings
 from core.speech.audio import decode_wav, encode_wav
 from core.speech.engines import build_stt, build_tts
@@ -41,7 +53,6 @@ from workers.embedded.stack import StackProcess
 STAGES = ("vad", "stt", "agent", "tts", "total")
 MAX_TURNS = 200
 TARGET_OVERHEAD = 0.10
-TARGET_FIRST_AUDIO_MS = 1000.0
 
 
 @dataclass
@@ -74,10 +85,16 @@ def _checked(response: httpx.Response, status: int) -> Any:
     return response.json() if response.content else None
 
 
-async def take_turns(http: httpx.AsyncClient, utterances: list[Utterance]) -> Turns:
-    """One session, a warm-up turn, then one turn per utterance, one at a time; each must complete."""
+async def bench_agent(http: httpx.AsyncClient) -> str:
+    """The agent the turns talk to (the offline ``local`` provider, no tools: it repeats what it heard)."""
     agent = _checked(await http.post("/v1/agents", json={"name": "bench-voice", "model": {"provider": "local"}}), 201)
-    session = _checked(await http.post("/v1/voice/sessions", json={"agent_id": agent["id"]}), 201)
+    agent_id: str = agent["id"]
+    return agent_id
+
+
+async def take_turns(http: httpx.AsyncClient, agent_id: str, utterances: list[Utterance]) -> Turns:
+    """One session, a warm-up turn, then one turn per utterance, one at a time; each must complete."""
+    session = _checked(await http.post("/v1/voice/sessions", json={"agent_id": agent_id}), 201)
     url = f"/v1/voice/sessions/{session['id']}/turns"
     headers = {"content-type": "audio/wav"}
     turns = Turns()
@@ -106,15 +123,13 @@ def _row(name: str, seconds: list[float]) -> str:
     return f"{name:<44} {percentile(seconds, 0.5):>9.1f} {percentile(seconds, 0.95):>9.1f}"
 
 
-def report(turns: Turns, utterances: list[Utterance], stt: Figures, tts: Figures, loads: tuple[float, float]) -> None:
+def report(turns: Turns, utterances: list[Utterance], stt: Figures, tts: Figures) -> None:
     """Print the platform's turns next to the engines called directly, with the targets."""
     audio_s = sum(u.audio.duration_s for u in utterances)
     print(
         f"\n{len(utterances)} HTTP turns of 3.0 s utterances, one at a time after a warm-up turn,"
         f" on {os.cpu_count()} cores"
     )
-    print(f"load average (1 min): {loads[0]:.1f} at start, {loads[1]:.1f} at end")
-    print("WebSocket streaming is not built yet: every turn is POST /v1/voice/sessions/{id}/turns with a whole WAV")
     print(f"\n{'platform (HTTP turns)':<44} {'p50 ms':>9} {'p95 ms':>9}")
     print(_row("end of request -> reply (POST answered)", turns.post_s))
     print(_row("end of request -> reply audio (+ GET wav)", turns.with_audio_s))
@@ -135,38 +150,48 @@ def report(turns: Turns, utterances: list[Utterance], stt: Figures, tts: Figures
         f"platform overhead (p50s): ({p50['total']:.0f} - {stt.p50_ms:.0f} - {tts.p50_ms:.0f} - {p50['agent']:.0f})"
         f" / {engines:.0f} ms = {overhead:.1%} of the engines' time (target <= {TARGET_OVERHEAD:.0%}: {verdict})"
     )
-    print(
-        f"end of speech -> first reply audio p50 (target <= {TARGET_FIRST_AUDIO_MS:,.0f} ms, streaming):"
-        " not measurable over HTTP turns: the reply audio arrives whole"
-    )
 
 
-async def run(turn_count: int) -> None:
+async def run(turn_count: int, mode: str) -> None:
     """Generate the utterances, take the turns on an embedded stack, call the engines directly, print."""
     loads_start = os.getloadavg()[0]
-    espeak = build_tts(Settings())
+    settings = Settings()
+    espeak = build_tts(settings)
     assert isinstance(espeak, EspeakTTS)
     spoken = spoken_utterances(espeak)
     utterances = [spoken[i % len(spoken)] for i in range(turn_count)]
+    turns: Turns | None = None
+    streamed: StreamTurns | None = None
     with tempfile.TemporaryDirectory(prefix="aimpact-bench-") as home:
         stack = StackProcess(home=Path(home), extra_env=BENCH_ENV)
         stack.start()
         try:
             headers = {"Authorization": f"Bearer {stack.api_key}"}
             async with httpx.AsyncClient(base_url=stack.api_url, headers=headers, timeout=180) as http:
-                turns = await take_turns(http, utterances)
-            whisper = build_stt(Settings())
-            stt = stt_figures("direct whisper (same audio)", _text(whisper), utterances)
-            tts = tts_figures("direct espeak (same replies)", _seconds(espeak), turns.replies)
+                agent_id = await bench_agent(http)
+                if mode in ("http", "both"):
+                    turns = await take_turns(http, agent_id, utterances)
+                if mode in ("stream", "both"):
+                    streamed = await stream_turns(http, stack.api_url, stack.api_key, agent_id, utterances)
+            whisper = build_stt(settings)
+            stt = stt_figures("direct whisper (same audio)", transcriber(whisper), utterances)
         finally:
             stack.stop()
-    report(turns, utterances, stt, tts, (loads_start, os.getloadavg()[0]))
+    print(f"load average (1 min): {loads_start:.1f} at start, {os.getloadavg()[0]:.1f} at end")
+    if turns is not None:
+        tts = tts_figures("direct espeak (same replies)", speaker_seconds(espeak), turns.replies)
+        report(turns, utterances, stt, tts)
+    if streamed is not None:
+        first = tts_figures("direct espeak (first sentences)", speaker_seconds(espeak), streamed.first_sentences)
+        report_stream(streamed, stt, first, endpoint_ms=settings.voice_stream_speech_end_ms)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=bounded_turns, default=20, help=f"timed turns (1 to {MAX_TURNS})")
-    asyncio.run(run(parser.parse_args().turns))
+    parser.add_argument("--mode", choices=("http", "stream", "both"), default="both", help="which turns to time")
+    args = parser.parse_args()
+    asyncio.run(run(args.turns, args.mode))
 
 
 if __name__ == "__main__":

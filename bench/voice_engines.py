@@ -58,6 +58,8 @@ class Utterance:
 
     text: str
     audio: Audio
+    speech_end_s: float = 0.0
+    """Where the speech ends in ``audio`` (quiet noise follows)."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,8 @@ def spoken_utterances(tts: EspeakTTS, *, seconds: float = UTTERANCE_S) -> list[U
             raise ValueError(f"{text!r} lasts more than {seconds} s")
         room = np.clip(rng.normal(0, 32768 * 10 ** (-60 / 20), total // 2), -32768, 32767).astype("<i2").tobytes()
         lead = (total - len(speech)) // 4 * 2
-        out.append(Utterance(text, Audio(room[:lead] + speech + room[lead + len(speech) :])))
+        audio = Audio(room[:lead] + speech + room[lead + len(speech) :])
+        out.append(Utterance(text, audio, speech_end_s=(lead + len(speech)) / (SAMPLE_RATE * 2)))
     return out
 
 
@@ -159,11 +162,13 @@ def vad_figures(name: str, settings: Settings, utterances: Sequence[Utterance]) 
     return _figures(name, timing, sum(u.audio.duration_s for u in utterances))
 
 
-def _text(stt: SpeechToText) -> Callable[[Audio], str]:
+def transcriber(stt: SpeechToText) -> Callable[[Audio], str]:
+    """A call of ``stt`` that answers the words."""
     return lambda audio: stt.transcribe(audio).text
 
 
-def _seconds(tts: TextToSpeech) -> Callable[[str], float]:
+def speaker_seconds(tts: TextToSpeech) -> Callable[[str], float]:
+    """A call of ``tts`` that answers the length of the audio it made."""
     return lambda text: tts.synthesize(text).duration_s
 
 
@@ -216,19 +221,19 @@ def main() -> None:
 
     stt_rows = [
         stt_figures("baseline: faster-whisper beam 5", _raw_whisper(whisper), utterances, rounds=args.rounds),
-        stt_figures("whisper beam 5 (default)", _text(whisper), utterances, rounds=args.rounds),
-        stt_figures("whisper greedy (beam 1)", _text(greedy), utterances, rounds=args.rounds),
-        stt_figures("pocketsphinx, domain LM", _text(sphinx), utterances, rounds=args.rounds),
+        stt_figures("whisper beam 5 (default)", transcriber(whisper), utterances, rounds=args.rounds),
+        stt_figures("whisper greedy (beam 1)", transcriber(greedy), utterances, rounds=args.rounds),
+        stt_figures("pocketsphinx, domain LM", transcriber(sphinx), utterances, rounds=args.rounds),
     ]
     tts_rows = [
         tts_figures("baseline: espeak-ng 22.05 kHz", _raw_espeak(espeak), REQUESTS, rounds=args.rounds),
-        tts_figures("espeak (default, 16 kHz)", _seconds(espeak), REQUESTS, rounds=args.rounds),
+        tts_figures("espeak (default, 16 kHz)", speaker_seconds(espeak), REQUESTS, rounds=args.rounds),
     ]
     if args.piper:
         started = time.perf_counter()
         piper = build_tts(Settings(voice_tts="piper"))
         loads.append(f"piper joe-medium load: {time.perf_counter() - started:.2f} s")
-        tts_rows.append(tts_figures("piper joe-medium (16 kHz)", _seconds(piper), REQUESTS, rounds=args.rounds))
+        tts_rows.append(tts_figures("piper joe-medium (16 kHz)", speaker_seconds(piper), REQUESTS, rounds=args.rounds))
     vad_rows = [
         vad_figures("webrtc, 30 ms frames (default)", Settings(voice_vad="webrtc"), utterances),
         vad_figures("silero v6, 32 ms frames", Settings(voice_vad="silero"), utterances),

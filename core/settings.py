@@ -383,6 +383,43 @@ class Settings(BaseSettings):
     voice_warm_engines: bool = Field(
         default=True, description="Load the speech engines when the voice worker starts (else on its first turn)."
     )
+    voice_stream_speech_end_ms: int = Field(
+        default=500,
+        ge=50,
+        le=10_000,
+        description="Streams: silence that ends an utterance (shorter than for a whole recording: the user waits it).",
+    )
+    voice_stream_partial_ms: int = Field(
+        default=400,
+        ge=100,
+        le=10_000,
+        description="Streams: new speech after which the utterance so far is transcribed again (partial transcripts).",
+    )
+    voice_stream_audio_frame_ms: int = Field(
+        default=40,
+        ge=10,
+        le=1000,
+        description="Streams: reply audio is sent in frames this long, paced in real time (barge-in stops it"
+        " within one frame).",
+    )
+    voice_stream_audio_lead_ms: int = Field(
+        default=200,
+        ge=0,
+        le=10_000,
+        description="Streams: how far ahead of real time reply audio is sent (the client's playback buffer).",
+    )
+    voice_stream_max_frame_bytes: int = Field(
+        default=64 * 1024, ge=640, le=16 * 1024 * 1024, description="Streams: largest binary frame a client may send."
+    )
+    voice_stream_auth_timeout_s: float = Field(
+        default=5.0, gt=0, le=60, description="Streams: how long a client without ?token= has to send its credentials."
+    )
+    voice_playback_wait_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="Streams: how long a turn waits for its reply to be played before it is recorded anyway.",
+    )
 
     # recommendations
     recommend_interval_s: float = Field(

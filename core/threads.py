@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -143,6 +143,36 @@ class ThreadStore:
                 raise RuntimeError(f"could not append to thread {thread_id}")
         if conn is None:
             await self.invalidate(tenant_id, thread_id)
+
+    async def replace_reply(self, tenant_id: str, thread_id: str, run_id: str, text: str) -> None:
+        """Make ``text`` the run's last answer in the thread (an interrupted voice reply: what was heard).
+
+        The run's last assistant message without tool calls takes ``text``; a run that had not
+        answered yet gets it appended (once), unless ``text`` is empty.
+        """
+        answer = (
+            select(_message.c.id)
+            .where(
+                _message.c.tenant_id == tenant_id,
+                _message.c.thread_id == thread_id,
+                _message.c.run_id == run_id,
+                _message.c.role == "assistant",
+                func.jsonb_array_length(_message.c.tool_calls) == 0,
+            )
+            .order_by(_message.c.seq.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        async with statement(self._engine) as conn:
+            changed = (
+                await conn.execute(update(_message).where(_message.c.id == answer).values(content=text))
+            ).rowcount
+        if not changed and text:
+            message = ChatMessage(role="assistant", content=text)
+            await self.append(
+                tenant_id=tenant_id, thread_id=thread_id, run_id=run_id, key=f"heard:{run_id}", message=message
+            )
+        await self.invalidate(tenant_id, thread_id)
 
     async def invalidate(self, tenant_id: str, thread_id: str) -> None:
         """Drop the thread's cached context (after a committed write)."""

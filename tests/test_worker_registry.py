@@ -90,7 +90,15 @@ EXPECTED: dict[str, tuple[set[type], set[str]]] = {
         {VoiceSessionWorkflow, VoiceRetentionWorkflow},
         {
             f"VoiceActivities.{name}"
-            for name in ("transcribe", "agent_run", "synthesize", "record_turn", "record_session", "purge_audio")
+            for name in (
+                "transcribe",
+                "agent_run",
+                "synthesize",
+                "record_turn",
+                "keep_heard",
+                "record_session",
+                "purge_audio",
+            )
         },
     ),
 }

@@ -84,7 +84,15 @@ def turn_public(session_id: str, turn: VoiceTurn | TurnResult, *, user_audio: bo
         turn_id, reply_audio, created_at = turn.turn_id, turn.reply_audio_id, None
     else:
         latency = LatencyPublic(
-            vad=turn.vad_ms, stt=turn.stt_ms, agent=turn.agent_ms, tts=turn.tts_ms, total=turn.total_ms
+            vad=turn.vad_ms,
+            stt=turn.stt_ms,
+            agent=turn.agent_ms,
+            tts=turn.tts_ms,
+            total=turn.total_ms,
+            endpoint=turn.endpoint_ms,
+            agent_first_token=turn.agent_first_token_ms,
+            tts_first_audio=turn.tts_first_audio_ms,
+            first_audio=turn.first_audio_ms,
         )
         turn_id, reply_audio, created_at = turn.id, turn.reply_audio_id, turn.created_at
         user_audio = turn.user_audio_id is not None

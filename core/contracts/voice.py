@@ -76,6 +76,14 @@ class StageLatency:
     agent: float = 0.0
     tts: float = 0.0
     total: float = 0.0
+    endpoint: float = 0.0
+    """Streamed turns: from the end of speech to the moment the endpointer called it (the silence it waited)."""
+    agent_first_token: float = 0.0
+    """Streamed turns: from the transcript to the agent's first words."""
+    tts_first_audio: float = 0.0
+    """Streamed turns: speaking the reply's first sentence."""
+    first_audio: float = 0.0
+    """Streamed turns: from the end of speech to the first reply audio sent (what the user waits)."""
 
 
 @dataclass
@@ -116,6 +124,8 @@ class VoiceSessionInput:
     agents_task_queue: str = "agents"
     experiment_id: str | None = None
     experiment_arm: str | None = None
+    playback_wait_s: float = 300.0
+    """How long a streamed turn waits for its reply to be played before it is recorded anyway."""
     carry: VoiceCarry | None = None
 
 
@@ -128,6 +138,17 @@ class Utterance:
     """``voice_audio`` id of the utterance (16 kHz mono PCM16 WAV)."""
     received_ms: float = 0.0
     """Milliseconds the caller spent receiving and storing the audio before the update (counted in ``total``)."""
+    transcript: str | None = None
+    """What the user said when the caller already transcribed it (a stream): the turn skips ``transcribe``."""
+    stt_ms: float = 0.0
+    """The caller's speech-to-text time for ``transcript``."""
+    audio_s: float = 0.0
+    """Length of the stored utterance, when the caller transcribed it."""
+    run_id: str | None = None
+    """The id of the agent run answering the turn, when the caller picks it (a stream follows its events)."""
+    streamed: bool = False
+    """The caller speaks the reply (sentence by sentence as it is written): the turn does not synthesize it
+    and waits, up to ``playback_wait_s``, for the ``played`` signal (or ``interrupt``) before it is recorded."""
 
 
 @dataclass(kw_only=True)
@@ -139,6 +160,33 @@ class Interrupt:
     """
 
     heard_text: str | None = None
+    turn_id: str | None = None
+    """The turn to stop (a streaming caller names it; a stale interrupt of an earlier turn does nothing)."""
+    reply_audio_id: str | None = None
+    """The reply audio the caller played before the interruption, stored by the caller."""
+    reply_audio_s: float = 0.0
+
+
+@dataclass(kw_only=True)
+class Played:
+    """Argument of the ``played`` signal: a streamed turn's reply was spoken to the end."""
+
+    turn_id: str
+    reply_audio_id: str | None = None
+    """The reply audio as played, stored by the caller (``None`` when none was played: the client left)."""
+    reply_audio_s: float = 0.0
+    latency: StageLatency = field(default_factory=StageLatency)
+    """The caller's stages: ``endpoint``, ``agent_first_token``, ``tts``, ``tts_first_audio``, ``first_audio``."""
+
+
+@dataclass(kw_only=True)
+class KeepHeardInput:
+    """An interrupted turn's reply in the thread becomes what the user heard of it."""
+
+    tenant_id: str
+    thread_id: str
+    run_id: str
+    heard_text: str
 
 
 @dataclass(kw_only=True)
@@ -217,6 +265,8 @@ class AgentTurnInput:
     subject: str | None = None
     experiment_id: str | None = None
     experiment_arm: str | None = None
+    run_id: str | None = None
+    """The run's id when the caller of the turn picked it (else derived from the session and ``seq``)."""
 
 
 @dataclass(kw_only=True)

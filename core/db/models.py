@@ -747,6 +747,11 @@ class VoiceTurn(SQLModel, table=True):
     agent_ms: float = 0.0
     tts_ms: float = 0.0
     total_ms: float = 0.0
+    endpoint_ms: float = 0.0
+    agent_first_token_ms: float = 0.0
+    tts_first_audio_ms: float = 0.0
+    first_audio_ms: float = 0.0
+    """Streamed turns: from the end of speech to the first reply audio sent."""
     interrupted: bool = False
     error: dict[str, Any] | None = Field(default=None, sa_column=Column(JsonType))
     created_at: datetime = _ts(nullable=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,6 +48,19 @@ def pipeline_target(pipeline_id: str, step_id: str, **part: str) -> tuple[dict[s
 def metric(name: str, estimate: Estimate, unit: str, *, method: str) -> dict[str, Any]:
     """The headline number of a finding: its value, 95% interval, ``n``, unit and how the interval was computed."""
     return {"name": name, **estimate.to_json(), "unit": unit, "confidence": 0.95, "method": method}
+
+
+def evidence_of(
+    headline: dict[str, Any], numbers: dict[str, Any], *, examples: Sequence[str], window: Window, runs: int
+) -> dict[str, Any]:
+    """A finding's evidence: its headline ``metric``, the numbers behind it, the first ``MAX_EXAMPLES`` example runs and
+    the window with the ``runs`` it held for the target."""
+    return {
+        "metric": headline,
+        "numbers": numbers,
+        "example_run_ids": list(examples[:MAX_EXAMPLES]),
+        "window": window.to_json(runs),
+    }
 
 
 def gain(quantity: float, unit: str, assumption: str) -> dict[str, Any]:

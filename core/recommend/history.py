@@ -3,10 +3,11 @@
 Every query is filtered by the tenant and a time window on the run's creation, and groups in
 PostgreSQL so that what comes back is small: one row per agent version and step name, per
 pipeline step, per version, per cluster candidate. A :class:`Scope` narrows a query to the
-current version of each live agent (mining) or to one version since a moment (outcomes). The
-SQL is built from constant fragments of this module (``noqa: S608``); every value is bound. Steps
-join their runs by run id alone: the run is the tenant's (its filter), and a tenant filter on
-the steps too would let the planner pair the tenant's whole step index with each run.
+current version of each live agent or pipeline (mining) or to one version since a moment
+(outcomes); a :class:`RunTable` says how it filters a table of runs (``run``, ``pipeline_run``).
+The SQL is built from constant fragments of this module (``noqa: S608``); every value is bound.
+Steps join their runs by run id alone: the run is the tenant's (its filter), and a tenant filter
+on the steps too would let the planner pair the tenant's whole step index with each run.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.recommend.stats import Moments
@@ -24,33 +25,50 @@ from core.recommend.stats import Moments
 
 @dataclass(frozen=True, kw_only=True)
 class Scope:
-    """Which runs: the tenant's since ``since`` (before ``until``); of current agent versions only, or of one
-    ``agent_id``/``version``."""
+    """Which runs: the tenant's since ``since`` (before ``until``); of the owners' current versions only, or of one
+    ``owner_id`` (an agent or a pipeline) at ``version``."""
 
     tenant_id: str
     since: datetime
     until: datetime | None = None
-    agent_id: str | None = None
+    owner_id: str | None = None
     version: int | None = None
 
     def params(self) -> dict[str, Any]:
-        """Bind parameters of the scope's filter."""
+        """Bind parameters of the scope's filter (:meth:`RunTable.in_scope`)."""
         return {
             "t": self.tenant_id,
             "since": self.since,
             "until": self.until,
-            "agent": self.agent_id,
+            "owner": self.owner_id,
             "version": self.version,
         }
 
 
-_RUNS_IN_SCOPE = """
-  r.tenant_id = :t AND r.created_at >= :since AND (CAST(:until AS timestamptz) IS NULL OR r.created_at < :until)
-  AND (CAST(:agent AS text) IS NULL OR (r.agent_id = :agent AND r.agent_version = :version))
-  AND (CAST(:agent AS text) IS NOT NULL OR EXISTS (
-        SELECT 1 FROM agent a WHERE a.id = r.agent_id AND a.tenant_id = :t AND a.version = r.agent_version
-          AND a.deleted_at IS NULL))
-"""
+@dataclass(frozen=True)
+class RunTable:
+    """A table of runs as a :class:`Scope` filters it: the runs' alias in a query, their owner and version columns,
+    and the owners' table (``id``, ``tenant_id``, ``version``: the current one, ``deleted_at``)."""
+
+    alias: str
+    owner_column: str
+    version_column: str
+    owners: str
+
+    def in_scope(self) -> str:
+        """The SQL condition on the runs in a scope, over the scope's bind parameters."""
+        run, owner, version = self.alias, f"{self.alias}.{self.owner_column}", f"{self.alias}.{self.version_column}"
+        return (
+            f" {run}.tenant_id = :t AND {run}.created_at >= :since"  # noqa: S608
+            f" AND (CAST(:until AS timestamptz) IS NULL OR {run}.created_at < :until)"
+            f" AND (CAST(:owner AS text) IS NULL OR ({owner} = :owner AND {version} = :version))"
+            " AND (CAST(:owner AS text) IS NOT NULL OR EXISTS ("
+            f" SELECT 1 FROM {self.owners} o WHERE o.id = {owner} AND o.tenant_id = :t AND o.version = {version}"
+            " AND o.deleted_at IS NULL)) "
+        )
+
+
+_RUNS_IN_SCOPE = RunTable("r", "agent_id", "agent_version", "agent").in_scope()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,15 +80,22 @@ class AgentState:
     config: dict[str, Any]
 
 
-async def live_agents(conn: AsyncConnection, tenant_id: str) -> dict[str, AgentState]:
-    """The tenant's live agents with their current configuration, by id."""
+async def live_versions(conn: AsyncConnection, tenant_id: str, owners: str, column: str) -> Sequence[Row[Any]]:
+    """The tenant's live ``owners`` (``agent``, ``pipeline``) at their current versions: ``id``, ``version`` and the
+    version's ``column``."""
     rows = await conn.execute(
         text(
-            "SELECT a.id, a.version, v.config FROM agent a JOIN agent_version v ON v.agent_id = a.id"
-            " AND v.version = a.version WHERE a.tenant_id = :t AND v.tenant_id = :t AND a.deleted_at IS NULL"
+            f"SELECT o.id, o.version, v.{column} FROM {owners} o JOIN {owners}_version v ON v.{owners}_id = o.id"  # noqa: S608
+            " AND v.version = o.version WHERE o.tenant_id = :t AND v.tenant_id = :t AND o.deleted_at IS NULL"
         ),
         {"t": tenant_id},
     )
+    return rows.all()
+
+
+async def live_agents(conn: AsyncConnection, tenant_id: str) -> dict[str, AgentState]:
+    """The tenant's live agents with their current configuration, by id."""
+    rows = await live_versions(conn, tenant_id, "agent", "config")
     return {row.id: AgentState(agent_id=row.id, version=row.version, config=row.config) for row in rows}
 
 

@@ -83,7 +83,7 @@ async def _prompt(conn: AsyncConnection, tenant_id: str, window: Window, th: Thr
 
 
 async def _pipeline(conn: AsyncConnection, tenant_id: str, window: Window, th: Thresholds) -> Mined:
-    scope = ph.PipelineScope(tenant_id=tenant_id, since=window.since)
+    scope = h.Scope(tenant_id=tenant_id, since=window.since)
     pipelines = await ph.live_pipelines(conn, tenant_id)
     counts = await ph.pipeline_runs(conn, scope)
     found: list[Finding] = []

@@ -79,9 +79,7 @@ def _sides(name: str, sides: dict[str, Any], unit: str, *, lower_is_better: bool
     return measured
 
 
-async def _pipeline(
-    conn: AsyncConnection, rec: Recommendation, before: ph.PipelineScope, after: ph.PipelineScope
-) -> Any:
+async def _pipeline(conn: AsyncConnection, rec: Recommendation, before: h.Scope, after: h.Scope) -> Any:
     if rec.rule == "pipeline.failing_step":
         sides = {}
         for name, scope in (("before", before), ("after", after)):
@@ -140,14 +138,14 @@ async def _measure_pipeline(
 ) -> dict[str, Any]:
     pipeline_id = rec.target["pipeline_id"]
     version = int((rec.result or {}).get("pipeline_version", 0))
-    before = ph.PipelineScope(
+    before = h.Scope(
         tenant_id=rec.tenant_id,
         since=since,
         until=applied,
-        pipeline_id=pipeline_id,
+        owner_id=pipeline_id,
         version=int(rec.basis["pipeline_version"]),
     )
-    after = ph.PipelineScope(tenant_id=rec.tenant_id, since=applied, pipeline_id=pipeline_id, version=version)
+    after = h.Scope(tenant_id=rec.tenant_id, since=applied, owner_id=pipeline_id, version=version)
     runs = (await ph.pipeline_runs(conn, after)).get(pipeline_id, 0)
     measured = await _pipeline(conn, rec, before, after) if runs >= th.min_outcome_runs else {}
     return _progress(runs, th) | {"version": version} | measured
@@ -169,9 +167,9 @@ async def _measure_agent(
         }
     agent_id = rec.target["agent_id"]
     before = h.Scope(
-        tenant_id=rec.tenant_id, since=since, until=applied, agent_id=agent_id, version=int(rec.basis["agent_version"])
+        tenant_id=rec.tenant_id, since=since, until=applied, owner_id=agent_id, version=int(rec.basis["agent_version"])
     )
-    after = h.Scope(tenant_id=rec.tenant_id, since=applied, agent_id=agent_id, version=version)
+    after = h.Scope(tenant_id=rec.tenant_id, since=applied, owner_id=agent_id, version=version)
     runs = sum(v.runs for v in await h.run_volumes(conn, after))
     progress = extra | _progress(runs, th) | {"version": version}
     if runs < th.min_outcome_runs:

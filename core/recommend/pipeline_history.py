@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.recommend.history import RunTable, Scope, live_versions
 
 RUNS_PER_PIPELINE = 5000
 """The newest runs of a pipeline version read per run (durations of its steps): bounded work."""
@@ -30,13 +31,7 @@ class PipelineState:
 
 async def live_pipelines(conn: AsyncConnection, tenant_id: str) -> dict[str, PipelineState]:
     """The tenant's live pipelines with their current definitions, by id."""
-    rows = await conn.execute(
-        text(
-            "SELECT p.id, p.version, v.definition FROM pipeline p JOIN pipeline_version v ON v.pipeline_id = p.id"
-            " AND v.version = p.version WHERE p.tenant_id = :t AND v.tenant_id = :t AND p.deleted_at IS NULL"
-        ),
-        {"t": tenant_id},
-    )
+    rows = await live_versions(conn, tenant_id, "pipeline", "definition")
     return {r.id: PipelineState(pipeline_id=r.id, version=r.version, definition=r.definition) for r in rows}
 
 
@@ -55,38 +50,10 @@ class PipelineStepGroup:
     examples: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True, kw_only=True)
-class PipelineScope:
-    """Runs of the tenant since ``since`` (before ``until``): of live pipelines' current versions, or of one
-    pipeline ``version``."""
-
-    tenant_id: str
-    since: datetime
-    until: datetime | None = None
-    pipeline_id: str | None = None
-    version: int | None = None
-
-    def params(self) -> dict[str, Any]:
-        """Bind parameters of the scope's filter."""
-        return {
-            "t": self.tenant_id,
-            "since": self.since,
-            "until": self.until,
-            "pipeline": self.pipeline_id,
-            "version": self.version,
-        }
+_IN_SCOPE = RunTable("p", "pipeline_id", "version", "pipeline").in_scope()
 
 
-_IN_SCOPE = """
-  p.tenant_id = :t AND p.created_at >= :since AND (CAST(:until AS timestamptz) IS NULL OR p.created_at < :until)
-  AND (CAST(:pipeline AS text) IS NULL OR (p.pipeline_id = :pipeline AND p.version = :version))
-  AND (CAST(:pipeline AS text) IS NOT NULL OR EXISTS (
-        SELECT 1 FROM pipeline x WHERE x.id = p.pipeline_id AND x.tenant_id = :t AND x.version = p.version
-          AND x.deleted_at IS NULL))
-"""
-
-
-async def pipeline_runs(conn: AsyncConnection, scope: PipelineScope) -> dict[str, int]:
+async def pipeline_runs(conn: AsyncConnection, scope: Scope) -> dict[str, int]:
     """Ended runs per pipeline in scope."""
     rows = await conn.execute(
         text(
@@ -98,7 +65,7 @@ async def pipeline_runs(conn: AsyncConnection, scope: PipelineScope) -> dict[str
     return {row.pipeline_id: row.n for row in rows}
 
 
-async def pipeline_step_groups(conn: AsyncConnection, scope: PipelineScope) -> list[PipelineStepGroup]:
+async def pipeline_step_groups(conn: AsyncConnection, scope: Scope) -> list[PipelineStepGroup]:
     """Outcomes and attempts of each top-level step of the pipeline versions in scope."""
     rows = await conn.execute(
         text(
@@ -140,7 +107,7 @@ class RunSteps:
 
 
 async def run_steps(
-    conn: AsyncConnection, scope: PipelineScope, pipeline_id: str, version: int, step_ids: Sequence[str]
+    conn: AsyncConnection, scope: Scope, pipeline_id: str, version: int, step_ids: Sequence[str]
 ) -> list[RunSteps]:
     """The newest completed runs of the pipeline version: durations of ``step_ids`` and item counts of maps."""
     rows = await conn.execute(
@@ -176,7 +143,7 @@ async def run_steps(
     return found
 
 
-async def run_durations(conn: AsyncConnection, scope: PipelineScope) -> list[float]:
+async def run_durations(conn: AsyncConnection, scope: Scope) -> list[float]:
     """Seconds from start to end of the newest completed runs in scope, ascending."""
     rows = await conn.execute(
         text(

@@ -303,3 +303,11 @@ def rms_dbfs(audio: Audio) -> float:
 def is_silent(audio: Audio, *, threshold_dbfs: float = -60.0) -> bool:
     """Whether ``audio`` is empty or quieter than ``threshold_dbfs`` overall."""
     return rms_dbfs(audio) < threshold_dbfs
+
+
+def without_leading_zeros(audio: Audio) -> Audio:
+    """``audio`` from its first sample that is not exactly zero (digital silence before speech throws Whisper
+    off its first words; a microphone's quiet noise does not)."""
+    samples = np.frombuffer(audio.pcm, dtype="<i2")
+    nonzero = np.flatnonzero(samples)
+    return Audio(audio.pcm[int(nonzero[0]) * 2 :]) if nonzero.size else Audio(b"")

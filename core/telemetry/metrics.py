@@ -34,7 +34,9 @@ WEBHOOK_DELIVERIES_DROPPED = Counter(
 )
 VOICE_STAGE_LATENCY = Histogram(
     "aimpact_voice_stage_duration_seconds",
-    "Time per stage of a voice turn (vad, stt, agent, tts) and the whole turn (total), once per recorded turn.",
+    "Time per stage of a voice turn (vad, stt, agent, tts; streamed turns also endpoint, agent_first_token,"
+    " tts_first_audio and first_audio: end of speech to first reply audio) and the whole turn (total),"
+    " once per recorded turn.",
     ["stage"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30),
 )

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Generic, TypeVar
 
+from core.settings import Settings
+from core.speech.audio import without_leading_zeros
 from core.speech.base import Audio, SpeechToText, TextToSpeech, Transcript, VoiceActivityDetector
-from core.speech.endpoint import EndpointConfig, speech_segments, trim_to_speech
+from core.speech.endpoint import EndpointConfig, SpeechSegmenter, speech_segments, trim_to_speech
+from core.speech.engines import build_stt, build_tts, build_vad, endpoint_config
 
 E = TypeVar("E")
 
@@ -83,12 +87,25 @@ class SpeechEngines:
         vad_ms = (clock() - started) * 1000
         if span is None:
             return Heard("", speech=False, vad_ms=vad_ms, stt_ms=0.0)
+        text, stt_ms = await self.transcribe_speech(span, clock)
+        return Heard(text, speech=True, vad_ms=vad_ms, stt_ms=stt_ms)
+
+    async def transcribe_speech(self, speech: Audio, clock: Callable[[], float]) -> tuple[str, float]:
+        """The words of audio already known to hold speech (a stream's utterance), and the milliseconds it took."""
+        speech = without_leading_zeros(speech)
+        if not speech.pcm:
+            return "", 0.0
         stt = await self._stt.get()
         async with self._stt.busy:
             started = clock()
-            transcript: Transcript = await asyncio.to_thread(stt.transcribe, span)
-            stt_ms = (clock() - started) * 1000
-        return Heard(transcript.text, speech=True, vad_ms=vad_ms, stt_ms=stt_ms)
+            transcript: Transcript = await asyncio.to_thread(stt.transcribe, speech)
+            return transcript.text, (clock() - started) * 1000
+
+    def segmenter(self, *, end_silence_ms: float, max_utterance_ms: float) -> SpeechSegmenter:
+        """Endpointing for one live stream (a fresh detector), ending utterances after ``end_silence_ms``."""
+        vad = self._vad()
+        config = replace(self._endpoint(vad), end_silence_ms=end_silence_ms)
+        return SpeechSegmenter(vad, config, max_utterance_ms=max_utterance_ms)
 
     async def synthesize(self, text: str, clock: Callable[[], float]) -> tuple[Audio, float]:
         """``text`` spoken, and the milliseconds it took."""
@@ -97,3 +114,13 @@ class SpeechEngines:
             started = clock()
             audio = await asyncio.to_thread(tts.synthesize, text)
             return audio, (clock() - started) * 1000
+
+
+def engines_for(settings: Settings) -> SpeechEngines:
+    """The engines ``settings`` choose (built on first use)."""
+    return SpeechEngines(
+        stt=partial(build_stt, settings),
+        tts=partial(build_tts, settings),
+        vad=partial(build_vad, settings),
+        endpoint=partial(endpoint_config, settings),
+    )

@@ -10,8 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from tests.conftest import TenantCtx
-from tests.llm.fakes import (
+from simulated.scripted_server import (
     ScriptedServer,
     an_end,
     an_start,
@@ -24,6 +23,7 @@ from tests.llm.fakes import (
     oa_tool_delta,
     oa_usage,
 )
+from tests.conftest import TenantCtx
 from tests.support.runs import create_agent, wait_run
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from core.llm.anthropic_provider import AnthropicProvider
 from core.llm.openai_provider import OpenAIProvider
-from tests.llm.fakes import ScriptedServer
+from simulated.scripted_server import ScriptedServer
 
 
 @pytest.fixture

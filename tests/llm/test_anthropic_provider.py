@@ -9,7 +9,7 @@ import pytest
 from core.contracts.llm import ChatMessage, LlmRequest, ModelConfig, ToolCall, ToolSchema
 from core.llm.anthropic_provider import AnthropicProvider
 from core.llm.base import LlmProvider, ProviderError
-from tests.llm.fakes import (
+from simulated.scripted_server import (
     Reply,
     ScriptedServer,
     an_end,

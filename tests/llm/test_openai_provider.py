@@ -11,7 +11,7 @@ from core.contracts.llm import ChatMessage, LlmRequest, ModelConfig, ToolCall, T
 from core.llm.base import LlmProvider, ProviderError
 from core.llm.openai_provider import OpenAIProvider
 from core.llm.pricing import PriceTable
-from tests.llm.fakes import (
+from simulated.scripted_server import (
     Reply,
     ScriptedServer,
     closed_port_url,

@@ -112,7 +112,7 @@ def test_dashboard_uids_are_unique_and_cover_the_topics() -> None:
         "aimpact_voice_audio_seconds_sum",
     } <= names("voice.json")
     voice_text = json.dumps(dashboards["voice.json"])
-    assert all(f'stage=\\"{stage}\\"' in voice_text for stage in ("total", "stt", "tts"))
+    assert all(f'stage=\\"{stage}\\"' in voice_text for stage in ("total", "stt", "tts", "first_audio"))
     usage_text = json.dumps(dashboards["usage-cost.json"])
     assert "no tenant label" in usage_text  # the dashboard says where per-tenant usage lives
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.llm.fakes import ScriptedServer
-from tests.support.sim_world import SimWorld
+from simulated.scripted_server import ScriptedServer
+from simulated.world import SimWorld
 
 
 @pytest.fixture

@@ -24,10 +24,10 @@ from core.tools.base import ToolRegistry
 from core.tools.builtin import builtin_registry
 from core.tools.calculator import CalculatorTool
 from core.tools.http_request import HttpRequestTool
+from simulated.scripted_server import Received, Reply, ScriptedServer, oa_chunk, oa_stream, oa_tool_delta, oa_usage
+from simulated.world import SimWorld, question_bank
 from tests.conftest import TenantCtx
-from tests.llm.fakes import Received, Reply, ScriptedServer, oa_chunk, oa_stream, oa_tool_delta, oa_usage
 from tests.support.runs import create_agent, wait_run
-from tests.support.sim_world import SimWorld, question_bank
 
 TENANT = "ten_candidate"
 CALC_RECORDED = RecordedCall("calculator", {"expression": "2 + 40"}, "42", step_id="s2")

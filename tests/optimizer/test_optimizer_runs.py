@@ -21,11 +21,11 @@ from core.ids import new_id, workflow_id
 from core.optimizer.run_store import OptimizerRunStore, run_seed
 from core.optimizer.strategies import STRATEGIES
 from core.settings import Settings
+from simulated.scripted_server import ScriptedServer
+from simulated.world import SimWorld, question_bank
 from tests.conftest import TenantCtx
-from tests.llm.fakes import ScriptedServer
 from tests.support.api_process import temporal_out_of_reach
 from tests.support.runs import create_agent, record_history
-from tests.support.sim_world import SimWorld, question_bank
 from workers.embedded.ports import free_port
 from workers.embedded.stack import StackProcess
 

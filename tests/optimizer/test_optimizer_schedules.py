@@ -15,12 +15,12 @@ from temporalio.client import Client, WorkflowFailureError
 from core.contracts.optimizer import WORKFLOW_NAME, OptimizerRunInput
 from core.optimizer.schedules import optimizer_schedule_id, scheduled_run_id
 from core.settings import Settings
+from simulated.scripted_server import ScriptedServer
+from simulated.world import SimWorld, question_bank
 from tests.conftest import TenantCtx
-from tests.llm.fakes import ScriptedServer
 from tests.optimizer.test_optimizer_runs import SEED, _sim_agent
 from tests.support.api_process import temporal_out_of_reach
 from tests.support.runs import create_agent, insert_run, record_history
-from tests.support.sim_world import SimWorld, question_bank
 from workers.embedded.stack import StackProcess
 
 FINAL = ("completed", "failed", "cancelled")

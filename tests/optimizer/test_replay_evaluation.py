@@ -15,12 +15,12 @@ from temporalio.client import Client
 
 from core.ids import workflow_id
 from core.optimizer.strategies.few_shot import DEMO_HEADER
+from simulated.scripted_server import Received, Reply, ScriptedServer, oa_chunk, oa_stream, oa_tool_delta, oa_usage
+from simulated.world import SimWorld, question_bank
 from tests.conftest import TenantCtx
-from tests.llm.fakes import Received, Reply, ScriptedServer, oa_chunk, oa_stream, oa_tool_delta, oa_usage
 from tests.optimizer.test_optimizer_runs import SEED, _finished, _sim_agent, _start
 from tests.support import receivers
 from tests.support.runs import record_history, wait_run
-from tests.support.sim_world import SimWorld, question_bank
 
 RUNS = 24
 NEW_CALL = {"expression": "2 + 2"}

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from core.ids import workflow_id
+from simulated.scripted_server import ScriptedServer, oa_chunk, oa_stream, oa_tool_delta, oa_usage
 from tests.conftest import TenantCtx
-from tests.llm.fakes import ScriptedServer, oa_chunk, oa_stream, oa_tool_delta, oa_usage
 from tests.support.api_process import temporal_out_of_reach
 from tests.support.receivers import Receiver
 from tests.support.runs import create_agent, record_history, wait_run

@@ -13,8 +13,8 @@ import pytest
 from core.contracts.llm import ChatMessage, LlmRequest, ModelConfig
 from core.llm.openai_provider import OpenAIProvider
 from core.optimizer.metrics import METRIC, judge_prompt, parse_judge_answer
-from tests.llm.fakes import ScriptedServer
-from tests.support.sim_world import PHRASES, SLICES, Demo, Prompt, SimWorld, hidden_quality, question_bank, solve
+from simulated.scripted_server import ScriptedServer
+from simulated.world import PHRASES, SLICES, Demo, Prompt, SimWorld, hidden_quality, question_bank, solve
 
 SEED = 7
 HELPS = "Think step by step. Double-check your answer."

@@ -16,8 +16,8 @@ from core.optimizer.strategies.few_shot import DEMO_HEADER, FewShot, with_demos
 from core.optimizer.strategies.few_shot import Demo as FewShotDemo
 from core.optimizer.strategies.model_swap import ModelSwap
 from core.optimizer.strategies.reflective import Reflective, parse_instructions, reflection_prompt
-from tests.llm.fakes import ScriptedServer
-from tests.support.sim_world import Prompt, SimWorld, question_bank, solve
+from simulated.scripted_server import ScriptedServer
+from simulated.world import Prompt, SimWorld, question_bank, solve
 
 SEED = 11
 BASELINE_TEXT = "Be creative."

@@ -40,6 +40,7 @@ from workflows.recommend import RecommendationWorkflow
 from workflows.replay import ReplayWorkflow
 from workflows.run_reconciliation import RunReconciliationWorkflow
 from workflows.voice import VoiceRetentionWorkflow, VoiceSessionWorkflow
+from workflows.voice.session import KEEP_HEARD_PATCH
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 ROOT = Path(__file__).parent / "histories"
@@ -107,7 +108,7 @@ def test_pipeline_histories_exist() -> None:
 
 def test_voice_histories_exist() -> None:
     """Spoken, silent and ended turns; a session continued as new (its first and its next run); a barge-in;
-    a worker killed mid-turn; a retention pass."""
+    a worker killed mid-turn; a retention pass; streamed turns, and a barge-in over the stream."""
     assert {p.stem for p in (ROOT / "voice").glob("*.json")} >= {
         "turns",
         "continue_as_new",
@@ -115,7 +116,15 @@ def test_voice_histories_exist() -> None:
         "interrupt",
         "crash_recovery",
         "retention",
+        "streamed",
+        "barge_in",
     }
+
+
+def test_voice_barge_in_keeps_what_was_heard_behind_a_patch() -> None:
+    """The interrupt recorded before the thread kept only what was heard replays without it (test_replay)."""
+    assert _patches(ROOT / "voice" / "barge_in.json") == {KEEP_HEARD_PATCH}
+    assert not _patches(ROOT / "voice" / "interrupt.json")
 
 
 def test_earlier_histories_kept() -> None:

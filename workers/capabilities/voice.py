@@ -9,10 +9,10 @@ from typing import Any
 
 from activities.voice import VoiceActivities
 from core.quotas import check_tenant_run_quotas
-from core.speech.engines import build_stt, build_tts, build_vad, endpoint_config
+from core.threads import ThreadStore
 from core.voice.audio_store import PgAudioStore
 from core.voice.retention import ensure_retention_schedule
-from core.voice.speech import SpeechEngines
+from core.voice.speech import SpeechEngines, engines_for
 from core.voice.store import VoiceStore
 from workers.deps import WorkerDeps
 from workers.registry import Slice
@@ -21,16 +21,7 @@ from workflows.voice import VoiceRetentionWorkflow, VoiceSessionWorkflow
 
 def speech_engines(deps: WorkerDeps) -> SpeechEngines:
     """The worker's speech engines (one set per worker: models load once)."""
-    settings = deps.settings
-    return deps.shared(
-        "voice.speech_engines",
-        lambda: SpeechEngines(
-            stt=partial(build_stt, settings),
-            tts=partial(build_tts, settings),
-            vad=partial(build_vad, settings),
-            endpoint=partial(endpoint_config, settings),
-        ),
-    )
+    return deps.shared("voice.speech_engines", partial(engines_for, deps.settings))
 
 
 def build_voice_activities(deps: WorkerDeps) -> VoiceActivities:
@@ -39,6 +30,7 @@ def build_voice_activities(deps: WorkerDeps) -> VoiceActivities:
         store=VoiceStore(deps.engine),
         audio=PgAudioStore(deps.engine),
         engines=speech_engines(deps),
+        threads=ThreadStore(deps.engine, deps.redis),
         quota_check=partial(check_tenant_run_quotas, deps.engine, deps.settings),
         retention_s=deps.settings.voice_audio_retention_s,
     )

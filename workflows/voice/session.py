@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -29,6 +29,8 @@ with workflow.unsafe.imports_passed_through():
         EndReason,
         EndSession,
         Interrupt,
+        KeepHeardInput,
+        Played,
         RecordSessionInput,
         RecordTurnInput,
         SessionStatus,
@@ -48,6 +50,8 @@ from workflows.voice.turn import TurnProgress, take_turn
 
 RECENT_LINES = 20
 """Turns the ``transcript`` query keeps (and carries over continue-as-new); the rest are in ``voice_turn``."""
+KEEP_HEARD_PATCH = "voice-keep-heard"
+"""Interrupted turns rewrite their reply in the thread to what was heard (histories before it never did)."""
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10))
 """A turn's record is retried until the database takes it: the turn's answer waits for it."""
 
@@ -68,6 +72,9 @@ class VoiceSessionWorkflow:
         self._busy = 0
         self._lock = asyncio.Lock()
         self._in_flight: asyncio.Future[TurnResult] | None = None
+        self._progress: TurnProgress | None = None
+        self._early_interrupt: Interrupt | None = None
+        """An interrupt naming a turn not yet in flight (it arrived before its update ran)."""
         self._interrupt: Interrupt | None = None
         self._end: EndSession | None = None
         self._closing = False
@@ -89,10 +96,22 @@ class VoiceSessionWorkflow:
 
     @workflow.signal
     def interrupt(self, request: Interrupt) -> None:
-        """Stop the turn in flight (barge-in); without one, nothing happens."""
-        if self._in_flight is not None and not self._in_flight.done() and self._interrupt is None:
-            self._interrupt = request
-            self._in_flight.cancel()
+        """Stop the turn in flight (barge-in); without one, or when ``request`` names another turn, nothing happens."""
+        progress = self._progress
+        if request.turn_id is not None and (progress is None or request.turn_id != progress.utterance.turn_id):
+            self._early_interrupt = request  # its turn may still wait for the lock: it starts interrupted
+            return
+        if self._in_flight is None or self._in_flight.done() or self._interrupt is not None:
+            return
+        self._interrupt = request
+        self._in_flight.cancel()
+
+    @workflow.signal
+    def played(self, report: Played) -> None:
+        """A streamed turn's reply was spoken to the end: the turn is recorded with the caller's latencies."""
+        progress = self._progress
+        if progress is not None and progress.utterance.turn_id == report.turn_id and progress.played is None:
+            progress.played = report
 
     @workflow.signal
     def end(self, request: EndSession) -> None:
@@ -127,8 +146,13 @@ class VoiceSessionWorkflow:
     async def _turn(self, utterance: Utterance, seq: int) -> TurnResult:
         started = workflow.now()
         progress = TurnProgress(utterance=utterance, seq=seq)
+        early = self._early_interrupt
+        if early is not None and early.turn_id == utterance.turn_id:
+            self._early_interrupt = None
+            progress.transcript = utterance.transcript or ""
+            return await self._record(utterance, progress, progress.interrupted(early), started)
         task = asyncio.ensure_future(take_turn(self._inp, progress))
-        self._in_flight = task
+        self._in_flight, self._progress = task, progress
         try:
             result = await task
         except asyncio.CancelledError:
@@ -141,7 +165,16 @@ class VoiceSessionWorkflow:
             else:
                 result = progress.result(TurnStatus.FAILED, error_of(exc))
         finally:
-            self._in_flight, self._interrupt = None, None
+            interrupt, self._in_flight, self._progress, self._interrupt = self._interrupt, None, None, None
+        if result.status == TurnStatus.INTERRUPTED and interrupt is not None:
+            await self._keep_heard(interrupt, result)
+        return await self._record(utterance, progress, result, started)
+
+    async def _record(
+        self, utterance: Utterance, progress: TurnProgress, result: TurnResult, started: datetime
+    ) -> TurnResult:
+        """Write the turn's row and keep its line for the ``transcript`` query."""
+        seq = progress.seq
         result.latency.total = (workflow.now() - started) / timedelta(milliseconds=1) + utterance.received_ms
         await workflow.execute_local_activity_method(
             VoiceActivities.record_turn,
@@ -162,6 +195,23 @@ class VoiceSessionWorkflow:
             TranscriptLine(seq, result.turn_id, result.transcript, result.reply_text, result.status),
         ]
         return result
+
+    async def _keep_heard(self, interrupt: Interrupt, result: TurnResult) -> None:
+        """The thread keeps only the part of an interrupted reply the user heard (when the caller says what it was)."""
+        if interrupt.heard_text is None or result.run_id is None or not workflow.patched(KEEP_HEARD_PATCH):
+            return
+        await workflow.execute_local_activity_method(
+            VoiceActivities.keep_heard,
+            KeepHeardInput(
+                tenant_id=self._inp.tenant_id,
+                thread_id=self._inp.thread_id,
+                run_id=result.run_id,
+                heard_text=interrupt.heard_text,
+            ),
+            start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
+            retry_policy=RECORD_RETRY,
+            summary=f"turn {result.seq}: keep what was heard",
+        )
 
     # -- the session -------------------------------------------------------------------------
 
@@ -208,6 +258,7 @@ class VoiceSessionWorkflow:
             subject=inp.subject,
             idle_timeout_s=inp.idle_timeout_s,
             max_turns_per_execution=inp.max_turns_per_execution,
+            playback_wait_s=inp.playback_wait_s,
             heartbeat_timeout_s=inp.heartbeat_timeout_s,
             agent_max_steps=inp.agent_max_steps,
             agents_task_queue=inp.agents_task_queue,

@@ -17,7 +17,7 @@ which cancels whichever stage is in flight.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         AgentTurnInput,
         AgentTurnRun,
         Interrupt,
+        Played,
         StageLatency,
         Synthesized,
         SynthesizeInput,
@@ -43,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         VoiceSessionInput,
     )
     from core.ids import AGENT_ID, RUN_KIND, TENANT_ID
+    from workflows._helpers import wait_or_timeout
 
 
 def _ms(since: datetime) -> float:
@@ -59,6 +61,8 @@ class TurnProgress:
     reply_text: str = ""
     run_id: str | None = None
     reply: Synthesized | None = None
+    played: Played | None = None
+    """The ``played`` signal of a streamed turn."""
     user_audio_s: float = 0.0
     latency: StageLatency = field(default_factory=StageLatency)
 
@@ -80,24 +84,35 @@ class TurnProgress:
         """The result of a turn stopped by ``request``: the reply the user heard, if the caller says, else so far."""
         if request.heard_text is not None:
             self.reply_text = request.heard_text
+        if request.reply_audio_id:
+            self.reply = Synthesized(audio_id=request.reply_audio_id, audio_s=request.reply_audio_s)
         return self.result(TurnStatus.INTERRUPTED)
 
 
 async def take_turn(inp: VoiceSessionInput, progress: TurnProgress) -> TurnResult:
     """Run the turn's stages; a failed stage raises (``ActivityError`` / ``ChildWorkflowError``)."""
     fair = Priority(fairness_key=inp.tenant_id)
-    heard: Transcribed = await workflow.execute_activity_method(
-        VoiceActivities.transcribe,
-        TranscribeInput(
-            tenant_id=inp.tenant_id, session_id=inp.session_id, seq=progress.seq, audio_id=progress.utterance.audio_id
-        ),
-        start_to_close_timeout=policies.SPEECH_TIMEOUT,
-        heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
-        retry_policy=policies.SPEECH_RETRY,
-        cancellation_type=ActivityCancellationType.TRY_CANCEL,
-        priority=fair,
-        summary=f"turn {progress.seq}: transcribe",
-    )
+    utterance = progress.utterance
+    if utterance.transcript is not None:  # transcribed by the caller (a stream)
+        heard = Transcribed(
+            text=utterance.transcript,
+            speech=bool(utterance.transcript),
+            audio_s=utterance.audio_s,
+            stt_ms=utterance.stt_ms,
+        )
+    else:
+        heard = await workflow.execute_activity_method(
+            VoiceActivities.transcribe,
+            TranscribeInput(
+                tenant_id=inp.tenant_id, session_id=inp.session_id, seq=progress.seq, audio_id=utterance.audio_id
+            ),
+            start_to_close_timeout=policies.SPEECH_TIMEOUT,
+            heartbeat_timeout=timedelta(seconds=inp.heartbeat_timeout_s),
+            retry_policy=policies.SPEECH_RETRY,
+            cancellation_type=ActivityCancellationType.TRY_CANCEL,
+            priority=fair,
+            summary=f"turn {progress.seq}: transcribe",
+        )
     progress.transcript, progress.user_audio_s = heard.text, heard.audio_s
     progress.latency.vad, progress.latency.stt = heard.vad_ms, heard.stt_ms
     if not heard.speech or not heard.text.strip():
@@ -108,6 +123,9 @@ async def take_turn(inp: VoiceSessionInput, progress: TurnProgress) -> TurnResul
     if isinstance(reply, dict):
         return progress.result(TurnStatus.FAILED, reply)
     progress.reply_text = reply
+    if utterance.streamed:
+        await _played(inp, progress)
+        return progress.result(TurnStatus.COMPLETED)
     if reply.strip():
         progress.reply = await workflow.execute_activity_method(
             VoiceActivities.synthesize,
@@ -121,6 +139,20 @@ async def take_turn(inp: VoiceSessionInput, progress: TurnProgress) -> TurnResul
         )
         progress.latency.tts = progress.reply.tts_ms
     return progress.result(TurnStatus.COMPLETED)
+
+
+async def _played(inp: VoiceSessionInput, progress: TurnProgress) -> None:
+    """Wait until the caller has spoken the reply (the ``played`` signal), at most ``playback_wait_s``."""
+    await wait_or_timeout(lambda: progress.played is not None, timedelta(seconds=inp.playback_wait_s))
+    played = progress.played
+    if played is None:  # the caller went away: the reply stands as written, unspoken
+        return
+    agent_ms = progress.latency.agent
+    progress.latency = replace(played.latency, vad=progress.latency.vad, stt=progress.latency.stt, agent=agent_ms)
+    if played.reply_audio_id:
+        progress.reply = Synthesized(
+            audio_id=played.reply_audio_id, audio_s=played.reply_audio_s, tts_ms=played.latency.tts
+        )
 
 
 async def _agent(inp: VoiceSessionInput, progress: TurnProgress, fair: Priority) -> str | dict[str, str]:
@@ -138,6 +170,7 @@ async def _agent(inp: VoiceSessionInput, progress: TurnProgress, fair: Priority)
             subject=inp.subject,
             experiment_id=inp.experiment_id,
             experiment_arm=inp.experiment_arm,
+            run_id=progress.utterance.run_id,
         ),
         start_to_close_timeout=policies.DB_WRITE_TIMEOUT,
         retry_policy=policies.DB_RETRY,

@@ -14,7 +14,7 @@ from typing import Any
 
 from core import policies
 from core.contracts.recommend import Finding, RecommendationKind
-from core.recommend.findings import MAX_EXAMPLES, Window, agent_action, agent_target, finding, gain, metric, pct
+from core.recommend.findings import Window, agent_action, agent_target, evidence_of, finding, gain, metric, pct
 from core.recommend.history import AgentState, StepGroup
 from core.recommend.stats import Estimate, per_thousand, quantile, wilson
 from core.recommend.thresholds import Thresholds
@@ -61,19 +61,44 @@ def _what(group: StepGroup) -> str:
     return f"model {group.name}" if group.kind == "llm" else f"tool {group.name}"
 
 
+def _set_tool(group: StepGroup, **values: Any) -> dict[str, Any]:
+    return {"op": "set_tool", "tool": group.name, "values": values}
+
+
 def _attempts_op(group: StepGroup, attempts: int) -> dict[str, Any]:
     if group.kind == "llm":
         return {"op": "set_model_param", "param": "max_attempts", "value": attempts}
-    return {"op": "set_tool", "tool": group.name, "values": {"max_attempts": attempts}}
+    return _set_tool(group, max_attempts=attempts)
 
 
 def _evidence(group: StepGroup, window: Window, runs: int, headline: dict[str, Any], **numbers: Any) -> dict[str, Any]:
-    return {
-        "metric": headline,
-        "numbers": {"calls": group.n, **numbers},
-        "example_run_ids": group.examples[:MAX_EXAMPLES],
-        "window": window.to_json(runs),
-    }
+    return evidence_of(headline, {"calls": group.n, **numbers}, examples=group.examples, window=window, runs=runs)
+
+
+def call_finding(
+    kind: RecommendationKind,
+    rule: str,
+    agent: AgentState,
+    group: StepGroup,
+    *,
+    title: str,
+    evidence: dict[str, Any],
+    expected_gain: dict[str, Any],
+    ops: list[dict[str, Any]],
+    summary: str,
+) -> Finding:
+    """A finding on the calls of ``group`` (its tool or model is the target) whose action applies ``ops`` to the
+    agent's current version (``summary`` says what they change)."""
+    return finding(
+        kind,
+        rule,
+        _target(group),
+        title=title,
+        evidence=evidence,
+        expected_gain=expected_gain,
+        action=agent_action(group.agent_id, agent.version, ops, summary),
+        basis={"agent_version": agent.version},
+    )
 
 
 def raise_attempts(agent: AgentState, group: StepGroup, runs: int, window: Window, th: Thresholds) -> Finding | None:
@@ -88,10 +113,11 @@ def raise_attempts(agent: AgentState, group: StepGroup, runs: int, window: Windo
         return None
     wanted = min(limit + 2, MAX_ATTEMPTS)
     saved = exhausted * (1 - (1 - retry.value) ** (wanted - limit))
-    return finding(
+    return call_finding(
         RecommendationKind.RETRY_POLICY,
         "retry_policy.raise_attempts",
-        _target(group),
+        agent,
+        group,
         title=f"{_what(group)}: {pct(rate.value)} of calls fail after all {limit} attempts; allow {wanted}",
         evidence=_evidence(
             group,
@@ -109,10 +135,8 @@ def raise_attempts(agent: AgentState, group: StepGroup, runs: int, window: Windo
             "fewer failed calls per 1,000 runs",
             f"each further attempt succeeds as often as the retries seen ({pct(retry.value)})",
         ),
-        action=agent_action(
-            group.agent_id, agent.version, [_attempts_op(group, wanted)], f"max_attempts {limit} → {wanted}"
-        ),
-        basis={"agent_version": agent.version},
+        ops=[_attempts_op(group, wanted)],
+        summary=f"max_attempts {limit} → {wanted}",
     )
 
 
@@ -124,10 +148,11 @@ def lower_attempts(agent: AgentState, group: StepGroup, runs: int, window: Windo
     retry = wilson(group.retried_ok, group.extra_attempts)
     if limit <= 1 or retry.hi >= th.useless_retry:
         return None
-    return finding(
+    return call_finding(
         RecommendationKind.RETRY_POLICY,
         "retry_policy.lower_attempts",
-        _target(group),
+        agent,
+        group,
         title=f"{_what(group)}: retries succeeded {group.retried_ok} of {group.extra_attempts} times; stop retrying",
         evidence=_evidence(
             group,
@@ -144,8 +169,8 @@ def lower_attempts(agent: AgentState, group: StepGroup, runs: int, window: Windo
             "fewer retry attempts per 1,000 runs",
             "calls that failed their first attempt keep failing, as the retries seen did",
         ),
-        action=agent_action(group.agent_id, agent.version, [_attempts_op(group, 1)], f"max_attempts {limit} → 1"),
-        basis={"agent_version": agent.version},
+        ops=[_attempts_op(group, 1)],
+        summary=f"max_attempts {limit} → 1",
     )
 
 
@@ -167,10 +192,11 @@ def raise_timeout(agent: AgentState, group: StepGroup, runs: int, window: Window
     numbers = {"timeout_s": limit, "hits": hits, "succeeded_near_limit": near}
     if group.ok_durations:
         numbers |= _duration_numbers(group.ok_durations)
-    return finding(
+    return call_finding(
         RecommendationKind.TIMEOUT,
         "timeout.raise",
-        _target(group),
+        agent,
+        group,
         title=f"tool {group.name}: {pct(rate.value)} of calls hit the {limit:g} s timeout; allow {wanted:g} s",
         evidence=_evidence(
             group,
@@ -184,13 +210,8 @@ def raise_timeout(agent: AgentState, group: StepGroup, runs: int, window: Window
             "fewer timed-out calls per 1,000 runs (at most)",
             "every call that timed out would have finished within the doubled timeout",
         ),
-        action=agent_action(
-            group.agent_id,
-            agent.version,
-            [{"op": "set_tool", "tool": group.name, "values": {"timeout_s": wanted}}],
-            f"timeout_s {limit:g} → {wanted:g}",
-        ),
-        basis={"agent_version": agent.version},
+        ops=[_set_tool(group, timeout_s=wanted)],
+        summary=f"timeout_s {limit:g} → {wanted:g}",
     )
 
 
@@ -205,10 +226,11 @@ def lower_timeout(agent: AgentState, group: StepGroup, runs: int, window: Window
     wanted = float(max(1, math.ceil(3 * p99.hi)))
     if hits or p99.hi >= th.loose_timeout_ratio * limit or wanted >= limit:
         return None
-    return finding(
+    return call_finding(
         RecommendationKind.TIMEOUT,
         "timeout.lower",
-        _target(group),
+        agent,
+        group,
         title=f"tool {group.name}: 99% of calls finish within {p99.value:.2g} s, its timeout is {limit:g} s;"
         f" set {wanted:g} s",
         evidence=_evidence(
@@ -225,13 +247,8 @@ def lower_timeout(agent: AgentState, group: StepGroup, runs: int, window: Window
             "seconds less waiting on a call that hangs",
             "a hung call waits for the whole timeout; three times the p99's upper bound keeps the slow ones",
         ),
-        action=agent_action(
-            group.agent_id,
-            agent.version,
-            [{"op": "set_tool", "tool": group.name, "values": {"timeout_s": wanted}}],
-            f"timeout_s {limit:g} → {wanted:g}",
-        ),
-        basis={"agent_version": agent.version},
+        ops=[_set_tool(group, timeout_s=wanted)],
+        summary=f"timeout_s {limit:g} → {wanted:g}",
     )
 
 
@@ -257,12 +274,13 @@ def failing_tool(
         op: dict[str, Any] = {"op": "remove_tool", "tool": group.name}
         change, unit = f"remove tool {group.name}", "fewer failed tool calls per 1,000 runs"
     else:
-        op = {"op": "set_tool", "tool": group.name, "values": {"requires_approval": True}}
+        op = _set_tool(group, requires_approval=True)
         change, unit = "requires_approval false → true", "failed tool calls per 1,000 runs a person sees first"
-    return finding(
+    return call_finding(
         RecommendationKind.TOOL,
         "tool.failure_rate",
-        _target(group),
+        agent,
+        group,
         title=f"tool {group.name} fails {pct(rate.value)} of its calls [{pct(rate.lo)}, {pct(rate.hi)}]; {change}",
         evidence=_evidence(
             group,
@@ -275,8 +293,8 @@ def failing_tool(
             top_errors=errors,
         ),
         expected_gain=gain(per_thousand(failures, runs), unit, "the tool keeps failing at the rate seen"),
-        action=agent_action(group.agent_id, agent.version, [op], change),
-        basis={"agent_version": agent.version},
+        ops=[op],
+        summary=change,
     )
 
 
@@ -289,29 +307,26 @@ def always_approved(agent: AgentState, group: StepGroup, runs: int, window: Wind
         return None
     rejection = wilson(0, group.n)
     wait = quantile(group.ok_durations, 0.5) if group.ok_durations else Estimate(0.0, 0.0, 0.0, 0)
-    return finding(
+    return call_finding(
         RecommendationKind.TOOL,
         "tool.approval_always_approved",
-        agent_target(group.agent_id, tool=group.name),
+        agent,
+        group,
         title=f"tool {group.name}: all {group.n} approvals were granted; drop the approval",
-        evidence={
-            "metric": metric("rejection_rate", rejection, "share of approvals rejected", method=WILSON),
-            "numbers": {"approvals": group.n, "rejected": 0, "median_wait_s": wait.to_json(digits=3)},
-            "example_run_ids": [],
-            "window": window.to_json(runs),
-        },
+        evidence=evidence_of(
+            metric("rejection_rate", rejection, "share of approvals rejected", method=WILSON),
+            {"approvals": group.n, "rejected": 0, "median_wait_s": wait.to_json(digits=3)},
+            examples=[],
+            window=window,
+            runs=runs,
+        ),
         expected_gain=gain(
             per_thousand(group.n, runs) * wait.value / 60.0,
             "minutes of waiting for approval per 1,000 runs",
             "approvals keep being granted; each waited the median time seen",
         ),
-        action=agent_action(
-            group.agent_id,
-            agent.version,
-            [{"op": "set_tool", "tool": group.name, "values": {"requires_approval": False}}],
-            "requires_approval true → false",
-        ),
-        basis={"agent_version": agent.version},
+        ops=[_set_tool(group, requires_approval=False)],
+        summary="requires_approval true → false",
     )
 
 

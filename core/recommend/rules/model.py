@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.contracts.recommend import Finding, RecommendationKind
-from core.recommend.findings import Window, agent_action, agent_target, finding, gain, metric, pct
+from core.recommend.findings import Window, agent_action, agent_target, evidence_of, finding, gain, metric, pct
 from core.recommend.history import AgentState, ReplayedPair, RunVolume
 from core.recommend.stats import Estimate, difference, mean_estimate
 from core.recommend.thresholds import Thresholds
@@ -113,14 +113,14 @@ def cheaper_model(
     headline = best.replay if best.replay is not None else best.feedback
     assert headline is not None
     source = "counterfactual replay" if best.replay is not None else "feedback on runs of both versions"
-    evidence: dict[str, Any] = {
-        "metric": metric(
+    evidence = evidence_of(
+        metric(
             "score_difference",
             headline,
             "score points, cheaper minus current",
             method="paired normal interval" if best.replay is not None else "Welch interval of two means",
         ),
-        "numbers": {
+        {
             "current": {
                 "version": agent.version,
                 "model": _label(mine),
@@ -139,9 +139,10 @@ def cheaper_model(
             "replay_ids": best.replay_ids,
             "source": source,
         },
-        "example_run_ids": [],
-        "window": window.to_json(current.runs),
-    }
+        examples=[],
+        window=window,
+        runs=current.runs,
+    )
     if best.replay is None:
         evidence["check"] = {
             "what": "replay the current version's recorded runs with the cheaper version before applying",

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.contracts.recommend import Finding, RecommendationKind
-from core.recommend.findings import MAX_EXAMPLES, Window, finding, gain, metric, pct, pipeline_action, pipeline_target
+from core.recommend.findings import Window, evidence_of, finding, gain, metric, pct, pipeline_action, pipeline_target
 from core.recommend.pipeline_history import PipelineState, PipelineStepGroup, RunSteps
 from core.recommend.stats import Estimate, per_thousand, quantile, wilson
 from core.recommend.thresholds import Thresholds
@@ -70,20 +70,19 @@ def failing_step(
         "pipeline.failing_step",
         pipeline_target(state.pipeline_id, group.step_id),
         title=f"step {group.step_id} fails in {pct(rate.value)} of runs; retry it up to {wanted} times",
-        evidence={
-            "metric": metric(
-                "step_failure_rate", rate, "share of runs whose step failed", method="Wilson score interval"
-            ),
-            "numbers": {
+        evidence=evidence_of(
+            metric("step_failure_rate", rate, "share of runs whose step failed", method="Wilson score interval"),
+            {
                 "runs": group.n,
                 "failed": group.failed,
                 "max_attempts": attempts,
                 "retried": group.retried,
                 "retried_ok": group.retried_ok,
             },
-            "example_run_ids": group.examples[:MAX_EXAMPLES],
-            "window": window.to_json(runs),
-        },
+            examples=group.examples,
+            window=window,
+            runs=runs,
+        ),
         expected_gain=gain(per_thousand(saved, group.n), "fewer failed steps per 1,000 runs", assumption),
         action=pipeline_action(
             state.pipeline_id,
@@ -152,19 +151,18 @@ def concurrency(
         pipeline_target(state.pipeline_id, then, need=first),
         title=f"step {then} waits for {first} but reads nothing of it; run them concurrently"
         f" (about {saving.value:.1f} s per run)",
-        evidence={
-            "metric": metric(
-                "saving_s", saving, "seconds per run, the shorter of the two steps", method=ORDER_STATISTIC
-            ),
-            "numbers": {
+        evidence=evidence_of(
+            metric("saving_s", saving, "seconds per run, the shorter of the two steps", method=ORDER_STATISTIC),
+            {
                 "runs": len(pairs),
                 f"{first}_median_s": _median([a for a, _ in pairs]).to_json(digits=3),
                 f"{then}_median_s": _median([b for _, b in pairs]).to_json(digits=3),
                 "note": f"{then} no longer waits for {first}: it also runs when {first} fails",
             },
-            "example_run_ids": [r.run_id for r in runs[:MAX_EXAMPLES]],
-            "window": window.to_json(total),
-        },
+            examples=[r.run_id for r in runs],
+            window=window,
+            runs=total,
+        ),
         expected_gain=gain(saving.value, "seconds shorter per run", "the two steps are on the run's critical path"),
         action=pipeline_action(
             state.pipeline_id,
@@ -198,18 +196,19 @@ def slow_map(
         pipeline_target(state.pipeline_id, map_id),
         title=f"map {map_id} runs a median {items.value:g} items {limit} at a time; allow {wanted}"
         f" (about {saving.value:.1f} s per run)",
-        evidence={
-            "metric": metric("saving_s", saving, "seconds per run", method=ORDER_STATISTIC),
-            "numbers": {
+        evidence=evidence_of(
+            metric("saving_s", saving, "seconds per run", method=ORDER_STATISTIC),
+            {
                 "runs": len(seen),
                 "items_median": items.to_json(),
                 "max_concurrency": limit,
                 "map_median_s": _median([d for d, _ in seen]).to_json(digits=3),
                 "note": "the tools and agents its items call take the higher concurrency",
             },
-            "example_run_ids": [r.run_id for r in runs[:MAX_EXAMPLES]],
-            "window": window.to_json(total),
-        },
+            examples=[r.run_id for r in runs],
+            window=window,
+            runs=total,
+        ),
         expected_gain=gain(saving.value, "seconds shorter per run", "items take as long with more of them at once"),
         action=pipeline_action(
             state.pipeline_id,

@@ -16,7 +16,7 @@ from typing import Any
 
 from core.contracts.recommend import ActionType, Finding, RecommendationKind
 from core.recommend.cluster import Clusters, min_cluster_size
-from core.recommend.findings import MAX_EXAMPLES, Window, agent_target, finding, gain, metric, pct
+from core.recommend.findings import Window, agent_target, evidence_of, finding, gain, metric, pct
 from core.recommend.history import AgentState, ClusterRun
 from core.recommend.stats import per_thousand, wilson
 from core.recommend.thresholds import Thresholds
@@ -94,11 +94,9 @@ def _finding(
         agent_target(agent.agent_id, field="instructions"),
         title=f"requests about {about}: {pct(rate.value)} go badly ({len(group)} runs) against {pct(outside)} of the"
         " others; optimize the instructions on them",
-        evidence={
-            "metric": metric(
-                "bad_rate", rate, "share of the cluster's runs failed or rated low", method="Wilson score interval"
-            ),
-            "numbers": {
+        evidence=evidence_of(
+            metric("bad_rate", rate, "share of the cluster's runs failed or rated low", method="Wilson score interval"),
+            {
                 "cluster_runs": len(group),
                 "bad_runs": len(bad_runs),
                 "terms": terms,
@@ -106,9 +104,10 @@ def _finding(
                 "clustered_runs": total,
                 "method": "TF-IDF of run inputs, truncated SVD, HDBSCAN",
             },
-            "example_run_ids": bad_runs[:MAX_EXAMPLES],
-            "window": window.to_json(runs),
-        },
+            examples=bad_runs,
+            window=window,
+            runs=runs,
+        ),
         expected_gain=gain(
             per_thousand((rate.value - outside) * len(group), runs),
             "fewer bad runs per 1,000 runs",

@@ -2743,6 +2743,30 @@ export interface components {
              * @description From the audio's arrival to the turn's recorded answer.
              */
             total: number;
+            /**
+             * Endpoint
+             * @description Streams: from the end of speech until the endpointer called it (the silence waited).
+             * @default 0
+             */
+            endpoint?: number;
+            /**
+             * Agent First Token
+             * @description Streams: from the transcript to the agent's first words.
+             * @default 0
+             */
+            agent_first_token?: number;
+            /**
+             * Tts First Audio
+             * @description Streams: speaking the reply's first sentence.
+             * @default 0
+             */
+            tts_first_audio?: number;
+            /**
+             * First Audio
+             * @description Streams: from the end of speech to the first reply audio sent (what the user waits).
+             * @default 0
+             */
+            first_audio?: number;
         };
         /**
          * Me

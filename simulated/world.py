@@ -26,7 +26,7 @@ form of ``core.optimizer.metrics.judge_prompt``), right ``judge_accuracy`` of th
 the current instructions (the first fenced block) with one feature phrase added or removed,
 the best edit ``reflection_accuracy`` of the time and a random one otherwise, with a reason
 that is right only when the edit is. ``hidden_quality`` gives the expected accuracy of a
-prompt for benchmarks and tests; the optimizer must never import this module.
+prompt for benchmarks and tests; no platform package may import this module (``lint-imports``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.llm.fakes import Received, Reply, ScriptedServer, oa_chunk, oa_completion, oa_stream, oa_usage
+from simulated.scripted_server import Received, Reply, ScriptedServer, oa_chunk, oa_completion, oa_stream, oa_usage
 
 SLICES = ("math", "geo", "words")
 

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from bench.recommend_history import failing_tool_run
+from core.speech.base import SAMPLE_RATE, Audio
 from tests.conftest import TenantCtx, new_tenant
 from tests.dashboard.conftest import DASHBOARD, NODE
 from tests.recommend import support as recommend
@@ -30,7 +31,7 @@ from tests.support.experiments import candidate_version, start_experiment
 from tests.support.pipelines import wait_pipeline_run
 from tests.support.runs import create_agent, wait_for, wait_run
 from tests.support.users import PASSWORD, make_user
-from tests.support.voice import say, spoken_wav, start_session, wait_session
+from tests.support.voice import say, speech, spoken_wav, start_session, wait_session, wav_of
 from workers.embedded.stack import StackProcess
 
 SCREENSHOTS = DASHBOARD / "test-results" / "screenshots"
@@ -153,8 +154,9 @@ async def build_world(stack: StackProcess, engine: AsyncEngine, temporal: Client
     return World(tenant=tenant, config=config)
 
 
-def _scenario(stack: StackProcess, world: World, name: str) -> list[dict[str, Any]]:
-    """Run one browser scenario; the JSON lines it prints are its findings."""
+def _scenario(stack: StackProcess, world: World, name: str, **extra: Any) -> list[dict[str, Any]]:
+    """Run one browser scenario (with ``extra`` added to the world's configuration); the JSON lines it prints are
+    its findings."""
     assert NODE is not None
     result = subprocess.run(
         [NODE, "e2e/run.mjs", name],
@@ -164,7 +166,7 @@ def _scenario(stack: StackProcess, world: World, name: str) -> list[dict[str, An
             "DASHBOARD_URL": stack.api_url,
             "SCREENSHOT_DIR": str(SCREENSHOTS),
             "CHROMIUM": str(CHROMIUM),
-            "E2E": json.dumps(world.config),
+            "E2E": json.dumps(world.config | extra),
         },
         capture_output=True,
         text=True,
@@ -232,6 +234,20 @@ async def test_a_voice_session_plays_its_recordings_and_a_new_one_is_started_and
         "ended",
         world.config["editAgent"],
     )
+
+
+async def test_talk_to_an_agent_from_the_microphone(stack: StackProcess, world: World, tmp_path: Path) -> None:
+    question = speech("What is six times seven?")
+    wav = tmp_path / "question.wav"  # the fake microphone loops it: the question, then 6 s of silence
+    wav.write_bytes(wav_of(Audio(question.pcm + b"\x00\x00" * SAMPLE_RATE * 6), pad_s=0.5))
+    session = await start_session(world.tenant.http, world.config["editAgent"], idle_timeout_s=600)
+    _scenario(stack, world, "voice_talk", talkSession=session["id"], talkWav=str(wav))
+    turn = (await wait_session(world.tenant.http, session["id"], lambda s: bool(s["turns"])))["turns"][0]
+    words = turn["transcript"].lower()
+    assert "six" in words or "6" in words, turn
+    assert "seven" in words or "7" in words, turn
+    assert "42" in turn["reply_text"], turn
+    assert turn["latency_ms"]["total"] > 0, turn
 
 
 async def test_a_viewer_sees_no_write_controls(stack: StackProcess, world: World) -> None:

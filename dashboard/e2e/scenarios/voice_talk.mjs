@@ -24,5 +24,7 @@ export default async function (browser, config) {
   await shot(page, "voice-talk");
   await page.getByRole("button", { name: "Stop talking" }).click();
   await page.getByRole("button", { name: "Start talking" }).waitFor();
-  await page.getByRole("listitem", { name: "Turn 1" }).getByText("42").first().waitFor({ timeout: 30_000 });
+  const turn = page.getByRole("listitem", { name: "Turn 1" });
+  await turn.getByText("42").first().waitFor({ timeout: 30_000 });
+  await turn.getByText(/first audio \d/).waitFor();
 }

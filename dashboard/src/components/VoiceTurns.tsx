@@ -32,10 +32,18 @@ export function LatencyChart({ turns }: { turns: VoiceTurn[] }) {
   return <BarsChart data={data} series={STAGES.map((s) => ({ key: s.key, name: s.name }))} label="Latency per turn and stage (ms)" stacked format={(v) => `${Math.round(v)} ms`} />;
 }
 
+/** The stages and total; a streamed turn also shows what the user waited (end of speech → first reply audio). */
 function LatencyLine({ latency }: { latency: Latency }) {
   return (
     <span className="muted small">
       VAD {ms(latency.vad)} · STT {ms(latency.stt)} · agent {ms(latency.agent)} · TTS {ms(latency.tts)} · <strong>total {ms(latency.total)}</strong>
+      {latency.first_audio ? (
+        <>
+          {" "}
+          · streamed: endpoint {ms(latency.endpoint ?? 0)} · agent&apos;s first words {ms(latency.agent_first_token ?? 0)} ·{" "}
+          <strong>first audio {ms(latency.first_audio)}</strong>
+        </>
+      ) : null}
     </span>
   );
 }

@@ -17,8 +17,9 @@ const ARGS = [
   "--disable-sync",
 ];
 
-export async function launch() {
-  return chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: ARGS, headless: true });
+/** Debian's chromium, headless, with a scenario's own flags (`args`: e.g. a fake microphone) after the usual ones. */
+export async function launch(args = []) {
+  return chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium", args: [...ARGS, ...args], headless: true });
 }
 
 /** A fresh context (its own cookie jar) and page; `console.error`s and page errors are collected. */
@@ -52,8 +53,8 @@ export function expect(condition, message) {
 }
 
 /** Run `body` with a browser; exit 1 with the error (and a screenshot of each open page) on failure. */
-export async function scenario(name, body) {
-  const browser = await launch();
+export async function scenario(name, body, args = []) {
+  const browser = await launch(args);
   try {
     await body(browser);
     for (const context of browser.contexts()) {

@@ -11,4 +11,5 @@ try {
   console.error(`unknown scenario ${name}: ${error.message}`);
   process.exit(2);
 }
-await scenario(name, (browser) => module.default(browser, config));
+// a scenario may export `browserArgs(config)`: chromium flags of its own (a fake microphone, …)
+await scenario(name, (browser) => module.default(browser, config), module.browserArgs?.(config) ?? []);

@@ -13,19 +13,25 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
 
+from bench.recommend_history import failing_tool_run
+from core.speech.base import SAMPLE_RATE, Audio
 from tests.conftest import TenantCtx, new_tenant
 from tests.dashboard.conftest import DASHBOARD, NODE
+from tests.recommend import support as recommend
 from tests.support.experiments import candidate_version, start_experiment
 from tests.support.pipelines import wait_pipeline_run
 from tests.support.runs import create_agent, wait_for, wait_run
 from tests.support.users import PASSWORD, make_user
+from tests.support.voice import say, speech, spoken_wav, start_session, wait_session, wav_of
 from workers.embedded.stack import StackProcess
 
 SCREENSHOTS = DASHBOARD / "test-results" / "screenshots"
@@ -41,6 +47,8 @@ PIPELINE = {
     ],
     "output": "steps.compute.output",
 }
+RECOMMENDED = {"applyRec": "flaky lookup", "openRec": "lookup kept"}
+"""Agents given a failing tool: the first one's recommendation is applied in the browser, the other's stays open."""
 
 
 @dataclass
@@ -65,16 +73,40 @@ async def _waiting_run(tenant: TenantCtx, agent_id: str) -> str:
     return run_id
 
 
+async def _recommendations(tenant: TenantCtx, engine: AsyncEngine, temporal: Client) -> dict[str, str]:
+    """Two agents whose tool fails 40% of 300 written runs, mined into one open recommendation each."""
+    await recommend.tools(tenant.http, "lookup")
+    agents = {key: await recommend.agent(tenant.http, ["lookup"], name=name) for key, name in RECOMMENDED.items()}
+    failing = partial(failing_tool_run, rate=0.4)
+    await recommend.history(engine, tenant.id, [(a["id"], 1, failing, 300) for a in agents.values()])
+    await recommend.refreshed(tenant, temporal)
+    found = {r["target"]["agent_id"]: r for r in await recommend.listed(tenant, status="open", kind="tool")}
+    ids = {key: found[a["id"]]["id"] for key, a in agents.items()}
+    return ids | {f"{key}Agent": a["id"] for key, a in agents.items()}
+
+
+async def _voice_session(tenant: TenantCtx, agent_id: str) -> str:
+    """An active voice session with one spoken turn answered (both recordings kept)."""
+    session = await start_session(tenant.http, agent_id, subject="e2e-caller", idle_timeout_s=3600)
+    turn = await say(tenant.http, session["id"], spoken_wav("What is six times seven?", pad_s=0.3))
+    assert (turn.status_code, turn.json()["status"]) == (201, "completed"), turn.text
+    session_id: str = session["id"]
+    return session_id
+
+
 @pytest.fixture(scope="module")
-async def world(stack: StackProcess, engine: AsyncEngine, dashboard_built: Path) -> AsyncIterator[World]:
+async def world(
+    stack: StackProcess, engine: AsyncEngine, temporal_client: Client, dashboard_built: Path
+) -> AsyncIterator[World]:
     """The objects the scenarios open, in a tenant of their own."""
-    built = await build_world(stack, engine)
+    built = await build_world(stack, engine, temporal_client)
     yield built
     await built.tenant.http.aclose()
 
 
-async def build_world(stack: StackProcess, engine: AsyncEngine) -> World:
-    """Users, agents, runs, a pipeline, an optimizer run, an experiment and a memory for the scenarios."""
+async def build_world(stack: StackProcess, engine: AsyncEngine, temporal: Client) -> World:
+    """Users, agents, runs, a pipeline, an optimizer run, an experiment, a memory, recommendations and a voice
+    session for the scenarios."""
     tenant = await new_tenant(stack, engine)
     http = tenant.http
     users = {role: await make_user(engine, tenant.id, role) for role in ("owner", "operator", "viewer")}
@@ -115,12 +147,16 @@ async def build_world(stack: StackProcess, engine: AsyncEngine) -> World:
         "pipelineRun": pipeline_run["id"],
         "optimizerRun": optimizer_run["id"],
         "experiment": experiment["id"],
+        "voiceSession": await _voice_session(tenant, calc["id"]),
+        **await _recommendations(tenant, engine, temporal),
+        "recommendedAgentNames": RECOMMENDED,
     }
     return World(tenant=tenant, config=config)
 
 
-def _scenario(stack: StackProcess, world: World, name: str) -> list[dict[str, Any]]:
-    """Run one browser scenario; the JSON lines it prints are its findings."""
+def _scenario(stack: StackProcess, world: World, name: str, **extra: Any) -> list[dict[str, Any]]:
+    """Run one browser scenario (with ``extra`` added to the world's configuration); the JSON lines it prints are
+    its findings."""
     assert NODE is not None
     result = subprocess.run(
         [NODE, "e2e/run.mjs", name],
@@ -130,7 +166,7 @@ def _scenario(stack: StackProcess, world: World, name: str) -> list[dict[str, An
             "DASHBOARD_URL": stack.api_url,
             "SCREENSHOT_DIR": str(SCREENSHOTS),
             "CHROMIUM": str(CHROMIUM),
-            "E2E": json.dumps(world.config),
+            "E2E": json.dumps(world.config | extra),
         },
         capture_output=True,
         text=True,
@@ -177,6 +213,43 @@ async def test_run_a_pipeline_and_approve_it(stack: StackProcess, world: World) 
     assert run["output"] == {"expression": "6 * 7", "value": 42}
 
 
+async def test_apply_a_recommendation_mined_from_run_history(stack: StackProcess, world: World) -> None:
+    _scenario(stack, world, "recommendation_apply")
+    http, config = world.tenant.http, world.config
+    applied = (await http.get(f"/v1/recommendations/{config['applyRec']}")).json()
+    assert (applied["status"], applied["result"]) == ("applied", {"agent_version": 2})
+    version = (await http.get(f"/v1/agents/{config['applyRecAgent']}/versions/2")).json()
+    assert (version["created_by"], version["current"]) == ({"kind": "recommendation", "id": applied["id"]}, True)
+    assert [(t["name"], t["requires_approval"]) for t in version["tools"]] == [("lookup", True)]
+    assert (await http.get(f"/v1/recommendations/{config['openRec']}")).json()["status"] == "open"
+
+
+async def test_a_voice_session_plays_its_recordings_and_a_new_one_is_started_and_ended(
+    stack: StackProcess, world: World
+) -> None:
+    [found] = _scenario(stack, world, "voice_session")
+    session = await wait_session(world.tenant.http, found["session_id"], lambda s: s["status"] != "active")
+    assert (session["status"], session["end_reason"], session["agent_id"]) == (
+        "ended",
+        "ended",
+        world.config["editAgent"],
+    )
+
+
+async def test_talk_to_an_agent_from_the_microphone(stack: StackProcess, world: World, tmp_path: Path) -> None:
+    question = speech("What is six times seven?")
+    wav = tmp_path / "question.wav"  # the fake microphone loops it: the question, then 6 s of silence
+    wav.write_bytes(wav_of(Audio(question.pcm + b"\x00\x00" * SAMPLE_RATE * 6), pad_s=0.5))
+    session = await start_session(world.tenant.http, world.config["editAgent"], idle_timeout_s=600)
+    _scenario(stack, world, "voice_talk", talkSession=session["id"], talkWav=str(wav))
+    turn = (await wait_session(world.tenant.http, session["id"], lambda s: bool(s["turns"])))["turns"][0]
+    words = turn["transcript"].lower()
+    assert "six" in words or "6" in words, turn
+    assert "seven" in words or "7" in words, turn
+    assert "42" in turn["reply_text"], turn
+    assert turn["latency_ms"]["total"] > 0, turn
+
+
 async def test_a_viewer_sees_no_write_controls(stack: StackProcess, world: World) -> None:
     _scenario(stack, world, "viewer_read_only")
 
@@ -185,3 +258,4 @@ async def test_main_pages_are_accessible_in_both_themes_and_at_phone_width(stack
     _scenario(stack, world, "pages_a11y")
     shots = {path.stem for path in SCREENSHOTS.glob("*.png")}
     assert {"light-runs", "light-run-detail", "dark-runs", "phone-run-detail", "sign-in"} <= shots
+    assert {"dark-voice-session", "dark-recommendations", "phone-voice-session", "phone-recommendations"} <= shots

@@ -18,6 +18,8 @@ async function audit(page) {
     .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(" | ")}`);
 }
 
+const PHONE = new Set(["runs", "run-detail", "voice", "voice-session", "recommendations"]);
+
 export default async function (browser, config) {
   const pages = [
     ["runs", "/runs", "Runs"],
@@ -32,9 +34,12 @@ export default async function (browser, config) {
     ["pipeline-schedule", `/pipelines/detail?id=${config.pipeline}&tab=schedule`, "approval pipeline"],
     ["pipeline-new", "/pipelines/new", "New pipeline"],
     ["pipeline-run", `/pipelines/run?id=${config.pipelineRun}`, config.pipelineRun],
+    ["voice", "/voice", "Voice sessions"],
+    ["voice-session", `/voice/session?id=${config.voiceSession}`, config.voiceSession],
     ["optimizer", `/optimizer?agent=${config.editAgent}`, "Optimizer"],
     ["optimizer-run", `/optimizer/run?id=${config.optimizerRun}`, config.optimizerRun],
     ["experiment", `/optimizer/experiment?id=${config.experiment}`, "vs"],
+    ["recommendations", "/recommendations", "Recommendations"],
     ["usage", "/usage", "Usage and cost"],
     ["memory", "/memory?subject=e2e-subject&q=lisbon", "Memory"],
     ["settings-api-keys", "/settings/api-keys", "Settings"],
@@ -60,7 +65,7 @@ export default async function (browser, config) {
   }
   const phone = await newPage(browser, { width: 390, height: 844 });
   await signIn(phone, config.owner.email, config.password);
-  for (const [name, path, heading] of pages.slice(0, 2)) {
+  for (const [name, path, heading] of pages.filter(([name]) => PHONE.has(name))) {
     await phone.goto(path);
     await phone.locator("h1").filter({ hasText: heading }).first().waitFor();
     await settled(phone);

@@ -6,6 +6,7 @@ const WRITE_BUTTONS = [
   "Send", "Send feedback", "Run pipeline", "New pipeline", "Roll back", "Promote", "Save schedule", "Re-run",
   "New dataset", "Start an optimizer run", "Start an experiment", "Start a replay", "Stop", "Erase this subject",
   "Create key", "Add user", "Add webhook", "Save secret", "Delete", "Revoke",
+  "Start a voice session", "End session", "Start talking", "Apply", "Dismiss", "Refresh recommendations",
 ];
 
 async function writeControls(page) {
@@ -40,6 +41,9 @@ export default async function (browser, config) {
     [`/optimizer?agent=${config.editAgent}`, "Optimizer"],
     ["/usage", "Usage and cost"],
     ["/memory?subject=e2e-subject", "Memory"],
+    ["/voice", "Voice sessions"],
+    [`/voice/session?id=${config.voiceSession}`, config.voiceSession],
+    ["/recommendations", "Recommendations"],
   ];
   const offending = [];
   for (const [path, heading] of pages) {
@@ -50,6 +54,12 @@ export default async function (browser, config) {
     if (found.length) offending.push(`${path}: ${found.join(", ")}`);
   }
   expect(offending.length === 0, `write controls shown to a viewer:\n${offending.join("\n")}`);
+  // the pages above had something to act on: an open recommendation, an active session with a turn
+  await page.goto("/recommendations?status=open");
+  await page.getByRole("link", { name: config.recommendedAgentNames.openRec, exact: true }).waitFor();
+  await page.goto(`/voice/session?id=${config.voiceSession}`);
+  await page.getByRole("listitem", { name: "Turn 1" }).waitFor();
+  expect((await writeControls(page)).length === 0, "a viewer is offered voice controls");
   await page.goto("/settings/api-keys");
   await page.getByText("Your role has no settings to manage.").or(page.getByRole("heading", { name: "Settings" })).first().waitFor();
   expect((await writeControls(page)).length === 0, "a viewer is offered settings controls");

@@ -52,3 +52,8 @@ export async function bearer(): Promise<Record<string, string>> {
   const token = await currentToken();
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
+
+/** A GET of an API path with the session's bearer token, for answers that are not JSON (recordings). */
+export function authorisedGet(path: string): Promise<Response> {
+  return authorised(new Request(path));
+}

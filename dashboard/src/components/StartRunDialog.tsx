@@ -5,6 +5,7 @@ import { useState, type FormEvent } from "react";
 
 import { api, ApiError, call } from "@/api/client";
 import { useAgents } from "@/api/queries";
+import { AgentSelect, SUBJECT_HINT } from "@/components/AgentSelect";
 import { Button } from "@/components/ui/Button";
 import { Dialog } from "@/components/ui/Dialog";
 import { ErrorBox } from "@/components/ui/Feedback";
@@ -42,20 +43,13 @@ export function StartRunDialog({ agentId, threadId, label = "Start a run" }: { a
         <form className="stack" onSubmit={submit}>
           {!agentId && (
             <Field label="Agent">
-              <select required value={chosen} onChange={(e) => setChosen(e.target.value)}>
-                <option value="">Choose an agent…</option>
-                {(agents.data?.items ?? []).map((a) => (
-                  <option key={a.id} value={a.id}>
-                    {a.name} (v{a.version})
-                  </option>
-                ))}
-              </select>
+              <AgentSelect agents={agents.data?.items} value={chosen} onChange={(e) => setChosen(e.target.value)} />
             </Field>
           )}
           <Field label="Input" error={error?.fieldError("input")}>
             <textarea required value={input} onChange={(e) => setInput(e.target.value)} placeholder="What is 12 * (3 + 4)?" />
           </Field>
-          <Field label="Subject (optional)" hint="The end user this run talks to; long-term memory is kept per subject." error={error?.fieldError("subject")}>
+          <Field label="Subject (optional)" hint={SUBJECT_HINT} error={error?.fieldError("subject")}>
             <input value={subject} onChange={(e) => setSubject(e.target.value)} />
           </Field>
           {start.error && !error?.problem.errors && <ErrorBox error={start.error} />}

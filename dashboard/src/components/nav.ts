@@ -1,7 +1,6 @@
 /**
- * The console's pages, each shown only to roles holding one of its permissions. A page joins the
- * navigation here when it exists — voice sessions (`voice:read`) and recommendations
- * (`recommendations:read`) slot in after Pipelines and after Optimizer when their pages land.
+ * The console's pages, each shown only to roles holding one of its permissions; a new page joins the
+ * navigation here. Detail pages (`/runs/detail`, `/voice/session`, …) are reached from their lists.
  */
 export type NavItem = { href: string; label: string; anyOf: string[] };
 
@@ -9,7 +8,9 @@ export const NAV: NavItem[] = [
   { href: "/runs", label: "Runs", anyOf: ["runs:read"] },
   { href: "/agents", label: "Agents", anyOf: ["agents:read"] },
   { href: "/pipelines", label: "Pipelines", anyOf: ["pipelines:read"] },
+  { href: "/voice", label: "Voice", anyOf: ["voice:read"] },
   { href: "/optimizer", label: "Optimizer", anyOf: ["optimizer:read"] },
+  { href: "/recommendations", label: "Recommendations", anyOf: ["recommendations:read"] },
   { href: "/usage", label: "Usage", anyOf: ["usage:read"] },
   { href: "/memory", label: "Memory", anyOf: ["memory:read"] },
   { href: "/settings", label: "Settings", anyOf: ["keys:manage", "users:read", "webhooks:manage", "secrets:read", "audit:read"] },

@@ -18,6 +18,16 @@ const TONES: Record<string, Tone> = {
   stopped: "neutral",
   rejected: "danger",
   approved: "ok",
+  open: "info",
+  applied: "ok",
+  dismissed: "neutral",
+  stale: "warn",
+  measuring: "info",
+  measured: "ok",
+  active: "info",
+  ended: "neutral",
+  silent: "neutral",
+  interrupted: "warn",
 };
 
 export function Badge({ tone = "neutral", children, live = false }: { tone?: Tone; children: ReactNode; live?: boolean }) {
@@ -32,7 +42,7 @@ export function Badge({ tone = "neutral", children, live = false }: { tone?: Ton
 /** A status word with the colour of its meaning (text carries the meaning; colour only repeats it). */
 export function StatusBadge({ status }: { status: string }) {
   const tone = TONES[status] ?? "neutral";
-  const live = status === "running" || status === "waiting_approval" || status === "queued";
+  const live = status === "running" || status === "waiting_approval" || status === "queued" || status === "active";
   return (
     <Badge tone={tone} live={live}>
       {status.replace(/_/g, " ")}

@@ -410,3 +410,49 @@ class PipelineSchedule(TypedDict, total=False):
     input: Any
     overlap: str
     paused: bool
+
+
+RecommendationStatus = Literal["open", "applied", "dismissed", "stale"]
+RecommendationKind = Literal["prompt", "model", "retry_policy", "timeout", "tool", "pipeline"]
+
+
+class ExpectedGain(TypedDict):
+    """What applying is expected to gain, in a unit a person reads, and the assumption it rests on."""
+
+    quantity: float
+    unit: str
+    assumption: str | None
+
+
+class Recommendation(TypedDict):
+    """A suggested change with its evidence, the action apply performs (``action.requires``: the permission it
+    needs), its status and, once applied, its ``result`` and ``outcome``."""
+
+    id: str
+    kind: RecommendationKind
+    rule: str
+    target: dict[str, Any]
+    title: str
+    evidence: dict[str, Any]
+    expected_gain: ExpectedGain
+    action: dict[str, Any]
+    basis: dict[str, Any]
+    status: RecommendationStatus
+    status_reason: str | None
+    previous_id: str | None
+    result: dict[str, Any] | None
+    outcome: dict[str, Any] | None
+    decided_by: str | None
+    decided_at: str | None
+    seen_at: str
+    created_at: str
+    updated_at: str
+
+
+class RecommendationRefresh(TypedDict):
+    """The mining pass a refresh started, or the one already running that it joined (``reused``)."""
+
+    workflow_id: str
+    run_id: str | None
+    reused: bool
+    ui_url: str

@@ -14,7 +14,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cli.client import account, agents, keys, memories, pipelines, runs, secrets, tenants, tools, users, webhooks
+from cli.client import (
+    account,
+    agents,
+    keys,
+    memories,
+    pipelines,
+    recommendations,
+    runs,
+    secrets,
+    tenants,
+    tools,
+    users,
+    webhooks,
+)
 from core.home_keys import HomeKeyError
 from core.seed import SeedResult, credentials_file, stored_credentials
 from core.settings import MAX_PROCESSES, Settings
@@ -296,4 +309,5 @@ app.add_typer(memories.app, name="memories")
 app.add_typer(secrets.app, name="secrets")
 app.add_typer(pipelines.app, name="pipelines")
 app.add_typer(pipelines.runs_app, name="pipeline-runs")
+app.add_typer(recommendations.app, name="recommendations")
 app.add_typer(account.app)  # login, logout, me, usage

@@ -14,6 +14,7 @@ from aimpact_client._async.resources import (
     AsyncMemories,
     AsyncPipelineRuns,
     AsyncPipelines,
+    AsyncRecommendations,
     AsyncRuns,
     AsyncSecrets,
     AsyncTenants,
@@ -29,7 +30,8 @@ from aimpact_client.types import Me, TokenPair, UsageReport
 
 class AsyncClient:
     """The AImPact API: ``runs``, ``agents``, ``tenants``, ``users``, ``api_keys``, ``tools``, ``webhooks``,
-    ``memories``, ``secrets``, ``pipelines``, ``pipeline_runs``, and ``me()``, ``usage()``, ``login()``, ``logout()``.
+    ``memories``, ``secrets``, ``pipelines``, ``pipeline_runs``, ``recommendations``, and ``me()``, ``usage()``,
+    ``login()``, ``logout()``.
 
     The URL and credentials come from the arguments, else ``AIMPACT_URL`` and
     ``AIMPACT_API_KEY`` / ``AIMPACT_TOKEN``, else the config file (see :mod:`aimpact_client.config`).
@@ -59,6 +61,7 @@ class AsyncClient:
         self.secrets = AsyncSecrets(self._t)
         self.pipelines = AsyncPipelines(self._t)
         self.pipeline_runs = AsyncPipelineRuns(self._t)
+        self.recommendations = AsyncRecommendations(self._t)
 
     @property
     def url(self) -> str:

@@ -27,6 +27,10 @@ from aimpact_client.types import (
     PipelineSchedule,
     PipelineValidation,
     PipelineVersion,
+    Recommendation,
+    RecommendationKind,
+    RecommendationRefresh,
+    RecommendationStatus,
     Role,
     Run,
     RunStatus,
@@ -530,3 +534,37 @@ class AsyncPipelineRuns(_Resource):
         """A new run that reuses the outputs of every step that does not depend on ``from_step``."""
         payload = body(from_step=from_step, version=version)
         return await self._t.call(PipelineRun, "POST", f"/v1/pipeline-runs/{seg(run_id)}/rerun", json=payload)
+
+
+class AsyncRecommendations(_Resource):
+    """Changes mined from the tenant's history, with their evidence: list, refresh, apply or dismiss."""
+
+    async def list(
+        self,
+        *,
+        status: RecommendationStatus | None = None,
+        kind: RecommendationKind | None = None,
+        page_size: int = 50,
+    ) -> AsyncIterator[Recommendation]:
+        """Every recommendation of the tenant (in ``status``, of ``kind``), newest first."""
+        query = params(status=status, kind=kind)
+        async for recommendation in self._t.pages(Recommendation, "/v1/recommendations", query, page_size):
+            yield recommendation
+
+    async def get(self, recommendation_id: str) -> Recommendation:
+        """One recommendation."""
+        return await self._t.call(Recommendation, "GET", f"/v1/recommendations/{seg(recommendation_id)}")
+
+    async def refresh(self) -> RecommendationRefresh:
+        """Start a mining pass of the tenant's history now (while one runs, that one is answered, ``reused``)."""
+        return await self._t.call(RecommendationRefresh, "POST", "/v1/recommendations/refresh")
+
+    async def apply(self, recommendation_id: str) -> Recommendation:
+        """Make the change (it turns ``applied``); 409 when not open or its target changed (it turns ``stale``)."""
+        path = f"/v1/recommendations/{seg(recommendation_id)}/apply"
+        return await self._t.call(Recommendation, "POST", path)
+
+    async def dismiss(self, recommendation_id: str, *, reason: str | None = None) -> Recommendation:
+        """Dismiss it (``reason`` is kept with it): not suggested again unless its evidence changes materially."""
+        path = f"/v1/recommendations/{seg(recommendation_id)}/dismiss"
+        return await self._t.call(Recommendation, "POST", path, json=body(reason=reason))

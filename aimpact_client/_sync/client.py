@@ -16,6 +16,7 @@ from aimpact_client._sync.resources import (
     Memories,
     PipelineRuns,
     Pipelines,
+    Recommendations,
     Runs,
     Secrets,
     Tenants,
@@ -30,7 +31,8 @@ from aimpact_client.types import Me, TokenPair, UsageReport
 
 class Client:
     """The AImPact API: ``runs``, ``agents``, ``tenants``, ``users``, ``api_keys``, ``tools``, ``webhooks``,
-    ``memories``, ``secrets``, ``pipelines``, ``pipeline_runs``, and ``me()``, ``usage()``, ``login()``, ``logout()``.
+    ``memories``, ``secrets``, ``pipelines``, ``pipeline_runs``, ``recommendations``, and ``me()``, ``usage()``,
+    ``login()``, ``logout()``.
 
     The URL and credentials come from the arguments, else ``AIMPACT_URL`` and
     ``AIMPACT_API_KEY`` / ``AIMPACT_TOKEN``, else the config file (see :mod:`aimpact_client.config`).
@@ -60,6 +62,7 @@ class Client:
         self.secrets = Secrets(self._t)
         self.pipelines = Pipelines(self._t)
         self.pipeline_runs = PipelineRuns(self._t)
+        self.recommendations = Recommendations(self._t)
 
     @property
     def url(self) -> str:

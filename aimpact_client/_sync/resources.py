@@ -27,6 +27,10 @@ from aimpact_client.types import (
     PipelineSchedule,
     PipelineValidation,
     PipelineVersion,
+    Recommendation,
+    RecommendationKind,
+    RecommendationRefresh,
+    RecommendationStatus,
     Role,
     Run,
     RunStatus,
@@ -510,3 +514,36 @@ class PipelineRuns(_Resource):
         """A new run that reuses the outputs of every step that does not depend on ``from_step``."""
         payload = body(from_step=from_step, version=version)
         return self._t.call(PipelineRun, "POST", f"/v1/pipeline-runs/{seg(run_id)}/rerun", json=payload)
+
+
+class Recommendations(_Resource):
+    """Changes mined from the tenant's history, with their evidence: list, refresh, apply or dismiss."""
+
+    def list(
+        self,
+        *,
+        status: RecommendationStatus | None = None,
+        kind: RecommendationKind | None = None,
+        page_size: int = 50,
+    ) -> Iterator[Recommendation]:
+        """Every recommendation of the tenant (in ``status``, of ``kind``), newest first."""
+        query = params(status=status, kind=kind)
+        yield from self._t.pages(Recommendation, "/v1/recommendations", query, page_size)
+
+    def get(self, recommendation_id: str) -> Recommendation:
+        """One recommendation."""
+        return self._t.call(Recommendation, "GET", f"/v1/recommendations/{seg(recommendation_id)}")
+
+    def refresh(self) -> RecommendationRefresh:
+        """Start a mining pass of the tenant's history now (while one runs, that one is answered, ``reused``)."""
+        return self._t.call(RecommendationRefresh, "POST", "/v1/recommendations/refresh")
+
+    def apply(self, recommendation_id: str) -> Recommendation:
+        """Make the change (it turns ``applied``); 409 when not open or its target changed (it turns ``stale``)."""
+        path = f"/v1/recommendations/{seg(recommendation_id)}/apply"
+        return self._t.call(Recommendation, "POST", path)
+
+    def dismiss(self, recommendation_id: str, *, reason: str | None = None) -> Recommendation:
+        """Dismiss it (``reason`` is kept with it): not suggested again unless its evidence changes materially."""
+        path = f"/v1/recommendations/{seg(recommendation_id)}/dismiss"
+        return self._t.call(Recommendation, "POST", path, json=body(reason=reason))

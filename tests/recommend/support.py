@@ -5,12 +5,14 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
+from bench import recommend_history as bh
 from bench.recommend_history import HistoryWriter, PipelineRunMaker, RunSpec, write_pipeline_runs, write_runs
 from core.contracts.recommend import MINERS, Finding
 from core.recommend.mining import mine
@@ -78,6 +80,16 @@ async def history(
         ids += write_pipeline_runs(writer, pipeline_id, version, make_steps, count, rng=rng, now=now)
     await writer.flush(engine)
     return ids
+
+
+async def failing_tool_agent(
+    tenant: TenantCtx, engine: AsyncEngine, rate: float = 0.4, tool: str = "lookup"
+) -> dict[str, Any]:
+    """An agent whose HTTP tool ``tool`` failed in ``rate`` of its 300 written runs: a pass opens one recommendation."""
+    await tools(tenant.http, tool)
+    made = await agent(tenant.http, [tool])
+    await history(engine, tenant.id, [(made["id"], 1, partial(bh.failing_tool_run, tool=tool, rate=rate), 300)])
+    return made
 
 
 async def findings(engine: AsyncEngine, tenant_id: str, *miners: str) -> list[Finding]:

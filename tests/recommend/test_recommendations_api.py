@@ -18,19 +18,12 @@ from core.contracts.recommend import WORKFLOW_NAME
 from core.recommend.schedules import ensure_all_schedules, recommendation_schedule_id
 from core.settings import Settings
 from tests.conftest import TenantCtx
-from tests.recommend.support import agent, history, listed, pipeline, refreshed, tools
+from tests.recommend.support import agent, failing_tool_agent, history, listed, pipeline, refreshed
 from tests.support.runs import record_history
 from tests.support.users import platform_admin_token
 from workers.embedded.stack import StackProcess
 
 CALC = {"type": "tool", "tool": "calculator", "args": {"expression": "1 + 1"}}
-
-
-async def _failing_tool(tenant: TenantCtx, engine: AsyncEngine, rate: float = 0.4) -> dict[str, Any]:
-    await tools(tenant.http, "lookup")
-    made = await agent(tenant.http, ["lookup"])
-    await history(engine, tenant.id, [(made["id"], 1, partial(bh.failing_tool_run, rate=rate), 300)])
-    return made
 
 
 async def _audited(tenant: TenantCtx, action: str) -> list[dict[str, Any]]:
@@ -41,7 +34,7 @@ async def _audited(tenant: TenantCtx, action: str) -> list[dict[str, Any]]:
 
 
 async def test_refresh_apply_and_outcome(tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client) -> None:
-    made = await _failing_tool(tenant, engine)
+    made = await failing_tool_agent(tenant, engine)
     first = await tenant.http.post("/v1/recommendations/refresh")
     again = await tenant.http.post("/v1/recommendations/refresh")
     assert (first.status_code, again.status_code) == (202, 202)
@@ -93,7 +86,7 @@ async def test_refresh_apply_and_outcome(tenant: TenantCtx, engine: AsyncEngine,
 async def test_dismissal_suppresses_until_the_evidence_changes(
     tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client
 ) -> None:
-    made = await _failing_tool(tenant, engine, rate=0.3)
+    made = await failing_tool_agent(tenant, engine, rate=0.3)
     await refreshed(tenant, temporal_client)
     (rec,) = await listed(tenant, status="open")
     dismissed = await tenant.http.post(f"/v1/recommendations/{rec['id']}/dismiss", json={"reason": "being fixed"})
@@ -119,7 +112,7 @@ async def test_dismissal_suppresses_until_the_evidence_changes(
 async def test_a_stale_recommendation_answers_409(
     tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client
 ) -> None:
-    made = await _failing_tool(tenant, engine)
+    made = await failing_tool_agent(tenant, engine)
     await refreshed(tenant, temporal_client)
     (rec,) = await listed(tenant, status="open")
     patched = await tenant.http.patch(f"/v1/agents/{made['id']}", json={"instructions": "Check ids first."})
@@ -140,7 +133,7 @@ async def test_a_stale_recommendation_answers_409(
 async def test_apply_needs_the_permission_of_its_change(
     stack: StackProcess, tenant: TenantCtx, engine: AsyncEngine, temporal_client: Client
 ) -> None:
-    made = await _failing_tool(tenant, engine)
+    made = await failing_tool_agent(tenant, engine)
     await refreshed(tenant, temporal_client)
     (rec,) = await listed(tenant, status="open")
     headers = {"Authorization": f"Bearer {await tenant.key_for(engine, 'operator')}"}

@@ -127,18 +127,18 @@ class Conversation:
             after = events[-1].id
 
     async def _send_json(self, message: dict[str, Any]) -> None:
-        if self.connected and self._ws.client_state == WebSocketState.CONNECTED:
-            try:
-                await self._ws.send_text(json.dumps(message, default=str))
-            except (RuntimeError, OSError, WebSocketDisconnect):  # the client went away between check and send
-                self.connected = False
+        await self._send(json.dumps(message, default=str))
 
-    async def _send_audio(self, chunk: bytes) -> bool:
+    async def _send(self, frame: str | bytes) -> bool:
+        """Send a text or binary frame; whether the client is still there to take it."""
         if not (self.connected and self._ws.client_state == WebSocketState.CONNECTED):
             return False
         try:
-            await self._ws.send_bytes(chunk)
-        except (RuntimeError, OSError, WebSocketDisconnect):
+            if isinstance(frame, bytes):
+                await self._ws.send_bytes(frame)
+            else:
+                await self._ws.send_text(frame)
+        except (RuntimeError, OSError, WebSocketDisconnect):  # the client went away between check and send
             self.connected = False
             return False
         return True
@@ -288,17 +288,7 @@ class Conversation:
 
     async def _converse(self, turn: _Turn, audio: Audio, text: str) -> None:
         """Submit the turn, speak the agent's reply as it is written, tell the workflow how it went."""
-        session = self._session
-        audio_id = new_id("aud")
-        await self._audio_store.put(
-            Recording.of(
-                audio,
-                id=audio_id,
-                tenant_id=session.tenant_id,
-                session_id=session.id,
-                side=AudioSide.USER,
-            )
-        )
+        audio_id = await self._store(audio, AudioSide.USER)
         utterance = Utterance(
             turn_id=turn.turn_id,
             audio_id=audio_id,
@@ -391,7 +381,7 @@ class Conversation:
                 chunk = spoken.pcm[offset : offset + self._frame_bytes]
                 if not turn.latency.first_audio:
                     turn.latency.first_audio = turn.ms_since_speech()
-                if not await self._send_audio(chunk):
+                if not await self._send(chunk):
                     break
                 turn.sent += chunk
                 await clock.pace(len(chunk) / BYTES_PER_S, turn.stop)
@@ -416,19 +406,14 @@ class Conversation:
 
     async def _store_reply(self, turn: _Turn) -> str | None:
         """Store the reply audio as it was sent; its id (``None`` when none was sent)."""
-        if not turn.sent:
-            return None
-        audio = Audio(bytes(turn.sent))
+        return await self._store(Audio(bytes(turn.sent)), AudioSide.REPLY) if turn.sent else None
+
+    async def _store(self, audio: Audio, side: AudioSide) -> str:
+        """Store one side's audio of a turn; its recording id."""
         audio_id = new_id("aud")
-        await self._audio_store.put(
-            Recording.of(
-                audio,
-                id=audio_id,
-                tenant_id=self._session.tenant_id,
-                session_id=self._session.id,
-                side=AudioSide.REPLY,
-            )
-        )
+        session = self._session
+        recording = Recording.of(audio, id=audio_id, tenant_id=session.tenant_id, session_id=session.id, side=side)
+        await self._audio_store.put(recording)
         return audio_id
 
 
